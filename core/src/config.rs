@@ -1,0 +1,236 @@
+//! Node configuration: from code, a TOML file, or `HIQLITE_*` environment variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Addresses of one cluster member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// The member's node id (unique, > 0).
+    pub id: u64,
+    /// `host:port` of its peer (Raft) listener.
+    pub raft_addr: String,
+    /// `host:port` of its client API listener.
+    pub api_addr: String,
+}
+
+impl Peer {
+    /// Parse `ID=RAFT_ADDR/API_ADDR` (e.g. `2=127.0.0.1:4012/127.0.0.1:4011`).
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || Error::Config(format!("peer `{s}` is not of the form ID=RAFT_ADDR/API_ADDR"));
+        let (id, rest) = s.trim().split_once('=').ok_or_else(bad)?;
+        let (raft, api) = rest.split_once('/').ok_or_else(bad)?;
+        let id = id.trim().parse::<u64>().map_err(|_| bad())?;
+        Ok(Peer { id, raft_addr: raft.trim().to_owned(), api_addr: api.trim().to_owned() })
+    }
+}
+
+/// Everything a node needs to run. Defaults bind to 127.0.0.1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id (unique in the cluster, > 0).
+    pub node_id: u64,
+    /// Directory for the Raft log, snapshots and the SQLite database.
+    pub data_dir: PathBuf,
+    /// Listen address of the peer (Raft) HTTP server. Port 0 picks a free port.
+    pub raft_addr: String,
+    /// Listen address of the client HTTP API. Port 0 picks a free port.
+    pub api_addr: String,
+    /// The voters of a new cluster, including this node. Empty means a single-node cluster of
+    /// this node. The cluster is bootstrapped once, by the member with the lowest id.
+    pub peers: Vec<Peer>,
+    /// Raft addresses of members of a running cluster to join through (as learner, then voter).
+    pub join: Vec<String>,
+    /// Shared secret every peer request must carry.
+    pub secret: String,
+    /// Take a snapshot every this many applied log entries.
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot (lets slightly lagging followers catch up from the log).
+    pub log_keep_after_snapshot: u64,
+    /// Size at which the active log segment is closed and a new one started.
+    pub log_segment_bytes: u64,
+    /// Raft heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Read-only SQLite connections kept open for local reads.
+    pub read_pool_size: usize,
+    /// How long a write or leader read may wait for a leader / forwarding, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted on the peer and client listeners.
+    pub max_body_bytes: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("hiqlite-data"),
+            raft_addr: "127.0.0.1:4002".into(),
+            api_addr: "127.0.0.1:4001".into(),
+            peers: Vec::new(),
+            join: Vec::new(),
+            secret: "hiqlite-insecure-default-secret".into(),
+            snapshot_every: 10_000,
+            log_keep_after_snapshot: 1_000,
+            log_segment_bytes: 64 * 1024 * 1024,
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 600,
+            election_timeout_max_ms: 1200,
+            read_pool_size: 8,
+            request_timeout_ms: 10_000,
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Read a TOML file (keys as the field names above); missing keys take defaults.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml_str(&text)
+    }
+
+    /// Parse TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config(format!("invalid TOML config: {e}")))
+    }
+
+    /// Defaults overridden by `HIQLITE_*` environment variables.
+    pub fn from_env() -> Result<Self> {
+        Self::default().with_env()
+    }
+
+    /// Override fields from `HIQLITE_NODE_ID`, `HIQLITE_DATA_DIR`, `HIQLITE_RAFT_ADDR`,
+    /// `HIQLITE_API_ADDR`, `HIQLITE_PEERS` (comma-separated `ID=RAFT/API`), `HIQLITE_JOIN`
+    /// (comma-separated raft addresses), `HIQLITE_SECRET`, `HIQLITE_SNAPSHOT_EVERY`,
+    /// `HIQLITE_LOG_KEEP_AFTER_SNAPSHOT`, `HIQLITE_HEARTBEAT_MS`, `HIQLITE_ELECTION_TIMEOUT_MIN_MS`,
+    /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`.
+    pub fn with_env(self) -> Result<Self> {
+        self.with_vars(|k| std::env::var(k).ok())
+    }
+
+    fn with_vars(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+            v.trim().parse().map_err(|_| Error::Config(format!("{key}={v} is not a valid number")))
+        }
+        if let Some(v) = get("HIQLITE_NODE_ID") {
+            self.node_id = num("HIQLITE_NODE_ID", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("HIQLITE_RAFT_ADDR") {
+            self.raft_addr = v;
+        }
+        if let Some(v) = get("HIQLITE_API_ADDR") {
+            self.api_addr = v;
+        }
+        if let Some(v) = get("HIQLITE_PEERS") {
+            self.peers = v.split(',').filter(|s| !s.trim().is_empty()).map(Peer::parse).collect::<Result<_>>()?;
+        }
+        if let Some(v) = get("HIQLITE_JOIN") {
+            self.join = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        }
+        if let Some(v) = get("HIQLITE_SECRET") {
+            self.secret = v;
+        }
+        if let Some(v) = get("HIQLITE_SNAPSHOT_EVERY") {
+            self.snapshot_every = num("HIQLITE_SNAPSHOT_EVERY", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_LOG_KEEP_AFTER_SNAPSHOT") {
+            self.log_keep_after_snapshot = num("HIQLITE_LOG_KEEP_AFTER_SNAPSHOT", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_HEARTBEAT_MS") {
+            self.heartbeat_ms = num("HIQLITE_HEARTBEAT_MS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_ELECTION_TIMEOUT_MIN_MS") {
+            self.election_timeout_min_ms = num("HIQLITE_ELECTION_TIMEOUT_MIN_MS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_ELECTION_TIMEOUT_MAX_MS") {
+            self.election_timeout_max_ms = num("HIQLITE_ELECTION_TIMEOUT_MAX_MS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_READ_POOL_SIZE") {
+            self.read_pool_size = num("HIQLITE_READ_POOL_SIZE", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_REQUEST_TIMEOUT_MS") {
+            self.request_timeout_ms = num("HIQLITE_REQUEST_TIMEOUT_MS", &v)?;
+        }
+        Ok(self)
+    }
+
+    /// Check the settings against each other; the message names the offending setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.node_id == 0 {
+            return Err(Error::Config("node_id must be > 0".into()));
+        }
+        if self.secret.len() < 8 {
+            return Err(Error::Config("secret must be at least 8 bytes".into()));
+        }
+        if self.snapshot_every == 0 {
+            return Err(Error::Config("snapshot_every must be > 0".into()));
+        }
+        if self.election_timeout_min_ms <= self.heartbeat_ms
+            || self.election_timeout_max_ms <= self.election_timeout_min_ms
+        {
+            return Err(Error::Config(
+                "need heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into(),
+            ));
+        }
+        if !self.peers.is_empty() && !self.peers.iter().any(|p| p.id == self.node_id) {
+            return Err(Error::Config(format!("peers must include this node (id {})", self.node_id)));
+        }
+        let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() != self.peers.len() {
+            return Err(Error::Config("peer ids must be unique".into()));
+        }
+        if ids.contains(&0) {
+            return Err(Error::Config("peer ids must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_and_peer_parsing() {
+        let vars = [
+            ("HIQLITE_NODE_ID", "2"),
+            ("HIQLITE_PEERS", "1=127.0.0.1:1/127.0.0.1:2, 2=127.0.0.1:3/127.0.0.1:4"),
+            ("HIQLITE_SNAPSHOT_EVERY", "50"),
+        ];
+        let cfg = NodeConfig::default()
+            .with_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+            .expect("valid env");
+        assert_eq!(cfg.node_id, 2);
+        assert_eq!(cfg.snapshot_every, 50);
+        assert_eq!(cfg.peers[1], Peer { id: 2, raft_addr: "127.0.0.1:3".into(), api_addr: "127.0.0.1:4".into() });
+        cfg.validate().expect("valid");
+        let bad = NodeConfig::default().with_vars(|k| (k == "HIQLITE_NODE_ID").then(|| "x".to_string()));
+        assert!(matches!(bad, Err(Error::Config(m)) if m.contains("HIQLITE_NODE_ID")));
+    }
+
+    #[test]
+    fn toml_config() {
+        let cfg = NodeConfig::from_toml_str(
+            "node_id = 3\nsecret = \"0123456789\"\n[[peers]]\nid = 3\nraft_addr = \"127.0.0.1:9\"\napi_addr = \"127.0.0.1:8\"\n",
+        )
+        .expect("valid toml");
+        assert_eq!(cfg.node_id, 3);
+        assert_eq!(cfg.peers.len(), 1);
+        assert!(NodeConfig::from_toml_str("nodeid = 3").is_err());
+    }
+}

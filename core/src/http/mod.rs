@@ -1,0 +1,4 @@
+//! HTTP servers: the peer (Raft) API and the client API.
+
+pub(crate) mod api;
+pub(crate) mod peer;

@@ -1,0 +1,51 @@
+//! # hiqlite
+//!
+//! An embeddable, highly available SQL database: SQLite replicated with Raft. Every process that
+//! embeds the crate is a node; writes are agreed by the cluster and applied in the same order on
+//! every replica; reads are local.
+//!
+//! ```no_run
+//! # async fn demo() -> hiqlite::Result<()> {
+//! use hiqlite::{params, Client, NodeConfig};
+//! let db = Client::start(NodeConfig { data_dir: "data".into(), ..Default::default() }).await?;
+//! db.node().wait_for_leader(std::time::Duration::from_secs(10)).await?;
+//! db.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)", ()).await?;
+//! db.execute("INSERT INTO kv VALUES (?, ?)", params!["a", "1"]).await?;
+//! let rows = db.query("SELECT v FROM kv WHERE k = ?", params!["a"]).await?;
+//! assert_eq!(rows.rows[0][0], hiqlite::Value::Text("1".into()));
+//! db.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod http;
+mod node;
+pub mod raft;
+mod sqlite;
+mod value;
+
+pub use client::Client;
+pub use config::{NodeConfig, Peer};
+pub use error::{Error, Result};
+pub use node::{Consistency, Node, Status};
+pub use raft::{ExecMode, Member, Migration};
+pub use value::{ExecResult, Params, Rows, Statement, Value};
+
+/// Building blocks for storage tests (`openraft::testing::Suite`) and tools.
+pub mod storage {
+    pub use crate::raft::log_store::LogStore;
+    pub use crate::raft::state_machine::StateMachine;
+
+    /// Open a log store and a state machine in `dir`, as a node does (without the heal step).
+    pub fn open(dir: &std::path::Path) -> crate::Result<(LogStore, StateMachine)> {
+        let log = LogStore::open(dir.join("log"), 64 * 1024 * 1024)?;
+        let snaps = std::sync::Arc::new(crate::raft::state_machine::SnapshotStore::open(dir.join("snapshots"))?);
+        std::fs::create_dir_all(dir.join("db"))?;
+        let writer = crate::sqlite::writer::Writer::start(&dir.join("db").join("hiqlite.db"))?;
+        Ok((log, StateMachine::new(writer, snaps)))
+    }
+}

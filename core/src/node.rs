@@ -1,0 +1,676 @@
+//! A running node: storage, Raft, HTTP listeners, cluster formation, and the write/read paths
+//! (with transparent forwarding to the leader).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::SnapshotPolicy;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+use crate::error::{Error, Result};
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{Network, PeerClient, PeerError};
+use crate::raft::state_machine::{SnapshotStore, StateMachine};
+use crate::raft::{Command, LogId, Member, Raft, Response};
+use crate::sqlite::pool::ReadPool;
+use crate::sqlite::writer::Writer;
+use crate::value::{Params, Rows};
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Consistency {
+    /// Read this node's replica as it is (fastest; may lag on a follower).
+    #[default]
+    Local,
+    /// Read on the node that believes it is the leader (forwarded if needed).
+    Leader,
+    /// Linearizable: confirm leadership with a quorum (read index), wait until this node has
+    /// applied up to it, then read locally. Works on followers too.
+    Linearizable,
+}
+
+/// A snapshot of a node's state, for humans and health checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's id.
+    pub id: u64,
+    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
+    pub state: String,
+    /// The current leader, if known.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Last index in the log.
+    pub last_log_index: Option<u64>,
+    /// Last index applied to SQLite.
+    pub applied_index: Option<u64>,
+    /// Index of the newest snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Snapshots received from a leader and installed since start.
+    pub snapshots_installed: u64,
+    /// Snapshots built locally since start.
+    pub snapshots_built: u64,
+    /// Voters and learners: id -> (raft address, api address).
+    pub members: BTreeMap<u64, Member>,
+    /// Ids of the voters.
+    pub voters: Vec<u64>,
+    /// Raft address this node listens on.
+    pub raft_addr: String,
+    /// API address this node listens on.
+    pub api_addr: String,
+    /// How the state machine was opened: `clean`, `healed`, or `new`.
+    pub startup: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ClusterInfo {
+    pub initialized: bool,
+    pub leader: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JoinRequest {
+    pub id: u64,
+    pub member: Member,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct QueryRequest {
+    pub sql: String,
+    pub params: Params,
+}
+
+pub(crate) struct NodeInner {
+    pub id: u64,
+    pub config: NodeConfig,
+    pub raft: Raft,
+    pub log: LogStore,
+    pub writer: Arc<Writer>,
+    pub snapshots: Arc<SnapshotStore>,
+    pub reads: ReadPool,
+    pub peers: PeerClient,
+    pub raft_addr: String,
+    pub api_addr: String,
+    pub startup: String,
+    shutdown_tx: watch::Sender<bool>,
+    servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    lock: Mutex<Option<(File, PathBuf)>>,
+    stopped: tokio::sync::Mutex<bool>,
+}
+
+/// A running hiqlite node. Clones share the node.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+fn remove_db_files(db: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(PathBuf::from(p)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
+    let path = dir.join("hiqlite.lock");
+    let existed = path.exists();
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::Config(format!(
+                "data directory {} is in use by another hiqlite process (lock held on {})",
+                dir.display(),
+                path.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
+    use std::io::Write;
+    let mut f = &file;
+    let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+    let _ = file.sync_all();
+    Ok((file, path, existed))
+}
+
+fn raft_err<E: std::fmt::Display>(e: E) -> Error {
+    Error::raft(e)
+}
+
+impl Node {
+    /// Start a node: open (or heal) storage, start Raft and the HTTP listeners, and form or join
+    /// the cluster in the background. Returns once the node serves; use
+    /// [`Node::wait_for_leader`] to wait until writes can be accepted.
+    pub async fn start(config: NodeConfig) -> Result<Node> {
+        config.validate()?;
+        let started = Instant::now();
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Config(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+        let (lock_file, lock_path, unclean) = acquire_lock(&config.data_dir)?;
+
+        let raft_listener = TcpListener::bind(&config.raft_addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on raft_addr {}: {e}", config.raft_addr)))?;
+        let api_listener = TcpListener::bind(&config.api_addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on api_addr {}: {e}", config.api_addr)))?;
+        let raft_addr = raft_listener.local_addr()?.to_string();
+        let api_addr = api_listener.local_addr()?.to_string();
+
+        let log = LogStore::open(config.data_dir.join("log"), config.log_segment_bytes)?;
+        let snapshots = Arc::new(SnapshotStore::open(config.data_dir.join("snapshots"))?);
+        let db_dir = config.data_dir.join("db");
+        std::fs::create_dir_all(&db_dir)?;
+        let db_path = db_dir.join("hiqlite.db");
+        let startup = if unclean {
+            // The previous process died: SQLite ran with synchronous=OFF and its recorded
+            // last_applied is stale. Rebuild from the newest snapshot; openraft re-applies the log.
+            remove_db_files(&db_path)?;
+            if let Some((meta, snap)) = snapshots.current() {
+                std::fs::copy(&snap, &db_path)?;
+                tracing::warn!(
+                    node = config.node_id,
+                    snapshot = ?meta.last_log_id,
+                    "unclean shutdown detected: state machine rebuilt from snapshot, log will be re-applied"
+                );
+            } else {
+                tracing::warn!(node = config.node_id, "unclean shutdown detected: state machine rebuilt from the log");
+            }
+            "healed"
+        } else if db_path.exists() {
+            "clean"
+        } else {
+            "new"
+        };
+        let writer = Writer::start(&db_path)?;
+        let (applied, _) = writer.applied();
+        tracing::info!(
+            node = config.node_id,
+            startup,
+            applied = ?applied,
+            took_ms = started.elapsed().as_millis() as u64,
+            "state machine opened"
+        );
+
+        let raft_config = openraft::Config {
+            cluster_name: "hiqlite".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_min_ms,
+            election_timeout_max: config.election_timeout_max_ms,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.log_keep_after_snapshot,
+            snapshot_max_chunk_size: 4 * 1024 * 1024,
+            max_payload_entries: 4096,
+            purge_batch_size: 1,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::Config(format!("raft settings: {e}")))?;
+        let peers = PeerClient::new(&config.secret)?;
+        let sm = StateMachine::new(writer.clone(), snapshots.clone());
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), Network { client: peers.clone() }, log.clone(), sm)
+            .await
+            .map_err(raft_err)?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let inner = Arc::new(NodeInner {
+            id: config.node_id,
+            reads: ReadPool::new(db_path.clone(), config.read_pool_size),
+            config,
+            raft,
+            log,
+            writer,
+            snapshots,
+            peers,
+            raft_addr,
+            api_addr,
+            startup: startup.to_string(),
+            shutdown_tx,
+            servers: Mutex::new(Vec::new()),
+            lock: Mutex::new(Some((lock_file, lock_path))),
+            stopped: tokio::sync::Mutex::new(false),
+        });
+        let node = Node { inner };
+        let peer_router = crate::http::peer::router(node.clone());
+        let api_router = crate::http::api::router(node.clone());
+        let mut handles = Vec::new();
+        for (listener, router) in [(raft_listener, peer_router), (api_listener, api_router)] {
+            let mut rx = shutdown_rx.clone();
+            handles.push(tokio::spawn(async move {
+                let r = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                    })
+                    .await;
+                if let Err(e) = r {
+                    tracing::error!("HTTP server stopped: {e}");
+                }
+            }));
+        }
+        *node.inner.servers.lock().unwrap_or_else(|p| p.into_inner()) = handles;
+
+        let n2 = node.clone();
+        tokio::spawn(async move { n2.form_cluster().await });
+        tracing::info!(
+            node = node.inner.id,
+            raft = %node.inner.raft_addr,
+            api = %node.inner.api_addr,
+            took_ms = started.elapsed().as_millis() as u64,
+            "node started"
+        );
+        Ok(node)
+    }
+
+    fn me(&self) -> Member {
+        Member { raft_addr: self.inner.raft_addr.clone(), api_addr: self.inner.api_addr.clone() }
+    }
+
+    async fn form_cluster(&self) {
+        let cfg = &self.inner.config;
+        let mut rx = self.inner.shutdown_tx.subscribe();
+        if matches!(self.inner.raft.is_initialized().await, Ok(true)) {
+            return;
+        }
+        if !cfg.join.is_empty() {
+            let req = JoinRequest { id: self.inner.id, member: self.me() };
+            let mut delay = Duration::from_millis(100);
+            loop {
+                for addr in &cfg.join {
+                    let r: Result<Result<(), Error>, PeerError> =
+                        self.inner.peers.post(addr, "/cluster/join", &req, Duration::from_secs(30)).await;
+                    match r {
+                        Ok(Ok(())) => {
+                            tracing::info!(node = self.inner.id, via = %addr, "joined the cluster");
+                            return;
+                        }
+                        Ok(Err(e)) => tracing::info!("join via {addr} not yet possible: {e}"),
+                        Err(e) => tracing::debug!("join via {addr}: {e}"),
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = rx.wait_for(|v| *v) => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+        let members: BTreeMap<u64, Member> = if cfg.peers.is_empty() {
+            BTreeMap::from([(self.inner.id, self.me())])
+        } else {
+            cfg.peers
+                .iter()
+                .map(|p| (p.id, Member { raft_addr: p.raft_addr.clone(), api_addr: p.api_addr.clone() }))
+                .collect()
+        };
+        // Exactly one member bootstraps: the lowest id. It refuses if any peer already belongs to
+        // an initialized cluster (e.g. this node lost its data and came back empty).
+        if members.keys().next() != Some(&self.inner.id) {
+            return;
+        }
+        for (id, m) in &members {
+            if *id == self.inner.id {
+                continue;
+            }
+            let r: Result<ClusterInfo, PeerError> =
+                self.inner.peers.post(&m.raft_addr, "/cluster/info", &(), Duration::from_millis(500)).await;
+            if let Ok(info) = r {
+                if info.initialized {
+                    tracing::info!(node = self.inner.id, peer = id, "cluster already initialized; not bootstrapping");
+                    return;
+                }
+            }
+        }
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => tracing::info!(node = self.inner.id, "bootstrapped a new cluster"),
+            Err(e) => tracing::info!(node = self.inner.id, "not bootstrapping: {e}"),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Address of the peer (Raft) listener.
+    pub fn raft_addr(&self) -> &str {
+        &self.inner.raft_addr
+    }
+
+    /// Address of the client API listener.
+    pub fn api_addr(&self) -> &str {
+        &self.inner.api_addr
+    }
+
+    /// The current leader's id, as this node knows it.
+    pub fn leader(&self) -> Option<u64> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// True if this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.inner.id)
+    }
+
+    /// Wait until a leader is known (up to `timeout`) and return its id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
+        let mut rx = self.inner.raft.metrics();
+        let r = tokio::time::timeout(timeout, rx.wait_for(|m| m.current_leader.is_some())).await;
+        match r {
+            Ok(Ok(m)) => m.current_leader.ok_or_else(|| Error::NoLeader("no leader elected".into())),
+            Ok(Err(_)) => Err(Error::ShutDown),
+            Err(_) => Err(Error::NoLeader(format!("no leader elected within {timeout:?}"))),
+        }
+    }
+
+    fn leader_member(&self, id: u64) -> Option<Member> {
+        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_node(&id).cloned()
+    }
+
+    /// Status of this node.
+    pub fn status(&self) -> Status {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        Status {
+            id: self.inner.id,
+            state: format!("{:?}", m.state),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            snapshots_installed: self.inner.snapshots.installed.load(Ordering::Relaxed),
+            snapshots_built: self.inner.snapshots.built.load(Ordering::Relaxed),
+            members: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+            voters: membership.voter_ids().collect(),
+            raft_addr: self.inner.raft_addr.clone(),
+            api_addr: self.inner.api_addr.clone(),
+            startup: self.inner.startup.clone(),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.request_timeout_ms)
+    }
+
+    /// Propose a command on this node, which must be the leader.
+    pub(crate) async fn write_as_leader(&self, mut cmd: Command) -> Result<Response> {
+        cmd.stamp();
+        match tokio::time::timeout(self.timeout(), self.inner.raft.client_write(cmd)).await {
+            Err(_) => Err(Error::OutcomeUnknown(format!("write not confirmed within {:?}", self.timeout()))),
+            Ok(Ok(r)) => Ok(r.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(Error::NotLeader { leader: f.leader_id })
+            }
+            Ok(Err(e)) => Err(raft_err(e)),
+        }
+    }
+
+    /// Replicate a command through the leader, forwarding from a follower. Retries only while it
+    /// is certain the command was not applied (no leader yet, leader changed before accepting).
+    pub(crate) async fn write(&self, cmd: Command) -> Result<Response> {
+        let deadline = Instant::now() + self.timeout();
+        let mut last_err = Error::NoLeader("no leader elected".into());
+        loop {
+            if Instant::now() >= deadline {
+                return Err(match last_err {
+                    Error::NotLeader { .. } | Error::Unreachable(_) => Error::NoLeader(last_err.to_string()),
+                    e => e,
+                });
+            }
+            match self.leader() {
+                Some(id) if id == self.inner.id => match self.write_as_leader(cmd.clone()).await {
+                    Err(e @ Error::NotLeader { .. }) => last_err = e,
+                    other => return other,
+                },
+                Some(id) => {
+                    let Some(m) = self.leader_member(id) else {
+                        last_err = Error::NoLeader(format!("leader {id} is not in the membership"));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    let r: Result<Result<Response, Error>, PeerError> =
+                        self.inner.peers.post(&m.raft_addr, "/cluster/write", &cmd, self.timeout()).await;
+                    match r {
+                        Ok(Ok(resp)) => return Ok(resp),
+                        Ok(Err(e @ Error::NotLeader { .. })) => last_err = e,
+                        Ok(Err(e)) => return Err(e),
+                        Err(PeerError::Unreachable(a)) => last_err = Error::Unreachable(a),
+                        Err(e) => return Err(Error::OutcomeUnknown(e.to_string())),
+                    }
+                }
+                None => {}
+            }
+            let mut rx = self.inner.raft.metrics();
+            let current = self.leader();
+            let _ = tokio::time::timeout(
+                Duration::from_millis(50),
+                rx.wait_for(|m| m.current_leader.is_some() && m.current_leader != current),
+            )
+            .await;
+        }
+    }
+
+    /// Read with the requested consistency.
+    pub(crate) async fn query(&self, sql: &str, params: &Params, consistency: Consistency) -> Result<Rows> {
+        match consistency {
+            Consistency::Local => self.inner.reads.query(sql, params),
+            Consistency::Linearizable => {
+                let read_log_id = self.read_index().await?;
+                if let Some(l) = read_log_id {
+                    let applied = self.inner.writer.applied().0;
+                    if applied.is_none_or(|a| a.index < l.index) {
+                        self.inner
+                            .raft
+                            .wait(Some(self.timeout()))
+                            .applied_index_at_least(Some(l.index), "linearizable read")
+                            .await
+                            .map_err(|e| Error::Timeout(format!("waiting to apply the read index: {e}")))?;
+                    }
+                }
+                self.inner.reads.query(sql, params)
+            }
+            Consistency::Leader => {
+                let deadline = Instant::now() + self.timeout();
+                loop {
+                    match self.leader() {
+                        Some(id) if id == self.inner.id => return self.inner.reads.query(sql, params),
+                        Some(id) => {
+                            if let Some(m) = self.leader_member(id) {
+                                let req = QueryRequest { sql: sql.to_owned(), params: params.clone() };
+                                let r: Result<Result<Rows, Error>, PeerError> =
+                                    self.inner.peers.post(&m.raft_addr, "/cluster/query", &req, self.timeout()).await;
+                                match r {
+                                    Ok(Ok(rows)) => return Ok(rows),
+                                    Ok(Err(Error::NotLeader { .. })) | Err(PeerError::Unreachable(_)) => {}
+                                    Ok(Err(e)) => return Err(e),
+                                    Err(e) => return Err(Error::Unreachable(e.to_string())),
+                                }
+                            }
+                        }
+                        None => {}
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::NoLeader("no leader to serve the read".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    /// The leader's read index: leadership confirmed by a quorum; asked of the leader when this
+    /// node is a follower.
+    pub(crate) async fn read_index(&self) -> Result<Option<LogId>> {
+        let deadline = Instant::now() + self.timeout();
+        loop {
+            match self.leader() {
+                Some(id) if id == self.inner.id => match self.inner.raft.get_read_log_id().await {
+                    Ok((read, _applied)) => return Ok(read),
+                    Err(RaftError::APIError(_)) => {}
+                    Err(e) => return Err(raft_err(e)),
+                },
+                Some(id) => {
+                    if let Some(m) = self.leader_member(id) {
+                        let r: Result<Result<Option<LogId>, Error>, PeerError> =
+                            self.inner.peers.post(&m.raft_addr, "/cluster/read_index", &(), self.timeout()).await;
+                        match r {
+                            Ok(Ok(l)) => return Ok(l),
+                            Ok(Err(Error::NotLeader { .. })) | Err(PeerError::Unreachable(_)) => {}
+                            Ok(Err(e)) => return Err(e),
+                            Err(e) => return Err(Error::Unreachable(e.to_string())),
+                        }
+                    }
+                }
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NoLeader("no leader to confirm a linearizable read".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Add a node as learner, wait for it to catch up, then make it a voter. Runs on the leader.
+    pub(crate) async fn add_member(&self, id: u64, member: Member) -> Result<()> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader { leader: self.leader() });
+        }
+        let current = self.inner.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeSet<u64> = current.membership().voter_ids().collect();
+        if voters.contains(&id) {
+            return Ok(());
+        }
+        self.inner.raft.add_learner(id, member, true).await.map_err(|e| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
+            e => raft_err(e),
+        })?;
+        let mut add = BTreeSet::new();
+        add.insert(id);
+        self.inner
+            .raft
+            .change_membership(openraft::ChangeMembers::AddVoterIds(add), false)
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
+                e => raft_err(e),
+            })?;
+        tracing::info!(node = id, "member added as voter");
+        Ok(())
+    }
+
+    /// Remove a node from the cluster (voter and learner). Runs on the leader.
+    pub(crate) async fn remove_member(&self, id: u64) -> Result<()> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader { leader: self.leader() });
+        }
+        let map = |e: RaftError<u64, ClientWriteError<u64, Member>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
+            e => raft_err(e),
+        };
+        let ids = BTreeSet::from([id]);
+        let current = self.inner.raft.metrics().borrow().membership_config.clone();
+        if current.membership().voter_ids().any(|v| v == id) {
+            self.inner.raft.change_membership(openraft::ChangeMembers::RemoveVoters(ids.clone()), false).await.map_err(map)?;
+        }
+        let current = self.inner.raft.metrics().borrow().membership_config.clone();
+        if current.membership().get_node(&id).is_some() {
+            self.inner.raft.change_membership(openraft::ChangeMembers::RemoveNodes(ids), false).await.map_err(map)?;
+        }
+        tracing::info!(node = id, "member removed");
+        Ok(())
+    }
+
+    /// Forward a membership request to the leader if needed.
+    pub(crate) async fn via_leader<T, F, Fut>(&self, path: &str, body: &impl Serialize, local: F) -> Result<T>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let deadline = Instant::now() + self.timeout();
+        loop {
+            match self.leader() {
+                Some(id) if id == self.inner.id => match local().await {
+                    Err(Error::NotLeader { .. }) => {}
+                    other => return other,
+                },
+                Some(id) => {
+                    if let Some(m) = self.leader_member(id) {
+                        let r: Result<Result<T, Error>, PeerError> =
+                            self.inner.peers.post(&m.raft_addr, path, body, Duration::from_secs(60)).await;
+                        match r {
+                            Ok(Err(Error::NotLeader { .. })) | Err(PeerError::Unreachable(_)) => {}
+                            Ok(r) => return r,
+                            Err(e) => return Err(Error::OutcomeUnknown(e.to_string())),
+                        }
+                    }
+                }
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NoLeader("no leader for a membership change".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Trigger a snapshot now and wait until it is built.
+    pub async fn snapshot(&self) -> Result<()> {
+        let before = self.inner.snapshots.built.load(Ordering::Relaxed);
+        self.inner.raft.trigger().snapshot().await.map_err(raft_err)?;
+        let deadline = Instant::now() + self.timeout();
+        while self.inner.snapshots.built.load(Ordering::Relaxed) == before {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout("snapshot not built in time".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Stop gracefully: leave Raft, persist the applied log id, flush the log, release the data
+    /// directory. Idempotent.
+    pub async fn shutdown(&self) -> Result<()> {
+        let mut stopped = self.inner.stopped.lock().await;
+        if *stopped {
+            return Ok(());
+        }
+        *stopped = true;
+        let _ = self.inner.shutdown_tx.send(true);
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+        let handles: Vec<_> = std::mem::take(&mut *self.inner.servers.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+        }
+        let r = self.inner.writer.shutdown().await;
+        self.inner.log.close().await;
+        self.inner.reads.clear();
+        if r.is_ok() {
+            let lock = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((file, path)) = lock {
+                let _ = std::fs::remove_file(&path);
+                drop(file);
+            }
+        }
+        tracing::info!(node = self.inner.id, "node stopped");
+        r
+    }
+}

@@ -1,0 +1,717 @@
+//! The Raft log: append-only segment files, one length-prefixed, CRC-checked record per entry.
+//!
+//! Layout of the log directory:
+//! - `NNNNNNNNNNNNNNNNNNNN.seg`: a segment; the name is the index of its first entry. Records are
+//!   `[len: u32 LE][crc32: u32 LE][postcard(Entry)]`.
+//! - `vote`, `purged`: small files replaced atomically (write, fsync, rename, fsync dir).
+//!
+//! All writes happen on one dedicated thread, in submission order. The thread drains every queued
+//! append before it calls `fdatasync` once, so concurrent appends share one flush (group commit);
+//! openraft is told an append is durable only after that flush. The Raft core never blocks on I/O:
+//! `append` computes record positions under a short lock, queues the bytes and returns.
+//! Entries are readable as soon as `append` returns (from the in-memory tail cache), which lets the
+//! leader replicate while its own flush is in flight.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::ops::{Bound, RangeBounds};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError, Vote};
+
+use super::{io_err, Entry, LogId, StorageError, TypeConfig};
+
+const HEADER: usize = 8;
+/// Bytes of recent entries kept decoded in memory for replication.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+struct Segment {
+    path: PathBuf,
+    file: Arc<File>,
+}
+
+#[derive(Clone, Copy)]
+struct Loc {
+    seg: u64,
+    offset: u64,
+    len: u32,
+}
+
+struct State {
+    segments: BTreeMap<u64, Segment>,
+    /// Location of entry `first_index + i`.
+    locs: VecDeque<Loc>,
+    first_index: u64,
+    last_log_id: Option<LogId>,
+    last_purged: Option<LogId>,
+    vote: Option<Vote<u64>>,
+    /// Bytes used in the active (last) segment.
+    active_size: u64,
+    cache: BTreeMap<u64, (Entry, usize)>,
+    cache_bytes: usize,
+    segment_bytes: u64,
+    /// Set when a write failed: the store refuses further appends instead of pretending.
+    failed: Option<String>,
+}
+
+enum Op {
+    Write { file: Arc<File>, offset: u64, bytes: Vec<u8>, new_segment: bool },
+    Flushed(OnFlushed),
+    Truncate { file: Option<Arc<File>>, len: u64, remove: Vec<PathBuf>, done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
+    Purge { purged: LogId, remove: Vec<PathBuf>, done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
+    Vote { vote: Vote<u64>, done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
+    Sync { done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
+}
+
+/// Called once the entries queued before it are durable (or failed to be).
+pub(crate) type OnFlushed = Box<dyn FnOnce(std::io::Result<()>) + Send>;
+
+struct Shared {
+    dir: PathBuf,
+    state: Mutex<State>,
+    tx: Mutex<Option<mpsc::Sender<Op>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The durable Raft log and vote store. Cheap to clone; clones share the same log.
+#[derive(Clone)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+}
+
+fn seg_name(first: u64) -> String {
+    format!("{first:020}.seg")
+}
+
+fn sto_read(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_logs(&io_err(e)).into()
+}
+fn sto_write(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_logs(&io_err(e)).into()
+}
+
+pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Replace `dir/name` atomically and durably with `bytes`.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    fsync_dir(dir)
+}
+
+fn encode(entry: &Entry) -> Result<Vec<u8>, StorageError> {
+    let payload = postcard::to_stdvec(entry).map_err(sto_write)?;
+    let len = u32::try_from(payload.len()).map_err(|_| sto_write("log entry larger than 4 GiB"))?;
+    let mut rec = Vec::with_capacity(HEADER + payload.len());
+    rec.extend_from_slice(&len.to_le_bytes());
+    rec.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    rec.extend_from_slice(&payload);
+    Ok(rec)
+}
+
+impl LogStore {
+    /// Open (or create) the log in `dir`, recovering from a torn tail.
+    pub fn open(dir: impl AsRef<Path>, segment_bytes: u64) -> crate::Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        let read_json = |name: &str| -> crate::Result<Option<Vec<u8>>> {
+            match std::fs::read(dir.join(name)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let vote: Option<Vote<u64>> = match read_json("vote")? {
+            Some(b) => Some(serde_json::from_slice(&b).map_err(|e| crate::Error::Storage(format!("vote file: {e}")))?),
+            None => None,
+        };
+        let last_purged: Option<LogId> = match read_json("purged")? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| crate::Error::Storage(format!("purged file: {e}")))?,
+            None => None,
+        };
+
+        let mut firsts: Vec<u64> = Vec::new();
+        for de in std::fs::read_dir(&dir)? {
+            let name = de?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(num) = name.strip_suffix(".seg") {
+                if let Ok(first) = num.parse::<u64>() {
+                    firsts.push(first);
+                }
+            }
+        }
+        firsts.sort_unstable();
+
+        let purged_index = last_purged.map(|l| l.index);
+        let mut state = State {
+            segments: BTreeMap::new(),
+            locs: VecDeque::new(),
+            first_index: purged_index.map_or(0, |i| i + 1),
+            last_log_id: last_purged,
+            last_purged,
+            vote,
+            active_size: 0,
+            cache: BTreeMap::new(),
+            cache_bytes: 0,
+            segment_bytes: segment_bytes.max(1024),
+            failed: None,
+        };
+        let nsegs = firsts.len();
+        for (si, first) in firsts.into_iter().enumerate() {
+            let is_last = si + 1 == nsegs;
+            let path = dir.join(seg_name(first));
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let data = std::fs::read(&path)?;
+            let mut off = 0usize;
+            let mut valid_end = 0usize;
+            while off < data.len() {
+                let bad = |why: &str| format!("{}: {why} at offset {off}", path.display());
+                if data.len() - off < HEADER {
+                    if is_last {
+                        tracing::warn!("{}", bad("torn record header"));
+                        break;
+                    }
+                    return Err(crate::Error::Storage(bad("truncated record in a sealed segment")));
+                }
+                let len = u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
+                let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
+                let end = off + HEADER + len;
+                if end > data.len() || crc32fast::hash(&data[off + HEADER..end]) != crc {
+                    if is_last {
+                        tracing::warn!("{}; truncating {} bytes of log tail", bad("torn or corrupt record"), data.len() - off);
+                        break;
+                    }
+                    return Err(crate::Error::Storage(bad("corrupt record in the middle of the log")));
+                }
+                let entry: Entry = postcard::from_bytes(&data[off + HEADER..end])
+                    .map_err(|e| crate::Error::Storage(bad(&format!("undecodable record: {e}"))))?;
+                let idx = entry.log_id.index;
+                if purged_index.is_none_or(|p| idx > p) {
+                    if state.locs.is_empty() && purged_index.is_none() {
+                        state.first_index = idx;
+                    }
+                    let expected = state.first_index + state.locs.len() as u64;
+                    if idx != expected {
+                        return Err(crate::Error::Storage(bad(&format!(
+                            "log entry {idx} found where {expected} was expected"
+                        ))));
+                    }
+                    state.locs.push_back(Loc { seg: first, offset: off as u64, len: (HEADER + len) as u32 });
+                    state.last_log_id = Some(entry.log_id);
+                }
+                off = end;
+                valid_end = end;
+            }
+            if valid_end < data.len() {
+                file.set_len(valid_end as u64)?;
+                file.sync_all()?;
+            }
+            if is_last {
+                state.active_size = valid_end as u64;
+            }
+            state.segments.insert(first, Segment { path, file: Arc::new(file) });
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            entries = state.locs.len(),
+            last = ?state.last_log_id,
+            purged = ?state.last_purged,
+            "log store opened"
+        );
+
+        let (tx, rx) = mpsc::channel();
+        let wdir = dir.clone();
+        let writer = std::thread::Builder::new()
+            .name("hiqlite-log".into())
+            .spawn(move || writer_loop(wdir, rx))
+            .map_err(crate::Error::storage)?;
+        Ok(LogStore {
+            shared: Arc::new(Shared {
+                dir,
+                state: Mutex::new(state),
+                tx: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a panic while holding it; the state is still structurally valid.
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, op: Op) -> Result<(), StorageError> {
+        let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
+        match tx.as_ref() {
+            Some(tx) => tx.send(op).map_err(|_| sto_write("log writer thread has stopped")),
+            None => Err(sto_write("log store is closed")),
+        }
+    }
+
+    async fn call(&self, op: impl FnOnce(tokio::sync::oneshot::Sender<std::io::Result<()>>) -> Op) -> Result<(), StorageError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(op(tx))?;
+        rx.await.map_err(|_| sto_write("log writer thread has stopped"))?.map_err(sto_write)
+    }
+
+    /// Flush everything queued and stop the writer thread.
+    pub async fn close(&self) {
+        let _ = self.call(|done| Op::Sync { done }).await;
+        let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(tx);
+        let handle = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+
+    /// Last log id and last purged log id, for status reports.
+    pub fn bounds(&self) -> (Option<LogId>, Option<LogId>) {
+        let s = self.lock();
+        (s.last_log_id, s.last_purged)
+    }
+
+    /// Number of segment files currently on disk.
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Queue entries for a durable append; `on_flushed` runs once they are fsync'd.
+    pub(crate) fn append_with(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+        on_flushed: OnFlushed,
+    ) -> Result<(), StorageError> {
+        let callback = on_flushed;
+        let mut ops: Vec<Op> = Vec::new();
+        {
+            let mut guard = self.lock();
+            let s = &mut *guard;
+            if let Some(e) = &s.failed {
+                return Err(sto_write(e));
+            }
+            let mut pending: Option<(Arc<File>, u64, Vec<u8>, bool)> = None;
+            for entry in entries {
+                let idx = entry.log_id.index;
+                if s.locs.is_empty() && s.last_purged.is_none() {
+                    s.first_index = idx;
+                }
+                let expected = s.first_index + s.locs.len() as u64;
+                if idx != expected {
+                    return Err(sto_write(format!("append of entry {idx} but the next index is {expected}")));
+                }
+                let rec = encode(&entry)?;
+                let need_new = match s.segments.last_key_value() {
+                    None => true,
+                    Some(_) => s.active_size > 0 && s.active_size + rec.len() as u64 > s.segment_bytes,
+                };
+                if need_new {
+                    if let Some((f, off, bytes, new)) = pending.take() {
+                        ops.push(Op::Write { file: f, offset: off, bytes, new_segment: new });
+                    }
+                    let path = self.shared.dir.join(seg_name(idx));
+                    let file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)
+                        .map_err(sto_write)?;
+                    s.segments.insert(idx, Segment { path, file: Arc::new(file) });
+                    s.active_size = 0;
+                }
+                let Some((&seg_first, seg)) = s.segments.last_key_value() else {
+                    return Err(sto_write("no active segment"));
+                };
+                let offset = s.active_size;
+                let p = pending.get_or_insert_with(|| (seg.file.clone(), offset, Vec::new(), need_new));
+                let len = rec.len();
+                p.2.extend_from_slice(&rec);
+                s.locs.push_back(Loc { seg: seg_first, offset, len: len as u32 });
+                s.active_size += len as u64;
+                s.last_log_id = Some(entry.log_id);
+                s.cache.insert(idx, (entry, len));
+                s.cache_bytes += len;
+            }
+            if let Some((f, off, bytes, new)) = pending.take() {
+                ops.push(Op::Write { file: f, offset: off, bytes, new_segment: new });
+            }
+            // Keep the cache bounded; the tail that is still being flushed stays regardless,
+            // because eviction only removes the oldest entries.
+            while s.cache_bytes > CACHE_BYTES {
+                match s.cache.pop_first() {
+                    Some((_, (_, len))) => s.cache_bytes -= len,
+                    None => break,
+                }
+            }
+            ops.push(Op::Flushed(callback));
+            // Send while holding the lock so that concurrent appends queue in index order.
+            for op in ops {
+                self.send(op)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_range(&self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        enum Slot {
+            Ready(Entry),
+            Disk(Arc<File>, Loc),
+        }
+        let slots: Vec<Slot> = {
+            let s = self.lock();
+            let lo = start.max(s.first_index);
+            let hi = end.min(s.first_index + s.locs.len() as u64);
+            let mut out = Vec::with_capacity(hi.saturating_sub(lo) as usize);
+            for idx in lo..hi {
+                if let Some((e, _)) = s.cache.get(&idx) {
+                    out.push(Slot::Ready(e.clone()));
+                } else {
+                    let loc = s.locs[(idx - s.first_index) as usize];
+                    let seg = s.segments.get(&loc.seg).ok_or_else(|| sto_read(format!("segment of entry {idx} missing")))?;
+                    out.push(Slot::Disk(seg.file.clone(), loc));
+                }
+            }
+            out
+        };
+        let mut entries = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Slot::Ready(e) => entries.push(e),
+                Slot::Disk(file, loc) => {
+                    let mut buf = vec![0u8; loc.len as usize];
+                    file.read_exact_at(&mut buf, loc.offset).map_err(sto_read)?;
+                    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                    if crc32fast::hash(&buf[HEADER..]) != crc {
+                        return Err(sto_read(format!("checksum mismatch in log segment {} at {}", loc.seg, loc.offset)));
+                    }
+                    entries.push(postcard::from_bytes(&buf[HEADER..]).map_err(sto_read)?);
+                }
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
+    let mut dirty: Vec<Arc<File>> = Vec::new();
+    let mut dir_dirty = false;
+    let mut waiting: Vec<OnFlushed> = Vec::new();
+    let mut error: Option<String> = None;
+
+    fn flush(
+        dir: &Path,
+        dirty: &mut Vec<Arc<File>>,
+        dir_dirty: &mut bool,
+        waiting: &mut Vec<OnFlushed>,
+        error: &mut Option<String>,
+    ) {
+        if error.is_none() {
+            for f in dirty.iter() {
+                if let Err(e) = f.sync_data() {
+                    *error = Some(format!("fdatasync of log segment failed: {e}"));
+                    break;
+                }
+            }
+            if *dir_dirty && error.is_none() {
+                if let Err(e) = fsync_dir(dir) {
+                    *error = Some(format!("fsync of log directory failed: {e}"));
+                }
+            }
+        }
+        dirty.clear();
+        *dir_dirty = false;
+        for cb in waiting.drain(..) {
+            match error {
+                None => cb(Ok(())),
+                Some(e) => cb(Err(io_err(e.clone()))),
+            }
+        }
+    }
+
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(op) = next.take() {
+            match op {
+                Op::Write { file, offset, bytes, new_segment } => {
+                    if error.is_none() {
+                        if let Err(e) = file.write_all_at(&bytes, offset) {
+                            error = Some(format!("write to log segment failed: {e}"));
+                            tracing::error!("{e}: log store is now failed");
+                        }
+                    }
+                    dir_dirty |= new_segment;
+                    if !dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                        dirty.push(file);
+                    }
+                }
+                Op::Flushed(cb) => waiting.push(cb),
+                other => {
+                    flush(&dir, &mut dirty, &mut dir_dirty, &mut waiting, &mut error);
+                    match other {
+                        Op::Truncate { file, len, remove, done } => {
+                            let r = (|| {
+                                if let Some(f) = file {
+                                    f.set_len(len)?;
+                                    f.sync_all()?;
+                                }
+                                for p in &remove {
+                                    std::fs::remove_file(p)?;
+                                }
+                                fsync_dir(&dir)
+                            })();
+                            let _ = done.send(r);
+                        }
+                        Op::Purge { purged, remove, done } => {
+                            let r = (|| {
+                                let bytes = serde_json::to_vec(&Some(purged)).map_err(io_err)?;
+                                write_atomic(&dir, "purged", &bytes)?;
+                                for p in &remove {
+                                    std::fs::remove_file(p)?;
+                                }
+                                fsync_dir(&dir)
+                            })();
+                            let _ = done.send(r);
+                        }
+                        Op::Vote { vote, done } => {
+                            let r = serde_json::to_vec(&vote)
+                                .map_err(io_err)
+                                .and_then(|b| write_atomic(&dir, "vote", &b));
+                            let _ = done.send(r);
+                        }
+                        Op::Sync { done } => {
+                            let _ = done.send(match &error {
+                                None => Ok(()),
+                                Some(e) => Err(io_err(e)),
+                            });
+                        }
+                        Op::Write { .. } | Op::Flushed(_) => {}
+                    }
+                }
+            }
+            // Group commit: take whatever else is already queued before flushing.
+            next = rx.try_recv().ok();
+        }
+        flush(&dir, &mut dirty, &mut dir_dirty, &mut waiting, &mut error);
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(x) => x.saturating_add(1),
+            Bound::Excluded(x) => *x,
+            Bound::Unbounded => u64::MAX,
+        };
+        self.read_range(start, end)
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        // Bound one replication payload to keep request bodies and latency in check.
+        self.read_range(start, end.min(start.saturating_add(4096)))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let s = self.lock();
+        Ok(LogState { last_purged_log_id: s.last_purged, last_log_id: s.last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        let v = *vote;
+        self.call(|done| Op::Vote { vote: v, done })
+            .await
+            .map_err(|e| StorageError::from(StorageIOError::write_vote(&io_err(e))))?;
+        self.lock().vote = Some(v);
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
+        Ok(self.lock().vote)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.append_with(entries, Box::new(move |r| callback.log_io_completed(r)))
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let idx = log_id.index;
+        let (file, len, remove) = {
+            let mut guard = self.lock();
+            let s = &mut *guard;
+            let end = s.first_index + s.locs.len() as u64;
+            if idx >= end {
+                return Ok(());
+            }
+            let from = idx.max(s.first_index);
+            let loc = s.locs[(from - s.first_index) as usize];
+            s.locs.truncate((from - s.first_index) as usize);
+            let _ = s.cache.split_off(&from).len();
+            s.cache_bytes = s.cache.values().map(|(_, l)| *l).sum();
+            let mut remove = Vec::new();
+            let later: Vec<u64> = s.segments.range(loc.seg + 1..).map(|(k, _)| *k).collect();
+            for k in later {
+                if let Some(seg) = s.segments.remove(&k) {
+                    remove.push(seg.path);
+                }
+            }
+            let file = s.segments.get(&loc.seg).map(|seg| seg.file.clone());
+            s.active_size = loc.offset;
+            s.last_log_id = match s.locs.back() {
+                Some(_) => {
+                    // The previous entry's log id: read it from cache or disk below.
+                    None
+                }
+                None => s.last_purged,
+            };
+            (file, loc.offset, remove)
+        };
+        self.call(|done| Op::Truncate { file, len, remove, done }).await?;
+        let has_entries = !self.lock().locs.is_empty();
+        if has_entries && idx > 0 {
+            let prev = self.read_range(idx - 1, idx)?;
+            let mut s = self.lock();
+            s.last_log_id = prev.last().map(|e| e.log_id).or(s.last_purged);
+        }
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let remove = {
+            let mut guard = self.lock();
+            let s = &mut *guard;
+            if s.last_purged.is_some_and(|p| p.index >= log_id.index) {
+                return Ok(());
+            }
+            s.last_purged = Some(log_id);
+            while s.first_index <= log_id.index {
+                if s.locs.pop_front().is_none() {
+                    s.first_index = log_id.index + 1;
+                    break;
+                }
+                s.first_index += 1;
+            }
+            if s.last_log_id.is_none_or(|l| l.index < log_id.index) {
+                s.last_log_id = Some(log_id);
+            }
+            while let Some(entry) = s.cache.first_entry() {
+                if *entry.key() > log_id.index {
+                    break;
+                }
+                let (_, len) = entry.remove();
+                s.cache_bytes -= len;
+            }
+            // A segment can go when the next one starts at or below the first kept index;
+            // the active (last) segment always stays.
+            let firsts: Vec<u64> = s.segments.keys().copied().collect();
+            let mut remove = Vec::new();
+            for w in firsts.windows(2) {
+                if w[1] <= log_id.index + 1 {
+                    if let Some(seg) = s.segments.remove(&w[0]) {
+                        remove.push(seg.path);
+                    }
+                }
+            }
+            remove
+        };
+        self.call(|done| Op::Purge { purged: log_id, remove, done }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn ent(term: u64, index: u64) -> Entry {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
+    }
+
+    async fn append(store: &mut LogStore, entries: Vec<Entry>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        store.append_with(entries, Box::new(move |r| { let _ = tx.send(r); })).expect("append");
+        rx.await.expect("flushed").expect("flush ok");
+    }
+
+    #[tokio::test]
+    async fn segments_roll_purge_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LogStore::open(dir.path(), 1024).expect("open");
+        for chunk in (1..=300u64).collect::<Vec<_>>().chunks(7) {
+            append(&mut store, chunk.iter().map(|i| ent(1, *i)).collect()).await;
+        }
+        assert!(store.segment_count() > 1, "small segments must roll");
+        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 200)).await.expect("purge");
+        let segs_after = store.segment_count();
+        store.truncate(LogId::new(CommittedLeaderId::new(1, 1), 251)).await.expect("truncate");
+        append(&mut store, vec![ent(2, 251), ent(2, 252)]).await;
+        store.close().await;
+        drop(store);
+
+        let mut store = LogStore::open(dir.path(), 1024).expect("reopen");
+        assert_eq!(store.segment_count(), segs_after);
+        let st = store.get_log_state().await.expect("state");
+        assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(200));
+        assert_eq!(st.last_log_id, Some(LogId::new(CommittedLeaderId::new(2, 1), 252)));
+        let got = store.try_get_log_entries(195..=252).await.expect("read");
+        assert_eq!(got.first().map(|e| e.log_id.index), Some(201));
+        assert_eq!(got.len(), 52);
+        assert_eq!(got[50].log_id.leader_id.term, 2);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn torn_tail_is_truncated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LogStore::open(dir.path(), 1 << 20).expect("open");
+        append(&mut store, (1..=10).map(|i| ent(1, i)).collect()).await;
+        store.close().await;
+        drop(store);
+        let seg = dir.path().join(seg_name(1));
+        let len = std::fs::metadata(&seg).expect("meta").len();
+        let f = OpenOptions::new().write(true).open(&seg).expect("open seg");
+        f.set_len(len - 3).expect("cut");
+        drop(f);
+        let mut store = LogStore::open(dir.path(), 1 << 20).expect("reopen after torn write");
+        let st = store.get_log_state().await.expect("state");
+        assert_eq!(st.last_log_id.map(|l| l.index), Some(9));
+        append(&mut store, vec![ent(1, 10)]).await;
+        store.close().await;
+    }
+}

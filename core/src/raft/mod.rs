@@ -1,0 +1,119 @@
+//! Raft glue: the openraft type configuration, the replicated command, storage and network.
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::value::{ExecResult, Statement};
+
+/// What openraft stores about each member: where to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `host:port` of the peer (Raft) listener.
+    pub raft_addr: String,
+    /// `host:port` of the client API listener.
+    pub api_addr: String,
+}
+
+/// How the statements of one [`Command::Execute`] are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecMode {
+    /// All statements or none: the first error rolls the whole command back.
+    Transaction,
+    /// Each statement on its own (rqlite's default): an error undoes only that statement.
+    Independent,
+}
+
+/// A numbered SQL migration (see `Client::migrate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    /// Position in the ordered list; applied in increasing order, each once.
+    pub id: u32,
+    /// A human name, recorded with the migration.
+    pub name: String,
+    /// The SQL script (may hold several statements).
+    pub sql: String,
+}
+
+/// The replicated log payload. `ts_ms` and `seed` are stamped by the leader, so that
+/// `datetime('now')`, `random()` and friends give the same answer on every replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Run statements.
+    Execute {
+        /// The statements, in order.
+        stmts: Vec<Statement>,
+        /// Atomic or independent.
+        mode: ExecMode,
+        /// Unix time in milliseconds that `'now'` means while applying this entry.
+        ts_ms: i64,
+        /// Seed of `random()` / `randomblob()` while applying this entry.
+        seed: u64,
+    },
+    /// Apply the migrations not applied yet, each atomically, in order.
+    Migrate {
+        /// All migrations, in order.
+        migrations: Vec<Migration>,
+        /// As in `Execute`.
+        ts_ms: i64,
+        /// As in `Execute`.
+        seed: u64,
+    },
+}
+
+impl Command {
+    /// Stamp the leader's clock and a fresh seed into the command.
+    pub(crate) fn stamp(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let fresh = getrandom::u64().unwrap_or(now as u64 ^ 0x9E37_79B9_7F4A_7C15);
+        match self {
+            Command::Execute { ts_ms, seed, .. } | Command::Migrate { ts_ms, seed, .. } => {
+                *ts_ms = now;
+                *seed = fresh;
+            }
+        }
+    }
+}
+
+/// The state machine's answer to one log entry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Response {
+    /// One result per statement (for a rolled-back transaction: up to the failing statement).
+    pub results: Vec<Result<ExecResult, Error>>,
+    /// True when a transaction failed and nothing of it was applied.
+    pub rolled_back: bool,
+}
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for hiqlite.
+    pub TypeConfig:
+        D = Command,
+        R = Response,
+        NodeId = u64,
+        Node = Member,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle type.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// Log id with our node id type.
+pub type LogId = openraft::LogId<u64>;
+/// One log entry.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// Storage error with our node id type.
+pub type StorageError = openraft::StorageError<u64>;
+/// Stored membership with our types.
+pub type StoredMembership = openraft::StoredMembership<u64, Member>;
+/// Snapshot metadata with our types.
+pub type SnapshotMeta = openraft::SnapshotMeta<u64, Member>;
+
+pub(crate) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}

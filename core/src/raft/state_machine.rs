@@ -1,0 +1,236 @@
+//! openraft's state machine over the SQLite writer, plus snapshot files.
+//!
+//! A snapshot is a standalone SQLite database file (`snapshots/snap-INDEX-TERM.db`) with its
+//! openraft metadata beside it (`.meta.json`). It is built from a read transaction pinned by the
+//! writer between two applies, so building never blocks the writer; it is sent to followers in
+//! chunks by openraft and installed with SQLite's backup API into the live database.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use tokio::io::AsyncSeekExt;
+
+use super::log_store::{fsync_dir, write_atomic};
+use super::{io_err, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::error::{Error, Result};
+use crate::sqlite::writer::{copy_pinned, Writer};
+
+/// Snapshot files of one node.
+pub(crate) struct SnapshotStore {
+    dir: PathBuf,
+    current: Mutex<Option<(SnapshotMeta, PathBuf)>>,
+    seq: AtomicU64,
+    /// Snapshots received from a leader and installed.
+    pub(crate) installed: AtomicU64,
+    /// Snapshots built locally.
+    pub(crate) built: AtomicU64,
+}
+
+fn snap_paths(dir: &Path, meta: &SnapshotMeta) -> (PathBuf, PathBuf) {
+    let (idx, term) = meta.last_log_id.map_or((0, 0), |l| (l.index, l.leader_id.term));
+    let base = format!("snap-{idx:020}-{term:020}");
+    (dir.join(format!("{base}.db")), dir.join(format!("{base}.meta.json")))
+}
+
+impl SnapshotStore {
+    /// Open the snapshot directory and find the newest complete snapshot.
+    pub(crate) fn open(dir: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let mut best: Option<(SnapshotMeta, PathBuf)> = None;
+        for de in std::fs::read_dir(&dir)? {
+            let p = de?.path();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.starts_with("incoming-") || name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(&p);
+                continue;
+            }
+            if !name.ends_with(".meta.json") {
+                continue;
+            }
+            let meta: SnapshotMeta = match std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                Some(m) => m,
+                None => {
+                    tracing::warn!("ignoring unreadable snapshot metadata {}", p.display());
+                    continue;
+                }
+            };
+            let (db, _) = snap_paths(&dir, &meta);
+            if !db.exists() {
+                continue;
+            }
+            if best.as_ref().is_none_or(|(b, _)| b.last_log_id < meta.last_log_id) {
+                best = Some((meta, db));
+            }
+        }
+        Ok(SnapshotStore {
+            dir,
+            current: Mutex::new(best),
+            seq: AtomicU64::new(0),
+            installed: AtomicU64::new(0),
+            built: AtomicU64::new(0),
+        })
+    }
+
+    /// The newest snapshot's metadata and database file.
+    pub(crate) fn current(&self) -> Option<(SnapshotMeta, PathBuf)> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn tmp_path(&self, prefix: &str) -> PathBuf {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{prefix}-{}-{n}.tmp", std::process::id()))
+    }
+
+    /// Make `db_tmp` the current snapshot under `meta`, durably, and drop older ones.
+    fn publish(&self, meta: &SnapshotMeta, db_tmp: &Path) -> Result<PathBuf> {
+        let (db, meta_path) = snap_paths(&self.dir, meta);
+        std::fs::rename(db_tmp, &db)?;
+        let name = meta_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        write_atomic(&self.dir, &name, &serde_json::to_vec(meta).map_err(Error::storage)?)?;
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.as_ref().is_none_or(|(c, _)| c.last_log_id <= meta.last_log_id) {
+            *cur = Some((meta.clone(), db.clone()));
+        }
+        let keep = cur.as_ref().map(|(_, p)| p.clone());
+        drop(cur);
+        // Older snapshots are no longer needed once the new one is durable.
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for de in rd.flatten() {
+                let p = de.path();
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if !name.starts_with("snap-") {
+                    continue;
+                }
+                let stem = name.trim_end_matches(".meta.json").trim_end_matches(".db");
+                let keep_stem = keep
+                    .as_ref()
+                    .and_then(|k| k.file_name())
+                    .map(|n| n.to_string_lossy().trim_end_matches(".db").to_owned());
+                if keep_stem.as_deref() != Some(stem) {
+                    let _ = std::fs::remove_file(&p);
+                }
+            }
+        }
+        fsync_dir(&self.dir)?;
+        Ok(db)
+    }
+}
+
+/// The Raft state machine: SQLite through the writer thread, snapshots as files.
+#[derive(Clone)]
+pub struct StateMachine {
+    pub(crate) writer: Arc<Writer>,
+    pub(crate) snapshots: Arc<SnapshotStore>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(&io_err(e)).into()
+}
+fn snap_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_snapshot(None, &io_err(e)).into()
+}
+
+impl StateMachine {
+    pub(crate) fn new(writer: Arc<Writer>, snapshots: Arc<SnapshotStore>) -> Self {
+        StateMachine { writer, snapshots }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = std::time::Instant::now();
+        let pinned = self.writer.pin().await.map_err(snap_err)?;
+        let (last_applied, membership) = pinned.applied.clone();
+        let tmp = self.snapshots.tmp_path("build");
+        let tmp2 = tmp.clone();
+        tokio::task::spawn_blocking(move || copy_pinned(&pinned, &tmp2))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
+        let n = self.snapshots.seq.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match last_applied {
+            Some(l) => format!("{}-{}-{n}", l.leader_id.term, l.index),
+            None => format!("0-0-{n}"),
+        };
+        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        let snapshots = self.snapshots.clone();
+        let meta2 = meta.clone();
+        let db = tokio::task::spawn_blocking(move || snapshots.publish(&meta2, &tmp))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
+        self.snapshots.built.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(last = ?meta.last_log_id, took_ms = started.elapsed().as_millis() as u64, "snapshot built");
+        let file = tokio::fs::File::open(&db).await.map_err(snap_err)?;
+        Ok(Snapshot { meta, snapshot: Box::new(file) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok(self.writer.applied())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.writer.apply(entries.into_iter().collect()).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.snapshots.tmp_path("incoming");
+        let f = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(snap_err)?;
+        // The file is reached through the handle only; its name can go right away.
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(Box::new(f))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, mut snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
+        let tmp = self.snapshots.tmp_path("install");
+        {
+            snapshot.seek(std::io::SeekFrom::Start(0)).await.map_err(snap_err)?;
+            let mut out = tokio::fs::File::create(&tmp).await.map_err(snap_err)?;
+            tokio::io::copy(&mut *snapshot, &mut out).await.map_err(snap_err)?;
+            out.sync_all().await.map_err(snap_err)?;
+        }
+        let snapshots = self.snapshots.clone();
+        let meta2 = meta.clone();
+        let db = tokio::task::spawn_blocking(move || snapshots.publish(&meta2, &tmp))
+            .await
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
+        self.writer.restore(db, meta.clone()).await.map_err(sm_err)?;
+        self.snapshots.installed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(last = ?meta.last_log_id, took_ms = started.elapsed().as_millis() as u64, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        match self.snapshots.current() {
+            None => Ok(None),
+            Some((meta, path)) => {
+                let file = tokio::fs::File::open(&path).await.map_err(snap_err)?;
+                Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
+            }
+        }
+    }
+}

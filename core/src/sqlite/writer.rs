@@ -1,0 +1,415 @@
+//! The state machine's writer: one SQLite connection owned by one thread, fed through a channel.
+//! It applies committed log entries (one SQLite transaction per run of entries, one savepoint per
+//! entry), pins consistent read snapshots for snapshot building, restores received snapshots, and
+//! writes `last_applied` + membership into the database at snapshots and clean shutdown only.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use openraft::{EntryPayload, StorageIOError};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{det, exec};
+use crate::error::{Error, Result};
+use crate::raft::{Command, Entry, ExecMode, LogId, Migration, Response, SnapshotMeta, StorageError, StoredMembership};
+use crate::value::ExecResult;
+
+/// `last_applied` and membership as the writer last committed them.
+pub(crate) type Applied = (Option<LogId>, StoredMembership);
+
+/// A read-only connection holding an open read transaction at exactly `applied`.
+pub(crate) struct Pinned {
+    pub conn: Connection,
+    pub applied: Applied,
+}
+
+enum Msg {
+    Apply(Vec<Entry>, oneshot::Sender<Result<Vec<Response>, StorageError>>),
+    Pin(oneshot::Sender<Result<Pinned>>),
+    Restore(PathBuf, SnapshotMeta, oneshot::Sender<Result<()>>),
+    Shutdown(oneshot::Sender<Result<()>>),
+}
+
+/// Handle to the writer thread.
+pub(crate) struct Writer {
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    applied: Arc<Mutex<Applied>>,
+}
+
+const META_DDL: &str = "CREATE TABLE IF NOT EXISTS _hiqlite_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+const MIGRATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS _hiqlite_migrations (\
+     id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum INTEGER NOT NULL, applied_at INTEGER NOT NULL);";
+
+const DENY_TX: &str = "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is not allowed in \
+     replicated writes: every write already runs in a transaction; use Client::transaction for several statements";
+const DENY_ATTACH: &str = "ATTACH and DETACH are not allowed: replicas must not depend on local files";
+
+/// Read `last_applied` and membership from the database's meta table.
+pub(crate) fn read_meta(conn: &Connection) -> Result<Applied> {
+    conn.execute_batch(META_DDL)?;
+    let get = |k: &str| -> Result<Option<String>> {
+        let mut st = conn.prepare("SELECT value FROM _hiqlite_meta WHERE key = ?1")?;
+        let mut rows = st.query([k])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(r.get::<_, String>(0)?),
+            None => None,
+        })
+    };
+    let last: Option<LogId> = match get("last_applied")? {
+        Some(s) => serde_json::from_str(&s).map_err(|e| Error::Storage(format!("bad last_applied meta: {e}")))?,
+        None => None,
+    };
+    let membership: StoredMembership = match get("membership")? {
+        Some(s) => serde_json::from_str(&s).map_err(|e| Error::Storage(format!("bad membership meta: {e}")))?,
+        None => StoredMembership::default(),
+    };
+    Ok((last, membership))
+}
+
+fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {
+    let last = serde_json::to_string(&applied.0).map_err(Error::storage)?;
+    let mem = serde_json::to_string(&applied.1).map_err(Error::storage)?;
+    conn.execute_batch(META_DDL)?;
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('last_applied', ?1)", [last])?;
+    tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('membership', ?1)", [mem])?;
+    tx.commit()?;
+    Ok(())
+}
+
+struct State {
+    conn: Connection,
+    path: PathBuf,
+    applied: Applied,
+    shared: Arc<Mutex<Applied>>,
+    /// True while user SQL runs: the authorizer then refuses transaction control and ATTACH.
+    user_mode: Arc<AtomicBool>,
+    denied: Arc<Mutex<Option<&'static str>>>,
+}
+
+impl Writer {
+    /// Open the database at `path` (already healed by the caller) and start the writer thread.
+    pub(crate) fn start(path: &Path) -> Result<Arc<Writer>> {
+        let mut conn = super::open_writer(path)?;
+        conn.execute_batch(META_DDL)?;
+        conn.execute_batch(MIGRATIONS_DDL)?;
+        let applied = read_meta(&conn)?;
+        let user_mode = Arc::new(AtomicBool::new(false));
+        let denied: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
+        {
+            let (um, dn) = (user_mode.clone(), denied.clone());
+            conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+                if !um.load(Ordering::Relaxed) {
+                    return Authorization::Allow;
+                }
+                let why = match ctx.action {
+                    AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => DENY_TX,
+                    AuthAction::Attach { .. } | AuthAction::Detach { .. } => DENY_ATTACH,
+                    _ => return Authorization::Allow,
+                };
+                *dn.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                Authorization::Deny
+            }))?;
+        }
+        let shared = Arc::new(Mutex::new(applied.clone()));
+        let state = State {
+            conn,
+            path: path.to_path_buf(),
+            applied,
+            shared: shared.clone(),
+            user_mode,
+            denied,
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("hiqlite-sqlite-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(Error::storage)?;
+        Ok(Arc::new(Writer { tx: Mutex::new(Some(tx)), applied: shared }))
+    }
+
+    /// What the writer last committed.
+    pub(crate) fn applied(&self) -> Applied {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn send(&self, m: Msg) -> bool {
+        match self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(tx) => tx.send(m).is_ok(),
+            None => false,
+        }
+    }
+
+    pub(crate) async fn apply(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError> {
+        let stopped = || StorageError::from(StorageIOError::write_state_machine(&crate::raft::io_err("writer stopped")));
+        let (tx, rx) = oneshot::channel();
+        if !self.send(Msg::Apply(entries, tx)) {
+            return Err(stopped());
+        }
+        rx.await.map_err(|_| stopped())?
+    }
+
+    pub(crate) async fn pin(&self) -> Result<Pinned> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(Msg::Pin(tx)) {
+            return Err(Error::ShutDown);
+        }
+        rx.await.map_err(|_| Error::ShutDown)?
+    }
+
+    pub(crate) async fn restore(&self, path: PathBuf, meta: SnapshotMeta) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(Msg::Restore(path, meta, tx)) {
+            return Err(Error::ShutDown);
+        }
+        rx.await.map_err(|_| Error::ShutDown)?
+    }
+
+    /// Persist `last_applied` + membership and close the database. Idempotent.
+    pub(crate) async fn shutdown(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.send(Msg::Shutdown(tx));
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if !sent {
+            return Ok(());
+        }
+        rx.await.map_err(|_| Error::ShutDown)?
+    }
+}
+
+impl State {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                Msg::Apply(entries, done) => {
+                    let r = self.apply(&entries);
+                    let _ = done.send(r);
+                }
+                Msg::Pin(done) => {
+                    let _ = done.send(self.pin());
+                }
+                Msg::Restore(path, meta, done) => {
+                    let _ = done.send(self.restore(&path, &meta));
+                }
+                Msg::Shutdown(done) => {
+                    let r = write_meta(&self.conn, &self.applied);
+                    if let Err(e) = &r {
+                        tracing::error!("could not persist last applied log id at shutdown: {e}");
+                    }
+                    let _ = done.send(r);
+                    break;
+                }
+            }
+        }
+        // Dropping the connection checkpoints the WAL.
+        drop(self.conn);
+    }
+
+    fn ctl(&self, sql: &str) -> Result<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    fn user_err(&self, e: Error) -> Error {
+        let reason = self.denied.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match (reason, e) {
+            (Some(why), Error::Sql { code, .. }) => Error::Sql { code, message: why.to_string() },
+            (_, e) => e,
+        }
+    }
+
+    fn user_exec(&self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
+        self.user_mode.store(true, Ordering::Relaxed);
+        let r = exec::execute(&self.conn, sql, params);
+        self.user_mode.store(false, Ordering::Relaxed);
+        r.map_err(|e| self.user_err(e))
+    }
+
+    fn apply(&mut self, entries: &[Entry]) -> Result<Vec<Response>, StorageError> {
+        let Some(last) = entries.last() else { return Ok(Vec::new()) };
+        let last_id = last.log_id;
+        let fail = |e: Error| StorageError::from(StorageIOError::apply(last_id, &crate::raft::io_err(e)));
+        // A statement with a ROLLBACK conflict clause (or RAISE(ROLLBACK) in a trigger) ends the
+        // whole transaction, taking earlier entries of this run with it. Entries are
+        // deterministic, so the run is simply applied again from its start.
+        'restart: for _attempt in 0..3 {
+            self.ctl("BEGIN").map_err(fail)?;
+            let mut out = Vec::with_capacity(entries.len());
+            let mut membership = self.applied.1.clone();
+            for entry in entries {
+                let resp = match &entry.payload {
+                    EntryPayload::Blank => Response::default(),
+                    EntryPayload::Membership(m) => {
+                        membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                        Response::default()
+                    }
+                    EntryPayload::Normal(cmd) => {
+                        self.ctl("SAVEPOINT entry").map_err(fail)?;
+                        let resp = self.apply_command(cmd);
+                        if self.conn.is_autocommit() {
+                            tracing::debug!("a statement rolled back the apply transaction; re-applying the run");
+                            continue 'restart;
+                        }
+                        if resp.rolled_back {
+                            self.ctl("ROLLBACK TO entry").map_err(fail)?;
+                        }
+                        self.ctl("RELEASE entry").map_err(fail)?;
+                        resp
+                    }
+                };
+                out.push(resp);
+            }
+            self.ctl("COMMIT").map_err(fail)?;
+            self.applied = (Some(last_id), membership);
+            *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
+            return Ok(out);
+        }
+        Err(fail(Error::Storage("apply transaction was rolled back repeatedly".into())))
+    }
+
+    fn apply_command(&self, cmd: &Command) -> Response {
+        match cmd {
+            Command::Execute { stmts, mode, ts_ms, seed } => {
+                det::enter_entry(*ts_ms, *seed);
+                let r = self.run_statements(stmts, *mode);
+                det::leave_entry();
+                r
+            }
+            Command::Migrate { migrations, ts_ms, seed } => {
+                det::enter_entry(*ts_ms, *seed);
+                let r = self.run_migrations(migrations, *ts_ms);
+                det::leave_entry();
+                r
+            }
+        }
+    }
+
+    fn run_statements(&self, stmts: &[crate::value::Statement], mode: ExecMode) -> Response {
+        let mut resp = Response::default();
+        let independent = mode == ExecMode::Independent && stmts.len() > 1;
+        for s in stmts {
+            if independent && self.ctl("SAVEPOINT stmt").is_err() {
+                resp.results.push(Err(Error::Storage("could not open a savepoint".into())));
+                continue;
+            }
+            let r = self.user_exec(&s.sql, &s.params);
+            if self.conn.is_autocommit() {
+                // The outer transaction is gone; the caller re-applies the run.
+                resp.results.push(r);
+                return resp;
+            }
+            if independent {
+                let ok = r.is_ok();
+                let _ = if ok { self.ctl("RELEASE stmt") } else { self.ctl("ROLLBACK TO stmt").and_then(|_| self.ctl("RELEASE stmt")) };
+                resp.results.push(r);
+            } else {
+                let failed = r.is_err();
+                resp.results.push(r);
+                if failed {
+                    resp.rolled_back = true;
+                    return resp;
+                }
+            }
+        }
+        resp
+    }
+
+    fn run_migrations(&self, migrations: &[Migration], ts_ms: i64) -> Response {
+        let mut resp = Response::default();
+        let mut sorted: Vec<&Migration> = migrations.iter().collect();
+        sorted.sort_by_key(|m| m.id);
+        for m in sorted {
+            let sum = i64::from(crc32fast::hash(m.sql.as_bytes()));
+            let existing: Result<Option<i64>> = (|| {
+                let mut st = self.conn.prepare_cached("SELECT checksum FROM _hiqlite_migrations WHERE id = ?1")?;
+                let mut rows = st.query([m.id])?;
+                Ok(match rows.next()? {
+                    Some(r) => Some(r.get(0)?),
+                    None => None,
+                })
+            })();
+            match existing {
+                Err(e) => {
+                    resp.results.push(Err(e));
+                    resp.rolled_back = true;
+                    return resp;
+                }
+                Ok(Some(prev)) if prev == sum => {
+                    resp.results.push(Ok(ExecResult::default()));
+                }
+                Ok(Some(_)) => {
+                    resp.results.push(Err(Error::InvalidRequest(format!(
+                        "migration {} ({}) was changed after it was applied",
+                        m.id, m.name
+                    ))));
+                    resp.rolled_back = true;
+                    return resp;
+                }
+                Ok(None) => {
+                    let r = self.user_exec(&m.sql, &crate::value::Params::None).and_then(|_| {
+                        self.conn
+                            .prepare_cached(
+                                "INSERT INTO _hiqlite_migrations (id, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                            )?
+                            .execute(rusqlite::params![m.id, m.name, sum, ts_ms])?;
+                        Ok(ExecResult { rows_affected: 1, ..Default::default() })
+                    });
+                    let failed = r.is_err();
+                    resp.results.push(r.map_err(|e| match e {
+                        Error::Sql { code, message } => {
+                            Error::Sql { code, message: format!("migration {} ({}): {message}", m.id, m.name) }
+                        }
+                        other => other,
+                    }));
+                    if failed || self.conn.is_autocommit() {
+                        resp.rolled_back = true;
+                        return resp;
+                    }
+                }
+            }
+        }
+        resp
+    }
+
+    fn pin(&mut self) -> Result<Pinned> {
+        write_meta(&self.conn, &self.applied)?;
+        let conn = super::open_reader(&self.path)?;
+        // Opening a read transaction fixes the WAL snapshot this connection sees until it ends;
+        // the writer goes on while the copy is made from it.
+        conn.execute_batch("BEGIN")?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+        Ok(Pinned { conn, applied: self.applied.clone() })
+    }
+
+    fn restore(&mut self, path: &Path, meta: &SnapshotMeta) -> Result<()> {
+        let src = super::open_reader(path)?;
+        {
+            let backup = rusqlite::backup::Backup::new(&src, &mut self.conn)?;
+            backup.step(-1)?;
+        }
+        self.conn.flush_prepared_statement_cache();
+        self.conn.execute_batch(META_DDL)?;
+        self.conn.execute_batch(MIGRATIONS_DDL)?;
+        self.applied = (meta.last_log_id, meta.last_membership.clone());
+        write_meta(&self.conn, &self.applied)?;
+        *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
+        Ok(())
+    }
+}
+
+/// Copy the pinned read snapshot into a standalone database file at `dest`.
+pub(crate) fn copy_pinned(pinned: &Pinned, dest: &Path) -> Result<()> {
+    let mut dst = Connection::open(dest)?;
+    {
+        let backup = rusqlite::backup::Backup::new(&pinned.conn, &mut dst)?;
+        backup.step(-1)?;
+    }
+    // A snapshot travels as one file: make sure nothing is left in a WAL beside it.
+    dst.execute_batch("PRAGMA journal_mode=DELETE;")?;
+    drop(dst);
+    std::fs::File::open(dest)?.sync_all()?;
+    Ok(())
+}
