@@ -1,1 +1,205 @@
-fn main() {}
+//! The `hiqlite` binary: run a node, a local demo cluster, or the benchmark.
+
+mod bench;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hiqlite::{Client, NodeConfig, Peer};
+
+#[derive(Parser)]
+#[command(name = "hiqlite", version, about = "Embeddable, highly available SQLite replicated with Raft")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node (default: a single-node cluster on 127.0.0.1:4001 with data in ./hiqlite-data).
+    Serve(ServeArgs),
+    /// Run a local N-node cluster in this process, for trying hiqlite out.
+    Cluster(ClusterArgs),
+    /// Measure throughput and latency against raw SQLite on the same disk.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// TOML config file; flags and HIQLITE_* variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Node id (> 0).
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Listen address of the peer (Raft) API.
+    #[arg(long)]
+    raft_addr: Option<String>,
+    /// Listen address of the client HTTP API.
+    #[arg(long)]
+    api_addr: Option<String>,
+    /// Initial voters, `ID=RAFT_ADDR/API_ADDR`, repeatable or comma-separated; include this node.
+    #[arg(long, value_delimiter = ',')]
+    peers: Vec<String>,
+    /// Raft address of a member of a running cluster to join through (repeatable).
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// Cluster secret shared by all nodes.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Take a snapshot every N log entries.
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Base directory; node N keeps its data in BASE/node-N.
+    #[arg(long, default_value = "hiqlite-cluster")]
+    data_dir: PathBuf,
+    /// API port of node 1; node N uses BASE+10*(N-1) for the API and that +1 for Raft.
+    #[arg(long, default_value_t = 4001)]
+    base_port: u16,
+}
+
+fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => NodeConfig::from_toml_file(p)?,
+        None => NodeConfig::default(),
+    }
+    .with_env()?;
+    if let Some(v) = a.node_id {
+        cfg.node_id = v;
+    }
+    if let Some(v) = a.data_dir {
+        cfg.data_dir = v;
+    }
+    if let Some(v) = a.raft_addr {
+        cfg.raft_addr = v;
+    }
+    if let Some(v) = a.api_addr {
+        cfg.api_addr = v;
+    }
+    if !a.peers.is_empty() {
+        cfg.peers = a.peers.iter().map(|p| Peer::parse(p)).collect::<hiqlite::Result<_>>()?;
+    }
+    if !a.join.is_empty() {
+        cfg.join = a.join;
+    }
+    if let Some(v) = a.secret {
+        cfg.secret = v;
+    }
+    if let Some(v) = a.snapshot_every {
+        cfg.snapshot_every = v;
+    }
+    Ok(cfg)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let cfg = serve_config(a)?;
+    if cfg.secret == NodeConfig::default().secret {
+        tracing::warn!("using the built-in default cluster secret: set --secret or HIQLITE_SECRET in production");
+    }
+    let client = Client::start(cfg).await?;
+    let st = client.status();
+    println!("hiqlite node {} serving: API http://{}  raft {}", st.id, st.api_addr, st.raft_addr);
+    println!("try: curl -s -XPOST 'http://{}/db/execute' -H 'Content-Type: application/json' -d '[\"CREATE TABLE t (x)\"]'", st.api_addr);
+    wait_for_signal().await;
+    println!("stopping...");
+    client.shutdown().await?;
+    Ok(())
+}
+
+async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
+    let port = |n: u64, off: u16| -> anyhow::Result<u16> {
+        u16::try_from(u64::from(a.base_port) + 10 * (n - 1) + u64::from(off)).context("port out of range")
+    };
+    let mut peers = Vec::new();
+    for n in 1..=a.nodes {
+        peers.push(Peer {
+            id: n,
+            raft_addr: format!("127.0.0.1:{}", port(n, 1)?),
+            api_addr: format!("127.0.0.1:{}", port(n, 0)?),
+        });
+    }
+    let mut clients = Vec::new();
+    for p in &peers {
+        let cfg = NodeConfig {
+            node_id: p.id,
+            data_dir: a.data_dir.join(format!("node-{}", p.id)),
+            raft_addr: p.raft_addr.clone(),
+            api_addr: p.api_addr.clone(),
+            peers: peers.clone(),
+            ..NodeConfig::default()
+        };
+        clients.push(Client::start(cfg).await?);
+    }
+    let leader = clients[0].node().wait_for_leader(Duration::from_secs(20)).await?;
+    println!("hiqlite cluster of {} nodes is up; leader is node {leader}", a.nodes);
+    for p in &peers {
+        println!("  node {}: API http://{}  raft {}", p.id, p.api_addr, p.raft_addr);
+    }
+    println!(
+        "try: curl -s -XPOST 'http://{}/db/execute' -H 'Content-Type: application/json' -d '[\"CREATE TABLE t (x)\", [\"INSERT INTO t VALUES (?)\", 42]]'",
+        peers[0].api_addr
+    );
+    println!("     curl -s 'http://{}/db/query?q=SELECT+*+FROM+t'", peers[peers.len() - 1].api_addr);
+    println!("Ctrl-C stops the cluster.");
+    wait_for_signal().await;
+    println!("stopping...");
+    for c in clients {
+        c.shutdown().await?;
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.cmd {
+            None => serve(ServeArgs::default()).await,
+            Some(Cmd::Serve(a)) => serve(a).await,
+            Some(Cmd::Cluster(a)) => cluster(a).await,
+            Some(Cmd::Bench(a)) => bench::run(a).await,
+        }
+    })
+}

@@ -310,7 +310,9 @@ impl LogStore {
             let mut pending: Option<(Arc<File>, u64, Vec<u8>, bool)> = None;
             for entry in entries {
                 let idx = entry.log_id.index;
-                if s.locs.is_empty() && s.last_purged.is_none() {
+                if s.locs.is_empty() {
+                    // An empty log may restart anywhere (after a snapshot install, or when
+                    // openraft re-seeds it below a purge point); the loader skips purged ones.
                     s.first_index = idx;
                 }
                 let expected = s.first_index + s.locs.len() as u64;
@@ -616,7 +618,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let remove = {
             let mut guard = self.lock();
             let s = &mut *guard;
-            if s.last_purged.is_some_and(|p| p.index >= log_id.index) {
+            if s.last_purged.is_some_and(|p| p.index > log_id.index) {
                 return Ok(());
             }
             s.last_purged = Some(log_id);
