@@ -93,14 +93,22 @@ impl From<rusqlite::Error> for Error {
             },
             E::MultipleStatement => Error::Sql {
                 code: rusqlite::ffi::SQLITE_MISUSE,
-                message: "parameters given for a string with several statements; send them one by one"
-                    .into(),
+                message: "parameters given for a string with several statements; send them one by one".into(),
             },
-            E::SqlInputError { error, msg, offset, .. } => Error::Sql {
+            E::SqlInputError {
+                error, msg, offset, ..
+            } => Error::Sql {
                 code: error.extended_code,
-                message: if offset >= 0 { format!("{msg} (at offset {offset})") } else { msg },
+                message: if offset >= 0 {
+                    format!("{msg} (at offset {offset})")
+                } else {
+                    msg
+                },
             },
-            other => Error::Sql { code: rusqlite::ffi::SQLITE_ERROR, message: other.to_string() },
+            other => Error::Sql {
+                code: rusqlite::ffi::SQLITE_ERROR,
+                message: other.to_string(),
+            },
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct Status {
     pub api_addr: String,
     /// How the state machine was opened: `clean`, `healed`, or `new`.
     pub startup: String,
+    /// The applied index recorded in the database when this node started.
+    pub applied_index_at_start: Option<u64>,
+    /// Log entries applied to SQLite since this node started.
+    pub entries_applied_since_start: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,7 +132,11 @@ fn remove_db_files(db: &Path) -> Result<()> {
 fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
     let path = dir.join("hiqlite.lock");
     let existed = path.exists();
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -158,8 +166,12 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node> {
         config.validate()?;
         let started = Instant::now();
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| Error::Config(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Config(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
         let (lock_file, lock_path, unclean) = acquire_lock(&config.data_dir)?;
 
         let raft_listener = TcpListener::bind(&config.raft_addr)
@@ -188,7 +200,10 @@ impl Node {
                     "unclean shutdown detected: state machine rebuilt from snapshot, log will be re-applied"
                 );
             } else {
-                tracing::warn!(node = config.node_id, "unclean shutdown detected: state machine rebuilt from the log");
+                tracing::warn!(
+                    node = config.node_id,
+                    "unclean shutdown detected: state machine rebuilt from the log"
+                );
             }
             "healed"
         } else if db_path.exists() {
@@ -223,9 +238,17 @@ impl Node {
         .map_err(|e| Error::Config(format!("raft settings: {e}")))?;
         let peers = PeerClient::new(&config.secret)?;
         let sm = StateMachine::new(writer.clone(), snapshots.clone());
-        let raft = Raft::new(config.node_id, Arc::new(raft_config), Network { client: peers.clone() }, log.clone(), sm)
-            .await
-            .map_err(raft_err)?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network {
+                client: peers.clone(),
+            },
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(raft_err)?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let inner = Arc::new(NodeInner {
@@ -277,7 +300,10 @@ impl Node {
     }
 
     fn me(&self) -> Member {
-        Member { raft_addr: self.inner.raft_addr.clone(), api_addr: self.inner.api_addr.clone() }
+        Member {
+            raft_addr: self.inner.raft_addr.clone(),
+            api_addr: self.inner.api_addr.clone(),
+        }
     }
 
     async fn form_cluster(&self) {
@@ -287,12 +313,18 @@ impl Node {
             return;
         }
         if !cfg.join.is_empty() {
-            let req = JoinRequest { id: self.inner.id, member: self.me() };
+            let req = JoinRequest {
+                id: self.inner.id,
+                member: self.me(),
+            };
             let mut delay = Duration::from_millis(100);
             loop {
                 for addr in &cfg.join {
-                    let r: Result<Result<(), Error>, PeerError> =
-                        self.inner.peers.post(addr, "/cluster/join", &req, Duration::from_secs(30)).await;
+                    let r: Result<Result<(), Error>, PeerError> = self
+                        .inner
+                        .peers
+                        .post(addr, "/cluster/join", &req, Duration::from_secs(30))
+                        .await;
                     match r {
                         Ok(Ok(())) => {
                             tracing::info!(node = self.inner.id, via = %addr, "joined the cluster");
@@ -314,7 +346,15 @@ impl Node {
         } else {
             cfg.peers
                 .iter()
-                .map(|p| (p.id, Member { raft_addr: p.raft_addr.clone(), api_addr: p.api_addr.clone() }))
+                .map(|p| {
+                    (
+                        p.id,
+                        Member {
+                            raft_addr: p.raft_addr.clone(),
+                            api_addr: p.api_addr.clone(),
+                        },
+                    )
+                })
                 .collect()
         };
         // Exactly one member bootstraps: the lowest id. It refuses if any peer already belongs to
@@ -326,11 +366,18 @@ impl Node {
             if *id == self.inner.id {
                 continue;
             }
-            let r: Result<ClusterInfo, PeerError> =
-                self.inner.peers.post(&m.raft_addr, "/cluster/info", &(), Duration::from_millis(500)).await;
+            let r: Result<ClusterInfo, PeerError> = self
+                .inner
+                .peers
+                .post(&m.raft_addr, "/cluster/info", &(), Duration::from_millis(500))
+                .await;
             if let Ok(info) = r {
                 if info.initialized {
-                    tracing::info!(node = self.inner.id, peer = id, "cluster already initialized; not bootstrapping");
+                    tracing::info!(
+                        node = self.inner.id,
+                        peer = id,
+                        "cluster already initialized; not bootstrapping"
+                    );
                     return;
                 }
             }
@@ -371,7 +418,9 @@ impl Node {
         let mut rx = self.inner.raft.metrics();
         let r = tokio::time::timeout(timeout, rx.wait_for(|m| m.current_leader.is_some())).await;
         match r {
-            Ok(Ok(m)) => m.current_leader.ok_or_else(|| Error::NoLeader("no leader elected".into())),
+            Ok(Ok(m)) => m
+                .current_leader
+                .ok_or_else(|| Error::NoLeader("no leader elected".into())),
             Ok(Err(_)) => Err(Error::ShutDown),
             Err(_) => Err(Error::NoLeader(format!("no leader elected within {timeout:?}"))),
         }
@@ -392,7 +441,7 @@ impl Node {
             leader: m.current_leader,
             term: m.current_term,
             last_log_index: m.last_log_index,
-            applied_index: m.last_applied.map(|l| l.index),
+            applied_index: self.inner.writer.applied().0.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             snapshots_installed: self.inner.snapshots.installed.load(Ordering::Relaxed),
             snapshots_built: self.inner.snapshots.built.load(Ordering::Relaxed),
@@ -401,6 +450,8 @@ impl Node {
             raft_addr: self.inner.raft_addr.clone(),
             api_addr: self.inner.api_addr.clone(),
             startup: self.inner.startup.clone(),
+            applied_index_at_start: self.inner.writer.applied_at_open.map(|l| l.index),
+            entries_applied_since_start: self.inner.writer.entries_applied.load(Ordering::Relaxed),
         }
     }
 
@@ -412,7 +463,10 @@ impl Node {
     pub(crate) async fn write_as_leader(&self, mut cmd: Command) -> Result<Response> {
         cmd.stamp();
         match tokio::time::timeout(self.timeout(), self.inner.raft.client_write(cmd)).await {
-            Err(_) => Err(Error::OutcomeUnknown(format!("write not confirmed within {:?}", self.timeout()))),
+            Err(_) => Err(Error::OutcomeUnknown(format!(
+                "write not confirmed within {:?}",
+                self.timeout()
+            ))),
             Ok(Ok(r)) => Ok(r.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(Error::NotLeader { leader: f.leader_id })
@@ -444,8 +498,11 @@ impl Node {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     };
-                    let r: Result<Result<Response, Error>, PeerError> =
-                        self.inner.peers.post(&m.raft_addr, "/cluster/write", &cmd, self.timeout()).await;
+                    let r: Result<Result<Response, Error>, PeerError> = self
+                        .inner
+                        .peers
+                        .post(&m.raft_addr, "/cluster/write", &cmd, self.timeout())
+                        .await;
                     match r {
                         Ok(Ok(resp)) => return Ok(resp),
                         Ok(Err(e @ Error::NotLeader { .. })) => last_err = e,
@@ -492,9 +549,15 @@ impl Node {
                         Some(id) if id == self.inner.id => return self.inner.reads.query(sql, params),
                         Some(id) => {
                             if let Some(m) = self.leader_member(id) {
-                                let req = QueryRequest { sql: sql.to_owned(), params: params.clone() };
-                                let r: Result<Result<Rows, Error>, PeerError> =
-                                    self.inner.peers.post(&m.raft_addr, "/cluster/query", &req, self.timeout()).await;
+                                let req = QueryRequest {
+                                    sql: sql.to_owned(),
+                                    params: params.clone(),
+                                };
+                                let r: Result<Result<Rows, Error>, PeerError> = self
+                                    .inner
+                                    .peers
+                                    .post(&m.raft_addr, "/cluster/query", &req, self.timeout())
+                                    .await;
                                 match r {
                                     Ok(Ok(rows)) => return Ok(rows),
                                     Ok(Err(Error::NotLeader { .. })) | Err(PeerError::Unreachable(_)) => {}
@@ -527,8 +590,11 @@ impl Node {
                 },
                 Some(id) => {
                     if let Some(m) = self.leader_member(id) {
-                        let r: Result<Result<Option<LogId>, Error>, PeerError> =
-                            self.inner.peers.post(&m.raft_addr, "/cluster/read_index", &(), self.timeout()).await;
+                        let r: Result<Result<Option<LogId>, Error>, PeerError> = self
+                            .inner
+                            .peers
+                            .post(&m.raft_addr, "/cluster/read_index", &(), self.timeout())
+                            .await;
                         match r {
                             Ok(Ok(l)) => return Ok(l),
                             Ok(Err(Error::NotLeader { .. })) | Err(PeerError::Unreachable(_)) => {}
@@ -549,17 +615,25 @@ impl Node {
     /// Add a node as learner, wait for it to catch up, then make it a voter. Runs on the leader.
     pub(crate) async fn add_member(&self, id: u64, member: Member) -> Result<()> {
         if !self.is_leader() {
-            return Err(Error::NotLeader { leader: self.leader() });
+            return Err(Error::NotLeader {
+                leader: self.leader(),
+            });
         }
         let current = self.inner.raft.metrics().borrow().membership_config.clone();
         let voters: BTreeSet<u64> = current.membership().voter_ids().collect();
         if voters.contains(&id) {
             return Ok(());
         }
-        self.inner.raft.add_learner(id, member, true).await.map_err(|e| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
-            e => raft_err(e),
-        })?;
+        self.inner
+            .raft
+            .add_learner(id, member, true)
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    Error::NotLeader { leader: f.leader_id }
+                }
+                e => raft_err(e),
+            })?;
         let mut add = BTreeSet::new();
         add.insert(id);
         self.inner
@@ -567,7 +641,9 @@ impl Node {
             .change_membership(openraft::ChangeMembers::AddVoterIds(add), false)
             .await
             .map_err(|e| match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    Error::NotLeader { leader: f.leader_id }
+                }
                 e => raft_err(e),
             })?;
         tracing::info!(node = id, "member added as voter");
@@ -577,20 +653,32 @@ impl Node {
     /// Remove a node from the cluster (voter and learner). Runs on the leader.
     pub(crate) async fn remove_member(&self, id: u64) -> Result<()> {
         if !self.is_leader() {
-            return Err(Error::NotLeader { leader: self.leader() });
+            return Err(Error::NotLeader {
+                leader: self.leader(),
+            });
         }
         let map = |e: RaftError<u64, ClientWriteError<u64, Member>>| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader { leader: f.leader_id },
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                Error::NotLeader { leader: f.leader_id }
+            }
             e => raft_err(e),
         };
         let ids = BTreeSet::from([id]);
         let current = self.inner.raft.metrics().borrow().membership_config.clone();
         if current.membership().voter_ids().any(|v| v == id) {
-            self.inner.raft.change_membership(openraft::ChangeMembers::RemoveVoters(ids.clone()), false).await.map_err(map)?;
+            self.inner
+                .raft
+                .change_membership(openraft::ChangeMembers::RemoveVoters(ids.clone()), false)
+                .await
+                .map_err(map)?;
         }
         let current = self.inner.raft.metrics().borrow().membership_config.clone();
         if current.membership().get_node(&id).is_some() {
-            self.inner.raft.change_membership(openraft::ChangeMembers::RemoveNodes(ids), false).await.map_err(map)?;
+            self.inner
+                .raft
+                .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
+                .await
+                .map_err(map)?;
         }
         tracing::info!(node = id, "member removed");
         Ok(())
@@ -612,8 +700,11 @@ impl Node {
                 },
                 Some(id) => {
                     if let Some(m) = self.leader_member(id) {
-                        let r: Result<Result<T, Error>, PeerError> =
-                            self.inner.peers.post(&m.raft_addr, path, body, Duration::from_secs(60)).await;
+                        let r: Result<Result<T, Error>, PeerError> = self
+                            .inner
+                            .peers
+                            .post(&m.raft_addr, path, body, Duration::from_secs(60))
+                            .await;
                         match r {
                             Ok(Err(Error::NotLeader { .. })) | Err(PeerError::Unreachable(_)) => {}
                             Ok(r) => return r,
@@ -656,7 +747,8 @@ impl Node {
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
-        let handles: Vec<_> = std::mem::take(&mut *self.inner.servers.lock().unwrap_or_else(|p| p.into_inner()));
+        let handles: Vec<_> =
+            std::mem::take(&mut *self.inner.servers.lock().unwrap_or_else(|p| p.into_inner()));
         for h in handles {
             let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
         }

@@ -1,1 +1,181 @@
+//! Helpers for end-to-end tests: clusters of real nodes talking HTTP on 127.0.0.1, with data in
+//! temporary directories.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use hiqlite::{Client, NodeConfig, Peer, Value};
+
+/// A port that was free a moment ago (bind to port 0, read it, release it).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Log to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// N nodes with fixed addresses and data dirs; each can be stopped and restarted.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub configs: Vec<NodeConfig>,
+    pub nodes: Vec<Option<Client>>,
+}
+
+impl TestCluster {
+    /// Configs for `n` nodes; `tweak` adjusts each one.
+    pub fn configure(n: usize, tweak: impl Fn(&mut NodeConfig)) -> TestCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let peers: Vec<Peer> = (1..=n as u64)
+            .map(|id| Peer {
+                id,
+                raft_addr: format!("127.0.0.1:{}", free_port()),
+                api_addr: format!("127.0.0.1:{}", free_port()),
+            })
+            .collect();
+        let configs = peers
+            .iter()
+            .map(|p| {
+                let mut c = NodeConfig {
+                    node_id: p.id,
+                    data_dir: dir.path().join(format!("node-{}", p.id)),
+                    raft_addr: p.raft_addr.clone(),
+                    api_addr: p.api_addr.clone(),
+                    peers: if n > 1 { peers.clone() } else { Vec::new() },
+                    secret: "test-secret-123".into(),
+                    heartbeat_ms: 100,
+                    election_timeout_min_ms: 500,
+                    election_timeout_max_ms: 1000,
+                    request_timeout_ms: 5_000,
+                    ..NodeConfig::default()
+                };
+                tweak(&mut c);
+                c
+            })
+            .collect();
+        TestCluster {
+            dir,
+            configs,
+            nodes: (0..n).map(|_| None).collect(),
+        }
+    }
+
+    /// Start node `i` (0-based).
+    pub async fn start(&mut self, i: usize) {
+        let c = Client::start(self.configs[i].clone()).await.expect("node starts");
+        self.nodes[i] = Some(c);
+    }
+
+    /// Start all nodes in the given order.
+    pub async fn start_in_order(&mut self, order: &[usize]) {
+        for &i in order {
+            self.start(i).await;
+        }
+    }
+
+    /// A running node.
+    pub fn node(&self, i: usize) -> &Client {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Stop node `i` gracefully.
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(c) = self.nodes[i].take() {
+            c.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Wait until every running node agrees on one running leader (same term), and return its
+    /// index. A restarted old leader may briefly claim leadership of a stale term; agreement
+    /// rules that out.
+    pub async fn leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st: Vec<hiqlite::Status> = self.nodes.iter().flatten().map(|c| c.status()).collect();
+            if let Some(first) = st.first() {
+                if let Some(id) = first.leader {
+                    let idx = (id - 1) as usize;
+                    let agreed = st.iter().all(|s| s.leader == Some(id) && s.term == first.term);
+                    if agreed
+                        && self
+                            .nodes
+                            .get(idx)
+                            .and_then(|n| n.as_ref())
+                            .is_some_and(|l| l.node().is_leader())
+                    {
+                        return idx;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {timeout:?}: {st:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until every running node has applied everything the agreed leader has applied.
+    pub async fn converge(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let li = self.leader(timeout).await;
+        let target = self.node(li).status().applied_index;
+        loop {
+            let behind: Vec<u64> = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter(|c| c.status().applied_index < target)
+                .map(|c| c.status().id)
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes {behind:?} did not catch up to {target:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Shut every running node down.
+    pub async fn stop_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop(i).await;
+        }
+    }
+}
+
+/// A checksum of every user table (schema and rows in rowid order) on one node's replica.
+pub async fn content_checksum(c: &Client) -> u64 {
+    let tables = c
+        .query(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_hiqlite_%' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            (),
+        )
+        .await
+        .expect("list tables");
+    let mut h = DefaultHasher::new();
+    for t in &tables.rows {
+        let Value::Text(name) = &t[0] else {
+            panic!("table name is text")
+        };
+        format!("{t:?}").hash(&mut h);
+        let rows = c
+            .query(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"), ())
+            .await
+            .expect("read table");
+        format!("{:?}", rows.rows).hash(&mut h);
+    }
+    h.finish()
+}

@@ -22,7 +22,9 @@ fn first_error(results: Vec<Result<ExecResult>>) -> Result<Vec<ExecResult>> {
 impl Client {
     /// Start an embedded node with `config` and return a client for it.
     pub async fn start(config: NodeConfig) -> Result<Client> {
-        Ok(Client { node: Node::start(config).await? })
+        Ok(Client {
+            node: Node::start(config).await?,
+        })
     }
 
     /// A client for an already started node.
@@ -36,13 +38,22 @@ impl Client {
     }
 
     async fn run(&self, stmts: Vec<Statement>, mode: ExecMode) -> Result<crate::raft::Response> {
-        self.node.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await
+        self.node
+            .write(Command::Execute {
+                stmts,
+                mode,
+                ts_ms: 0,
+                seed: 0,
+            })
+            .await
     }
 
     /// Run one write statement through Raft; returns rows affected and the last insert id.
     /// On a follower the write is forwarded to the leader.
     pub async fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult> {
-        let mut resp = self.run(vec![Statement::new(sql, params)], ExecMode::Transaction).await?;
+        let mut resp = self
+            .run(vec![Statement::new(sql, params)], ExecMode::Transaction)
+            .await?;
         resp.results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
     }
 
@@ -53,7 +64,10 @@ impl Client {
 
     /// Run statements atomically: all are applied or, on the first error, none; that error is
     /// returned.
-    pub async fn transaction<S: Into<Statement>>(&self, stmts: impl IntoIterator<Item = S>) -> Result<Vec<ExecResult>> {
+    pub async fn transaction<S: Into<Statement>>(
+        &self,
+        stmts: impl IntoIterator<Item = S>,
+    ) -> Result<Vec<ExecResult>> {
         let stmts: Vec<Statement> = stmts.into_iter().map(Into::into).collect();
         if stmts.is_empty() {
             return Ok(Vec::new());
@@ -81,12 +95,21 @@ impl Client {
     }
 
     /// Read with a chosen consistency.
-    pub async fn query_with(&self, sql: &str, params: impl Into<Params>, consistency: Consistency) -> Result<Rows> {
+    pub async fn query_with(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+        consistency: Consistency,
+    ) -> Result<Rows> {
         self.node.query(sql, &params.into(), consistency).await
     }
 
     /// Read rows into `T` via serde, matching fields to column names.
-    pub async fn query_as<T: DeserializeOwned>(&self, sql: &str, params: impl Into<Params>) -> Result<Vec<T>> {
+    pub async fn query_as<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<T>> {
         self.query(sql, params).await?.deserialize()
     }
 
@@ -106,7 +129,11 @@ impl Client {
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<usize> {
         let resp = self
             .node
-            .write(Command::Migrate { migrations: migrations.to_vec(), ts_ms: 0, seed: 0 })
+            .write(Command::Migrate {
+                migrations: migrations.to_vec(),
+                ts_ms: 0,
+                seed: 0,
+            })
             .await?;
         let results = first_error(resp.results)?;
         Ok(results.iter().filter(|r| r.rows_affected > 0).count())
@@ -119,16 +146,26 @@ impl Client {
 
     /// Add a node (by id and addresses) to the cluster: as learner, then voter.
     pub async fn add_node(&self, id: u64, raft_addr: &str, api_addr: &str) -> Result<()> {
-        let member = crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() };
-        let req = crate::node::JoinRequest { id, member: member.clone() };
+        let member = crate::raft::Member {
+            raft_addr: raft_addr.into(),
+            api_addr: api_addr.into(),
+        };
+        let req = crate::node::JoinRequest {
+            id,
+            member: member.clone(),
+        };
         let node = self.node.clone();
-        self.node.via_leader("/cluster/join", &req, || node.add_member(id, member.clone())).await
+        self.node
+            .via_leader("/cluster/join", &req, || node.add_member(id, member.clone()))
+            .await
     }
 
     /// Remove a node from the cluster.
     pub async fn remove_node(&self, id: u64) -> Result<()> {
         let node = self.node.clone();
-        self.node.via_leader("/cluster/remove", &id, || node.remove_member(id)).await
+        self.node
+            .via_leader("/cluster/remove", &id, || node.remove_member(id))
+            .await
     }
 
     /// Stop the embedded node gracefully.

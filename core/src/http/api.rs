@@ -41,14 +41,18 @@ fn json_to_value(v: &Json_) -> Result<Value, String> {
                 .collect::<Option<Vec<u8>>>()
                 .ok_or("array parameters must be byte arrays (0..255)")?,
         ),
-        Json_::Object(_) => return Err("object parameters are only allowed as the named-parameter map".into()),
+        Json_::Object(_) => {
+            return Err("object parameters are only allowed as the named-parameter map".into())
+        }
     })
 }
 
 /// Parse rqlite's statement list: `["sql", ["sql", p1, p2], ["sql", {"name": v}]]`.
 pub(crate) fn parse_statements(body: &[u8]) -> Result<Vec<Statement>, String> {
     let v: Json_ = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
-    let Json_::Array(items) = v else { return Err("body must be a JSON array of statements".into()) };
+    let Json_::Array(items) = v else {
+        return Err("body must be a JSON array of statements".into());
+    };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         match item {
@@ -62,9 +66,13 @@ pub(crate) fn parse_statements(body: &[u8]) -> Result<Vec<Statement>, String> {
                 let params = match rest.as_slice() {
                     [] => Params::None,
                     [Json_::Object(map)] => Params::Named(
-                        map.iter().map(|(k, v)| Ok((k.clone(), json_to_value(v)?))).collect::<Result<_, String>>()?,
+                        map.iter()
+                            .map(|(k, v)| Ok((k.clone(), json_to_value(v)?)))
+                            .collect::<Result<_, String>>()?,
                     ),
-                    vals => Params::Positional(vals.iter().map(json_to_value).collect::<Result<_, String>>()?),
+                    vals => {
+                        Params::Positional(vals.iter().map(json_to_value).collect::<Result<_, String>>()?)
+                    }
                 };
                 out.push(Statement { sql, params });
             }
@@ -90,7 +98,11 @@ fn service_error(e: Error) -> Response {
     (code, Json(json!({ "error": e.to_string() }))).into_response()
 }
 
-async fn execute(State(node): State<Node>, Query(q): Query<HashMap<String, String>>, body: Bytes) -> Response {
+async fn execute(
+    State(node): State<Node>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
     let stmts = match parse_statements(&body) {
         Ok(s) => s,
         Err(e) => return bad(e),
@@ -98,8 +110,17 @@ async fn execute(State(node): State<Node>, Query(q): Query<HashMap<String, Strin
     if stmts.is_empty() {
         return Json(json!({ "results": [] })).into_response();
     }
-    let mode = if q.contains_key("transaction") { ExecMode::Transaction } else { ExecMode::Independent };
-    let cmd = Command::Execute { stmts, mode, ts_ms: 0, seed: 0 };
+    let mode = if q.contains_key("transaction") {
+        ExecMode::Transaction
+    } else {
+        ExecMode::Independent
+    };
+    let cmd = Command::Execute {
+        stmts,
+        mode,
+        ts_ms: 0,
+        seed: 0,
+    };
     match node.write(cmd).await {
         Ok(resp) => {
             let results: Vec<Json_> = resp
@@ -107,7 +128,8 @@ async fn execute(State(node): State<Node>, Query(q): Query<HashMap<String, Strin
                 .into_iter()
                 .map(|r| match r {
                     Ok(x) => {
-                        let mut o = json!({ "last_insert_id": x.last_insert_id, "rows_affected": x.rows_affected });
+                        let mut o =
+                            json!({ "last_insert_id": x.last_insert_id, "rows_affected": x.rows_affected });
                         if !x.rows.columns.is_empty() {
                             o["columns"] = json!(x.rows.columns);
                             o["types"] = json!(x.rows.types);
@@ -134,7 +156,11 @@ fn sql_message(e: Error) -> String {
 }
 
 fn rows_json(rows: &[Vec<Value>]) -> Json_ {
-    Json_::Array(rows.iter().map(|r| Json_::Array(r.iter().map(Value::to_json).collect())).collect())
+    Json_::Array(
+        rows.iter()
+            .map(|r| Json_::Array(r.iter().map(Value::to_json).collect()))
+            .collect(),
+    )
 }
 
 async fn query(

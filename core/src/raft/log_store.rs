@@ -61,12 +61,31 @@ struct State {
 }
 
 enum Op {
-    Write { file: Arc<File>, offset: u64, bytes: Vec<u8>, new_segment: bool },
+    Write {
+        file: Arc<File>,
+        offset: u64,
+        bytes: Vec<u8>,
+        new_segment: bool,
+    },
     Flushed(OnFlushed),
-    Truncate { file: Option<Arc<File>>, len: u64, remove: Vec<PathBuf>, done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
-    Purge { purged: LogId, remove: Vec<PathBuf>, done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
-    Vote { vote: Vote<u64>, done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
-    Sync { done: tokio::sync::oneshot::Sender<std::io::Result<()>> },
+    Truncate {
+        file: Option<Arc<File>>,
+        len: u64,
+        remove: Vec<PathBuf>,
+        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
+    },
+    Purge {
+        purged: LogId,
+        remove: Vec<PathBuf>,
+        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
+    },
+    Vote {
+        vote: Vote<u64>,
+        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
+    },
+    Sync {
+        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
+    },
 }
 
 /// Called once the entries queued before it are durable (or failed to be).
@@ -134,11 +153,15 @@ impl LogStore {
             }
         };
         let vote: Option<Vote<u64>> = match read_json("vote")? {
-            Some(b) => Some(serde_json::from_slice(&b).map_err(|e| crate::Error::Storage(format!("vote file: {e}")))?),
+            Some(b) => Some(
+                serde_json::from_slice(&b).map_err(|e| crate::Error::Storage(format!("vote file: {e}")))?,
+            ),
             None => None,
         };
         let last_purged: Option<LogId> = match read_json("purged")? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| crate::Error::Storage(format!("purged file: {e}")))?,
+            Some(b) => {
+                serde_json::from_slice(&b).map_err(|e| crate::Error::Storage(format!("purged file: {e}")))?
+            }
             None => None,
         };
 
@@ -185,15 +208,22 @@ impl LogStore {
                     }
                     return Err(crate::Error::Storage(bad("truncated record in a sealed segment")));
                 }
-                let len = u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
+                let len =
+                    u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
                 let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
                 let end = off + HEADER + len;
                 if end > data.len() || crc32fast::hash(&data[off + HEADER..end]) != crc {
                     if is_last {
-                        tracing::warn!("{}; truncating {} bytes of log tail", bad("torn or corrupt record"), data.len() - off);
+                        tracing::warn!(
+                            "{}; truncating {} bytes of log tail",
+                            bad("torn or corrupt record"),
+                            data.len() - off
+                        );
                         break;
                     }
-                    return Err(crate::Error::Storage(bad("corrupt record in the middle of the log")));
+                    return Err(crate::Error::Storage(bad(
+                        "corrupt record in the middle of the log",
+                    )));
                 }
                 let entry: Entry = postcard::from_bytes(&data[off + HEADER..end])
                     .map_err(|e| crate::Error::Storage(bad(&format!("undecodable record: {e}"))))?;
@@ -208,7 +238,11 @@ impl LogStore {
                             "log entry {idx} found where {expected} was expected"
                         ))));
                     }
-                    state.locs.push_back(Loc { seg: first, offset: off as u64, len: (HEADER + len) as u32 });
+                    state.locs.push_back(Loc {
+                        seg: first,
+                        offset: off as u64,
+                        len: (HEADER + len) as u32,
+                    });
                     state.last_log_id = Some(entry.log_id);
                 }
                 off = end;
@@ -221,7 +255,13 @@ impl LogStore {
             if is_last {
                 state.active_size = valid_end as u64;
             }
-            state.segments.insert(first, Segment { path, file: Arc::new(file) });
+            state.segments.insert(
+                first,
+                Segment {
+                    path,
+                    file: Arc::new(file),
+                },
+            );
         }
         tracing::info!(
             dir = %dir.display(),
@@ -255,15 +295,22 @@ impl LogStore {
     fn send(&self, op: Op) -> Result<(), StorageError> {
         let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
         match tx.as_ref() {
-            Some(tx) => tx.send(op).map_err(|_| sto_write("log writer thread has stopped")),
+            Some(tx) => tx
+                .send(op)
+                .map_err(|_| sto_write("log writer thread has stopped")),
             None => Err(sto_write("log store is closed")),
         }
     }
 
-    async fn call(&self, op: impl FnOnce(tokio::sync::oneshot::Sender<std::io::Result<()>>) -> Op) -> Result<(), StorageError> {
+    async fn call(
+        &self,
+        op: impl FnOnce(tokio::sync::oneshot::Sender<std::io::Result<()>>) -> Op,
+    ) -> Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(op(tx))?;
-        rx.await.map_err(|_| sto_write("log writer thread has stopped"))?.map_err(sto_write)
+        rx.await
+            .map_err(|_| sto_write("log writer thread has stopped"))?
+            .map_err(sto_write)
     }
 
     /// Flush everything queued and stop the writer thread.
@@ -271,7 +318,12 @@ impl LogStore {
         let _ = self.call(|done| Op::Sync { done }).await;
         let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(tx);
-        let handle = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
@@ -317,7 +369,9 @@ impl LogStore {
                 }
                 let expected = s.first_index + s.locs.len() as u64;
                 if idx != expected {
-                    return Err(sto_write(format!("append of entry {idx} but the next index is {expected}")));
+                    return Err(sto_write(format!(
+                        "append of entry {idx} but the next index is {expected}"
+                    )));
                 }
                 let rec = encode(&entry)?;
                 let need_new = match s.segments.last_key_value() {
@@ -326,7 +380,12 @@ impl LogStore {
                 };
                 if need_new {
                     if let Some((f, off, bytes, new)) = pending.take() {
-                        ops.push(Op::Write { file: f, offset: off, bytes, new_segment: new });
+                        ops.push(Op::Write {
+                            file: f,
+                            offset: off,
+                            bytes,
+                            new_segment: new,
+                        });
                     }
                     let path = self.shared.dir.join(seg_name(idx));
                     let file = OpenOptions::new()
@@ -336,7 +395,13 @@ impl LogStore {
                         .truncate(true)
                         .open(&path)
                         .map_err(sto_write)?;
-                    s.segments.insert(idx, Segment { path, file: Arc::new(file) });
+                    s.segments.insert(
+                        idx,
+                        Segment {
+                            path,
+                            file: Arc::new(file),
+                        },
+                    );
                     s.active_size = 0;
                 }
                 let Some((&seg_first, seg)) = s.segments.last_key_value() else {
@@ -346,14 +411,23 @@ impl LogStore {
                 let p = pending.get_or_insert_with(|| (seg.file.clone(), offset, Vec::new(), need_new));
                 let len = rec.len();
                 p.2.extend_from_slice(&rec);
-                s.locs.push_back(Loc { seg: seg_first, offset, len: len as u32 });
+                s.locs.push_back(Loc {
+                    seg: seg_first,
+                    offset,
+                    len: len as u32,
+                });
                 s.active_size += len as u64;
                 s.last_log_id = Some(entry.log_id);
                 s.cache.insert(idx, (entry, len));
                 s.cache_bytes += len;
             }
             if let Some((f, off, bytes, new)) = pending.take() {
-                ops.push(Op::Write { file: f, offset: off, bytes, new_segment: new });
+                ops.push(Op::Write {
+                    file: f,
+                    offset: off,
+                    bytes,
+                    new_segment: new,
+                });
             }
             // Keep the cache bounded; the tail that is still being flushed stays regardless,
             // because eviction only removes the oldest entries.
@@ -387,7 +461,10 @@ impl LogStore {
                     out.push(Slot::Ready(e.clone()));
                 } else {
                     let loc = s.locs[(idx - s.first_index) as usize];
-                    let seg = s.segments.get(&loc.seg).ok_or_else(|| sto_read(format!("segment of entry {idx} missing")))?;
+                    let seg = s
+                        .segments
+                        .get(&loc.seg)
+                        .ok_or_else(|| sto_read(format!("segment of entry {idx} missing")))?;
                     out.push(Slot::Disk(seg.file.clone(), loc));
                 }
             }
@@ -402,7 +479,10 @@ impl LogStore {
                     file.read_exact_at(&mut buf, loc.offset).map_err(sto_read)?;
                     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
                     if crc32fast::hash(&buf[HEADER..]) != crc {
-                        return Err(sto_read(format!("checksum mismatch in log segment {} at {}", loc.seg, loc.offset)));
+                        return Err(sto_read(format!(
+                            "checksum mismatch in log segment {} at {}",
+                            loc.seg, loc.offset
+                        )));
                     }
                     entries.push(postcard::from_bytes(&buf[HEADER..]).map_err(sto_read)?);
                 }
@@ -452,7 +532,12 @@ fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
         let mut next = Some(first);
         while let Some(op) = next.take() {
             match op {
-                Op::Write { file, offset, bytes, new_segment } => {
+                Op::Write {
+                    file,
+                    offset,
+                    bytes,
+                    new_segment,
+                } => {
                     if error.is_none() {
                         if let Err(e) = file.write_all_at(&bytes, offset) {
                             error = Some(format!("write to log segment failed: {e}"));
@@ -468,7 +553,12 @@ fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
                 other => {
                     flush(&dir, &mut dirty, &mut dir_dirty, &mut waiting, &mut error);
                     match other {
-                        Op::Truncate { file, len, remove, done } => {
+                        Op::Truncate {
+                            file,
+                            len,
+                            remove,
+                            done,
+                        } => {
                             let r = (|| {
                                 if let Some(f) = file {
                                     f.set_len(len)?;
@@ -544,7 +634,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let s = self.lock();
-        Ok(LogState { last_purged_log_id: s.last_purged, last_log_id: s.last_log_id })
+        Ok(LogState {
+            last_purged_log_id: s.last_purged,
+            last_log_id: s.last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -604,7 +697,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             };
             (file, loc.offset, remove)
         };
-        self.call(|done| Op::Truncate { file, len, remove, done }).await?;
+        self.call(|done| Op::Truncate {
+            file,
+            len,
+            remove,
+            done,
+        })
+        .await?;
         let has_entries = !self.lock().locs.is_empty();
         if has_entries && idx > 0 {
             let prev = self.read_range(idx - 1, idx)?;
@@ -652,7 +751,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             remove
         };
-        self.call(|done| Op::Purge { purged: log_id, remove, done }).await
+        self.call(|done| Op::Purge {
+            purged: log_id,
+            remove,
+            done,
+        })
+        .await
     }
 }
 
@@ -662,12 +766,22 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
 
     fn ent(term: u64, index: u64) -> Entry {
-        Entry { log_id: LogId::new(CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
+            payload: EntryPayload::Blank,
+        }
     }
 
     async fn append(store: &mut LogStore, entries: Vec<Entry>) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        store.append_with(entries, Box::new(move |r| { let _ = tx.send(r); })).expect("append");
+        store
+            .append_with(
+                entries,
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            )
+            .expect("append");
         rx.await.expect("flushed").expect("flush ok");
     }
 
@@ -679,9 +793,15 @@ mod tests {
             append(&mut store, chunk.iter().map(|i| ent(1, *i)).collect()).await;
         }
         assert!(store.segment_count() > 1, "small segments must roll");
-        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 200)).await.expect("purge");
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 1), 200))
+            .await
+            .expect("purge");
         let segs_after = store.segment_count();
-        store.truncate(LogId::new(CommittedLeaderId::new(1, 1), 251)).await.expect("truncate");
+        store
+            .truncate(LogId::new(CommittedLeaderId::new(1, 1), 251))
+            .await
+            .expect("truncate");
         append(&mut store, vec![ent(2, 251), ent(2, 252)]).await;
         store.close().await;
         drop(store);
@@ -690,7 +810,10 @@ mod tests {
         assert_eq!(store.segment_count(), segs_after);
         let st = store.get_log_state().await.expect("state");
         assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(200));
-        assert_eq!(st.last_log_id, Some(LogId::new(CommittedLeaderId::new(2, 1), 252)));
+        assert_eq!(
+            st.last_log_id,
+            Some(LogId::new(CommittedLeaderId::new(2, 1), 252))
+        );
         let got = store.try_get_log_entries(195..=252).await.expect("read");
         assert_eq!(got.first().map(|e| e.log_id.index), Some(201));
         assert_eq!(got.len(), 52);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -49,7 +49,10 @@ impl PeerClient {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| crate::Error::Config(format!("cannot build HTTP client: {e}")))?;
-        Ok(PeerClient { http, secret: secret.to_owned() })
+        Ok(PeerClient {
+            http,
+            secret: secret.to_owned(),
+        })
     }
 
     /// POST a postcard body to `http://addr/path` and decode a postcard answer.
@@ -78,9 +81,16 @@ impl PeerClient {
                 }
             })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| PeerError::Network(addr.into(), e.to_string()))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Network(addr.into(), e.to_string()))?;
         if !status.is_success() {
-            return Err(PeerError::Status(addr.into(), status.as_u16(), String::from_utf8_lossy(&bytes).into_owned()));
+            return Err(PeerError::Status(
+                addr.into(),
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
         }
         postcard::from_bytes(&bytes).map_err(|e| PeerError::Network(addr.into(), format!("bad answer: {e}")))
     }
@@ -102,7 +112,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &Member) -> Self::Network {
-        Connection { client: self.client.clone(), target, addr: node.raft_addr.clone() }
+        Connection {
+            client: self.client.clone(),
+            target,
+            addr: node.raft_addr.clone(),
+        }
     }
 }
 
@@ -142,7 +156,8 @@ impl RaftNetwork<TypeConfig> for Connection {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>> {
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>>
+    {
         self.rpc("/raft/snapshot", &rpc, &option).await
     }
 

@@ -32,7 +32,10 @@ pub(crate) struct SnapshotStore {
 fn snap_paths(dir: &Path, meta: &SnapshotMeta) -> (PathBuf, PathBuf) {
     let (idx, term) = meta.last_log_id.map_or((0, 0), |l| (l.index, l.leader_id.term));
     let base = format!("snap-{idx:020}-{term:020}");
-    (dir.join(format!("{base}.db")), dir.join(format!("{base}.meta.json")))
+    (
+        dir.join(format!("{base}.db")),
+        dir.join(format!("{base}.meta.json")),
+    )
 }
 
 impl SnapshotStore {
@@ -42,7 +45,10 @@ impl SnapshotStore {
         let mut best: Option<(SnapshotMeta, PathBuf)> = None;
         for de in std::fs::read_dir(&dir)? {
             let p = de?.path();
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if name.starts_with("incoming-") || name.ends_with(".tmp") {
                 let _ = std::fs::remove_file(&p);
                 continue;
@@ -50,7 +56,10 @@ impl SnapshotStore {
             if !name.ends_with(".meta.json") {
                 continue;
             }
-            let meta: SnapshotMeta = match std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            let meta: SnapshotMeta = match std::fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
                 Some(m) => m,
                 None => {
                     tracing::warn!("ignoring unreadable snapshot metadata {}", p.display());
@@ -61,7 +70,10 @@ impl SnapshotStore {
             if !db.exists() {
                 continue;
             }
-            if best.as_ref().is_none_or(|(b, _)| b.last_log_id < meta.last_log_id) {
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| b.last_log_id < meta.last_log_id)
+            {
                 best = Some((meta, db));
             }
         }
@@ -88,10 +100,20 @@ impl SnapshotStore {
     fn publish(&self, meta: &SnapshotMeta, db_tmp: &Path) -> Result<PathBuf> {
         let (db, meta_path) = snap_paths(&self.dir, meta);
         std::fs::rename(db_tmp, &db)?;
-        let name = meta_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        write_atomic(&self.dir, &name, &serde_json::to_vec(meta).map_err(Error::storage)?)?;
+        let name = meta_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        write_atomic(
+            &self.dir,
+            &name,
+            &serde_json::to_vec(meta).map_err(Error::storage)?,
+        )?;
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if cur.as_ref().is_none_or(|(c, _)| c.last_log_id <= meta.last_log_id) {
+        if cur
+            .as_ref()
+            .is_none_or(|(c, _)| c.last_log_id <= meta.last_log_id)
+        {
             *cur = Some((meta.clone(), db.clone()));
         }
         let keep = cur.as_ref().map(|(_, p)| p.clone());
@@ -100,7 +122,10 @@ impl SnapshotStore {
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for de in rd.flatten() {
                 let p = de.path();
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if !name.starts_with("snap-") {
                     continue;
                 }
@@ -155,7 +180,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             Some(l) => format!("{}-{}-{n}", l.leader_id.term, l.index),
             None => format!("0-0-{n}"),
         };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
         let snapshots = self.snapshots.clone();
         let meta2 = meta.clone();
         let db = tokio::task::spawn_blocking(move || snapshots.publish(&meta2, &tmp))
@@ -165,7 +194,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.snapshots.built.fetch_add(1, Ordering::Relaxed);
         tracing::info!(last = ?meta.last_log_id, took_ms = started.elapsed().as_millis() as u64, "snapshot built");
         let file = tokio::fs::File::open(&db).await.map_err(snap_err)?;
-        Ok(Snapshot { meta, snapshot: Box::new(file) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
     }
 }
 
@@ -203,13 +235,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(f))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, mut snapshot: Box<tokio::fs::File>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        mut snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
         let started = std::time::Instant::now();
         let tmp = self.snapshots.tmp_path("install");
         {
-            snapshot.seek(std::io::SeekFrom::Start(0)).await.map_err(snap_err)?;
+            snapshot
+                .seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(snap_err)?;
             let mut out = tokio::fs::File::create(&tmp).await.map_err(snap_err)?;
-            tokio::io::copy(&mut *snapshot, &mut out).await.map_err(snap_err)?;
+            tokio::io::copy(&mut *snapshot, &mut out)
+                .await
+                .map_err(snap_err)?;
             out.sync_all().await.map_err(snap_err)?;
         }
         let snapshots = self.snapshots.clone();
@@ -229,7 +270,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             None => Ok(None),
             Some((meta, path)) => {
                 let file = tokio::fs::File::open(&path).await.map_err(snap_err)?;
-                Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
+                Ok(Some(Snapshot {
+                    meta,
+                    snapshot: Box::new(file),
+                }))
             }
         }
     }

@@ -121,7 +121,9 @@ pub(crate) fn install_functions(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function("randomblob", 1, flags, |ctx| {
         let n: i64 = ctx.get::<Option<i64>>(0)?.unwrap_or(1).max(1);
         if n > 1_000_000_000 {
-            return Err(rusqlite::Error::UserFunctionError("randomblob() size too large".into()));
+            return Err(rusqlite::Error::UserFunctionError(
+                "randomblob() size too large".into(),
+            ));
         }
         let mut out = Vec::with_capacity(n as usize);
         while out.len() < n as usize {

@@ -8,8 +8,10 @@ use crate::value::{ExecResult, Params, Rows, Value};
 
 fn collect_rows(stmt: &mut rusqlite::Statement<'_>) -> Result<Rows> {
     let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let types: Vec<String> =
-        stmt.columns().map(|c| c.decl_type().unwrap_or("").to_ascii_lowercase()).collect();
+    let types: Vec<String> = stmt
+        .columns()
+        .map(|c| c.decl_type().unwrap_or("").to_ascii_lowercase())
+        .collect();
     let n = columns.len();
     let mut rows = Vec::new();
     let mut raw = stmt.raw_query();
@@ -37,7 +39,11 @@ fn run_prepared(conn: &Connection, stmt: &mut rusqlite::Statement<'_>) -> Result
         })
     } else {
         let changes = stmt.raw_execute()? as u64;
-        Ok(ExecResult { rows_affected: changes, last_insert_id: conn.last_insert_rowid(), rows: Rows::default() })
+        Ok(ExecResult {
+            rows_affected: changes,
+            last_insert_id: conn.last_insert_rowid(),
+            rows: Rows::default(),
+        })
     }
 }
 

@@ -19,7 +19,8 @@ const WRITER_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; P
 
 pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     det::register_vfs().map_err(crate::Error::Storage)?;
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags_and_vfs(path, flags, det::VFS_NAME)?;
     conn.execute_batch(WRITER_PRAGMAS)?;
     conn.set_prepared_statement_cache_capacity(256);

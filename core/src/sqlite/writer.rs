@@ -4,7 +4,7 @@
 //! writes `last_applied` + membership into the database at snapshots and clean shutdown only.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use openraft::{EntryPayload, StorageIOError};
@@ -14,7 +14,9 @@ use tokio::sync::oneshot;
 
 use super::{det, exec};
 use crate::error::{Error, Result};
-use crate::raft::{Command, Entry, ExecMode, LogId, Migration, Response, SnapshotMeta, StorageError, StoredMembership};
+use crate::raft::{
+    Command, Entry, ExecMode, LogId, Migration, Response, SnapshotMeta, StorageError, StoredMembership,
+};
 use crate::value::ExecResult;
 
 /// `last_applied` and membership as the writer last committed them.
@@ -37,9 +39,14 @@ enum Msg {
 pub(crate) struct Writer {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     applied: Arc<Mutex<Applied>>,
+    /// Log entries applied since the database was opened.
+    pub(crate) entries_applied: Arc<AtomicU64>,
+    /// The applied log id found in the database when it was opened.
+    pub(crate) applied_at_open: Option<LogId>,
 }
 
-const META_DDL: &str = "CREATE TABLE IF NOT EXISTS _hiqlite_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+const META_DDL: &str =
+    "CREATE TABLE IF NOT EXISTS _hiqlite_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 const MIGRATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS _hiqlite_migrations (\
      id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum INTEGER NOT NULL, applied_at INTEGER NOT NULL);";
 
@@ -59,11 +66,15 @@ pub(crate) fn read_meta(conn: &Connection) -> Result<Applied> {
         })
     };
     let last: Option<LogId> = match get("last_applied")? {
-        Some(s) => serde_json::from_str(&s).map_err(|e| Error::Storage(format!("bad last_applied meta: {e}")))?,
+        Some(s) => {
+            serde_json::from_str(&s).map_err(|e| Error::Storage(format!("bad last_applied meta: {e}")))?
+        }
         None => None,
     };
     let membership: StoredMembership = match get("membership")? {
-        Some(s) => serde_json::from_str(&s).map_err(|e| Error::Storage(format!("bad membership meta: {e}")))?,
+        Some(s) => {
+            serde_json::from_str(&s).map_err(|e| Error::Storage(format!("bad membership meta: {e}")))?
+        }
         None => StoredMembership::default(),
     };
     Ok((last, membership))
@@ -74,8 +85,14 @@ fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {
     let mem = serde_json::to_string(&applied.1).map_err(Error::storage)?;
     conn.execute_batch(META_DDL)?;
     let tx = conn.unchecked_transaction()?;
-    tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('last_applied', ?1)", [last])?;
-    tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('membership', ?1)", [mem])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('last_applied', ?1)",
+        [last],
+    )?;
+    tx.execute(
+        "INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('membership', ?1)",
+        [mem],
+    )?;
     tx.commit()?;
     Ok(())
 }
@@ -85,6 +102,7 @@ struct State {
     path: PathBuf,
     applied: Applied,
     shared: Arc<Mutex<Applied>>,
+    entries_applied: Arc<AtomicU64>,
     /// True while user SQL runs: the authorizer then refuses transaction control and ATTACH.
     user_mode: Arc<AtomicBool>,
     denied: Arc<Mutex<Option<&'static str>>>,
@@ -115,7 +133,10 @@ impl Writer {
             }))?;
         }
         let shared = Arc::new(Mutex::new(applied.clone()));
+        let entries_applied = Arc::new(AtomicU64::new(0));
+        let applied_at_open = applied.0;
         let state = State {
+            entries_applied: entries_applied.clone(),
             conn,
             path: path.to_path_buf(),
             applied,
@@ -128,7 +149,12 @@ impl Writer {
             .name("hiqlite-sqlite-writer".into())
             .spawn(move || state.run(rx))
             .map_err(Error::storage)?;
-        Ok(Arc::new(Writer { tx: Mutex::new(Some(tx)), applied: shared }))
+        Ok(Arc::new(Writer {
+            tx: Mutex::new(Some(tx)),
+            applied: shared,
+            entries_applied,
+            applied_at_open,
+        }))
     }
 
     /// What the writer last committed.
@@ -144,7 +170,11 @@ impl Writer {
     }
 
     pub(crate) async fn apply(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError> {
-        let stopped = || StorageError::from(StorageIOError::write_state_machine(&crate::raft::io_err("writer stopped")));
+        let stopped = || {
+            StorageError::from(StorageIOError::write_state_machine(&crate::raft::io_err(
+                "writer stopped",
+            )))
+        };
         let (tx, rx) = oneshot::channel();
         if !self.send(Msg::Apply(entries, tx)) {
             return Err(stopped());
@@ -216,7 +246,10 @@ impl State {
     fn user_err(&self, e: Error) -> Error {
         let reason = self.denied.lock().unwrap_or_else(|p| p.into_inner()).take();
         match (reason, e) {
-            (Some(why), Error::Sql { code, .. }) => Error::Sql { code, message: why.to_string() },
+            (Some(why), Error::Sql { code, .. }) => Error::Sql {
+                code,
+                message: why.to_string(),
+            },
             (_, e) => e,
         }
     }
@@ -229,7 +262,9 @@ impl State {
     }
 
     fn apply(&mut self, entries: &[Entry]) -> Result<Vec<Response>, StorageError> {
-        let Some(last) = entries.last() else { return Ok(Vec::new()) };
+        let Some(last) = entries.last() else {
+            return Ok(Vec::new());
+        };
         let last_id = last.log_id;
         let fail = |e: Error| StorageError::from(StorageIOError::apply(last_id, &crate::raft::io_err(e)));
         // A statement with a ROLLBACK conflict clause (or RAISE(ROLLBACK) in a trigger) ends the
@@ -250,7 +285,9 @@ impl State {
                         self.ctl("SAVEPOINT entry").map_err(fail)?;
                         let resp = self.apply_command(cmd);
                         if self.conn.is_autocommit() {
-                            tracing::debug!("a statement rolled back the apply transaction; re-applying the run");
+                            tracing::debug!(
+                                "a statement rolled back the apply transaction; re-applying the run"
+                            );
                             continue 'restart;
                         }
                         if resp.rolled_back {
@@ -264,21 +301,34 @@ impl State {
             }
             self.ctl("COMMIT").map_err(fail)?;
             self.applied = (Some(last_id), membership);
+            self.entries_applied
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
             *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
             return Ok(out);
         }
-        Err(fail(Error::Storage("apply transaction was rolled back repeatedly".into())))
+        Err(fail(Error::Storage(
+            "apply transaction was rolled back repeatedly".into(),
+        )))
     }
 
     fn apply_command(&self, cmd: &Command) -> Response {
         match cmd {
-            Command::Execute { stmts, mode, ts_ms, seed } => {
+            Command::Execute {
+                stmts,
+                mode,
+                ts_ms,
+                seed,
+            } => {
                 det::enter_entry(*ts_ms, *seed);
                 let r = self.run_statements(stmts, *mode);
                 det::leave_entry();
                 r
             }
-            Command::Migrate { migrations, ts_ms, seed } => {
+            Command::Migrate {
+                migrations,
+                ts_ms,
+                seed,
+            } => {
                 det::enter_entry(*ts_ms, *seed);
                 let r = self.run_migrations(migrations, *ts_ms);
                 det::leave_entry();
@@ -292,7 +342,8 @@ impl State {
         let independent = mode == ExecMode::Independent && stmts.len() > 1;
         for s in stmts {
             if independent && self.ctl("SAVEPOINT stmt").is_err() {
-                resp.results.push(Err(Error::Storage("could not open a savepoint".into())));
+                resp.results
+                    .push(Err(Error::Storage("could not open a savepoint".into())));
                 continue;
             }
             let r = self.user_exec(&s.sql, &s.params);
@@ -303,7 +354,12 @@ impl State {
             }
             if independent {
                 let ok = r.is_ok();
-                let _ = if ok { self.ctl("RELEASE stmt") } else { self.ctl("ROLLBACK TO stmt").and_then(|_| self.ctl("RELEASE stmt")) };
+                let _ = if ok {
+                    self.ctl("RELEASE stmt")
+                } else {
+                    self.ctl("ROLLBACK TO stmt")
+                        .and_then(|_| self.ctl("RELEASE stmt"))
+                };
                 resp.results.push(r);
             } else {
                 let failed = r.is_err();
@@ -324,7 +380,9 @@ impl State {
         for m in sorted {
             let sum = i64::from(crc32fast::hash(m.sql.as_bytes()));
             let existing: Result<Option<i64>> = (|| {
-                let mut st = self.conn.prepare_cached("SELECT checksum FROM _hiqlite_migrations WHERE id = ?1")?;
+                let mut st = self
+                    .conn
+                    .prepare_cached("SELECT checksum FROM _hiqlite_migrations WHERE id = ?1")?;
                 let mut rows = st.query([m.id])?;
                 Ok(match rows.next()? {
                     Some(r) => Some(r.get(0)?),
@@ -359,9 +417,10 @@ impl State {
                     });
                     let failed = r.is_err();
                     resp.results.push(r.map_err(|e| match e {
-                        Error::Sql { code, message } => {
-                            Error::Sql { code, message: format!("migration {} ({}): {message}", m.id, m.name) }
-                        }
+                        Error::Sql { code, message } => Error::Sql {
+                            code,
+                            message: format!("migration {} ({}): {message}", m.id, m.name),
+                        },
                         other => other,
                     }));
                     if failed || self.conn.is_autocommit() {
@@ -381,7 +440,10 @@ impl State {
         // the writer goes on while the copy is made from it.
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
-        Ok(Pinned { conn, applied: self.applied.clone() })
+        Ok(Pinned {
+            conn,
+            applied: self.applied.clone(),
+        })
     }
 
     fn restore(&mut self, path: &Path, meta: &SnapshotMeta) -> Result<()> {
