@@ -1,9 +1,294 @@
-//! `hiqlite bench`: placeholder replaced below.
+//! `hiqlite bench`: throughput and latency of a local cluster against raw SQLite on the same disk.
+//! Every figure is printed with its durability mode; leader changes during the run are counted
+//! (a run that changes leader is flagged as failed).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use clap::Args;
+use hiqlite::{params, Client, NodeConfig, Peer, Statement};
 
+/// Options of `hiqlite bench`.
 #[derive(Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Number of nodes (1 or 3 are typical).
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Seconds per timed scenario.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Rows of the bulk-insert scenario.
+    #[arg(long, default_value_t = 100_000)]
+    bulk_rows: u64,
+    /// Rows per transaction in the bulk-insert scenario.
+    #[arg(long, default_value_t = 1_000)]
+    txn_rows: u64,
+    /// Directory for the data (on the disk to measure); removed afterwards.
+    #[arg(long, default_value = "hiqlite-bench-data")]
+    dir: PathBuf,
+    /// Skip the raw SQLite comparison.
+    #[arg(long)]
+    no_sqlite: bool,
+}
 
-pub async fn run(_a: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+struct Sample {
+    ops: u64,
+    secs: f64,
+    lat_us: Vec<u32>,
+}
+
+impl Sample {
+    fn pct(&mut self, p: f64) -> f64 {
+        if self.lat_us.is_empty() {
+            return 0.0;
+        }
+        self.lat_us.sort_unstable();
+        let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.lat_us[i]) / 1000.0
+    }
+    fn print(mut self, name: &str, mode: &str) {
+        let (p50, p99) = (self.pct(0.50), self.pct(0.99));
+        println!(
+            "{name:<34} {:>12.0} {:>9.3} {:>9.3}   {mode}",
+            self.ops as f64 / self.secs,
+            p50,
+            p99
+        );
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Run `op` from `conc` tasks for `secs`, collecting per-operation latency.
+async fn timed<F, Fut>(conc: usize, secs: f64, op: F) -> anyhow::Result<Sample>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hiqlite::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for w in 0..conc as u64 {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < end {
+                let t = Instant::now();
+                op(w * 1_000_000_000 + i).await?;
+                lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                i += 1;
+            }
+            Ok::<_, hiqlite::Error>(lat)
+        }));
+    }
+    let mut lat_us = Vec::new();
+    for t in tasks {
+        lat_us.extend(t.await??);
+    }
+    Ok(Sample { ops: lat_us.len() as u64, secs: start.elapsed().as_secs_f64(), lat_us })
+}
+
+pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(!a.dir.exists(), "{} exists; choose another --dir or remove it", a.dir.display());
+    std::fs::create_dir_all(&a.dir)?;
+    let result = run_in(&a).await;
+    let _ = std::fs::remove_dir_all(&a.dir);
+    result
+}
+
+async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
+    let mut peers = Vec::new();
+    for id in 1..=a.nodes {
+        peers.push(Peer {
+            id,
+            raft_addr: format!("127.0.0.1:{}", free_port()?),
+            api_addr: format!("127.0.0.1:{}", free_port()?),
+        });
+    }
+    let mut clients = Vec::new();
+    for p in &peers {
+        let cfg = NodeConfig {
+            node_id: p.id,
+            data_dir: a.dir.join(format!("node-{}", p.id)),
+            raft_addr: p.raft_addr.clone(),
+            api_addr: p.api_addr.clone(),
+            peers: if a.nodes > 1 { peers.clone() } else { Vec::new() },
+            secret: "bench-secret-0123".into(),
+            ..NodeConfig::default()
+        };
+        clients.push(Client::start(cfg).await?);
+    }
+    let leader_id = clients[0].node().wait_for_leader(Duration::from_secs(30)).await?;
+    let db = clients.iter().find(|c| c.node().id() == leader_id).cloned().unwrap_or_else(|| clients[0].clone());
+    let term0 = db.status().term;
+    let mut leader_changes = 0u64;
+    let mut watch_leader = {
+        let n = db.clone();
+        tokio::spawn(async move {
+            let mut changes = 0u64;
+            let mut last = n.status().leader;
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let now = n.status().leader;
+                if now != last {
+                    changes += 1;
+                    last = now;
+                }
+                if n.status().state == "Shutdown" {
+                    return changes;
+                }
+            }
+        })
+    };
+
+    println!(
+        "hiqlite bench: {} node(s) in one process, peers over loopback HTTP; data in {}",
+        a.nodes,
+        a.dir.display()
+    );
+    println!("{:<34} {:>12} {:>9} {:>9}   durability", "scenario", "ops/s", "p50 ms", "p99 ms");
+    let hq_mode = if a.nodes > 1 {
+        "hiqlite: log fdatasync'd on a majority before ack"
+    } else {
+        "hiqlite: log fdatasync'd before ack"
+    };
+
+    db.execute("CREATE TABLE bench (id INTEGER PRIMARY KEY, k INTEGER, v TEXT)", ()).await?;
+    for conc in [1usize, 4, 16, 64] {
+        let c = db.clone();
+        let s = timed(conc, a.secs, move |i| {
+            let c = c.clone();
+            async move {
+                c.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![i as i64, "payload-0123456789"]).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        s.print(&format!("insert, concurrency {conc}"), hq_mode);
+    }
+
+    let t = Instant::now();
+    let mut lat = Vec::new();
+    let mut done = 0u64;
+    while done < a.bulk_rows {
+        let n = a.txn_rows.min(a.bulk_rows - done);
+        let stmts: Vec<Statement> = (0..n)
+            .map(|i| Statement::new("INSERT INTO bench (k, v) VALUES (?, ?)", params![(done + i) as i64, "bulk-row"]))
+            .collect();
+        let tt = Instant::now();
+        db.transaction(stmts).await?;
+        lat.push(tt.elapsed().as_micros() as u32);
+        done += n;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    Sample { ops: a.bulk_rows, secs, lat_us: lat }
+        .print(&format!("rows in txns of {} (rows/s)", a.txn_rows), hq_mode);
+
+    let max_id = db.query("SELECT max(id) FROM bench", ()).await?;
+    let max_id = match max_id.rows.first().and_then(|r| r.first()) {
+        Some(hiqlite::Value::Integer(m)) => *m,
+        _ => 1,
+    };
+    for conc in [1usize, 4, 16] {
+        let c = db.clone();
+        let s = timed(conc, a.secs, move |i| {
+            let c = c.clone();
+            async move {
+                let id = (i.wrapping_mul(2_654_435_761) % max_id as u64) as i64 + 1;
+                c.query("SELECT k, v FROM bench WHERE id = ?", params![id]).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        s.print(&format!("point select, concurrency {conc}"), "local read (leader replica)");
+    }
+    let term1 = db.status().term;
+    for c in &clients {
+        c.shutdown().await?;
+    }
+    leader_changes += tokio::time::timeout(Duration::from_secs(2), &mut watch_leader)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or(0);
+    watch_leader.abort();
+
+    if !a.no_sqlite {
+        for (sync, label) in [("FULL", "raw SQLite WAL synchronous=FULL"), ("NORMAL", "raw SQLite WAL synchronous=NORMAL")] {
+            raw_sqlite(a, sync, label)?;
+        }
+    }
+    println!("leader changes during the run: {leader_changes} (terms {term0} -> {term1})");
+    if leader_changes > 0 || term1 != term0 {
+        println!("RUN FAILED: leadership changed under load");
+        anyhow::bail!("leadership changed during the benchmark");
+    }
+    Ok(())
+}
+
+fn raw_sqlite(a: &BenchArgs, sync: &str, label: &str) -> anyhow::Result<()> {
+    let path = a.dir.join(format!("raw-{sync}.db"));
+    let conn = rusqlite::Connection::open(&path)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; CREATE TABLE bench (id INTEGER PRIMARY KEY, k INTEGER, v TEXT);"
+    ))?;
+    let end = Instant::now() + Duration::from_secs_f64(a.secs);
+    let t = Instant::now();
+    let mut lat = Vec::new();
+    {
+        let mut st = conn.prepare("INSERT INTO bench (k, v) VALUES (?, ?)")?;
+        let mut i = 0i64;
+        while Instant::now() < end {
+            let tt = Instant::now();
+            st.execute(rusqlite::params![i, "payload-0123456789"])?;
+            lat.push(tt.elapsed().as_micros() as u32);
+            i += 1;
+        }
+    }
+    Sample { ops: lat.len() as u64, secs: t.elapsed().as_secs_f64(), lat_us: lat }.print("insert, concurrency 1", label);
+
+    let t = Instant::now();
+    let mut lat = Vec::new();
+    let mut done = 0u64;
+    while done < a.bulk_rows {
+        let n = a.txn_rows.min(a.bulk_rows - done);
+        let tt = Instant::now();
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO bench (k, v) VALUES (?, ?)")?;
+            for i in 0..n {
+                st.execute(rusqlite::params![(done + i) as i64, "bulk-row"])?;
+            }
+        }
+        tx.commit()?;
+        lat.push(tt.elapsed().as_micros() as u32);
+        done += n;
+    }
+    Sample { ops: a.bulk_rows, secs: t.elapsed().as_secs_f64(), lat_us: lat }
+        .print(&format!("rows in txns of {} (rows/s)", a.txn_rows), label);
+
+    let max_id: i64 = conn.query_row("SELECT max(id) FROM bench", [], |r| r.get(0))?;
+    let end = Instant::now() + Duration::from_secs_f64(a.secs);
+    let t = Instant::now();
+    let mut lat = Vec::new();
+    {
+        let mut st = conn.prepare("SELECT k, v FROM bench WHERE id = ?")?;
+        let mut i = 0u64;
+        while Instant::now() < end {
+            let id = (i.wrapping_mul(2_654_435_761) % max_id as u64) as i64 + 1;
+            let tt = Instant::now();
+            let _: (i64, String) = st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            lat.push(tt.elapsed().as_micros() as u32);
+            i += 1;
+        }
+    }
+    Sample { ops: lat.len() as u64, secs: t.elapsed().as_secs_f64(), lat_us: lat }
+        .print("point select, concurrency 1", label);
+    Ok(())
 }

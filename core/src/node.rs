@@ -104,6 +104,7 @@ pub(crate) struct NodeInner {
     pub raft_addr: String,
     pub api_addr: String,
     pub startup: String,
+    proposer: tokio::sync::mpsc::UnboundedSender<Proposal>,
     shutdown_tx: watch::Sender<bool>,
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     lock: Mutex<Option<(File, PathBuf)>>,
@@ -157,6 +158,98 @@ fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
 
 fn raft_err<E: std::fmt::Display>(e: E) -> Error {
     Error::raft(e)
+}
+
+type Proposal = (Command, tokio::sync::oneshot::Sender<Result<Response>>);
+
+/// Most proposals in flight at once; while they are busy, new ones queue and go out together.
+const PROPOSALS_IN_FLIGHT: usize = 4;
+/// Most client commands in one log entry.
+const MAX_BATCH: usize = 1024;
+/// Most statement bytes in one log entry (past the first command).
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+fn command_size(c: &Command) -> usize {
+    match c {
+        Command::Execute { stmts, .. } => stmts
+            .iter()
+            .map(|s| {
+                s.sql.len()
+                    + match &s.params {
+                        Params::None => 0,
+                        Params::Positional(v) => v.iter().map(crate::Value::size).sum(),
+                        Params::Named(v) => v.iter().map(|(k, v)| k.len() + v.size()).sum(),
+                    }
+            })
+            .sum(),
+        Command::Migrate { migrations, .. } => migrations.iter().map(|m| m.sql.len()).sum(),
+        Command::Batch(cmds) => cmds.iter().map(command_size).sum(),
+    }
+}
+
+/// openraft 0.9's core appends and fsyncs one client write at a time, so group commit has to
+/// happen before it: this task gathers the commands that arrive while earlier proposals are in
+/// flight into one `Command::Batch` entry, and answers each caller from the batch response.
+async fn proposer(raft: Raft, mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>, timeout: Duration) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(PROPOSALS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let mut size = command_size(&first.0);
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    size += command_size(&p.0);
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch, timeout).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn propose(raft: &Raft, mut batch: Vec<Proposal>, timeout: Duration) {
+    let single = batch.len() == 1;
+    let mut cmd = if single {
+        batch[0].0.clone()
+    } else {
+        Command::Batch(batch.iter().map(|(c, _)| c.clone()).collect())
+    };
+    cmd.stamp();
+    let r = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
+        Err(_) => Err(Error::OutcomeUnknown(format!("write not confirmed within {timeout:?}"))),
+        Ok(Ok(r)) => Ok(r.data),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            Err(Error::NotLeader { leader: f.leader_id })
+        }
+        Ok(Err(e)) => Err(raft_err(e)),
+    };
+    match r {
+        Ok(resp) if single => {
+            if let Some((_, tx)) = batch.pop() {
+                let _ = tx.send(Ok(resp));
+            }
+        }
+        Ok(resp) => {
+            let mut answers = resp.batch.into_iter();
+            for (_, tx) in batch {
+                let a = answers
+                    .next()
+                    .ok_or_else(|| Error::Storage("batch response is missing an answer".into()));
+                let _ = tx.send(a);
+            }
+        }
+        Err(e) => {
+            for (_, tx) in batch {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
 }
 
 impl Node {
@@ -251,7 +344,10 @@ impl Node {
         .map_err(raft_err)?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (proposer_tx, proposer_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(proposer(raft.clone(), proposer_rx, Duration::from_millis(config.request_timeout_ms)));
         let inner = Arc::new(NodeInner {
+            proposer: proposer_tx,
             id: config.node_id,
             reads: ReadPool::new(db_path.clone(), config.read_pool_size),
             config,
@@ -459,20 +555,12 @@ impl Node {
         Duration::from_millis(self.inner.config.request_timeout_ms)
     }
 
-    /// Propose a command on this node, which must be the leader.
-    pub(crate) async fn write_as_leader(&self, mut cmd: Command) -> Result<Response> {
-        cmd.stamp();
-        match tokio::time::timeout(self.timeout(), self.inner.raft.client_write(cmd)).await {
-            Err(_) => Err(Error::OutcomeUnknown(format!(
-                "write not confirmed within {:?}",
-                self.timeout()
-            ))),
-            Ok(Ok(r)) => Ok(r.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(Error::NotLeader { leader: f.leader_id })
-            }
-            Ok(Err(e)) => Err(raft_err(e)),
-        }
+    /// Propose a command on this node, which must be the leader. Concurrent proposals are
+    /// gathered into one log entry by the proposer task.
+    pub(crate) async fn write_as_leader(&self, cmd: Command) -> Result<Response> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.proposer.send((cmd, tx)).map_err(|_| Error::ShutDown)?;
+        rx.await.map_err(|_| Error::ShutDown)?
     }
 
     /// Replicate a command through the leader, forwarding from a follower. Retries only while it
@@ -526,7 +614,12 @@ impl Node {
     /// Read with the requested consistency.
     pub(crate) async fn query(&self, sql: &str, params: &Params, consistency: Consistency) -> Result<Rows> {
         match consistency {
-            Consistency::Local => self.inner.reads.query(sql, params),
+            Consistency::Local => {
+                // A local read never waits on anything; without this a tight loop of reads
+                // would never yield and could starve the Raft tasks on the same worker.
+                tokio::task::consume_budget().await;
+                self.inner.reads.query(sql, params)
+            }
             Consistency::Linearizable => {
                 let read_log_id = self.read_index().await?;
                 if let Some(l) = read_log_id {

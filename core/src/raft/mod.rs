@@ -62,6 +62,10 @@ pub enum Command {
         /// As in `Execute`.
         seed: u64,
     },
+    /// Several independent client commands proposed as one log entry (group commit at the
+    /// proposer: one append, one fsync and one replication round for all of them). Each is
+    /// applied in its own savepoint and answered in `Response::batch`.
+    Batch(Vec<Command>),
 }
 
 impl Command {
@@ -71,10 +75,19 @@ impl Command {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let fresh = getrandom::u64().unwrap_or(now as u64 ^ 0x9E37_79B9_7F4A_7C15);
+        self.stamp_with(now, fresh);
+    }
+
+    fn stamp_with(&mut self, now: i64, seed_base: u64) {
         match self {
             Command::Execute { ts_ms, seed, .. } | Command::Migrate { ts_ms, seed, .. } => {
                 *ts_ms = now;
-                *seed = fresh;
+                *seed = seed_base;
+            }
+            Command::Batch(cmds) => {
+                for (i, c) in cmds.iter_mut().enumerate() {
+                    c.stamp_with(now, seed_base.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                }
             }
         }
     }
@@ -87,6 +100,8 @@ pub struct Response {
     pub results: Vec<Result<ExecResult, Error>>,
     /// True when a transaction failed and nothing of it was applied.
     pub rolled_back: bool,
+    /// For [`Command::Batch`]: one response per command, in order.
+    pub batch: Vec<Response>,
 }
 
 openraft::declare_raft_types!(

@@ -313,6 +313,31 @@ impl State {
 
     fn apply_command(&self, cmd: &Command) -> Response {
         match cmd {
+            Command::Batch(cmds) => {
+                let mut out = Response::default();
+                for c in cmds {
+                    if self.ctl("SAVEPOINT sub").is_err() {
+                        out.batch.push(Response {
+                            results: vec![Err(Error::Storage("could not open a savepoint".into()))],
+                            rolled_back: true,
+                            batch: Vec::new(),
+                        });
+                        continue;
+                    }
+                    let r = self.apply_command(c);
+                    if self.conn.is_autocommit() {
+                        // The outer transaction is gone; the caller re-applies the whole run.
+                        return out;
+                    }
+                    let undo = r.rolled_back && self.ctl("ROLLBACK TO sub").is_err();
+                    let _ = self.ctl("RELEASE sub");
+                    if undo {
+                        tracing::error!("could not roll back a failed command inside a batch");
+                    }
+                    out.batch.push(r);
+                }
+                out
+            }
             Command::Execute {
                 stmts,
                 mode,
