@@ -49,12 +49,7 @@ impl Sample {
     }
     fn print(mut self, name: &str, mode: &str) {
         let (p50, p99) = (self.pct(0.50), self.pct(0.99));
-        println!(
-            "{name:<34} {:>12.0} {:>9.3} {:>9.3}   {mode}",
-            self.ops as f64 / self.secs,
-            p50,
-            p99
-        );
+        println!("{name:<34} {:>12.0} {:>9.3} {:>9.3}   {mode}", self.ops as f64 / self.secs, p50, p99);
     }
 }
 
@@ -125,7 +120,8 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         clients.push(Client::start(cfg).await?);
     }
     let leader_id = clients[0].node().wait_for_leader(Duration::from_secs(30)).await?;
-    let db = clients.iter().find(|c| c.node().id() == leader_id).cloned().unwrap_or_else(|| clients[0].clone());
+    let db =
+        clients.iter().find(|c| c.node().id() == leader_id).cloned().unwrap_or_else(|| clients[0].clone());
     let term0 = db.status().term;
     let mut leader_changes = 0u64;
     let mut watch_leader = {
@@ -165,7 +161,8 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         let s = timed(conc, a.secs, move |i| {
             let c = c.clone();
             async move {
-                c.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![i as i64, "payload-0123456789"]).await?;
+                c.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![i as i64, "payload-0123456789"])
+                    .await?;
                 Ok(())
             }
         })
@@ -179,7 +176,12 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     while done < a.bulk_rows {
         let n = a.txn_rows.min(a.bulk_rows - done);
         let stmts: Vec<Statement> = (0..n)
-            .map(|i| Statement::new("INSERT INTO bench (k, v) VALUES (?, ?)", params![(done + i) as i64, "bulk-row"]))
+            .map(|i| {
+                Statement::new(
+                    "INSERT INTO bench (k, v) VALUES (?, ?)",
+                    params![(done + i) as i64, "bulk-row"],
+                )
+            })
             .collect();
         let tt = Instant::now();
         db.transaction(stmts).await?;
@@ -220,7 +222,9 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     watch_leader.abort();
 
     if !a.no_sqlite {
-        for (sync, label) in [("FULL", "raw SQLite WAL synchronous=FULL"), ("NORMAL", "raw SQLite WAL synchronous=NORMAL")] {
+        for (sync, label) in
+            [("FULL", "raw SQLite WAL synchronous=FULL"), ("NORMAL", "raw SQLite WAL synchronous=NORMAL")]
+        {
             raw_sqlite(a, sync, label)?;
         }
     }
@@ -251,7 +255,8 @@ fn raw_sqlite(a: &BenchArgs, sync: &str, label: &str) -> anyhow::Result<()> {
             i += 1;
         }
     }
-    Sample { ops: lat.len() as u64, secs: t.elapsed().as_secs_f64(), lat_us: lat }.print("insert, concurrency 1", label);
+    Sample { ops: lat.len() as u64, secs: t.elapsed().as_secs_f64(), lat_us: lat }
+        .print("insert, concurrency 1", label);
 
     let t = Instant::now();
     let mut lat = Vec::new();

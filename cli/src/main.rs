@@ -10,11 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use hiqlite::{Client, NodeConfig, Peer};
 
 #[derive(Parser)]
-#[command(
-    name = "hiqlite",
-    version,
-    about = "Embeddable, highly available SQLite replicated with Raft"
-)]
+#[command(name = "hiqlite", version, about = "Embeddable, highly available SQLite replicated with Raft")]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -93,11 +89,7 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
         cfg.api_addr = v;
     }
     if !a.peers.is_empty() {
-        cfg.peers = a
-            .peers
-            .iter()
-            .map(|p| Peer::parse(p))
-            .collect::<hiqlite::Result<_>>()?;
+        cfg.peers = a.peers.iter().map(|p| Peer::parse(p)).collect::<hiqlite::Result<_>>()?;
     }
     if !a.join.is_empty() {
         cfg.join = a.join;
@@ -142,10 +134,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     }
     let client = Client::start(cfg).await?;
     let st = client.status();
-    println!(
-        "hiqlite node {} serving: API http://{}  raft {}",
-        st.id, st.api_addr, st.raft_addr
-    );
+    println!("hiqlite node {} serving: API http://{}  raft {}", st.id, st.api_addr, st.raft_addr);
     println!("try: curl -s -XPOST 'http://{}/db/execute' -H 'Content-Type: application/json' -d '[\"CREATE TABLE t (x)\"]'", st.api_addr);
     wait_for_signal().await;
     println!("stopping...");
@@ -179,10 +168,7 @@ async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
         clients.push(Client::start(cfg).await?);
     }
     let leader = clients[0].node().wait_for_leader(Duration::from_secs(20)).await?;
-    println!(
-        "hiqlite cluster of {} nodes is up; leader is node {leader}",
-        a.nodes
-    );
+    println!("hiqlite cluster of {} nodes is up; leader is node {leader}", a.nodes);
     for p in &peers {
         println!("  node {}: API http://{}  raft {}", p.id, p.api_addr, p.raft_addr);
     }
@@ -190,10 +176,7 @@ async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
         "try: curl -s -XPOST 'http://{}/db/execute' -H 'Content-Type: application/json' -d '[\"CREATE TABLE t (x)\", [\"INSERT INTO t VALUES (?)\", 42]]'",
         peers[0].api_addr
     );
-    println!(
-        "     curl -s 'http://{}/db/query?q=SELECT+*+FROM+t'",
-        peers[peers.len() - 1].api_addr
-    );
+    println!("     curl -s 'http://{}/db/query?q=SELECT+*+FROM+t'", peers[peers.len() - 1].api_addr);
     println!("Ctrl-C stops the cluster.");
     wait_for_signal().await;
     println!("stopping...");

@@ -24,11 +24,7 @@ impl Peer {
         let (id, rest) = s.trim().split_once('=').ok_or_else(bad)?;
         let (raft, api) = rest.split_once('/').ok_or_else(bad)?;
         let id = id.trim().parse::<u64>().map_err(|_| bad())?;
-        Ok(Peer {
-            id,
-            raft_addr: raft.trim().to_owned(),
-            api_addr: api.trim().to_owned(),
-        })
+        Ok(Peer { id, raft_addr: raft.trim().to_owned(), api_addr: api.trim().to_owned() })
     }
 }
 
@@ -124,9 +120,7 @@ impl NodeConfig {
 
     fn with_vars(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
-            v.trim()
-                .parse()
-                .map_err(|_| Error::Config(format!("{key}={v} is not a valid number")))
+            v.trim().parse().map_err(|_| Error::Config(format!("{key}={v} is not a valid number")))
         }
         if let Some(v) = get("HIQLITE_NODE_ID") {
             self.node_id = num("HIQLITE_NODE_ID", &v)?;
@@ -141,18 +135,11 @@ impl NodeConfig {
             self.api_addr = v;
         }
         if let Some(v) = get("HIQLITE_PEERS") {
-            self.peers = v
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(Peer::parse)
-                .collect::<Result<_>>()?;
+            self.peers =
+                v.split(',').filter(|s| !s.trim().is_empty()).map(Peer::parse).collect::<Result<_>>()?;
         }
         if let Some(v) = get("HIQLITE_JOIN") {
-            self.join = v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
+            self.join = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
         }
         if let Some(v) = get("HIQLITE_SECRET") {
             self.secret = v;
@@ -200,10 +187,7 @@ impl NodeConfig {
             ));
         }
         if !self.peers.is_empty() && !self.peers.iter().any(|p| p.id == self.node_id) {
-            return Err(Error::Config(format!(
-                "peers must include this node (id {})",
-                self.node_id
-            )));
+            return Err(Error::Config(format!("peers must include this node (id {})", self.node_id)));
         }
         let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
         ids.sort_unstable();
@@ -226,10 +210,7 @@ mod tests {
     fn env_overrides_and_peer_parsing() {
         let vars = [
             ("HIQLITE_NODE_ID", "2"),
-            (
-                "HIQLITE_PEERS",
-                "1=127.0.0.1:1/127.0.0.1:2, 2=127.0.0.1:3/127.0.0.1:4",
-            ),
+            ("HIQLITE_PEERS", "1=127.0.0.1:1/127.0.0.1:2, 2=127.0.0.1:3/127.0.0.1:4"),
             ("HIQLITE_SNAPSHOT_EVERY", "50"),
         ];
         let cfg = NodeConfig::default()
@@ -239,11 +220,7 @@ mod tests {
         assert_eq!(cfg.snapshot_every, 50);
         assert_eq!(
             cfg.peers[1],
-            Peer {
-                id: 2,
-                raft_addr: "127.0.0.1:3".into(),
-                api_addr: "127.0.0.1:4".into()
-            }
+            Peer { id: 2, raft_addr: "127.0.0.1:3".into(), api_addr: "127.0.0.1:4".into() }
         );
         cfg.validate().expect("valid");
         let bad = NodeConfig::default().with_vars(|k| (k == "HIQLITE_NODE_ID").then(|| "x".to_string()));

@@ -43,9 +43,8 @@ pub mod storage {
     /// Open a log store and a state machine in `dir`, as a node does (without the heal step).
     pub fn open(dir: &std::path::Path) -> crate::Result<(LogStore, StateMachine)> {
         let log = LogStore::open(dir.join("log"), 64 * 1024 * 1024)?;
-        let snaps = std::sync::Arc::new(crate::raft::state_machine::SnapshotStore::open(
-            dir.join("snapshots"),
-        )?);
+        let snaps =
+            std::sync::Arc::new(crate::raft::state_machine::SnapshotStore::open(dir.join("snapshots"))?);
         std::fs::create_dir_all(dir.join("db"))?;
         let writer = crate::sqlite::writer::Writer::start(&dir.join("db").join("hiqlite.db"))?;
         Ok((log, StateMachine::new(writer, snaps)))

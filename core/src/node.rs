@@ -133,11 +133,7 @@ fn remove_db_files(db: &Path) -> Result<()> {
 fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
     let path = dir.join("hiqlite.lock");
     let existed = path.exists();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -214,6 +210,18 @@ async fn proposer(raft: Raft, mut rx: tokio::sync::mpsc::UnboundedReceiver<Propo
 }
 
 async fn propose(raft: &Raft, mut batch: Vec<Proposal>, timeout: Duration) {
+    let (leader, me) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (m.current_leader, m.id)
+    };
+    if leader != Some(me) {
+        // Never proposed: the caller may safely try the new leader.
+        for (_, tx) in batch {
+            let _ = tx.send(Err(Error::NotLeader { leader }));
+        }
+        return;
+    }
     let single = batch.len() == 1;
     let mut cmd = if single {
         batch[0].0.clone()
@@ -224,9 +232,11 @@ async fn propose(raft: &Raft, mut batch: Vec<Proposal>, timeout: Duration) {
     let r = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
         Err(_) => Err(Error::OutcomeUnknown(format!("write not confirmed within {timeout:?}"))),
         Ok(Ok(r)) => Ok(r.data),
-        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-            Err(Error::NotLeader { leader: f.leader_id })
-        }
+        // openraft also answers ForwardToLeader for an entry that was appended and later cut
+        // from this node's log; another node may still commit it, so it is not safe to retry.
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(Error::OutcomeUnknown(
+            format!("leadership moved to {:?} while the write was in flight", f.leader_id),
+        )),
         Ok(Err(e)) => Err(raft_err(e)),
     };
     match r {
@@ -260,10 +270,7 @@ impl Node {
         config.validate()?;
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::Config(format!(
-                "cannot create data dir {}: {e}",
-                config.data_dir.display()
-            ))
+            Error::Config(format!("cannot create data dir {}: {e}", config.data_dir.display()))
         })?;
         let (lock_file, lock_path, unclean) = acquire_lock(&config.data_dir)?;
 
@@ -334,9 +341,7 @@ impl Node {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            Network {
-                client: peers.clone(),
-            },
+            Network { client: peers.clone() },
             log.clone(),
             sm,
         )
@@ -396,10 +401,7 @@ impl Node {
     }
 
     fn me(&self) -> Member {
-        Member {
-            raft_addr: self.inner.raft_addr.clone(),
-            api_addr: self.inner.api_addr.clone(),
-        }
+        Member { raft_addr: self.inner.raft_addr.clone(), api_addr: self.inner.api_addr.clone() }
     }
 
     async fn form_cluster(&self) {
@@ -409,18 +411,12 @@ impl Node {
             return;
         }
         if !cfg.join.is_empty() {
-            let req = JoinRequest {
-                id: self.inner.id,
-                member: self.me(),
-            };
+            let req = JoinRequest { id: self.inner.id, member: self.me() };
             let mut delay = Duration::from_millis(100);
             loop {
                 for addr in &cfg.join {
-                    let r: Result<Result<(), Error>, PeerError> = self
-                        .inner
-                        .peers
-                        .post(addr, "/cluster/join", &req, Duration::from_secs(30))
-                        .await;
+                    let r: Result<Result<(), Error>, PeerError> =
+                        self.inner.peers.post(addr, "/cluster/join", &req, Duration::from_secs(30)).await;
                     match r {
                         Ok(Ok(())) => {
                             tracing::info!(node = self.inner.id, via = %addr, "joined the cluster");
@@ -442,15 +438,7 @@ impl Node {
         } else {
             cfg.peers
                 .iter()
-                .map(|p| {
-                    (
-                        p.id,
-                        Member {
-                            raft_addr: p.raft_addr.clone(),
-                            api_addr: p.api_addr.clone(),
-                        },
-                    )
-                })
+                .map(|p| (p.id, Member { raft_addr: p.raft_addr.clone(), api_addr: p.api_addr.clone() }))
                 .collect()
         };
         // Exactly one member bootstraps: the lowest id. It refuses if any peer already belongs to
@@ -462,11 +450,8 @@ impl Node {
             if *id == self.inner.id {
                 continue;
             }
-            let r: Result<ClusterInfo, PeerError> = self
-                .inner
-                .peers
-                .post(&m.raft_addr, "/cluster/info", &(), Duration::from_millis(500))
-                .await;
+            let r: Result<ClusterInfo, PeerError> =
+                self.inner.peers.post(&m.raft_addr, "/cluster/info", &(), Duration::from_millis(500)).await;
             if let Ok(info) = r {
                 if info.initialized {
                     tracing::info!(
@@ -514,9 +499,7 @@ impl Node {
         let mut rx = self.inner.raft.metrics();
         let r = tokio::time::timeout(timeout, rx.wait_for(|m| m.current_leader.is_some())).await;
         match r {
-            Ok(Ok(m)) => m
-                .current_leader
-                .ok_or_else(|| Error::NoLeader("no leader elected".into())),
+            Ok(Ok(m)) => m.current_leader.ok_or_else(|| Error::NoLeader("no leader elected".into())),
             Ok(Err(_)) => Err(Error::ShutDown),
             Err(_) => Err(Error::NoLeader(format!("no leader elected within {timeout:?}"))),
         }
@@ -586,11 +569,8 @@ impl Node {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         continue;
                     };
-                    let r: Result<Result<Response, Error>, PeerError> = self
-                        .inner
-                        .peers
-                        .post(&m.raft_addr, "/cluster/write", &cmd, self.timeout())
-                        .await;
+                    let r: Result<Result<Response, Error>, PeerError> =
+                        self.inner.peers.post(&m.raft_addr, "/cluster/write", &cmd, self.timeout()).await;
                     match r {
                         Ok(Ok(resp)) => return Ok(resp),
                         Ok(Err(e @ Error::NotLeader { .. })) => last_err = e,
@@ -642,10 +622,7 @@ impl Node {
                         Some(id) if id == self.inner.id => return self.inner.reads.query(sql, params),
                         Some(id) => {
                             if let Some(m) = self.leader_member(id) {
-                                let req = QueryRequest {
-                                    sql: sql.to_owned(),
-                                    params: params.clone(),
-                                };
+                                let req = QueryRequest { sql: sql.to_owned(), params: params.clone() };
                                 let r: Result<Result<Rows, Error>, PeerError> = self
                                     .inner
                                     .peers
@@ -708,37 +685,29 @@ impl Node {
     /// Add a node as learner, wait for it to catch up, then make it a voter. Runs on the leader.
     pub(crate) async fn add_member(&self, id: u64, member: Member) -> Result<()> {
         if !self.is_leader() {
-            return Err(Error::NotLeader {
-                leader: self.leader(),
-            });
+            return Err(Error::NotLeader { leader: self.leader() });
         }
         let current = self.inner.raft.metrics().borrow().membership_config.clone();
         let voters: BTreeSet<u64> = current.membership().voter_ids().collect();
         if voters.contains(&id) {
             return Ok(());
         }
-        self.inner
-            .raft
-            .add_learner(id, member, true)
-            .await
-            .map_err(|e| match e {
-                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                    Error::NotLeader { leader: f.leader_id }
-                }
-                e => raft_err(e),
-            })?;
+        self.inner.raft.add_learner(id, member, true).await.map_err(|e| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                Error::NotLeader { leader: f.leader_id }
+            }
+            e => raft_err(e),
+        })?;
         let mut add = BTreeSet::new();
         add.insert(id);
-        self.inner
-            .raft
-            .change_membership(openraft::ChangeMembers::AddVoterIds(add), false)
-            .await
-            .map_err(|e| match e {
+        self.inner.raft.change_membership(openraft::ChangeMembers::AddVoterIds(add), false).await.map_err(
+            |e| match e {
                 RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
                     Error::NotLeader { leader: f.leader_id }
                 }
                 e => raft_err(e),
-            })?;
+            },
+        )?;
         tracing::info!(node = id, "member added as voter");
         Ok(())
     }
@@ -746,9 +715,7 @@ impl Node {
     /// Remove a node from the cluster (voter and learner). Runs on the leader.
     pub(crate) async fn remove_member(&self, id: u64) -> Result<()> {
         if !self.is_leader() {
-            return Err(Error::NotLeader {
-                leader: self.leader(),
-            });
+            return Err(Error::NotLeader { leader: self.leader() });
         }
         let map = |e: RaftError<u64, ClientWriteError<u64, Member>>| match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
@@ -793,11 +760,8 @@ impl Node {
                 },
                 Some(id) => {
                     if let Some(m) = self.leader_member(id) {
-                        let r: Result<Result<T, Error>, PeerError> = self
-                            .inner
-                            .peers
-                            .post(&m.raft_addr, path, body, Duration::from_secs(60))
-                            .await;
+                        let r: Result<Result<T, Error>, PeerError> =
+                            self.inner.peers.post(&m.raft_addr, path, body, Duration::from_secs(60)).await;
                         match r {
                             Ok(Err(Error::NotLeader { .. })) | Err(PeerError::Unreachable(_)) => {}
                             Ok(r) => return r,

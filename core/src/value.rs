@@ -235,35 +235,23 @@ pub struct Statement {
 impl Statement {
     /// A statement with parameters.
     pub fn new(sql: impl Into<String>, params: impl Into<Params>) -> Self {
-        Statement {
-            sql: sql.into(),
-            params: params.into(),
-        }
+        Statement { sql: sql.into(), params: params.into() }
     }
 }
 
 impl From<&str> for Statement {
     fn from(sql: &str) -> Self {
-        Statement {
-            sql: sql.to_owned(),
-            params: Params::None,
-        }
+        Statement { sql: sql.to_owned(), params: Params::None }
     }
 }
 impl From<String> for Statement {
     fn from(sql: String) -> Self {
-        Statement {
-            sql,
-            params: Params::None,
-        }
+        Statement { sql, params: Params::None }
     }
 }
 impl<P: Into<Params>> From<(&str, P)> for Statement {
     fn from((sql, p): (&str, P)) -> Self {
-        Statement {
-            sql: sql.to_owned(),
-            params: p.into(),
-        }
+        Statement { sql: sql.to_owned(), params: p.into() }
     }
 }
 
@@ -295,13 +283,7 @@ impl Rows {
     pub fn to_json_objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
         self.rows
             .iter()
-            .map(|r| {
-                self.columns
-                    .iter()
-                    .cloned()
-                    .zip(r.iter().map(Value::to_json))
-                    .collect()
-            })
+            .map(|r| self.columns.iter().cloned().zip(r.iter().map(Value::to_json)).collect())
             .collect()
     }
     /// Map every row into `T` through serde, by column name.
@@ -316,11 +298,7 @@ impl Rows {
     /// Approximate memory size.
     pub fn size(&self) -> usize {
         self.columns.iter().map(|c| c.len() + 24).sum::<usize>()
-            + self
-                .rows
-                .iter()
-                .map(|r| 24 + r.iter().map(Value::size).sum::<usize>())
-                .sum::<usize>()
+            + self.rows.iter().map(|r| 24 + r.iter().map(Value::size).sum::<usize>()).sum::<usize>()
     }
 }
 

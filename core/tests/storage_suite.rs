@@ -20,9 +20,6 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
 
 #[test]
 fn openraft_storage_suite() -> Result<(), StorageError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
     Suite::test_all(Builder)
 }

@@ -61,11 +61,7 @@ impl TestCluster {
                 c
             })
             .collect();
-        TestCluster {
-            dir,
-            configs,
-            nodes: (0..n).map(|_| None).collect(),
-        }
+        TestCluster { dir, configs, nodes: (0..n).map(|_| None).collect() }
     }
 
     /// Start node `i` (0-based).
@@ -105,20 +101,13 @@ impl TestCluster {
                     let idx = (id - 1) as usize;
                     let agreed = st.iter().all(|s| s.leader == Some(id) && s.term == first.term);
                     if agreed
-                        && self
-                            .nodes
-                            .get(idx)
-                            .and_then(|n| n.as_ref())
-                            .is_some_and(|l| l.node().is_leader())
+                        && self.nodes.get(idx).and_then(|n| n.as_ref()).is_some_and(|l| l.node().is_leader())
                     {
                         return idx;
                     }
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "no agreed leader within {timeout:?}: {st:?}"
-            );
+            assert!(Instant::now() < deadline, "no agreed leader within {timeout:?}: {st:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -139,10 +128,7 @@ impl TestCluster {
             if behind.is_empty() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "nodes {behind:?} did not catch up to {target:?}"
-            );
+            assert!(Instant::now() < deadline, "nodes {behind:?} did not catch up to {target:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -167,14 +153,10 @@ pub async fn content_checksum(c: &Client) -> u64 {
         .expect("list tables");
     let mut h = DefaultHasher::new();
     for t in &tables.rows {
-        let Value::Text(name) = &t[0] else {
-            panic!("table name is text")
-        };
+        let Value::Text(name) = &t[0] else { panic!("table name is text") };
         format!("{t:?}").hash(&mut h);
-        let rows = c
-            .query(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"), ())
-            .await
-            .expect("read table");
+        let rows =
+            c.query(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"), ()).await.expect("read table");
         format!("{:?}", rows.rows).hash(&mut h);
     }
     h.finish()

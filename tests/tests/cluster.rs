@@ -19,19 +19,11 @@ async fn nodes_started_in_any_order_form_one_cluster_and_replicate() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.start(0).await;
     let li = c.leader(T).await;
-    c.node(li)
-        .execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)", ())
-        .await
-        .expect("create");
+    c.node(li).execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)", ()).await.expect("create");
     for i in 0..3 {
         // Writes on followers are forwarded to the leader.
-        let r = c
-            .node(i)
-            .execute(
-                "INSERT INTO kv VALUES (?, ?)",
-                params![format!("from-{i}"), i as i64],
-            )
-            .await;
+        let r =
+            c.node(i).execute("INSERT INTO kv VALUES (?, ?)", params![format!("from-{i}"), i as i64]).await;
         assert_eq!(r.expect("insert").rows_affected, 1);
     }
     for i in 0..3 {
@@ -41,16 +33,10 @@ async fn nodes_started_in_any_order_form_one_cluster_and_replicate() {
             .await
             .expect("linearizable read");
         assert_eq!(rows.len(), 3, "node {i} sees every write");
-        assert_eq!(
-            rows.rows[2],
-            vec![Value::Text("from-2".into()), Value::Integer(2)]
-        );
+        assert_eq!(rows.rows[2], vec![Value::Text("from-2".into()), Value::Integer(2)]);
     }
     let statuses: Vec<_> = (0..3).map(|i| c.node(i).status()).collect();
-    assert!(
-        statuses.iter().all(|s| s.voters == vec![1, 2, 3]),
-        "one cluster of three voters: {statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| s.voters == vec![1, 2, 3]), "one cluster of three voters: {statuses:?}");
     c.stop_all().await;
 }
 
@@ -60,10 +46,7 @@ async fn leader_stop_failover_and_rejoin_with_identical_data() {
     let mut c = TestCluster::configure(3, |_| {});
     c.start_in_order(&[0, 1, 2]).await;
     let li = c.leader(T).await;
-    c.node(li)
-        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", ())
-        .await
-        .expect("create");
+    c.node(li).execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", ()).await.expect("create");
     c.node(li)
         .transaction(
             (0..50)
@@ -86,19 +69,12 @@ async fn leader_stop_failover_and_rejoin_with_identical_data() {
     let sums: Vec<u64> = futures_sums(&c).await;
     if !sums.windows(2).all(|w| w[0] == w[1]) {
         for i in 0..3 {
-            let r = c
-                .node(i)
-                .query("SELECT count(*), group_concat(v) FROM t", ())
-                .await;
+            let r = c.node(i).query("SELECT count(*), group_concat(v) FROM t", ()).await;
             eprintln!("node {i} (old leader {li}): {:?} {:?}", c.node(i).status(), r);
         }
         panic!("replicas differ: {sums:?}");
     }
-    let n = c
-        .node(li)
-        .query("SELECT count(*) FROM t", ())
-        .await
-        .expect("count");
+    let n = c.node(li).query("SELECT count(*) FROM t", ()).await.expect("count");
     assert_eq!(n.rows[0][0], Value::Integer(70));
     c.stop_all().await;
 }
@@ -121,32 +97,19 @@ async fn lagging_node_catches_up_by_snapshot_install() {
     c.start_in_order(&[0, 1, 2]).await;
     let li = c.leader(T).await;
     let lagger = (li + 1) % 3;
-    c.node(li)
-        .execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)", ())
-        .await
-        .expect("create");
+    c.node(li).execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)", ()).await.expect("create");
     c.stop(lagger).await;
     let writer = (0..3).find(|i| *i != lagger).expect("running node");
     for i in 0..120u8 {
-        c.node(writer)
-            .execute("INSERT INTO t (v) VALUES (?)", params![vec![i; 100]])
-            .await
-            .expect("insert");
+        c.node(writer).execute("INSERT INTO t (v) VALUES (?)", params![vec![i; 100]]).await.expect("insert");
     }
     c.start(lagger).await;
     c.converge(T).await;
     let st = c.node(lagger).status();
-    assert!(
-        st.snapshots_installed >= 1,
-        "lagging node must have installed a snapshot: {st:?}"
-    );
+    assert!(st.snapshots_installed >= 1, "lagging node must have installed a snapshot: {st:?}");
     let sums = futures_sums(&c).await;
     assert!(sums.windows(2).all(|w| w[0] == w[1]), "replicas differ: {sums:?}");
-    let n = c
-        .node(lagger)
-        .query("SELECT count(*), sum(length(v)) FROM t", ())
-        .await
-        .expect("count");
+    let n = c.node(lagger).query("SELECT count(*), sum(length(v)) FROM t", ()).await.expect("count");
     assert_eq!(n.rows[0], vec![Value::Integer(120), Value::Integer(12_000)]);
     c.stop_all().await;
 }
@@ -161,9 +124,7 @@ async fn single_node_restart_keeps_data_and_does_not_reapply() {
     db.execute("CREATE TABLE t (x)", ()).await.expect("create");
     for _ in 0..30 {
         // Not idempotent: re-applying any entry would add rows.
-        db.execute("INSERT INTO t VALUES (random())", ())
-            .await
-            .expect("insert");
+        db.execute("INSERT INTO t VALUES (random())", ()).await.expect("insert");
     }
     let before = content_checksum(db).await;
     let applied = db.status().applied_index;
@@ -171,10 +132,7 @@ async fn single_node_restart_keeps_data_and_does_not_reapply() {
     c.start(0).await;
     let st = c.node(0).status();
     assert_eq!(st.startup, "clean");
-    assert_eq!(
-        st.applied_index_at_start, applied,
-        "restart resumes at the persisted applied index"
-    );
+    assert_eq!(st.applied_index_at_start, applied, "restart resumes at the persisted applied index");
     c.leader(T).await;
     assert_eq!(content_checksum(c.node(0)).await, before);
     let st = c.node(0).status();
@@ -182,15 +140,8 @@ async fn single_node_restart_keeps_data_and_does_not_reapply() {
         st.entries_applied_since_start <= 1,
         "only the new leader's blank entry may be applied after a clean restart: {st:?}"
     );
-    c.node(0)
-        .execute("INSERT INTO t VALUES (1)", ())
-        .await
-        .expect("insert after restart");
-    let n = c
-        .node(0)
-        .query("SELECT count(*) FROM t", ())
-        .await
-        .expect("count");
+    c.node(0).execute("INSERT INTO t VALUES (1)", ()).await.expect("insert after restart");
+    let n = c.node(0).query("SELECT count(*) FROM t", ()).await.expect("count");
     assert_eq!(n.rows[0][0], Value::Integer(31));
     c.stop_all().await;
 }
@@ -226,25 +177,15 @@ async fn nondeterministic_sql_gives_identical_replicas() {
     c.converge(T).await;
     let mut all = Vec::new();
     for i in 0..3 {
-        all.push(
-            c.node(i)
-                .query("SELECT * FROM t ORDER BY rowid", ())
-                .await
-                .expect("read")
-                .rows,
-        );
+        all.push(c.node(i).query("SELECT * FROM t ORDER BY rowid", ()).await.expect("read").rows);
     }
     assert_eq!(all[0], all[1]);
     assert_eq!(all[1], all[2]);
     let r: Vec<&Value> = all[0].iter().map(|row| &row[0]).collect();
     assert_ne!(r[0], r[1], "random() is still random across entries");
     let now = c.node(0).query("SELECT unixepoch()", ()).await.expect("now").rows[0][0].clone();
-    let Value::Integer(now) = now else {
-        panic!("unixepoch is an integer")
-    };
-    let Value::Integer(u) = all[0][0][4] else {
-        panic!("u is an integer")
-    };
+    let Value::Integer(now) = now else { panic!("unixepoch is an integer") };
+    let Value::Integer(u) = all[0][0][4] else { panic!("u is an integer") };
     assert!((now - u).abs() < 60, "the stamped time is the leader's real time");
     c.stop_all().await;
 }
@@ -257,81 +198,45 @@ async fn bad_input_gives_typed_errors_and_the_node_keeps_serving() {
     let li = c.leader(T).await;
     let follower = (li + 1) % 3;
     let db = c.node(follower);
-    db.execute(
-        "CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)",
-        (),
-    )
-    .await
-    .expect("create");
-
-    let e = db
-        .execute("INSRT INTO u VALUES (1)", ())
+    db.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)", ())
         .await
-        .expect_err("syntax error");
-    assert!(
-        matches!(&e, Error::Sql { message, .. } if message.contains("syntax error")),
-        "{e:?}"
-    );
+        .expect("create");
+
+    let e = db.execute("INSRT INTO u VALUES (1)", ()).await.expect_err("syntax error");
+    assert!(matches!(&e, Error::Sql { message, .. } if message.contains("syntax error")), "{e:?}");
     let e = db.query("SELEC 1", ()).await.expect_err("syntax error in a read");
     assert!(matches!(&e, Error::Sql { .. }), "{e:?}");
 
-    let e = db
-        .execute("INSERT INTO u (name) VALUES (?)", params![1, 2])
-        .await
-        .expect_err("too many params");
+    let e = db.execute("INSERT INTO u (name) VALUES (?)", params![1, 2]).await.expect_err("too many params");
     assert_eq!(e.sqlite_code(), Some(25), "SQLITE_RANGE: {e:?}");
-    let e = db
-        .execute("INSERT INTO u (id, name) VALUES (?, ?)", params![1])
-        .await
-        .expect_err("too few params");
+    let e =
+        db.execute("INSERT INTO u (id, name) VALUES (?, ?)", params![1]).await.expect_err("too few params");
     assert_eq!(e.sqlite_code(), Some(25), "{e:?}");
-    let e = db
-        .query("SELECT * FROM u WHERE id = :id", named_params! {":nope" => 1})
-        .await
-        .expect_err("bad name");
+    let e =
+        db.query("SELECT * FROM u WHERE id = :id", named_params! {":nope" => 1}).await.expect_err("bad name");
     assert!(matches!(e, Error::Sql { .. }), "{e:?}");
 
-    db.execute("INSERT INTO u (name) VALUES ('ann')", ())
-        .await
-        .expect("insert");
-    let e = db
-        .execute("INSERT INTO u (name) VALUES ('ann')", ())
-        .await
-        .expect_err("unique");
+    db.execute("INSERT INTO u (name) VALUES ('ann')", ()).await.expect("insert");
+    let e = db.execute("INSERT INTO u (name) VALUES ('ann')", ()).await.expect_err("unique");
     assert!(
         matches!(&e, Error::Sql { code: 2067, message } if message.contains("UNIQUE constraint failed")),
         "{e:?}"
     );
-    let e = db
-        .execute("BEGIN", ())
-        .await
-        .expect_err("transaction control refused");
-    assert!(
-        matches!(&e, Error::Sql { message, .. } if message.contains("not allowed")),
-        "{e:?}"
-    );
+    let e = db.execute("BEGIN", ()).await.expect_err("transaction control refused");
+    assert!(matches!(&e, Error::Sql { message, .. } if message.contains("not allowed")), "{e:?}");
 
     // A failing transaction leaves nothing behind.
     let e = db
-        .transaction([
-            "INSERT INTO u (name) VALUES ('bob')",
-            "INSERT INTO u (name) VALUES ('ann')",
-        ])
+        .transaction(["INSERT INTO u (name) VALUES ('bob')", "INSERT INTO u (name) VALUES ('ann')"])
         .await
         .expect_err("transaction fails");
     assert!(matches!(e, Error::Sql { code: 2067, .. }));
-    let n = db
-        .query_with("SELECT count(*) FROM u", (), Consistency::Leader)
-        .await
-        .expect("count");
+    let n = db.query_with("SELECT count(*) FROM u", (), Consistency::Leader).await.expect("count");
     assert_eq!(n.rows[0][0], Value::Integer(1));
 
     // A batch applies what it can.
     let r = db
-        .batch([
-            "INSERT INTO u (name) VALUES ('cy')",
-            "INSERT INTO u (name) VALUES ('ann')",
-        ])
+        .batch(["INSERT INTO u (name) VALUES ('cy')", "INSERT INTO u (name) VALUES ('ann')"])
         .await
         .expect("batch");
     assert!(r[0].is_ok() && r[1].is_err());
@@ -342,23 +247,12 @@ async fn bad_input_gives_typed_errors_and_the_node_keeps_serving() {
     for i in others {
         c.stop(i).await;
     }
-    let e = c
-        .node(follower)
-        .execute("INSERT INTO u (name) VALUES ('dee')", ())
-        .await
-        .expect_err("no quorum");
+    let e = c.node(follower).execute("INSERT INTO u (name) VALUES ('dee')", ()).await.expect_err("no quorum");
     assert!(
-        matches!(
-            e,
-            Error::NoLeader(_) | Error::OutcomeUnknown(_) | Error::Timeout(_)
-        ),
+        matches!(e, Error::NoLeader(_) | Error::OutcomeUnknown(_) | Error::Timeout(_)),
         "expected a no-leader class error, got {e:?}"
     );
-    let n = c
-        .node(follower)
-        .query("SELECT count(*) FROM u", ())
-        .await
-        .expect("local read without leader");
+    let n = c.node(follower).query("SELECT count(*) FROM u", ()).await.expect("local read without leader");
     assert_eq!(n.rows[0][0], Value::Integer(2));
     c.stop_all().await;
 }
@@ -391,17 +285,10 @@ async fn values_params_query_as_and_migrations() {
         },
     ];
     assert_eq!(db.migrate(&migrations).await.expect("migrate"), 2);
-    assert_eq!(
-        db.migrate(&migrations).await.expect("migrate again"),
-        0,
-        "migrations apply once"
-    );
+    assert_eq!(db.migrate(&migrations).await.expect("migrate again"), 0, "migrations apply once");
     let mut changed = migrations.clone();
     changed[1].sql.push_str(" -- edited");
-    assert!(
-        db.migrate(&changed).await.is_err(),
-        "an edited, applied migration is refused"
-    );
+    assert!(db.migrate(&changed).await.is_err(), "an edited, applied migration is refused");
 
     let r = db
         .execute(
@@ -428,40 +315,18 @@ async fn values_params_query_as_and_migrations() {
         .expect("returning");
     assert_eq!(rows.rows, vec![vec![Value::Integer(2), Value::Real(3.0)]]);
 
-    let people: Vec<Person> = db
-        .query_as("SELECT id, name, score, photo FROM p ORDER BY id", ())
-        .await
-        .expect("query_as");
+    let people: Vec<Person> =
+        db.query_as("SELECT id, name, score, photo FROM p ORDER BY id", ()).await.expect("query_as");
     assert_eq!(people.len(), 3);
     assert_eq!(
         people[1],
-        Person {
-            id: 2,
-            name: "zoë".into(),
-            score: Some(3.0),
-            photo: Some(vec![0, 255, 7])
-        }
+        Person { id: 2, name: "zoë".into(), score: Some(3.0), photo: Some(vec![0, 255, 7]) }
     );
-    assert_eq!(
-        people[2],
-        Person {
-            id: i64::MAX,
-            name: "max".into(),
-            score: None,
-            photo: None
-        }
-    );
-    let exact = db
-        .query("SELECT typeof(photo), photo, score FROM p WHERE id = 2", ())
-        .await
-        .expect("types");
+    assert_eq!(people[2], Person { id: i64::MAX, name: "max".into(), score: None, photo: None });
+    let exact = db.query("SELECT typeof(photo), photo, score FROM p WHERE id = 2", ()).await.expect("types");
     assert_eq!(
         exact.rows[0],
-        vec![
-            Value::Text("blob".into()),
-            Value::Blob(vec![0, 255, 7]),
-            Value::Real(3.0)
-        ]
+        vec![Value::Text("blob".into()), Value::Blob(vec![0, 255, 7]), Value::Real(3.0)]
     );
     c.stop_all().await;
 }
@@ -472,14 +337,8 @@ async fn a_node_joins_as_learner_then_voter_and_is_removed() {
     let mut c = TestCluster::configure(3, |_| {});
     c.start_in_order(&[0, 1, 2]).await;
     let li = c.leader(T).await;
-    c.node(li)
-        .execute("CREATE TABLE t (x)", ())
-        .await
-        .expect("create");
-    c.node(li)
-        .execute("INSERT INTO t VALUES (1)", ())
-        .await
-        .expect("insert");
+    c.node(li).execute("CREATE TABLE t (x)", ()).await.expect("create");
+    c.node(li).execute("INSERT INTO t VALUES (1)", ()).await.expect("insert");
 
     let mut extra = TestCluster::configure(1, |_| {});
     extra.configs[0].node_id = 4;
@@ -488,10 +347,7 @@ async fn a_node_joins_as_learner_then_voter_and_is_removed() {
     extra.start(0).await;
     let deadline = std::time::Instant::now() + T;
     while !c.node(li).status().voters.contains(&4) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "node 4 never became a voter"
-        );
+        assert!(std::time::Instant::now() < deadline, "node 4 never became a voter");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rows = extra
@@ -505,5 +361,65 @@ async fn a_node_joins_as_learner_then_voter_and_is_removed() {
     let st = c.node(li).status();
     assert!(!st.voters.contains(&4) && !st.members.contains_key(&4), "{st:?}");
     extra.stop_all().await;
+    c.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_would_split_replicas_are_refused_or_contained() {
+    init_logging();
+    let mut c = TestCluster::configure(3, |_| {});
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let db = c.node(li).clone();
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)", ()).await.expect("create");
+    db.execute("INSERT INTO t (v) VALUES ('a')", ()).await.expect("insert");
+
+    for (sql, needle) in [
+        ("PRAGMA foreign_keys = ON", "PRAGMA"),
+        ("CREATE TEMP TABLE tmp (x)", "temporary"),
+        ("DELETE FROM _hiqlite_meta", "_hiqlite_"),
+        ("ATTACH 'other.db' AS o", "ATTACH"),
+        ("SAVEPOINT x", "transaction control"),
+        ("INSERT INTO t (v) VALUES (total_changes())", "total_changes"),
+    ] {
+        let e = db.execute(sql, ()).await.expect_err(sql);
+        assert!(matches!(&e, Error::Sql { message, .. } if message.contains(needle)), "{sql}: {e:?}");
+    }
+    // Read-only pragmas are fine.
+    let info = db.execute_returning("PRAGMA table_info(t)", ()).await.expect("table_info");
+    assert_eq!(info.len(), 2);
+
+    // A ROLLBACK conflict clause ends the apply transaction; concurrent writes that share the
+    // log entry survive, and every replica reaches the same state.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 5 == 0 {
+                db.execute("INSERT OR ROLLBACK INTO t (v) VALUES ('a')", ()).await.map(|_| ())
+            } else {
+                db.execute("INSERT INTO t (v) VALUES (?)", params![format!("w{i}")]).await.map(|_| ())
+            }
+        }));
+    }
+    let mut ok = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.expect("task");
+        if i % 5 == 0 {
+            assert!(matches!(r, Err(Error::Sql { .. })), "rollback write must fail: {r:?}");
+        } else {
+            r.expect("independent write succeeds");
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 16);
+    // last_insert_rowid() does not leak from one entry into the next.
+    let r = db.execute_returning("SELECT last_insert_rowid(), changes()", ()).await.expect("select in write");
+    assert_eq!(r.rows[0], vec![Value::Integer(0), Value::Integer(0)]);
+    c.converge(T).await;
+    let sums = futures_sums(&c).await;
+    assert!(sums.windows(2).all(|w| w[0] == w[1]), "replicas differ: {sums:?}");
+    let n = db.query("SELECT count(*) FROM t", ()).await.expect("count");
+    assert_eq!(n.rows[0][0], Value::Integer(17));
     c.stop_all().await;
 }

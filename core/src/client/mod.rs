@@ -22,9 +22,7 @@ fn first_error(results: Vec<Result<ExecResult>>) -> Result<Vec<ExecResult>> {
 impl Client {
     /// Start an embedded node with `config` and return a client for it.
     pub async fn start(config: NodeConfig) -> Result<Client> {
-        Ok(Client {
-            node: Node::start(config).await?,
-        })
+        Ok(Client { node: Node::start(config).await? })
     }
 
     /// A client for an already started node.
@@ -38,22 +36,13 @@ impl Client {
     }
 
     async fn run(&self, stmts: Vec<Statement>, mode: ExecMode) -> Result<crate::raft::Response> {
-        self.node
-            .write(Command::Execute {
-                stmts,
-                mode,
-                ts_ms: 0,
-                seed: 0,
-            })
-            .await
+        self.node.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await
     }
 
     /// Run one write statement through Raft; returns rows affected and the last insert id.
     /// On a follower the write is forwarded to the leader.
     pub async fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult> {
-        let mut resp = self
-            .run(vec![Statement::new(sql, params)], ExecMode::Transaction)
-            .await?;
+        let mut resp = self.run(vec![Statement::new(sql, params)], ExecMode::Transaction).await?;
         resp.results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
     }
 
@@ -127,14 +116,8 @@ impl Client {
     /// a migration whose SQL changed after it was applied is an error. Returns how many were
     /// applied now.
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<usize> {
-        let resp = self
-            .node
-            .write(Command::Migrate {
-                migrations: migrations.to_vec(),
-                ts_ms: 0,
-                seed: 0,
-            })
-            .await?;
+        let resp =
+            self.node.write(Command::Migrate { migrations: migrations.to_vec(), ts_ms: 0, seed: 0 }).await?;
         let results = first_error(resp.results)?;
         Ok(results.iter().filter(|r| r.rows_affected > 0).count())
     }
@@ -146,26 +129,16 @@ impl Client {
 
     /// Add a node (by id and addresses) to the cluster: as learner, then voter.
     pub async fn add_node(&self, id: u64, raft_addr: &str, api_addr: &str) -> Result<()> {
-        let member = crate::raft::Member {
-            raft_addr: raft_addr.into(),
-            api_addr: api_addr.into(),
-        };
-        let req = crate::node::JoinRequest {
-            id,
-            member: member.clone(),
-        };
+        let member = crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() };
+        let req = crate::node::JoinRequest { id, member: member.clone() };
         let node = self.node.clone();
-        self.node
-            .via_leader("/cluster/join", &req, || node.add_member(id, member.clone()))
-            .await
+        self.node.via_leader("/cluster/join", &req, || node.add_member(id, member.clone())).await
     }
 
     /// Remove a node from the cluster.
     pub async fn remove_node(&self, id: u64) -> Result<()> {
         let node = self.node.clone();
-        self.node
-            .via_leader("/cluster/remove", &id, || node.remove_member(id))
-            .await
+        self.node.via_leader("/cluster/remove", &id, || node.remove_member(id)).await
     }
 
     /// Stop the embedded node gracefully.

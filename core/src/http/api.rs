@@ -110,17 +110,8 @@ async fn execute(
     if stmts.is_empty() {
         return Json(json!({ "results": [] })).into_response();
     }
-    let mode = if q.contains_key("transaction") {
-        ExecMode::Transaction
-    } else {
-        ExecMode::Independent
-    };
-    let cmd = Command::Execute {
-        stmts,
-        mode,
-        ts_ms: 0,
-        seed: 0,
-    };
+    let mode = if q.contains_key("transaction") { ExecMode::Transaction } else { ExecMode::Independent };
+    let cmd = Command::Execute { stmts, mode, ts_ms: 0, seed: 0 };
     match node.write(cmd).await {
         Ok(resp) => {
             let results: Vec<Json_> = resp
@@ -156,11 +147,7 @@ fn sql_message(e: Error) -> String {
 }
 
 fn rows_json(rows: &[Vec<Value>]) -> Json_ {
-    Json_::Array(
-        rows.iter()
-            .map(|r| Json_::Array(r.iter().map(Value::to_json).collect()))
-            .collect(),
-    )
+    Json_::Array(rows.iter().map(|r| Json_::Array(r.iter().map(Value::to_json).collect())).collect())
 }
 
 async fn query(

@@ -52,11 +52,7 @@ fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
 fn encode<T: Serialize>(v: &T) -> Response {
     match postcard::to_stdvec(v) {
         Ok(b) => ([(axum::http::header::CONTENT_TYPE, POSTCARD)], b).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode answer: {e}"),
-        )
-            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode answer: {e}")).into_response(),
     }
 }
 
@@ -70,10 +66,7 @@ macro_rules! body {
 }
 
 async fn append(State(node): State<Node>, body: Bytes) -> Response {
-    let req = body!(
-        openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig>,
-        body
-    );
+    let req = body!(openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig>, body);
     encode(&node.inner.raft.append_entries(req).await)
 }
 
@@ -83,10 +76,7 @@ async fn vote(State(node): State<Node>, body: Bytes) -> Response {
 }
 
 async fn snapshot(State(node): State<Node>, body: Bytes) -> Response {
-    let req = body!(
-        openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig>,
-        body
-    );
+    let req = body!(openraft::raft::InstallSnapshotRequest<crate::raft::TypeConfig>, body);
     encode(&node.inner.raft.install_snapshot(req).await)
 }
 
@@ -95,9 +85,7 @@ async fn write(State(node): State<Node>, body: Bytes) -> Response {
     let r = if node.is_leader() {
         node.write_as_leader(cmd).await
     } else {
-        Err(Error::NotLeader {
-            leader: node.leader(),
-        })
+        Err(Error::NotLeader { leader: node.leader() })
     };
     encode(&r)
 }
@@ -107,9 +95,7 @@ async fn query(State(node): State<Node>, body: Bytes) -> Response {
     let r = if node.is_leader() {
         node.inner.reads.query(&req.sql, &req.params)
     } else {
-        Err(Error::NotLeader {
-            leader: node.leader(),
-        })
+        Err(Error::NotLeader { leader: node.leader() })
     };
     encode(&r)
 }
@@ -118,41 +104,28 @@ async fn read_index(State(node): State<Node>) -> Response {
     let r = if node.is_leader() {
         match node.inner.raft.get_read_log_id().await {
             Ok((read, _)) => Ok(read),
-            Err(openraft::error::RaftError::APIError(_)) => Err(Error::NotLeader {
-                leader: node.leader(),
-            }),
+            Err(openraft::error::RaftError::APIError(_)) => Err(Error::NotLeader { leader: node.leader() }),
             Err(e) => Err(Error::raft(e)),
         }
     } else {
-        Err(Error::NotLeader {
-            leader: node.leader(),
-        })
+        Err(Error::NotLeader { leader: node.leader() })
     };
     encode(&r)
 }
 
 async fn join(State(node): State<Node>, body: Bytes) -> Response {
     let req = body!(JoinRequest, body);
-    let r = node
-        .via_leader("/cluster/join", &req, || {
-            node.add_member(req.id, req.member.clone())
-        })
-        .await;
+    let r = node.via_leader("/cluster/join", &req, || node.add_member(req.id, req.member.clone())).await;
     encode(&r)
 }
 
 async fn remove(State(node): State<Node>, body: Bytes) -> Response {
     let id = body!(u64, body);
-    let r = node
-        .via_leader("/cluster/remove", &id, || node.remove_member(id))
-        .await;
+    let r = node.via_leader("/cluster/remove", &id, || node.remove_member(id)).await;
     encode(&r)
 }
 
 async fn info(State(node): State<Node>) -> Response {
     let initialized = node.inner.raft.is_initialized().await.unwrap_or(false);
-    encode(&ClusterInfo {
-        initialized,
-        leader: node.leader(),
-    })
+    encode(&ClusterInfo { initialized, leader: node.leader() })
 }

@@ -19,6 +19,7 @@ use std::io::Write;
 use std::ops::{Bound, RangeBounds};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -56,8 +57,6 @@ struct State {
     cache: BTreeMap<u64, (Entry, usize)>,
     cache_bytes: usize,
     segment_bytes: u64,
-    /// Set when a write failed: the store refuses further appends instead of pretending.
-    failed: Option<String>,
 }
 
 enum Op {
@@ -66,11 +65,15 @@ enum Op {
         offset: u64,
         bytes: Vec<u8>,
         new_segment: bool,
+        /// Index of the last entry in `bytes`.
+        last_index: u64,
     },
     Flushed(OnFlushed),
     Truncate {
         file: Option<Arc<File>>,
         len: u64,
+        /// First removed index.
+        from: u64,
         remove: Vec<PathBuf>,
         done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
     },
@@ -94,6 +97,10 @@ pub(crate) type OnFlushed = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 struct Shared {
     dir: PathBuf,
     state: Mutex<State>,
+    /// One past the last index the writer thread has written (not necessarily flushed).
+    written: Arc<AtomicU64>,
+    /// Set when a write failed: the store refuses further appends instead of pretending.
+    failed: Arc<Mutex<Option<String>>>,
     tx: Mutex<Option<mpsc::Sender<Op>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -189,79 +196,151 @@ impl LogStore {
             cache: BTreeMap::new(),
             cache_bytes: 0,
             segment_bytes: segment_bytes.max(1024),
-            failed: None,
         };
-        let nsegs = firsts.len();
-        for (si, first) in firsts.into_iter().enumerate() {
-            let is_last = si + 1 == nsegs;
+        // Read every segment; stop each at its first bad record (short, zero-length, checksum
+        // mismatch, undecodable, or out of sequence).
+        struct Scan {
+            first: u64,
+            path: PathBuf,
+            records: Vec<(LogId, u64, u32)>,
+            valid_end: u64,
+            file_len: u64,
+            bad: Option<String>,
+        }
+        let mut scans: Vec<Scan> = Vec::new();
+        let mut next_expected: Option<u64> = purged_index.map(|p| p + 1);
+        for first in firsts {
             let path = dir.join(seg_name(first));
-            let file = OpenOptions::new().read(true).write(true).open(&path)?;
             let data = std::fs::read(&path)?;
-            let mut off = 0usize;
-            let mut valid_end = 0usize;
-            while off < data.len() {
-                let bad = |why: &str| format!("{}: {why} at offset {off}", path.display());
-                if data.len() - off < HEADER {
-                    if is_last {
-                        tracing::warn!("{}", bad("torn record header"));
-                        break;
-                    }
-                    return Err(crate::Error::Storage(bad("truncated record in a sealed segment")));
-                }
-                let len =
-                    u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
-                let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
-                let end = off + HEADER + len;
-                if end > data.len() || crc32fast::hash(&data[off + HEADER..end]) != crc {
-                    if is_last {
-                        tracing::warn!(
-                            "{}; truncating {} bytes of log tail",
-                            bad("torn or corrupt record"),
-                            data.len() - off
-                        );
-                        break;
-                    }
-                    return Err(crate::Error::Storage(bad(
-                        "corrupt record in the middle of the log",
-                    )));
-                }
-                let entry: Entry = postcard::from_bytes(&data[off + HEADER..end])
-                    .map_err(|e| crate::Error::Storage(bad(&format!("undecodable record: {e}"))))?;
-                let idx = entry.log_id.index;
-                if purged_index.is_none_or(|p| idx > p) {
-                    if state.locs.is_empty() && purged_index.is_none() {
-                        state.first_index = idx;
-                    }
-                    let expected = state.first_index + state.locs.len() as u64;
-                    if idx != expected {
-                        return Err(crate::Error::Storage(bad(&format!(
-                            "log entry {idx} found where {expected} was expected"
-                        ))));
-                    }
-                    state.locs.push_back(Loc {
-                        seg: first,
-                        offset: off as u64,
-                        len: (HEADER + len) as u32,
-                    });
-                    state.last_log_id = Some(entry.log_id);
-                }
-                off = end;
-                valid_end = end;
-            }
-            if valid_end < data.len() {
-                file.set_len(valid_end as u64)?;
-                file.sync_all()?;
-            }
-            if is_last {
-                state.active_size = valid_end as u64;
-            }
-            state.segments.insert(
+            let mut scan = Scan {
                 first,
-                Segment {
-                    path,
-                    file: Arc::new(file),
-                },
+                path,
+                records: Vec::new(),
+                valid_end: 0,
+                file_len: data.len() as u64,
+                bad: None,
+            };
+            let mut off = 0usize;
+            while off < data.len() {
+                let why = if data.len() - off < HEADER {
+                    Some("record header cut short".to_string())
+                } else {
+                    let len =
+                        u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
+                    let crc =
+                        u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
+                    let end = off + HEADER + len;
+                    if len == 0 {
+                        Some("zero-length record".to_string())
+                    } else if end > data.len() {
+                        Some("record cut short".to_string())
+                    } else if crc32fast::hash(&data[off + HEADER..end]) != crc {
+                        Some("checksum mismatch".to_string())
+                    } else {
+                        match postcard::from_bytes::<Entry>(&data[off + HEADER..end]) {
+                            Err(e) => Some(format!("undecodable record: {e}")),
+                            Ok(entry) => {
+                                let idx = entry.log_id.index;
+                                let kept = purged_index.is_none_or(|p| idx > p);
+                                match next_expected {
+                                    Some(n) if kept && idx != n => {
+                                        Some(format!("entry {idx} found where {n} was expected"))
+                                    }
+                                    _ => {
+                                        if kept {
+                                            next_expected = Some(idx + 1);
+                                            scan.records.push((
+                                                entry.log_id,
+                                                off as u64,
+                                                (HEADER + len) as u32,
+                                            ));
+                                        }
+                                        off = end;
+                                        scan.valid_end = end as u64;
+                                        None
+                                    }
+                                }
+                            }
+                        }
+                    }
+                };
+                if let Some(w) = why {
+                    scan.bad = Some(format!("{}: {w} at offset {off}", scan.path.display()));
+                    break;
+                }
+            }
+            let stop = scan.bad.is_some();
+            scans.push(scan);
+            if stop {
+                break;
+            }
+        }
+        // Anything after the first bad record was never acknowledged: appends reach a new
+        // segment only after the previous one is flushed. Valid entries in a later segment
+        // therefore mean real corruption in the middle of the log, which is never skipped.
+        if let Some(cut) = scans.iter().position(|sc| sc.bad.is_some()) {
+            let later: Vec<u64> = std::fs::read_dir(&dir)?
+                .filter_map(|d| d.ok())
+                .filter_map(|d| {
+                    d.file_name().to_string_lossy().strip_suffix(".seg").and_then(|n| n.parse().ok())
+                })
+                .filter(|f: &u64| *f > scans[cut].first)
+                .collect();
+            for f in &later {
+                let p = dir.join(seg_name(*f));
+                let len = std::fs::metadata(&p)?.len();
+                if len >= HEADER as u64 {
+                    let data = std::fs::read(&p)?;
+                    let l = u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize;
+                    let crc = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+                    if l > 0 && HEADER + l <= data.len() && crc32fast::hash(&data[HEADER..HEADER + l]) == crc
+                    {
+                        return Err(crate::Error::Storage(format!(
+                            "corrupt record in the middle of the log ({}), followed by valid records in {}; \
+                             refusing to start (restore this node from a snapshot or re-sync it)",
+                            scans[cut].bad.clone().unwrap_or_default(),
+                            p.display()
+                        )));
+                    }
+                }
+            }
+            let sc = &scans[cut];
+            tracing::warn!(
+                "torn log tail: {}; truncating {} bytes and {} later segment(s)",
+                sc.bad.clone().unwrap_or_default(),
+                sc.file_len - sc.valid_end,
+                later.len()
             );
+            for f in later {
+                std::fs::remove_file(dir.join(seg_name(f)))?;
+            }
+            let f = OpenOptions::new().write(true).open(&sc.path)?;
+            f.set_len(sc.valid_end)?;
+            f.sync_all()?;
+            fsync_dir(&dir)?;
+        }
+        // Segments left without entries (e.g. created just before a crash) go, so that the
+        // next roll can create its file afresh.
+        while scans.len() > 1 && scans.last().is_some_and(|sc| sc.records.is_empty()) {
+            if let Some(sc) = scans.pop() {
+                std::fs::remove_file(&sc.path)?;
+                fsync_dir(&dir)?;
+            }
+        }
+        let nsegs = scans.len();
+        for (si, sc) in scans.into_iter().enumerate() {
+            for (log_id, off, len) in &sc.records {
+                if state.locs.is_empty() {
+                    state.first_index = log_id.index;
+                }
+                state.locs.push_back(Loc { seg: sc.first, offset: *off, len: *len });
+                state.last_log_id = Some(*log_id);
+            }
+            if si + 1 == nsegs {
+                state.active_size = sc.valid_end;
+            }
+            let file = OpenOptions::new().read(true).write(true).open(&sc.path)?;
+            state.segments.insert(sc.first, Segment { path: sc.path, file: Arc::new(file) });
         }
         tracing::info!(
             dir = %dir.display(),
@@ -273,14 +352,19 @@ impl LogStore {
 
         let (tx, rx) = mpsc::channel();
         let wdir = dir.clone();
+        let written = Arc::new(AtomicU64::new(state.first_index + state.locs.len() as u64));
+        let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let (w2, f2) = (written.clone(), failed.clone());
         let writer = std::thread::Builder::new()
             .name("hiqlite-log".into())
-            .spawn(move || writer_loop(wdir, rx))
+            .spawn(move || writer_loop(wdir, rx, w2, f2))
             .map_err(crate::Error::storage)?;
         Ok(LogStore {
             shared: Arc::new(Shared {
                 dir,
                 state: Mutex::new(state),
+                written,
+                failed,
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
             }),
@@ -295,9 +379,7 @@ impl LogStore {
     fn send(&self, op: Op) -> Result<(), StorageError> {
         let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
         match tx.as_ref() {
-            Some(tx) => tx
-                .send(op)
-                .map_err(|_| sto_write("log writer thread has stopped")),
+            Some(tx) => tx.send(op).map_err(|_| sto_write("log writer thread has stopped")),
             None => Err(sto_write("log store is closed")),
         }
     }
@@ -308,9 +390,7 @@ impl LogStore {
     ) -> Result<(), StorageError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(op(tx))?;
-        rx.await
-            .map_err(|_| sto_write("log writer thread has stopped"))?
-            .map_err(sto_write)
+        rx.await.map_err(|_| sto_write("log writer thread has stopped"))?.map_err(sto_write)
     }
 
     /// Flush everything queued and stop the writer thread.
@@ -318,12 +398,7 @@ impl LogStore {
         let _ = self.call(|done| Op::Sync { done }).await;
         let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         drop(tx);
-        let handle = self
-            .shared
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handle = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
@@ -351,97 +426,91 @@ impl LogStore {
         entries: impl IntoIterator<Item = Entry>,
         on_flushed: OnFlushed,
     ) -> Result<(), StorageError> {
-        let callback = on_flushed;
+        if let Some(e) = self.shared.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Err(sto_write(format!("log store failed earlier: {e}")));
+        }
+        // Encode and check everything first, so that a bad batch leaves no trace.
+        let mut encoded = Vec::new();
+        for entry in entries {
+            let rec = encode(&entry)?;
+            encoded.push((entry, rec));
+        }
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        if let Some((first, _)) = encoded.first() {
+            let idx = first.log_id.index;
+            // An empty log may restart anywhere (after a snapshot install, or when openraft
+            // re-seeds it below a purge point); the loader skips purged entries.
+            let expected = if s.locs.is_empty() { idx } else { s.first_index + s.locs.len() as u64 };
+            if encoded.iter().enumerate().any(|(i, (e, _))| e.log_id.index != expected + i as u64) {
+                return Err(sto_write(format!(
+                    "append of entries from {idx} but the next index is {expected}"
+                )));
+            }
+            if s.locs.is_empty() {
+                s.first_index = idx;
+            }
+        }
         let mut ops: Vec<Op> = Vec::new();
-        {
-            let mut guard = self.lock();
-            let s = &mut *guard;
-            if let Some(e) = &s.failed {
-                return Err(sto_write(e));
-            }
-            let mut pending: Option<(Arc<File>, u64, Vec<u8>, bool)> = None;
-            for entry in entries {
-                let idx = entry.log_id.index;
-                if s.locs.is_empty() {
-                    // An empty log may restart anywhere (after a snapshot install, or when
-                    // openraft re-seeds it below a purge point); the loader skips purged ones.
-                    s.first_index = idx;
+        let mut pending: Option<(Arc<File>, u64, Vec<u8>, bool)> = None;
+        let mut last_index = None;
+        for (entry, rec) in encoded {
+            let idx = entry.log_id.index;
+            let need_new = match s.segments.last_key_value() {
+                None => true,
+                Some(_) => s.active_size > 0 && s.active_size + rec.len() as u64 > s.segment_bytes,
+            };
+            if need_new {
+                if let Some((f, off, bytes, new)) = pending.take() {
+                    ops.push(Op::Write {
+                        file: f,
+                        offset: off,
+                        bytes,
+                        new_segment: new,
+                        last_index: idx - 1,
+                    });
                 }
-                let expected = s.first_index + s.locs.len() as u64;
-                if idx != expected {
-                    return Err(sto_write(format!(
-                        "append of entry {idx} but the next index is {expected}"
-                    )));
+                let path = self.shared.dir.join(seg_name(idx));
+                let file =
+                    OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| {
+                        sto_write(format!("cannot create log segment {}: {e}", path.display()))
+                    })?;
+                s.segments.insert(idx, Segment { path, file: Arc::new(file) });
+                s.active_size = 0;
+            }
+            let Some((&seg_first, seg)) = s.segments.last_key_value() else {
+                return Err(sto_write("no active segment"));
+            };
+            let offset = s.active_size;
+            let p = pending.get_or_insert_with(|| (seg.file.clone(), offset, Vec::new(), need_new));
+            let len = rec.len();
+            p.2.extend_from_slice(&rec);
+            s.locs.push_back(Loc { seg: seg_first, offset, len: len as u32 });
+            s.active_size += len as u64;
+            s.last_log_id = Some(entry.log_id);
+            s.cache.insert(idx, (entry, len));
+            s.cache_bytes += len;
+            last_index = Some(idx);
+        }
+        if let (Some((f, off, bytes, new)), Some(li)) = (pending.take(), last_index) {
+            ops.push(Op::Write { file: f, offset: off, bytes, new_segment: new, last_index: li });
+        }
+        // Keep the cache bounded, but never evict what the writer has not written yet: until
+        // then the cache is the only copy readers can use.
+        let written = self.shared.written.load(Ordering::Acquire);
+        while s.cache_bytes > CACHE_BYTES {
+            match s.cache.first_entry() {
+                Some(e) if *e.key() < written => {
+                    let (_, len) = e.remove();
+                    s.cache_bytes -= len;
                 }
-                let rec = encode(&entry)?;
-                let need_new = match s.segments.last_key_value() {
-                    None => true,
-                    Some(_) => s.active_size > 0 && s.active_size + rec.len() as u64 > s.segment_bytes,
-                };
-                if need_new {
-                    if let Some((f, off, bytes, new)) = pending.take() {
-                        ops.push(Op::Write {
-                            file: f,
-                            offset: off,
-                            bytes,
-                            new_segment: new,
-                        });
-                    }
-                    let path = self.shared.dir.join(seg_name(idx));
-                    let file = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&path)
-                        .map_err(sto_write)?;
-                    s.segments.insert(
-                        idx,
-                        Segment {
-                            path,
-                            file: Arc::new(file),
-                        },
-                    );
-                    s.active_size = 0;
-                }
-                let Some((&seg_first, seg)) = s.segments.last_key_value() else {
-                    return Err(sto_write("no active segment"));
-                };
-                let offset = s.active_size;
-                let p = pending.get_or_insert_with(|| (seg.file.clone(), offset, Vec::new(), need_new));
-                let len = rec.len();
-                p.2.extend_from_slice(&rec);
-                s.locs.push_back(Loc {
-                    seg: seg_first,
-                    offset,
-                    len: len as u32,
-                });
-                s.active_size += len as u64;
-                s.last_log_id = Some(entry.log_id);
-                s.cache.insert(idx, (entry, len));
-                s.cache_bytes += len;
+                _ => break,
             }
-            if let Some((f, off, bytes, new)) = pending.take() {
-                ops.push(Op::Write {
-                    file: f,
-                    offset: off,
-                    bytes,
-                    new_segment: new,
-                });
-            }
-            // Keep the cache bounded; the tail that is still being flushed stays regardless,
-            // because eviction only removes the oldest entries.
-            while s.cache_bytes > CACHE_BYTES {
-                match s.cache.pop_first() {
-                    Some((_, (_, len))) => s.cache_bytes -= len,
-                    None => break,
-                }
-            }
-            ops.push(Op::Flushed(callback));
-            // Send while holding the lock so that concurrent appends queue in index order.
-            for op in ops {
-                self.send(op)?;
-            }
+        }
+        ops.push(Op::Flushed(on_flushed));
+        // Send while holding the lock so that concurrent appends queue in index order.
+        for op in ops {
+            self.send(op)?;
         }
         Ok(())
     }
@@ -492,19 +561,21 @@ impl LogStore {
     }
 }
 
-fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
+fn writer_loop(
+    dir: PathBuf,
+    rx: mpsc::Receiver<Op>,
+    written: Arc<AtomicU64>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
     let mut dirty: Vec<Arc<File>> = Vec::new();
     let mut dir_dirty = false;
     let mut waiting: Vec<OnFlushed> = Vec::new();
     let mut error: Option<String> = None;
 
-    fn flush(
-        dir: &Path,
-        dirty: &mut Vec<Arc<File>>,
-        dir_dirty: &mut bool,
-        waiting: &mut Vec<OnFlushed>,
-        error: &mut Option<String>,
-    ) {
+    let flush = |dirty: &mut Vec<Arc<File>>,
+                 dir_dirty: &mut bool,
+                 waiting: &mut Vec<OnFlushed>,
+                 error: &mut Option<String>| {
         if error.is_none() {
             for f in dirty.iter() {
                 if let Err(e) = f.sync_data() {
@@ -513,9 +584,13 @@ fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
                 }
             }
             if *dir_dirty && error.is_none() {
-                if let Err(e) = fsync_dir(dir) {
+                if let Err(e) = fsync_dir(&dir) {
                     *error = Some(format!("fsync of log directory failed: {e}"));
                 }
+            }
+            if let Some(e) = error.as_ref() {
+                tracing::error!("{e}: the log store refuses further writes");
+                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
             }
         }
         dirty.clear();
@@ -526,22 +601,25 @@ fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
                 Some(e) => cb(Err(io_err(e.clone()))),
             }
         }
-    }
+    };
 
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(op) = next.take() {
             match op {
-                Op::Write {
-                    file,
-                    offset,
-                    bytes,
-                    new_segment,
-                } => {
+                Op::Write { file, offset, bytes, new_segment, last_index } => {
+                    if new_segment {
+                        // A new segment is written only once everything before it is durable,
+                        // so a bad record followed by a later valid segment is real corruption.
+                        flush(&mut dirty, &mut dir_dirty, &mut waiting, &mut error);
+                    }
                     if error.is_none() {
                         if let Err(e) = file.write_all_at(&bytes, offset) {
                             error = Some(format!("write to log segment failed: {e}"));
-                            tracing::error!("{e}: log store is now failed");
+                            *failed.lock().unwrap_or_else(|p| p.into_inner()) = error.clone();
+                            tracing::error!("{e}: the log store refuses further writes");
+                        } else {
+                            written.store(last_index + 1, Ordering::Release);
                         }
                     }
                     dir_dirty |= new_segment;
@@ -551,24 +629,23 @@ fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
                 }
                 Op::Flushed(cb) => waiting.push(cb),
                 other => {
-                    flush(&dir, &mut dirty, &mut dir_dirty, &mut waiting, &mut error);
+                    flush(&mut dirty, &mut dir_dirty, &mut waiting, &mut error);
                     match other {
-                        Op::Truncate {
-                            file,
-                            len,
-                            remove,
-                            done,
-                        } => {
+                        Op::Truncate { file, len, remove, done, from } => {
                             let r = (|| {
+                                // Later segments go first: a crash in between must not leave a
+                                // shortened segment followed by stale ones.
+                                for p in &remove {
+                                    std::fs::remove_file(p)?;
+                                }
+                                fsync_dir(&dir)?;
                                 if let Some(f) = file {
                                     f.set_len(len)?;
                                     f.sync_all()?;
                                 }
-                                for p in &remove {
-                                    std::fs::remove_file(p)?;
-                                }
-                                fsync_dir(&dir)
+                                Ok(())
                             })();
+                            written.fetch_min(from, Ordering::AcqRel);
                             let _ = done.send(r);
                         }
                         Op::Purge { purged, remove, done } => {
@@ -601,7 +678,7 @@ fn writer_loop(dir: PathBuf, rx: mpsc::Receiver<Op>) {
             // Group commit: take whatever else is already queued before flushing.
             next = rx.try_recv().ok();
         }
-        flush(&dir, &mut dirty, &mut dir_dirty, &mut waiting, &mut error);
+        flush(&mut dirty, &mut dir_dirty, &mut waiting, &mut error);
     }
 }
 
@@ -625,6 +702,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
 
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
         // Bound one replication payload to keep request bodies and latency in check.
+        if start < self.lock().first_index {
+            // Purged entries were asked for: answer with nothing rather than entries that do
+            // not start where replication expects them.
+            return Ok(Vec::new());
+        }
         self.read_range(start, end.min(start.saturating_add(4096)))
     }
 }
@@ -634,10 +716,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let s = self.lock();
-        Ok(LogState {
-            last_purged_log_id: s.last_purged,
-            last_log_id: s.last_log_id,
-        })
+        Ok(LogState { last_purged_log_id: s.last_purged, last_log_id: s.last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -667,7 +746,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let idx = log_id.index;
-        let (file, len, remove) = {
+        let first = self.lock().first_index;
+        // The new last log id is the entry before the cut (read before anything changes).
+        let prev = if idx > first { self.read_range(idx - 1, idx)?.pop().map(|e| e.log_id) } else { None };
+        let (file, len, remove, from) = {
             let mut guard = self.lock();
             let s = &mut *guard;
             let end = s.first_index + s.locs.len() as u64;
@@ -688,29 +770,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             let file = s.segments.get(&loc.seg).map(|seg| seg.file.clone());
             s.active_size = loc.offset;
-            s.last_log_id = match s.locs.back() {
-                Some(_) => {
-                    // The previous entry's log id: read it from cache or disk below.
-                    None
-                }
-                None => s.last_purged,
-            };
-            (file, loc.offset, remove)
+            s.last_log_id = if s.locs.is_empty() { s.last_purged } else { prev.or(s.last_purged) };
+            (file, loc.offset, remove, from)
         };
-        self.call(|done| Op::Truncate {
-            file,
-            len,
-            remove,
-            done,
-        })
-        .await?;
-        let has_entries = !self.lock().locs.is_empty();
-        if has_entries && idx > 0 {
-            let prev = self.read_range(idx - 1, idx)?;
-            let mut s = self.lock();
-            s.last_log_id = prev.last().map(|e| e.log_id).or(s.last_purged);
-        }
-        Ok(())
+        self.call(|done| Op::Truncate { file, len, from, remove, done }).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -751,12 +814,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             remove
         };
-        self.call(|done| Op::Purge {
-            purged: log_id,
-            remove,
-            done,
-        })
-        .await
+        self.call(|done| Op::Purge { purged: log_id, remove, done }).await
     }
 }
 
@@ -766,10 +824,7 @@ mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
 
     fn ent(term: u64, index: u64) -> Entry {
-        Entry {
-            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-            payload: EntryPayload::Blank,
-        }
+        Entry { log_id: LogId::new(CommittedLeaderId::new(term, 1), index), payload: EntryPayload::Blank }
     }
 
     async fn append(store: &mut LogStore, entries: Vec<Entry>) {
@@ -793,15 +848,9 @@ mod tests {
             append(&mut store, chunk.iter().map(|i| ent(1, *i)).collect()).await;
         }
         assert!(store.segment_count() > 1, "small segments must roll");
-        store
-            .purge(LogId::new(CommittedLeaderId::new(1, 1), 200))
-            .await
-            .expect("purge");
+        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 200)).await.expect("purge");
         let segs_after = store.segment_count();
-        store
-            .truncate(LogId::new(CommittedLeaderId::new(1, 1), 251))
-            .await
-            .expect("truncate");
+        store.truncate(LogId::new(CommittedLeaderId::new(1, 1), 251)).await.expect("truncate");
         append(&mut store, vec![ent(2, 251), ent(2, 252)]).await;
         store.close().await;
         drop(store);
@@ -810,10 +859,7 @@ mod tests {
         assert_eq!(store.segment_count(), segs_after);
         let st = store.get_log_state().await.expect("state");
         assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(200));
-        assert_eq!(
-            st.last_log_id,
-            Some(LogId::new(CommittedLeaderId::new(2, 1), 252))
-        );
+        assert_eq!(st.last_log_id, Some(LogId::new(CommittedLeaderId::new(2, 1), 252)));
         let got = store.try_get_log_entries(195..=252).await.expect("read");
         assert_eq!(got.first().map(|e| e.log_id.index), Some(201));
         assert_eq!(got.len(), 52);

@@ -49,10 +49,7 @@ impl PeerClient {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| crate::Error::Config(format!("cannot build HTTP client: {e}")))?;
-        Ok(PeerClient {
-            http,
-            secret: secret.to_owned(),
-        })
+        Ok(PeerClient { http, secret: secret.to_owned() })
     }
 
     /// POST a postcard body to `http://addr/path` and decode a postcard answer.
@@ -81,10 +78,7 @@ impl PeerClient {
                 }
             })?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| PeerError::Network(addr.into(), e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(|e| PeerError::Network(addr.into(), e.to_string()))?;
         if !status.is_success() {
             return Err(PeerError::Status(
                 addr.into(),
@@ -112,11 +106,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &Member) -> Self::Network {
-        Connection {
-            client: self.client.clone(),
-            target,
-            addr: node.raft_addr.clone(),
-        }
+        Connection { client: self.client.clone(), target, addr: node.raft_addr.clone() }
     }
 }
 

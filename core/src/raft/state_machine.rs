@@ -27,15 +27,13 @@ pub(crate) struct SnapshotStore {
     pub(crate) installed: AtomicU64,
     /// Snapshots built locally.
     pub(crate) built: AtomicU64,
+    publishing: Mutex<()>,
 }
 
 fn snap_paths(dir: &Path, meta: &SnapshotMeta) -> (PathBuf, PathBuf) {
     let (idx, term) = meta.last_log_id.map_or((0, 0), |l| (l.index, l.leader_id.term));
     let base = format!("snap-{idx:020}-{term:020}");
-    (
-        dir.join(format!("{base}.db")),
-        dir.join(format!("{base}.meta.json")),
-    )
+    (dir.join(format!("{base}.db")), dir.join(format!("{base}.meta.json")))
 }
 
 impl SnapshotStore {
@@ -45,10 +43,7 @@ impl SnapshotStore {
         let mut best: Option<(SnapshotMeta, PathBuf)> = None;
         for de in std::fs::read_dir(&dir)? {
             let p = de?.path();
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if name.starts_with("incoming-") || name.ends_with(".tmp") {
                 let _ = std::fs::remove_file(&p);
                 continue;
@@ -56,24 +51,19 @@ impl SnapshotStore {
             if !name.ends_with(".meta.json") {
                 continue;
             }
-            let meta: SnapshotMeta = match std::fs::read(&p)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-            {
-                Some(m) => m,
-                None => {
-                    tracing::warn!("ignoring unreadable snapshot metadata {}", p.display());
-                    continue;
-                }
-            };
+            let meta: SnapshotMeta =
+                match std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                    Some(m) => m,
+                    None => {
+                        tracing::warn!("ignoring unreadable snapshot metadata {}", p.display());
+                        continue;
+                    }
+                };
             let (db, _) = snap_paths(&dir, &meta);
             if !db.exists() {
                 continue;
             }
-            if best
-                .as_ref()
-                .is_none_or(|(b, _)| b.last_log_id < meta.last_log_id)
-            {
+            if best.as_ref().is_none_or(|(b, _)| b.last_log_id < meta.last_log_id) {
                 best = Some((meta, db));
             }
         }
@@ -83,6 +73,7 @@ impl SnapshotStore {
             seq: AtomicU64::new(0),
             installed: AtomicU64::new(0),
             built: AtomicU64::new(0),
+            publishing: Mutex::new(()),
         })
     }
 
@@ -96,46 +87,38 @@ impl SnapshotStore {
         self.dir.join(format!("{prefix}-{}-{n}.tmp", std::process::id()))
     }
 
-    /// Make `db_tmp` the current snapshot under `meta`, durably, and drop older ones.
+    /// Make `db_tmp` the current snapshot under `meta`, durably, and drop strictly older ones.
+    /// Builds and installs may overlap; one lock orders them.
     fn publish(&self, meta: &SnapshotMeta, db_tmp: &Path) -> Result<PathBuf> {
+        let _order = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
         let (db, meta_path) = snap_paths(&self.dir, meta);
         std::fs::rename(db_tmp, &db)?;
-        let name = meta_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        write_atomic(
-            &self.dir,
-            &name,
-            &serde_json::to_vec(meta).map_err(Error::storage)?,
-        )?;
-        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if cur
-            .as_ref()
-            .is_none_or(|(c, _)| c.last_log_id <= meta.last_log_id)
-        {
-            *cur = Some((meta.clone(), db.clone()));
-        }
-        let keep = cur.as_ref().map(|(_, p)| p.clone());
-        drop(cur);
-        // Older snapshots are no longer needed once the new one is durable.
+        let name = meta_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        write_atomic(&self.dir, &name, &serde_json::to_vec(meta).map_err(Error::storage)?)?;
+        let newest = {
+            let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if cur.as_ref().is_none_or(|(c, _)| c.last_log_id <= meta.last_log_id) {
+                *cur = Some((meta.clone(), db.clone()));
+            }
+            cur.as_ref().map(|(m, _)| m.last_log_id)
+        };
+        // Older snapshots are no longer needed once a newer one is durable.
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for de in rd.flatten() {
                 let p = de.path();
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if !name.starts_with("snap-") {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if !name.starts_with("snap-") || !name.ends_with(".meta.json") {
                     continue;
                 }
-                let stem = name.trim_end_matches(".meta.json").trim_end_matches(".db");
-                let keep_stem = keep
-                    .as_ref()
-                    .and_then(|k| k.file_name())
-                    .map(|n| n.to_string_lossy().trim_end_matches(".db").to_owned());
-                if keep_stem.as_deref() != Some(stem) {
-                    let _ = std::fs::remove_file(&p);
+                let Some(m) =
+                    std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<SnapshotMeta>(&b).ok())
+                else {
+                    continue;
+                };
+                if newest.is_some_and(|n| m.last_log_id < n) {
+                    let (old_db, old_meta) = snap_paths(&self.dir, &m);
+                    let _ = std::fs::remove_file(old_meta);
+                    let _ = std::fs::remove_file(old_db);
                 }
             }
         }
@@ -180,24 +163,19 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             Some(l) => format!("{}-{}-{n}", l.leader_id.term, l.index),
             None => format!("0-0-{n}"),
         };
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id,
-        };
+        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        // Opened before publishing: the handle stays valid even if a newer snapshot replaces
+        // this one before openraft reads it.
+        let file = tokio::fs::File::open(&tmp).await.map_err(snap_err)?;
         let snapshots = self.snapshots.clone();
         let meta2 = meta.clone();
-        let db = tokio::task::spawn_blocking(move || snapshots.publish(&meta2, &tmp))
+        tokio::task::spawn_blocking(move || snapshots.publish(&meta2, &tmp))
             .await
             .map_err(snap_err)?
             .map_err(snap_err)?;
         self.snapshots.built.fetch_add(1, Ordering::Relaxed);
         tracing::info!(last = ?meta.last_log_id, took_ms = started.elapsed().as_millis() as u64, "snapshot built");
-        let file = tokio::fs::File::open(&db).await.map_err(snap_err)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(file),
-        })
+        Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
 }
 
@@ -243,14 +221,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let started = std::time::Instant::now();
         let tmp = self.snapshots.tmp_path("install");
         {
-            snapshot
-                .seek(std::io::SeekFrom::Start(0))
-                .await
-                .map_err(snap_err)?;
+            snapshot.seek(std::io::SeekFrom::Start(0)).await.map_err(snap_err)?;
             let mut out = tokio::fs::File::create(&tmp).await.map_err(snap_err)?;
-            tokio::io::copy(&mut *snapshot, &mut out)
-                .await
-                .map_err(snap_err)?;
+            tokio::io::copy(&mut *snapshot, &mut out).await.map_err(snap_err)?;
             out.sync_all().await.map_err(snap_err)?;
         }
         let snapshots = self.snapshots.clone();
@@ -270,10 +243,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             None => Ok(None),
             Some((meta, path)) => {
                 let file = tokio::fs::File::open(&path).await.map_err(snap_err)?;
-                Ok(Some(Snapshot {
-                    meta,
-                    snapshot: Box::new(file),
-                }))
+                Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
             }
         }
     }

@@ -10,6 +10,9 @@
 //! - `random()` and `randomblob(N)` are overridden on the writer connection by functions drawing
 //!   from a SplitMix64 stream seeded by the entry;
 //! - `total_changes()` depends on the connection's history and is refused.
+//!
+//! Not covered: `'localtime'` modifiers use each node's time zone; run all nodes with the same
+//! `TZ` (UTC recommended) if writes use them.
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, CStr};
@@ -21,6 +24,8 @@ use rusqlite::Connection;
 
 /// Name of the deterministic VFS.
 pub(crate) const VFS_NAME: &CStr = c"hiqlite-det";
+/// Largest `randomblob()` a write may ask for (every replica allocates it).
+const MAX_RANDOMBLOB: i64 = 16 * 1024 * 1024;
 /// Julian day number of the Unix epoch, in milliseconds (what SQLite's clock counts in).
 const UNIX_EPOCH_JD_MS: i64 = 210_866_760_000_000;
 
@@ -61,7 +66,7 @@ static DEFAULT_VFS: OnceLock<Result<DefaultVfs, String>> = OnceLock::new();
 unsafe extern "C" fn current_time_int64(_vfs: *mut ffi::sqlite3_vfs, now: *mut ffi::sqlite3_int64) -> c_int {
     if let Some(ms) = NOW_MS.with(Cell::get) {
         // SAFETY: SQLite passes a valid out-pointer.
-        unsafe { *now = UNIX_EPOCH_JD_MS + ms };
+        unsafe { *now = UNIX_EPOCH_JD_MS.saturating_add(ms) };
         return ffi::SQLITE_OK;
     }
     match DEFAULT_VFS.get() {
@@ -120,10 +125,8 @@ pub(crate) fn install_functions(conn: &Connection) -> rusqlite::Result<()> {
     conn.create_scalar_function("random", 0, flags, |_| Ok(next_random() as i64))?;
     conn.create_scalar_function("randomblob", 1, flags, |ctx| {
         let n: i64 = ctx.get::<Option<i64>>(0)?.unwrap_or(1).max(1);
-        if n > 1_000_000_000 {
-            return Err(rusqlite::Error::UserFunctionError(
-                "randomblob() size too large".into(),
-            ));
+        if n > MAX_RANDOMBLOB {
+            return Err(rusqlite::Error::UserFunctionError("randomblob() size too large".into()));
         }
         let mut out = Vec::with_capacity(n as usize);
         while out.len() < n as usize {

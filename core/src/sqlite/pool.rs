@@ -18,11 +18,7 @@ pub(crate) struct ReadPool {
 
 impl ReadPool {
     pub(crate) fn new(path: PathBuf, max_idle: usize) -> Self {
-        ReadPool {
-            path,
-            idle: Mutex::new(Vec::new()),
-            max_idle: max_idle.max(1),
-        }
+        ReadPool { path, idle: Mutex::new(Vec::new()), max_idle: max_idle.max(1) }
     }
 
     fn take(&self) -> Result<Connection> {

@@ -3,6 +3,7 @@
 //! entry), pins consistent read snapshots for snapshot building, restores received snapshots, and
 //! writes `last_applied` + membership into the database at snapshots and clean shutdown only.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -21,6 +22,17 @@ use crate::value::ExecResult;
 
 /// `last_applied` and membership as the writer last committed them.
 pub(crate) type Applied = (Option<LogId>, StoredMembership);
+
+/// Where a command sits in a run: entry position, and position inside a batch entry.
+type Pos = (usize, Option<usize>);
+
+/// Why applying a command stopped early.
+enum Step {
+    /// This machine cannot apply (disk full, I/O error...): stop, never skip.
+    Fatal(Error),
+    /// The command ended the enclosing transaction; re-apply the run without it.
+    Poisoned(Pos, Error),
+}
 
 /// A read-only connection holding an open read transaction at exactly `applied`.
 pub(crate) struct Pinned {
@@ -53,6 +65,93 @@ const MIGRATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS _hiqlite_migrations (\
 const DENY_TX: &str = "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is not allowed in \
      replicated writes: every write already runs in a transaction; use Client::transaction for several statements";
 const DENY_ATTACH: &str = "ATTACH and DETACH are not allowed: replicas must not depend on local files";
+const DENY_TEMP: &str =
+    "temporary tables, views, indexes and triggers are not allowed in replicated writes: \
+     they would live on one connection of one node only";
+const DENY_PRAGMA: &str =
+    "this PRAGMA is not allowed in replicated writes: it changes connection state that \
+     replicas and restarts would not share";
+const DENY_INTERNAL: &str = "tables named _hiqlite_* belong to hiqlite and cannot be changed";
+
+/// Pragmas that only read (or change state stored in the database file itself) and so behave
+/// the same on every replica.
+const SAFE_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "integrity_check",
+    "quick_check",
+    "collation_list",
+    "function_list",
+    "pragma_list",
+    "compile_options",
+    "user_version",
+    "application_id",
+    "data_version",
+    "schema_version",
+    "page_count",
+    "page_size",
+    "freelist_count",
+    "encoding",
+];
+
+/// Why a user statement in a replicated write must be refused, if it must.
+fn authorize(action: &AuthAction<'_>) -> Option<&'static str> {
+    let internal = |t: &str| t.starts_with("_hiqlite_");
+    match action {
+        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => Some(DENY_TX),
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Some(DENY_ATTACH),
+        AuthAction::CreateTempIndex { .. }
+        | AuthAction::CreateTempTable { .. }
+        | AuthAction::CreateTempTrigger { .. }
+        | AuthAction::CreateTempView { .. } => Some(DENY_TEMP),
+        AuthAction::Pragma { pragma_name, .. } => {
+            let name = pragma_name.to_ascii_lowercase();
+            (!SAFE_PRAGMAS.contains(&name.as_str())).then_some(DENY_PRAGMA)
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::DropTable { table_name }
+        | AuthAction::AlterTable { table_name, .. }
+            if internal(table_name) =>
+        {
+            Some(DENY_INTERNAL)
+        }
+        _ => None,
+    }
+}
+
+/// SQLite result codes that describe this machine (disk full, I/O error, corruption...), not
+/// the statement: applying must stop instead of recording a per-statement error, or this
+/// replica would silently differ from the others.
+fn is_environmental(e: &Error) -> bool {
+    use rusqlite::ffi as f;
+    match e {
+        Error::Sql { code, .. } => matches!(
+            code & 0xff,
+            f::SQLITE_NOMEM
+                | f::SQLITE_IOERR
+                | f::SQLITE_CORRUPT
+                | f::SQLITE_FULL
+                | f::SQLITE_CANTOPEN
+                | f::SQLITE_PROTOCOL
+                | f::SQLITE_NOTADB
+                | f::SQLITE_BUSY
+                | f::SQLITE_LOCKED
+                | f::SQLITE_READONLY
+                | f::SQLITE_INTERRUPT
+                | f::SQLITE_PERM
+        ),
+        Error::Storage(_) => true,
+        _ => false,
+    }
+}
 
 /// Read `last_applied` and membership from the database's meta table.
 pub(crate) fn read_meta(conn: &Connection) -> Result<Applied> {
@@ -85,14 +184,8 @@ fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {
     let mem = serde_json::to_string(&applied.1).map_err(Error::storage)?;
     conn.execute_batch(META_DDL)?;
     let tx = conn.unchecked_transaction()?;
-    tx.execute(
-        "INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('last_applied', ?1)",
-        [last],
-    )?;
-    tx.execute(
-        "INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('membership', ?1)",
-        [mem],
-    )?;
+    tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('last_applied', ?1)", [last])?;
+    tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('membership', ?1)", [mem])?;
     tx.commit()?;
     Ok(())
 }
@@ -123,13 +216,13 @@ impl Writer {
                 if !um.load(Ordering::Relaxed) {
                     return Authorization::Allow;
                 }
-                let why = match ctx.action {
-                    AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => DENY_TX,
-                    AuthAction::Attach { .. } | AuthAction::Detach { .. } => DENY_ATTACH,
-                    _ => return Authorization::Allow,
-                };
-                *dn.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-                Authorization::Deny
+                match authorize(&ctx.action) {
+                    None => Authorization::Allow,
+                    Some(why) => {
+                        *dn.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                        Authorization::Deny
+                    }
+                }
             }))?;
         }
         let shared = Arc::new(Mutex::new(applied.clone()));
@@ -149,12 +242,7 @@ impl Writer {
             .name("hiqlite-sqlite-writer".into())
             .spawn(move || state.run(rx))
             .map_err(Error::storage)?;
-        Ok(Arc::new(Writer {
-            tx: Mutex::new(Some(tx)),
-            applied: shared,
-            entries_applied,
-            applied_at_open,
-        }))
+        Ok(Arc::new(Writer { tx: Mutex::new(Some(tx)), applied: shared, entries_applied, applied_at_open }))
     }
 
     /// What the writer last committed.
@@ -171,9 +259,7 @@ impl Writer {
 
     pub(crate) async fn apply(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError> {
         let stopped = || {
-            StorageError::from(StorageIOError::write_state_machine(&crate::raft::io_err(
-                "writer stopped",
-            )))
+            StorageError::from(StorageIOError::write_state_machine(&crate::raft::io_err("writer stopped")))
         };
         let (tx, rx) = oneshot::channel();
         if !self.send(Msg::Apply(entries, tx)) {
@@ -225,7 +311,18 @@ impl State {
                     let _ = done.send(self.restore(&path, &meta));
                 }
                 Msg::Shutdown(done) => {
-                    let r = write_meta(&self.conn, &self.applied);
+                    // A clean stop is trusted at the next start (no rebuild), so make it durable:
+                    // meta committed with a synced WAL, then checkpointed into the synced file.
+                    let r = self
+                        .conn
+                        .execute_batch("PRAGMA synchronous=FULL;")
+                        .map_err(Error::from)
+                        .and_then(|_| write_meta(&self.conn, &self.applied))
+                        .and_then(|_| {
+                            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                            std::fs::File::open(&self.path)?.sync_all()?;
+                            Ok(())
+                        });
                     if let Err(e) = &r {
                         tracing::error!("could not persist last applied log id at shutdown: {e}");
                     }
@@ -246,10 +343,7 @@ impl State {
     fn user_err(&self, e: Error) -> Error {
         let reason = self.denied.lock().unwrap_or_else(|p| p.into_inner()).take();
         match (reason, e) {
-            (Some(why), Error::Sql { code, .. }) => Error::Sql {
-                code,
-                message: why.to_string(),
-            },
+            (Some(why), Error::Sql { code, .. }) => Error::Sql { code, message: why.to_string() },
             (_, e) => e,
         }
     }
@@ -261,6 +355,16 @@ impl State {
         r.map_err(|e| self.user_err(e))
     }
 
+    /// Connection state that SQL can observe (`last_insert_rowid()`, `changes()`) must not leak
+    /// from one entry into the next: replicas apply entries in differently sized runs, and a
+    /// restart or snapshot starts from a fresh connection.
+    fn reset_connection_state(&self) -> Result<()> {
+        // SAFETY: the handle belongs to this open connection and is used on its own thread.
+        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.conn.handle(), 0) };
+        self.conn.prepare_cached("DELETE FROM _hiqlite_meta WHERE 0")?.execute([])?;
+        Ok(())
+    }
+
     fn apply(&mut self, entries: &[Entry]) -> Result<Vec<Response>, StorageError> {
         let Some(last) = entries.last() else {
             return Ok(Vec::new());
@@ -268,13 +372,16 @@ impl State {
         let last_id = last.log_id;
         let fail = |e: Error| StorageError::from(StorageIOError::apply(last_id, &crate::raft::io_err(e)));
         // A statement with a ROLLBACK conflict clause (or RAISE(ROLLBACK) in a trigger) ends the
-        // whole transaction, taking earlier entries of this run with it. Entries are
-        // deterministic, so the run is simply applied again from its start.
-        'restart: for _attempt in 0..3 {
+        // whole transaction, taking earlier entries of this run with it. Such a command is
+        // remembered as poisoned and the run is applied again without it; every replica makes
+        // the same decision because the outcome is a function of the entry alone.
+        let mut poisoned: HashMap<Pos, Error> = HashMap::new();
+        loop {
             self.ctl("BEGIN").map_err(fail)?;
             let mut out = Vec::with_capacity(entries.len());
             let mut membership = self.applied.1.clone();
-            for entry in entries {
+            let mut restarted = false;
+            for (i, entry) in entries.iter().enumerate() {
                 let resp = match &entry.payload {
                     EntryPayload::Blank => Response::default(),
                     EntryPayload::Membership(m) => {
@@ -283,179 +390,197 @@ impl State {
                     }
                     EntryPayload::Normal(cmd) => {
                         self.ctl("SAVEPOINT entry").map_err(fail)?;
-                        let resp = self.apply_command(cmd);
-                        if self.conn.is_autocommit() {
-                            tracing::debug!(
-                                "a statement rolled back the apply transaction; re-applying the run"
-                            );
-                            continue 'restart;
+                        match self.apply_command(cmd, (i, None), &poisoned) {
+                            Err(Step::Fatal(e)) => {
+                                let _ = self.ctl("ROLLBACK");
+                                return Err(fail(e));
+                            }
+                            Err(Step::Poisoned(pos, err)) => {
+                                tracing::debug!(
+                                    ?pos,
+                                    "a command rolled back the apply transaction; re-applying the run"
+                                );
+                                poisoned.insert(pos, err);
+                                restarted = true;
+                                break;
+                            }
+                            Ok(resp) => {
+                                if resp.rolled_back {
+                                    self.ctl("ROLLBACK TO entry").map_err(fail)?;
+                                }
+                                self.ctl("RELEASE entry").map_err(fail)?;
+                                resp
+                            }
                         }
-                        if resp.rolled_back {
-                            self.ctl("ROLLBACK TO entry").map_err(fail)?;
-                        }
-                        self.ctl("RELEASE entry").map_err(fail)?;
-                        resp
                     }
                 };
                 out.push(resp);
             }
+            if restarted {
+                if !self.conn.is_autocommit() {
+                    self.ctl("ROLLBACK").map_err(fail)?;
+                }
+                continue;
+            }
             self.ctl("COMMIT").map_err(fail)?;
             self.applied = (Some(last_id), membership);
-            self.entries_applied
-                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+            self.entries_applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
             *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
             return Ok(out);
         }
-        Err(fail(Error::Storage(
-            "apply transaction was rolled back repeatedly".into(),
-        )))
     }
 
-    fn apply_command(&self, cmd: &Command) -> Response {
+    /// Apply one command inside the savepoint its caller opened.
+    fn apply_command(
+        &self,
+        cmd: &Command,
+        pos: Pos,
+        poisoned: &HashMap<Pos, Error>,
+    ) -> Result<Response, Step> {
+        if let Some(err) = poisoned.get(&pos) {
+            return Ok(Response { results: vec![Err(err.clone())], rolled_back: true, batch: Vec::new() });
+        }
         match cmd {
             Command::Batch(cmds) => {
                 let mut out = Response::default();
-                for c in cmds {
-                    if self.ctl("SAVEPOINT sub").is_err() {
-                        out.batch.push(Response {
-                            results: vec![Err(Error::Storage("could not open a savepoint".into()))],
-                            rolled_back: true,
-                            batch: Vec::new(),
-                        });
-                        continue;
+                for (j, c) in cmds.iter().enumerate() {
+                    self.ctl("SAVEPOINT sub").map_err(Step::Fatal)?;
+                    let r = self.apply_command(c, (pos.0, Some(j)), poisoned)?;
+                    if r.rolled_back {
+                        self.ctl("ROLLBACK TO sub").map_err(Step::Fatal)?;
                     }
-                    let r = self.apply_command(c);
-                    if self.conn.is_autocommit() {
-                        // The outer transaction is gone; the caller re-applies the whole run.
-                        return out;
-                    }
-                    let undo = r.rolled_back && self.ctl("ROLLBACK TO sub").is_err();
-                    let _ = self.ctl("RELEASE sub");
-                    if undo {
-                        tracing::error!("could not roll back a failed command inside a batch");
-                    }
+                    self.ctl("RELEASE sub").map_err(Step::Fatal)?;
                     out.batch.push(r);
                 }
-                out
+                Ok(out)
             }
-            Command::Execute {
-                stmts,
-                mode,
-                ts_ms,
-                seed,
-            } => {
+            Command::Execute { stmts, mode, ts_ms, seed } => {
+                self.reset_connection_state().map_err(Step::Fatal)?;
                 det::enter_entry(*ts_ms, *seed);
                 let r = self.run_statements(stmts, *mode);
                 det::leave_entry();
-                r
+                self.settle(r, pos)
             }
-            Command::Migrate {
-                migrations,
-                ts_ms,
-                seed,
-            } => {
+            Command::Migrate { migrations, ts_ms, seed } => {
+                self.reset_connection_state().map_err(Step::Fatal)?;
                 det::enter_entry(*ts_ms, *seed);
                 let r = self.run_migrations(migrations, *ts_ms);
                 det::leave_entry();
-                r
+                self.settle(r, pos)
             }
         }
     }
 
-    fn run_statements(&self, stmts: &[crate::value::Statement], mode: ExecMode) -> Response {
-        let mut resp = Response::default();
-        let independent = mode == ExecMode::Independent && stmts.len() > 1;
-        for s in stmts {
-            if independent && self.ctl("SAVEPOINT stmt").is_err() {
-                resp.results
-                    .push(Err(Error::Storage("could not open a savepoint".into())));
-                continue;
+    /// Turn a command's outcome into a response, or into a fatal stop / a poisoned restart.
+    fn settle(&self, r: Result<Response>, pos: Pos) -> Result<Response, Step> {
+        if self.conn.is_autocommit() {
+            let err = match &r {
+                Ok(resp) => resp.results.iter().rev().find_map(|x| x.as_ref().err().cloned()),
+                Err(e) => Some(e.clone()),
             }
-            let r = self.user_exec(&s.sql, &s.params);
-            if self.conn.is_autocommit() {
-                // The outer transaction is gone; the caller re-applies the run.
-                resp.results.push(r);
-                return resp;
-            }
-            if independent {
-                let ok = r.is_ok();
-                let _ = if ok {
-                    self.ctl("RELEASE stmt")
-                } else {
-                    self.ctl("ROLLBACK TO stmt")
-                        .and_then(|_| self.ctl("RELEASE stmt"))
-                };
-                resp.results.push(r);
-            } else {
-                let failed = r.is_err();
-                resp.results.push(r);
-                if failed {
-                    resp.rolled_back = true;
-                    return resp;
+            .unwrap_or_else(|| Error::Sql {
+                code: rusqlite::ffi::SQLITE_CONSTRAINT,
+                message: "the statement aborted its transaction (ROLLBACK)".into(),
+            });
+            return Err(Step::Poisoned(pos, err));
+        }
+        match r {
+            Err(e) => Err(Step::Fatal(e)),
+            Ok(resp) => {
+                match resp.results.iter().find_map(|r| r.as_ref().err().filter(|e| is_environmental(e))) {
+                    Some(e) => Err(Step::Fatal(e.clone())),
+                    None => Ok(resp),
                 }
             }
         }
-        resp
     }
 
-    fn run_migrations(&self, migrations: &[Migration], ts_ms: i64) -> Response {
+    fn run_statements(&self, stmts: &[crate::value::Statement], mode: ExecMode) -> Result<Response> {
+        let mut resp = Response::default();
+        let independent = mode == ExecMode::Independent && stmts.len() > 1;
+        for s in stmts {
+            if independent {
+                self.ctl("SAVEPOINT stmt")?;
+            }
+            let r = self.user_exec(&s.sql, &s.params);
+            if self.conn.is_autocommit() {
+                resp.results.push(r);
+                return Ok(resp);
+            }
+            let failed = r.is_err();
+            resp.results.push(r);
+            if independent {
+                if failed {
+                    self.ctl("ROLLBACK TO stmt")?;
+                }
+                self.ctl("RELEASE stmt")?;
+            } else if failed {
+                resp.rolled_back = true;
+                return Ok(resp);
+            }
+        }
+        Ok(resp)
+    }
+
+    fn run_migrations(&self, migrations: &[Migration], ts_ms: i64) -> Result<Response> {
         let mut resp = Response::default();
         let mut sorted: Vec<&Migration> = migrations.iter().collect();
         sorted.sort_by_key(|m| m.id);
         for m in sorted {
             let sum = i64::from(crc32fast::hash(m.sql.as_bytes()));
-            let existing: Result<Option<i64>> = (|| {
-                let mut st = self
-                    .conn
-                    .prepare_cached("SELECT checksum FROM _hiqlite_migrations WHERE id = ?1")?;
+            let existing: Option<i64> = {
+                let mut st =
+                    self.conn.prepare_cached("SELECT checksum FROM _hiqlite_migrations WHERE id = ?1")?;
                 let mut rows = st.query([m.id])?;
-                Ok(match rows.next()? {
+                match rows.next()? {
                     Some(r) => Some(r.get(0)?),
                     None => None,
-                })
-            })();
+                }
+            };
             match existing {
-                Err(e) => {
-                    resp.results.push(Err(e));
-                    resp.rolled_back = true;
-                    return resp;
-                }
-                Ok(Some(prev)) if prev == sum => {
-                    resp.results.push(Ok(ExecResult::default()));
-                }
-                Ok(Some(_)) => {
+                Some(prev) if prev == sum => resp.results.push(Ok(ExecResult::default())),
+                Some(_) => {
                     resp.results.push(Err(Error::InvalidRequest(format!(
                         "migration {} ({}) was changed after it was applied",
                         m.id, m.name
                     ))));
                     resp.rolled_back = true;
-                    return resp;
+                    return Ok(resp);
                 }
-                Ok(None) => {
-                    let r = self.user_exec(&m.sql, &crate::value::Params::None).and_then(|_| {
-                        self.conn
-                            .prepare_cached(
-                                "INSERT INTO _hiqlite_migrations (id, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
-                            )?
-                            .execute(rusqlite::params![m.id, m.name, sum, ts_ms])?;
-                        Ok(ExecResult { rows_affected: 1, ..Default::default() })
-                    });
-                    let failed = r.is_err();
-                    resp.results.push(r.map_err(|e| match e {
-                        Error::Sql { code, message } => Error::Sql {
-                            code,
-                            message: format!("migration {} ({}): {message}", m.id, m.name),
-                        },
-                        other => other,
-                    }));
-                    if failed || self.conn.is_autocommit() {
-                        resp.rolled_back = true;
-                        return resp;
+                None => {
+                    let r = self.user_exec(&m.sql, &crate::value::Params::None);
+                    if self.conn.is_autocommit() {
+                        resp.results.push(r);
+                        return Ok(resp);
+                    }
+                    match r {
+                        Ok(_) => {
+                            self.conn
+                                .prepare_cached(
+                                    "INSERT INTO _hiqlite_migrations (id, name, checksum, applied_at) \
+                                     VALUES (?1, ?2, ?3, ?4)",
+                                )?
+                                .execute(rusqlite::params![m.id, m.name, sum, ts_ms])?;
+                            resp.results.push(Ok(ExecResult { rows_affected: 1, ..Default::default() }));
+                        }
+                        Err(Error::Sql { code, message }) => {
+                            resp.results.push(Err(Error::Sql {
+                                code,
+                                message: format!("migration {} ({}): {message}", m.id, m.name),
+                            }));
+                            resp.rolled_back = true;
+                            return Ok(resp);
+                        }
+                        Err(e) => {
+                            resp.results.push(Err(e));
+                            resp.rolled_back = true;
+                            return Ok(resp);
+                        }
                     }
                 }
             }
         }
-        resp
+        Ok(resp)
     }
 
     fn pin(&mut self) -> Result<Pinned> {
@@ -465,17 +590,14 @@ impl State {
         // the writer goes on while the copy is made from it.
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
-        Ok(Pinned {
-            conn,
-            applied: self.applied.clone(),
-        })
+        Ok(Pinned { conn, applied: self.applied.clone() })
     }
 
     fn restore(&mut self, path: &Path, meta: &SnapshotMeta) -> Result<()> {
         let src = super::open_reader(path)?;
         {
             let backup = rusqlite::backup::Backup::new(&src, &mut self.conn)?;
-            backup.step(-1)?;
+            backup_all(&backup)?;
         }
         self.conn.flush_prepared_statement_cache();
         self.conn.execute_batch(META_DDL)?;
@@ -487,12 +609,21 @@ impl State {
     }
 }
 
+/// Copy every page in one step (one step keeps the source's read transaction, so the copy is
+/// one consistent state); anything but `Done` is an error, never a silent partial copy.
+fn backup_all(b: &rusqlite::backup::Backup<'_, '_>) -> Result<()> {
+    match b.step(-1)? {
+        rusqlite::backup::StepResult::Done => Ok(()),
+        other => Err(Error::Storage(format!("database copy did not complete: {other:?}"))),
+    }
+}
+
 /// Copy the pinned read snapshot into a standalone database file at `dest`.
 pub(crate) fn copy_pinned(pinned: &Pinned, dest: &Path) -> Result<()> {
     let mut dst = Connection::open(dest)?;
     {
         let backup = rusqlite::backup::Backup::new(&pinned.conn, &mut dst)?;
-        backup.step(-1)?;
+        backup_all(&backup)?;
     }
     // A snapshot travels as one file: make sure nothing is left in a WAL beside it.
     dst.execute_batch("PRAGMA journal_mode=DELETE;")?;
