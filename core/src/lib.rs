@@ -4,15 +4,23 @@
 //! embeds the crate is a node; writes are agreed by the cluster and applied in the same order on
 //! every replica; reads are local.
 //!
-//! ```no_run
-//! # async fn demo() -> hiqlite::Result<()> {
-//! use hiqlite::{params, Client, NodeConfig};
-//! let db = Client::start(NodeConfig { data_dir: "data".into(), ..Default::default() }).await?;
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> hiqlite::Result<()> {
+//! use hiqlite::{params, Client, NodeConfig, Value};
+//! let dir = tempfile::tempdir()?;
+//! let db = Client::start(NodeConfig {
+//!     data_dir: dir.path().into(),
+//!     raft_addr: "127.0.0.1:0".into(),
+//!     api_addr: "127.0.0.1:0".into(),
+//!     ..Default::default()
+//! })
+//! .await?;
 //! db.node().wait_for_leader(std::time::Duration::from_secs(10)).await?;
-//! db.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)", ()).await?;
+//! db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)", ()).await?;
 //! db.execute("INSERT INTO kv VALUES (?, ?)", params!["a", "1"]).await?;
 //! let rows = db.query("SELECT v FROM kv WHERE k = ?", params!["a"]).await?;
-//! assert_eq!(rows.rows[0][0], hiqlite::Value::Text("1".into()));
+//! assert_eq!(rows.rows[0][0], Value::Text("1".into()));
 //! db.shutdown().await?;
 //! # Ok(()) }
 //! ```
@@ -21,6 +29,7 @@
 
 mod client;
 mod config;
+mod de;
 mod error;
 mod http;
 mod node;

@@ -286,12 +286,13 @@ impl Rows {
             .map(|r| self.columns.iter().cloned().zip(r.iter().map(Value::to_json)).collect())
             .collect()
     }
-    /// Map every row into `T` through serde, by column name.
+    /// Map every row into `T` through serde, by column name (or by position for tuples).
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
-        self.to_json_objects()
-            .into_iter()
-            .map(|m| {
-                serde_json::from_value(serde_json::Value::Object(m)).map_err(|e| Error::Decode(e.to_string()))
+        self.rows
+            .iter()
+            .map(|r| {
+                T::deserialize(crate::de::RowDe { columns: &self.columns, values: r })
+                    .map_err(|e| Error::Decode(e.to_string()))
             })
             .collect()
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::value::{ExecResult, Params, Rows, Value};
 
 fn collect_rows(stmt: &mut rusqlite::Statement<'_>) -> Result<Rows> {
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let types: Vec<String> =
         stmt.columns().map(|c| c.decl_type().unwrap_or("").to_ascii_lowercase()).collect();
     let n = columns.len();

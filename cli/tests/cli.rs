@@ -1,0 +1,139 @@
+//! The `hiqlite` binary as a user runs it: real processes, real HTTP on 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A child process that is killed (by PID) when dropped, whatever the test outcome.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &std::path::Path, api: u16, raft: u16) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_hiqlite"))
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--api-addr", &format!("127.0.0.1:{api}"), "--raft-addr", &format!("127.0.0.1:{raft}")])
+        .args(["--secret", "cli-test-secret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hiqlite serve");
+    Proc(child)
+}
+
+async fn wait_ready(api: u16) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{api}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "node on {api} never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn post(api: u16, path: &str, body: &str) -> serde_json::Value {
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{api}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request");
+    serde_json::from_str(&r.text().await.expect("body")).expect("json answer")
+}
+
+fn sigterm(p: &Proc) {
+    let ok = Command::new("kill").args(["-TERM", &p.0.id().to_string()]).status().expect("kill").success();
+    assert!(ok, "kill -TERM failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_writes_reads_stops_cleanly_and_restarts_with_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (api, raft) = (free_port(), free_port());
+    let mut node = serve(dir.path(), api, raft);
+    wait_ready(api).await;
+    let r = post(api, "/db/execute", r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", ["INSERT INTO t (v) VALUES (?)", "hello"]]"#).await;
+    assert_eq!(r["results"][1]["rows_affected"], 1, "{r}");
+    let r = post(api, "/db/query", r#"["SELECT v FROM t"]"#).await;
+    assert_eq!(r["results"][0]["values"][0][0], "hello", "{r}");
+    let bad = post(api, "/db/execute", r#"["INSERT INTO nope VALUES (1)"]"#).await;
+    assert!(bad["results"][0]["error"].as_str().is_some_and(|e| e.contains("no such table")), "{bad}");
+
+    // A second process on the same data directory is refused and harms nothing.
+    let second = Command::new(env!("CARGO_BIN_EXE_hiqlite"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"])
+        .output()
+        .expect("run second");
+    assert!(!second.status.success());
+    let msg = String::from_utf8_lossy(&second.stderr);
+    assert!(msg.contains("in use by another hiqlite process"), "{msg}");
+
+    sigterm(&node);
+    let status = node.0.wait().expect("wait");
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    assert!(!dir.path().join("hiqlite.lock").exists(), "clean stop releases the data dir");
+
+    let node = serve(dir.path(), api, raft);
+    wait_ready(api).await;
+    let st: serde_json::Value = serde_json::from_str(
+        &reqwest::get(format!("http://127.0.0.1:{api}/status")).await.expect("status").text().await.expect("text"),
+    )
+    .expect("json");
+    assert_eq!(st["startup"], "clean", "{st}");
+    let r = post(api, "/db/query", r#"["SELECT v FROM t"]"#).await;
+    assert_eq!(r["results"][0]["values"][0][0], "hello", "{r}");
+    drop(node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_command_runs_three_nodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Ports base..base+21 are used; try a few bases in case one is taken.
+    let base = free_port().saturating_sub(30).max(20_000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hiqlite"))
+        .args(["cluster", "--nodes", "3", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cluster");
+    let stdout = child.stdout.take().expect("stdout");
+    let proc = Proc(child);
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.starts_with("Ctrl-C");
+            out.push(line);
+            if done {
+                break;
+            }
+        }
+        out
+    })
+    .await
+    .expect("read stdout");
+    assert!(lines.iter().any(|l| l.contains("cluster of 3 nodes is up")), "{lines:?}");
+    let (a1, a3) = (base, base + 20);
+    let r = post(a1, "/db/execute", r#"["CREATE TABLE t (x)", ["INSERT INTO t VALUES (?)", 42]]"#).await;
+    assert_eq!(r["results"][1]["rows_affected"], 1, "{r}");
+    let r = post(a3, "/db/query?level=linearizable", r#"["SELECT x FROM t"]"#).await;
+    assert_eq!(r["results"][0]["values"][0][0], 42, "{r}");
+    sigterm(&proc);
+    drop(proc);
+}
