@@ -59,3 +59,8 @@ pub mod storage {
         Ok((log, StateMachine::new(writer, snaps)))
     }
 }
+
+/// Compiles the README's Rust example as a doctest so that it cannot go stale.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
