@@ -66,7 +66,12 @@ async fn serve_writes_reads_stops_cleanly_and_restarts_with_data() {
     let (api, raft) = (free_port(), free_port());
     let mut node = serve(dir.path(), api, raft);
     wait_ready(api).await;
-    let r = post(api, "/db/execute", r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", ["INSERT INTO t (v) VALUES (?)", "hello"]]"#).await;
+    let r = post(
+        api,
+        "/db/execute",
+        r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", ["INSERT INTO t (v) VALUES (?)", "hello"]]"#,
+    )
+    .await;
     assert_eq!(r["results"][1]["rows_affected"], 1, "{r}");
     let r = post(api, "/db/query", r#"["SELECT v FROM t"]"#).await;
     assert_eq!(r["results"][0]["values"][0][0], "hello", "{r}");
@@ -92,7 +97,12 @@ async fn serve_writes_reads_stops_cleanly_and_restarts_with_data() {
     let node = serve(dir.path(), api, raft);
     wait_ready(api).await;
     let st: serde_json::Value = serde_json::from_str(
-        &reqwest::get(format!("http://127.0.0.1:{api}/status")).await.expect("status").text().await.expect("text"),
+        &reqwest::get(format!("http://127.0.0.1:{api}/status"))
+            .await
+            .expect("status")
+            .text()
+            .await
+            .expect("text"),
     )
     .expect("json");
     assert_eq!(st["startup"], "clean", "{st}");

@@ -156,7 +156,11 @@ impl<'de> de::Deserializer<'de> for ValueDe<'de> {
             _ => self.deserialize_any(v),
         }
     }
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _n: &'static str, v: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _n: &'static str,
+        v: V,
+    ) -> Result<V::Value, DeError> {
         v.visit_newtype_struct(self)
     }
     serde::forward_to_deserialize_any! {
