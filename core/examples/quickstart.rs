@@ -43,7 +43,10 @@ async fn main() -> hiqlite::Result<()> {
     assert_eq!(todos.len(), 2);
     assert!(todos[0].done);
 
-    let err = db.execute("INSERT INTO todo (title) VALUES ('no done flag')", ()).await.unwrap_err();
+    let err = db
+        .execute("INSERT INTO todo (title) VALUES ('no done flag')", ())
+        .await
+        .expect_err("a missing NOT NULL column is refused");
     println!("constraint errors are typed: {err}");
 
     db.shutdown().await?;
