@@ -65,6 +65,9 @@ pub struct NodeConfig {
     pub request_timeout_ms: u64,
     /// Largest request body accepted on the peer and client listeners.
     pub max_body_bytes: usize,
+    /// Start a new cluster from this backup file (see `Client::backup`). Needs an empty data
+    /// directory and no other initial peers; other nodes join the restored node afterwards.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -86,6 +89,7 @@ impl Default for NodeConfig {
             read_pool_size: 8,
             request_timeout_ms: 10_000,
             max_body_bytes: 64 * 1024 * 1024,
+            restore_from: None,
         }
     }
 }
@@ -188,6 +192,13 @@ impl NodeConfig {
         }
         if !self.peers.is_empty() && !self.peers.iter().any(|p| p.id == self.node_id) {
             return Err(Error::Config(format!("peers must include this node (id {})", self.node_id)));
+        }
+        if self.restore_from.is_some() && (self.peers.len() > 1 || !self.join.is_empty()) {
+            return Err(Error::Config(
+                "restore_from starts a new cluster from one node: give no other peers and no join; \
+                 let the other nodes join the restored node"
+                    .into(),
+            ));
         }
         let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
         ids.sort_unstable();

@@ -72,6 +72,10 @@ pub struct Status {
     pub applied_index_at_start: Option<u64>,
     /// Log entries applied to SQLite since this node started.
     pub entries_applied_since_start: u64,
+    /// False when Raft stopped on a fatal error (e.g. its storage failed); see `error`.
+    pub healthy: bool,
+    /// Why the node is unhealthy.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +108,8 @@ pub(crate) struct NodeInner {
     pub raft_addr: String,
     pub api_addr: String,
     pub startup: String,
+    /// True until a node started from a backup has snapshotted it (joins wait until then).
+    restoring: std::sync::atomic::AtomicBool,
     proposer: tokio::sync::mpsc::UnboundedSender<Proposal>,
     shutdown_tx: watch::Sender<bool>,
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -150,6 +156,37 @@ fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
     let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
     let _ = file.sync_all();
     Ok((file, path, existed))
+}
+
+/// Seed a pristine node's database from a backup file. The backup's Raft metadata belongs to the
+/// cluster it came from and is dropped: the data becomes the initial state of a new cluster.
+fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
+    let has_log = std::fs::read_dir(log_dir)
+        .map(|rd| rd.flatten().any(|d| d.file_name().to_string_lossy().ends_with(".seg")))
+        .unwrap_or(false);
+    if db_path.exists() || has_log || log_dir.join("vote").exists() {
+        return Err(Error::Config("restoring from a backup needs an empty data directory".into()));
+    }
+    let src = rusqlite::Connection::open_with_flags(backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::Config(format!("cannot open backup {}: {e}", backup.display())))?;
+    let ok: String = src
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| Error::Config(format!("{} is not a usable SQLite database: {e}", backup.display())))?;
+    if ok != "ok" {
+        return Err(Error::Config(format!("backup {} fails its integrity check: {ok}", backup.display())));
+    }
+    let mut dst = rusqlite::Connection::open(db_path)?;
+    {
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        if b.step(-1)? != rusqlite::backup::StepResult::Done {
+            return Err(Error::Storage("restore copy did not complete".into()));
+        }
+    }
+    dst.execute_batch("DROP TABLE IF EXISTS _hiqlite_meta; PRAGMA journal_mode=WAL;")?;
+    drop(dst);
+    std::fs::File::open(db_path)?.sync_all()?;
+    tracing::info!(backup = %backup.display(), "database restored from backup");
+    Ok(())
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> Error {
@@ -288,7 +325,12 @@ impl Node {
         let db_dir = config.data_dir.join("db");
         std::fs::create_dir_all(&db_dir)?;
         let db_path = db_dir.join("hiqlite.db");
-        let startup = if unclean {
+        if let Some(backup) = &config.restore_from {
+            restore_into(backup, &db_path, &config.data_dir.join("log"))?;
+        }
+        let startup = if config.restore_from.is_some() {
+            "restored"
+        } else if unclean {
             // The previous process died: SQLite ran with synchronous=OFF and its recorded
             // last_applied is stale. Rebuild from the newest snapshot; openraft re-applies the log.
             remove_db_files(&db_path)?;
@@ -311,6 +353,7 @@ impl Node {
         } else {
             "new"
         };
+        let restoring = config.restore_from.is_some();
         let writer = Writer::start(&db_path)?;
         let (applied, _) = writer.applied();
         tracing::info!(
@@ -337,7 +380,17 @@ impl Node {
         .validate()
         .map_err(|e| Error::Config(format!("raft settings: {e}")))?;
         let peers = PeerClient::new(&config.secret)?;
-        let sm = StateMachine::new(writer.clone(), snapshots.clone());
+        let mut sm = StateMachine::new(writer.clone(), snapshots.clone());
+        // A cut log tail can leave the database ahead of the log. openraft then purges the log up
+        // to the applied index, which it only accepts when a snapshot covers that far: make one.
+        let applied_id = writer.applied().0;
+        let (last_log, _) = log.bounds();
+        let snap_last = snapshots.current().and_then(|(m, _)| m.last_log_id);
+        if applied_id.is_some() && last_log < applied_id && snap_last < applied_id {
+            tracing::warn!(?applied_id, ?last_log, "database is ahead of the log; snapshotting it");
+            use openraft::RaftSnapshotBuilder;
+            sm.build_snapshot().await.map_err(Error::storage)?;
+        }
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -364,6 +417,7 @@ impl Node {
             raft_addr,
             api_addr,
             startup: startup.to_string(),
+            restoring: std::sync::atomic::AtomicBool::new(restoring),
             shutdown_tx,
             servers: Mutex::new(Vec::new()),
             lock: Mutex::new(Some((lock_file, lock_path))),
@@ -467,6 +521,33 @@ impl Node {
             Ok(()) => tracing::info!(node = self.inner.id, "bootstrapped a new cluster"),
             Err(e) => tracing::info!(node = self.inner.id, "not bootstrapping: {e}"),
         }
+        if cfg.restore_from.is_some() {
+            // The restored data is not in the log: snapshot it and purge the log before anyone
+            // joins, so that every other node receives it as a snapshot.
+            let r = async {
+                self.wait_for_leader(self.timeout()).await?;
+                self.snapshot().await?;
+                if let Some(i) = self.inner.snapshots.current().and_then(|(m, _)| m.last_log_id) {
+                    self.inner.raft.trigger().purge_log(i.index).await.map_err(raft_err)?;
+                    let mut rx = self.inner.raft.metrics();
+                    let _ = tokio::time::timeout(
+                        self.timeout(),
+                        rx.wait_for(|m| m.purged.is_some_and(|p| p.index >= i.index)),
+                    )
+                    .await;
+                }
+                Ok::<(), Error>(())
+            }
+            .await;
+            match r {
+                Ok(()) => tracing::info!(
+                    node = self.inner.id,
+                    "restored data snapshotted; ready for members to join"
+                ),
+                Err(e) => tracing::error!(node = self.inner.id, "could not snapshot the restored data: {e}"),
+            }
+        }
+        self.inner.restoring.store(false, Ordering::Release);
     }
 
     /// This node's id.
@@ -531,6 +612,8 @@ impl Node {
             startup: self.inner.startup.clone(),
             applied_index_at_start: self.inner.writer.applied_at_open.map(|l| l.index),
             entries_applied_since_start: self.inner.writer.entries_applied.load(Ordering::Relaxed),
+            healthy: m.running_state.is_ok(),
+            error: m.running_state.as_ref().err().map(|e| e.to_string()),
         }
     }
 
@@ -684,6 +767,9 @@ impl Node {
 
     /// Add a node as learner, wait for it to catch up, then make it a voter. Runs on the leader.
     pub(crate) async fn add_member(&self, id: u64, member: Member) -> Result<()> {
+        if self.inner.restoring.load(Ordering::Acquire) {
+            return Err(Error::NoLeader("the node is still seeding its restored data; retry".into()));
+        }
         if !self.is_leader() {
             return Err(Error::NotLeader { leader: self.leader() });
         }
@@ -776,6 +862,27 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Write a consistent online copy of the database to `dest` (a standalone SQLite file
+    /// holding the applied log id and membership in `_hiqlite_meta`). Writes go on meanwhile.
+    /// Returns the log index the copy reflects.
+    pub async fn backup(&self, dest: &Path) -> Result<Option<u64>> {
+        if dest.exists() {
+            return Err(Error::InvalidRequest(format!(
+                "{} exists; refusing to overwrite it",
+                dest.display()
+            )));
+        }
+        let pinned = self.inner.writer.pin().await?;
+        let index = pinned.applied.0.map(|l| l.index);
+        let tmp = dest.with_extension("partial");
+        let tmp2 = tmp.clone();
+        tokio::task::spawn_blocking(move || crate::sqlite::writer::copy_pinned(&pinned, &tmp2))
+            .await
+            .map_err(Error::storage)??;
+        std::fs::rename(&tmp, dest)?;
+        Ok(index)
     }
 
     /// Trigger a snapshot now and wait until it is built.

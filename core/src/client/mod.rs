@@ -141,6 +141,12 @@ impl Client {
         self.node.via_leader("/cluster/remove", &id, || node.remove_member(id)).await
     }
 
+    /// Write a consistent online backup (a SQLite database file) to `dest`; returns the log
+    /// index it reflects. Start a node from it with `NodeConfig::restore_from`.
+    pub async fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<Option<u64>> {
+        self.node.backup(dest.as_ref()).await
+    }
+
     /// Stop the embedded node gracefully.
     pub async fn shutdown(&self) -> Result<()> {
         self.node.shutdown().await

@@ -20,6 +20,7 @@ pub(crate) fn router(node: Node) -> Router {
     Router::new()
         .route("/db/execute", post(execute))
         .route("/db/query", get(query).post(query))
+        .route("/db/backup", get(backup))
         .route("/status", get(status))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(limit))
@@ -200,4 +201,34 @@ async fn readyz(State(node): State<Node>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "[+]node ok\n[-]leader not ok\n").into_response()
     }
+}
+
+async fn backup(State(node): State<Node>) -> Response {
+    let dir = node.inner.config.data_dir.join("backups");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return service_error(Error::Storage(e.to_string()));
+    }
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let path = dir.join(format!("backup-{n}.db"));
+    let r = node.backup(&path).await;
+    let out = match r {
+        Ok(index) => match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let mut resp = (StatusCode::OK, bytes).into_response();
+                let h = resp.headers_mut();
+                h.insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/octet-stream"),
+                );
+                if let Some(i) = index.and_then(|i| axum::http::HeaderValue::from_str(&i.to_string()).ok()) {
+                    h.insert("x-hiqlite-log-index", i);
+                }
+                resp
+            }
+            Err(e) => service_error(Error::Storage(e.to_string())),
+        },
+        Err(e) => service_error(e),
+    };
+    let _ = tokio::fs::remove_file(&path).await;
+    out
 }
