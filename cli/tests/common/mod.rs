@@ -71,7 +71,7 @@ impl ProcCluster {
         let n = &mut self.nodes[i];
         assert!(n.child.is_none(), "node {} already running", n.id);
         let log = std::fs::File::create(self.root.path().join(format!("node-{}.log", n.id)))
-            .map(|f| Stdio::from(f))
+            .map(Stdio::from)
             .unwrap_or_else(|_| Stdio::null());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hiqlite"));
         cmd.arg("serve")
