@@ -30,8 +30,7 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
     c.leader(T).await;
     c.execute(0, r#"["CREATE TABLE acked (k TEXT NOT NULL)"]"#).await.expect("create");
 
-    let c = Arc::new(Mutex::new(c));
-    let apis: Vec<u16> = c.lock().expect("lock").nodes.iter().map(|n| n.api).collect();
+    let apis: Vec<u16> = c.nodes.iter().map(|n| n.api).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(BTreeSet::<String>::new()));
     let mut writers = Vec::new();
@@ -74,42 +73,36 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let victim = if round % 3 == 0 {
             leader_kills += 1;
-            ProcClusterView::of(&c).leader().await
+            c.leader(T).await
         } else {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 33) % 3) as usize
         };
-        c.lock().expect("lock").kill9(victim);
+        c.kill9(victim);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        c.lock().expect("lock").start(victim);
-        let view = ProcClusterView::of(&c);
-        let st = view.wait_status(victim).await;
+        c.start(victim);
+        let st = c.wait_status(victim, T).await;
         if st["startup"] == "healed" {
             healed += 1;
         }
-        view.leader().await;
+        c.leader(T).await;
     }
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.await.expect("writer");
     }
-    let view = ProcClusterView::of(&c);
-    view.converge().await;
+    c.converge(T).await;
     let acked = acked.lock().expect("lock").clone();
     assert!(acked.len() > 50, "the cluster kept accepting writes: {} acknowledged", acked.len());
     let mut contents = Vec::new();
     for i in 0..3 {
-        contents.push(view.keys(i).await);
+        contents.push(keys(&c, i).await);
     }
     for (i, keys) in contents.iter().enumerate() {
         let dups: Vec<_> = keys.iter().filter(|(_, n)| **n > 1).collect();
         assert!(dups.is_empty(), "node {i} applied writes twice: {dups:?}");
         let missing: Vec<_> = acked.iter().filter(|k| !keys.contains_key(*k)).take(5).collect();
-        assert!(
-            missing.is_empty(),
-            "node {i} lost acknowledged writes, e.g. {missing:?}\n{}",
-            c.lock().expect("lock").log_of(i)
-        );
+        assert!(missing.is_empty(), "node {i} lost acknowledged writes, e.g. {missing:?}\n{}", c.log_of(i));
     }
     assert_eq!(contents[0], contents[1], "replicas differ");
     assert_eq!(contents[1], contents[2], "replicas differ");
@@ -121,79 +114,11 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
     );
 }
 
-/// Lock-free access to a cluster shared with writer tasks (only ports are needed).
-struct ProcClusterView {
-    apis: Vec<u16>,
-    http: reqwest::Client,
-}
-
-impl ProcClusterView {
-    fn of(c: &Arc<Mutex<ProcCluster>>) -> Self {
-        let g = c.lock().expect("lock");
-        ProcClusterView { apis: g.nodes.iter().map(|n| n.api).collect(), http: g.http.clone() }
-    }
-    async fn status(&self, i: usize) -> Option<serde_json::Value> {
-        let r = self.http.get(format!("http://127.0.0.1:{}/status", self.apis[i])).send().await.ok()?;
-        serde_json::from_str(&r.text().await.ok()?).ok()
-    }
-    async fn wait_status(&self, i: usize) -> serde_json::Value {
-        let deadline = Instant::now() + T;
-        loop {
-            if let Some(s) = self.status(i).await {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "node {i} did not come back");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    async fn leader(&self) -> usize {
-        let deadline = Instant::now() + T;
-        loop {
-            let mut seen = Vec::new();
-            for i in 0..self.apis.len() {
-                seen.push(self.status(i).await.and_then(|s| s["leader"].as_u64()));
-            }
-            if let Some(Some(l)) = seen.first() {
-                if seen.iter().all(|x| x == &Some(*l)) {
-                    return (*l - 1) as usize;
-                }
-            }
-            assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    async fn converge(&self) {
-        let deadline = Instant::now() + T;
-        loop {
-            let li = self.leader().await;
-            let target = self.status(li).await.and_then(|s| s["applied_index"].as_u64());
-            let mut all = true;
-            for i in 0..self.apis.len() {
-                all &= self.status(i).await.and_then(|s| s["applied_index"].as_u64()) >= target;
-            }
-            if all {
-                return;
-            }
-            assert!(Instant::now() < deadline, "nodes did not converge");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    async fn keys(&self, i: usize) -> BTreeMap<String, i64> {
-        let body = serde_json::json!(["SELECT k, count(*) FROM acked GROUP BY k"]).to_string();
-        let r = self
-            .http
-            .post(format!("http://127.0.0.1:{}/db/query", self.apis[i]))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("query");
-        let v: serde_json::Value = serde_json::from_str(&r.text().await.expect("text")).expect("json");
-        rows_of(&v)
-            .into_iter()
-            .map(|r| (r[0].as_str().unwrap_or_default().to_string(), r[1].as_i64().unwrap_or(0)))
-            .collect()
-    }
+async fn keys(c: &ProcCluster, i: usize) -> BTreeMap<String, i64> {
+    rows_of(&c.query(i, "SELECT k, count(*) FROM acked GROUP BY k").await)
+        .into_iter()
+        .map(|r| (r[0].as_str().unwrap_or_default().to_string(), r[1].as_i64().unwrap_or(0)))
+        .collect()
 }
 
 async fn table(c: &ProcCluster, i: usize) -> Vec<Vec<serde_json::Value>> {

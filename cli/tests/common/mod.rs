@@ -128,6 +128,18 @@ impl ProcCluster {
         r.json_text().await
     }
 
+    /// Wait until node `i` answers `/status`, and return it.
+    pub async fn wait_status(&self, i: usize, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.status(i).await {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "node {} did not come back", self.nodes[i].id);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Wait until all running nodes agree on a leader; returns its index.
     pub async fn leader(&self, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
