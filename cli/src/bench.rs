@@ -30,6 +30,15 @@ pub struct BenchArgs {
     /// Skip the raw SQLite comparison.
     #[arg(long)]
     no_sqlite: bool,
+    /// Run only these scenarios (comma-separated: insert, bulk, select).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl BenchArgs {
+    fn wants(&self, s: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == s)
+    }
 }
 
 struct Sample {
@@ -157,6 +166,9 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
 
     db.execute("CREATE TABLE bench (id INTEGER PRIMARY KEY, k INTEGER, v TEXT)", ()).await?;
     for conc in [1usize, 4, 16, 64] {
+        if !a.wants("insert") {
+            break;
+        }
         let c = db.clone();
         let s = timed(conc, a.secs, move |i| {
             let c = c.clone();
@@ -173,8 +185,9 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut lat = Vec::new();
     let mut done = 0u64;
-    while done < a.bulk_rows {
-        let n = a.txn_rows.min(a.bulk_rows - done);
+    let bulk_rows = if a.wants("bulk") || a.wants("select") { a.bulk_rows } else { 0 };
+    while done < bulk_rows {
+        let n = a.txn_rows.min(bulk_rows - done);
         let stmts: Vec<Statement> = (0..n)
             .map(|i| {
                 Statement::new(
@@ -189,8 +202,10 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         done += n;
     }
     let secs = t.elapsed().as_secs_f64();
-    Sample { ops: a.bulk_rows, secs, lat_us: lat }
-        .print(&format!("rows in txns of {} (rows/s)", a.txn_rows), hq_mode);
+    if a.wants("bulk") {
+        Sample { ops: bulk_rows, secs, lat_us: lat }
+            .print(&format!("rows in txns of {} (rows/s)", a.txn_rows), hq_mode);
+    }
 
     let max_id = db.query("SELECT max(id) FROM bench", ()).await?;
     let max_id = match max_id.rows.first().and_then(|r| r.first()) {
@@ -198,6 +213,9 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         _ => 1,
     };
     for conc in [1usize, 4, 16] {
+        if !a.wants("select") {
+            break;
+        }
         let c = db.clone();
         let s = timed(conc, a.secs, move |i| {
             let c = c.clone();

@@ -2,6 +2,11 @@
 
 mod bench;
 
+// The engine allocates per statement and per log entry on several threads; mimalloc's thread
+// caches measured 10-20% faster than glibc malloc on the bench.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -193,7 +193,15 @@ fn raft_err<E: std::fmt::Display>(e: E) -> Error {
     Error::raft(e)
 }
 
-type Proposal = (Command, tokio::sync::oneshot::Sender<Result<Response>>);
+type Proposal = (Command, tokio::sync::oneshot::Sender<Proposed>);
+
+/// What became of a proposal.
+enum Proposed {
+    /// Proposed; this is the outcome.
+    Done(Result<Response>),
+    /// Never proposed (this node is not the leader): the command comes back for a retry.
+    Refused(Command, Option<u64>),
+}
 
 /// Most proposals in flight at once; while they are busy, new ones queue and go out together.
 const PROPOSALS_IN_FLIGHT: usize = 4;
@@ -246,7 +254,7 @@ async fn proposer(raft: Raft, mut rx: tokio::sync::mpsc::UnboundedReceiver<Propo
     }
 }
 
-async fn propose(raft: &Raft, mut batch: Vec<Proposal>, timeout: Duration) {
+async fn propose(raft: &Raft, batch: Vec<Proposal>, timeout: Duration) {
     let (leader, me) = {
         let m = raft.metrics();
         let m = m.borrow();
@@ -254,16 +262,20 @@ async fn propose(raft: &Raft, mut batch: Vec<Proposal>, timeout: Duration) {
     };
     if leader != Some(me) {
         // Never proposed: the caller may safely try the new leader.
-        for (_, tx) in batch {
-            let _ = tx.send(Err(Error::NotLeader { leader }));
+        for (cmd, tx) in batch {
+            let _ = tx.send(Proposed::Refused(cmd, leader));
         }
         return;
     }
-    let single = batch.len() == 1;
-    let mut cmd = if single {
-        batch[0].0.clone()
-    } else {
-        Command::Batch(batch.iter().map(|(c, _)| c.clone()).collect())
+    let (mut cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+    let single = cmds.len() == 1;
+    let mut cmd = match cmds.pop() {
+        Some(c) if single => c,
+        Some(c) => {
+            cmds.push(c);
+            Command::Batch(cmds)
+        }
+        None => return,
     };
     cmd.stamp();
     let r = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
@@ -278,22 +290,22 @@ async fn propose(raft: &Raft, mut batch: Vec<Proposal>, timeout: Duration) {
     };
     match r {
         Ok(resp) if single => {
-            if let Some((_, tx)) = batch.pop() {
-                let _ = tx.send(Ok(resp));
+            if let Some(tx) = waiters.into_iter().next() {
+                let _ = tx.send(Proposed::Done(Ok(resp)));
             }
         }
         Ok(resp) => {
             let mut answers = resp.batch.into_iter();
-            for (_, tx) in batch {
+            for tx in waiters {
                 let a = answers
                     .next()
                     .ok_or_else(|| Error::Storage("batch response is missing an answer".into()));
-                let _ = tx.send(a);
+                let _ = tx.send(Proposed::Done(a));
             }
         }
         Err(e) => {
-            for (_, tx) in batch {
-                let _ = tx.send(Err(e.clone()));
+            for tx in waiters {
+                let _ = tx.send(Proposed::Done(Err(e.clone())));
             }
         }
     }
@@ -624,9 +636,16 @@ impl Node {
     /// Propose a command on this node, which must be the leader. Concurrent proposals are
     /// gathered into one log entry by the proposer task.
     pub(crate) async fn write_as_leader(&self, cmd: Command) -> Result<Response> {
+        match self.propose(cmd).await? {
+            Proposed::Done(r) => r,
+            Proposed::Refused(_, leader) => Err(Error::NotLeader { leader }),
+        }
+    }
+
+    async fn propose(&self, cmd: Command) -> Result<Proposed> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner.proposer.send((cmd, tx)).map_err(|_| Error::ShutDown)?;
-        rx.await.map_err(|_| Error::ShutDown)?
+        rx.await.map_err(|_| Error::ShutDown)
     }
 
     /// Replicate a command through the leader, forwarding from a follower. Retries only while it
@@ -634,6 +653,7 @@ impl Node {
     pub(crate) async fn write(&self, cmd: Command) -> Result<Response> {
         let deadline = Instant::now() + self.timeout();
         let mut last_err = Error::NoLeader("no leader elected".into());
+        let mut cmd = cmd;
         loop {
             if Instant::now() >= deadline {
                 return Err(match last_err {
@@ -642,9 +662,12 @@ impl Node {
                 });
             }
             match self.leader() {
-                Some(id) if id == self.inner.id => match self.write_as_leader(cmd.clone()).await {
-                    Err(e @ Error::NotLeader { .. }) => last_err = e,
-                    other => return other,
+                Some(id) if id == self.inner.id => match self.propose(cmd).await? {
+                    Proposed::Done(r) => return r,
+                    Proposed::Refused(back, leader) => {
+                        cmd = back;
+                        last_err = Error::NotLeader { leader };
+                    }
                 },
                 Some(id) => {
                     let Some(m) = self.leader_member(id) else {
