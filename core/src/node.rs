@@ -603,6 +603,16 @@ impl Node {
         m.membership().get_node(&id).cloned()
     }
 
+    /// API address of a member.
+    pub(crate) fn leader_api_addr(&self, id: u64) -> Option<String> {
+        self.leader_member(id).map(|m| m.api_addr)
+    }
+
+    /// True when `sql` is one statement that only reads (checked by preparing it).
+    pub(crate) fn is_read_only(&self, sql: &str) -> bool {
+        self.inner.reads.with(|c| Ok(c.prepare(sql).map(|s| s.readonly()).unwrap_or(false))).unwrap_or(false)
+    }
+
     /// Status of this node.
     pub fn status(&self) -> Status {
         let m = self.inner.raft.metrics().borrow().clone();

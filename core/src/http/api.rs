@@ -1,91 +1,95 @@
-//! The client HTTP API (JSON, rqlite-shaped): `/db/execute`, `/db/query`, `/status`, `/readyz`.
+//! The client HTTP API, wire-compatible with rqlite: `/db/execute`, `/db/query`, `/db/request`,
+//! `/db/backup`, `/status`, `/nodes`, `/leader`, `/readyz`. Flags are enabled by presence.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value as Json_};
+use axum::Router;
+use serde_json::{json, Value as J};
 
+use super::rqlite::{self, Format};
 use crate::error::Error;
 use crate::node::{Consistency, Node};
+use crate::raft::network::PeerError;
 use crate::raft::{Command, ExecMode};
-use crate::value::{Params, Statement, Value};
+use crate::value::Statement;
+
+/// Version reported in `X-RQLITE-VERSION`: the rqlite API generation this server speaks.
+const RQLITE_VERSION: &str = "v8.0.0-hiqlite";
 
 pub(crate) fn router(node: Node) -> Router {
     let limit = node.inner.config.max_body_bytes;
     Router::new()
         .route("/db/execute", post(execute))
         .route("/db/query", get(query).post(query))
+        .route("/db/request", post(request))
         .route("/db/backup", get(backup))
         .route("/status", get(status))
+        .route("/nodes", get(nodes))
+        .route("/leader", get(leader))
         .route("/readyz", get(readyz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint\n")
+        })
+        .layer(axum::middleware::map_response(|mut r: Response| async move {
+            r.headers_mut().insert("X-RQLITE-VERSION", HeaderValue::from_static(RQLITE_VERSION));
+            r
+        }))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(node)
 }
 
-fn json_to_value(v: &Json_) -> Result<Value, String> {
-    Ok(match v {
-        Json_::Null => Value::Null,
-        Json_::Bool(b) => Value::Integer(i64::from(*b)),
-        Json_::Number(n) => match n.as_i64() {
-            Some(i) => Value::Integer(i),
-            None => Value::Real(n.as_f64().ok_or_else(|| format!("number {n} out of range"))?),
-        },
-        Json_::String(s) => Value::Text(s.clone()),
-        Json_::Array(a) => Value::Blob(
-            a.iter()
-                .map(|x| x.as_u64().filter(|b| *b < 256).map(|b| b as u8))
-                .collect::<Option<Vec<u8>>>()
-                .ok_or("array parameters must be byte arrays (0..255)")?,
-        ),
-        Json_::Object(_) => {
-            return Err("object parameters are only allowed as the named-parameter map".into())
-        }
-    })
+/// Query-string flags.
+struct Flags {
+    q: HashMap<String, String>,
 }
 
-/// Parse rqlite's statement list: `["sql", ["sql", p1, p2], ["sql", {"name": v}]]`.
-pub(crate) fn parse_statements(body: &[u8]) -> Result<Vec<Statement>, String> {
-    let v: Json_ = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
-    let Json_::Array(items) = v else {
-        return Err("body must be a JSON array of statements".into());
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            Json_::String(sql) => out.push(Statement::from(sql)),
-            Json_::Array(parts) => {
-                let mut it = parts.into_iter();
-                let Some(Json_::String(sql)) = it.next() else {
-                    return Err("a parameterized statement must start with its SQL string".into());
-                };
-                let rest: Vec<Json_> = it.collect();
-                let params = match rest.as_slice() {
-                    [] => Params::None,
-                    [Json_::Object(map)] => Params::Named(
-                        map.iter()
-                            .map(|(k, v)| Ok((k.clone(), json_to_value(v)?)))
-                            .collect::<Result<_, String>>()?,
-                    ),
-                    vals => {
-                        Params::Positional(vals.iter().map(json_to_value).collect::<Result<_, String>>()?)
-                    }
-                };
-                out.push(Statement { sql, params });
-            }
-            other => return Err(format!("unexpected statement {other}")),
+impl Flags {
+    fn has(&self, k: &str) -> bool {
+        self.q.get(k).is_some_and(|v| v != "false")
+    }
+    fn format(&self) -> Format {
+        Format {
+            associative: self.has("associative"),
+            blob_array: self.has("blob_array"),
+            timings: self.has("timings"),
         }
     }
-    out.retain(|s| !s.sql.trim().is_empty());
-    Ok(out)
+    fn level(&self) -> Result<Level, Response> {
+        match self.q.get("level").map(String::as_str) {
+            None | Some("weak") | Some("auto") => Ok(Level::Weak),
+            Some("none") => Ok(Level::None),
+            Some("linearizable") => Ok(Level::Linearizable),
+            Some("strong") => Ok(Level::Strong),
+            Some(other) => {
+                Err(bad(format!("unknown level {other}: use none, weak, linearizable, strong or auto")))
+            }
+        }
+    }
+    fn timeout(&self) -> Result<Option<Duration>, Response> {
+        match self.q.get("timeout").or_else(|| self.q.get("db_timeout")) {
+            None => Ok(None),
+            Some(t) => rqlite::parse_duration(t).map(Some).ok_or_else(|| bad(format!("invalid timeout {t}"))),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    None,
+    Weak,
+    Linearizable,
+    Strong,
 }
 
 fn bad(msg: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": msg.into() }))).into_response()
+    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": msg.into() }))).into_response()
 }
 
 fn service_error(e: Error) -> Response {
@@ -94,112 +98,279 @@ fn service_error(e: Error) -> Response {
             StatusCode::SERVICE_UNAVAILABLE
         }
         Error::Timeout(_) | Error::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
+        Error::InvalidRequest(_) | Error::Decode(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (code, Json(json!({ "error": e.to_string() }))).into_response()
+    (code, axum::Json(json!({ "error": e.to_string() }))).into_response()
 }
 
-async fn execute(
-    State(node): State<Node>,
-    Query(q): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    let stmts = match parse_statements(&body) {
-        Ok(s) => s,
-        Err(e) => return bad(e),
-    };
-    if stmts.is_empty() {
-        return Json(json!({ "results": [] })).into_response();
+fn answer(body: J, pretty: bool) -> Response {
+    let text = if pretty { serde_json::to_string_pretty(&body) } else { serde_json::to_string(&body) };
+    match text {
+        Ok(t) => ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], t).into_response(),
+        Err(e) => service_error(Error::Storage(e.to_string())),
     }
-    let mode = if q.contains_key("transaction") { ExecMode::Transaction } else { ExecMode::Independent };
-    let cmd = Command::Execute { stmts, mode, ts_ms: 0, seed: 0 };
-    match node.write(cmd).await {
+}
+
+fn statements(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Statement>, Response> {
+    let plain = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    rqlite::parse_statements(body, plain).map_err(bad)
+}
+
+/// With `redirect`, a follower answers 301 pointing at the leader's API instead of forwarding.
+fn redirect_if_asked(node: &Node, flags: &Flags, uri: &axum::http::Uri) -> Option<Response> {
+    if !flags.has("redirect") || node.is_leader() {
+        return None;
+    }
+    let Some(api) = node.leader().and_then(|id| node.leader_api_addr(id)) else {
+        return Some(service_error(Error::NoLeader("leader not found".into())));
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("http://{api}{path}");
+    let mut r = (StatusCode::MOVED_PERMANENTLY, format!("<a href=\"{location}\">Moved Permanently</a>.\n"))
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Some(r)
+}
+
+async fn with_timeout<T>(
+    t: Option<Duration>,
+    f: impl std::future::Future<Output = crate::Result<T>>,
+) -> crate::Result<T> {
+    match t {
+        None => f.await,
+        Some(d) => tokio::time::timeout(d, f)
+            .await
+            .map_err(|_| Error::Timeout(format!("request took longer than {d:?}")))?,
+    }
+}
+
+async fn run_writes(node: &Node, stmts: Vec<Statement>, flags: &Flags, request: bool) -> Response {
+    let f = flags.format();
+    let started = Instant::now();
+    let timeout = match flags.timeout() {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let mode = if flags.has("transaction") { ExecMode::Transaction } else { ExecMode::Independent };
+    let n = stmts.len();
+    let r = with_timeout(timeout, node.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 })).await;
+    match r {
         Ok(resp) => {
-            let results: Vec<Json_> = resp
+            let secs = started.elapsed().as_secs_f64();
+            let each = secs / n.max(1) as f64;
+            let results = resp
                 .results
-                .into_iter()
+                .iter()
                 .map(|r| match r {
-                    Ok(x) => {
-                        let mut o =
-                            json!({ "last_insert_id": x.last_insert_id, "rows_affected": x.rows_affected });
-                        if !x.rows.columns.is_empty() {
-                            o["columns"] = json!(x.rows.columns);
-                            o["types"] = json!(x.rows.types);
-                            if !x.rows.rows.is_empty() {
-                                o["values"] = rows_json(&x.rows.rows);
-                            }
-                        }
-                        o
-                    }
-                    Err(e) => json!({ "error": sql_message(e) }),
+                    Ok(x) => rqlite::exec_result(x, f, each, request),
+                    Err(e) => rqlite::error_result(e),
                 })
                 .collect();
-            Json(json!({ "results": results })).into_response()
+            answer(rqlite::envelope(results, f, secs), flags.has("pretty"))
         }
         Err(e) => service_error(e),
     }
 }
 
-fn sql_message(e: Error) -> String {
-    match e {
-        Error::Sql { message, .. } => message,
-        other => other.to_string(),
+async fn run_reads(node: &Node, stmts: Vec<Statement>, flags: &Flags, level: Level) -> Response {
+    let f = flags.format();
+    if level == Level::Strong {
+        // Through the log: the answer reflects every write committed before it.
+        return run_writes(node, stmts, flags, true).await;
     }
+    let consistency = match level {
+        Level::None => Consistency::Local,
+        Level::Weak => Consistency::Leader,
+        _ => Consistency::Linearizable,
+    };
+    let timeout = match flags.timeout() {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let started = Instant::now();
+    let mut results = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        let t = Instant::now();
+        match with_timeout(timeout, node.query(&s.sql, &s.params, consistency)).await {
+            Ok(rows) => results.push(rqlite::query_result(&rows, f, t.elapsed().as_secs_f64())),
+            Err(e @ Error::Sql { .. }) => results.push(rqlite::error_result(&e)),
+            Err(e) => return service_error(e),
+        }
+    }
+    answer(rqlite::envelope(results, f, started.elapsed().as_secs_f64()), flags.has("pretty"))
 }
 
-fn rows_json(rows: &[Vec<Value>]) -> Json_ {
-    Json_::Array(rows.iter().map(|r| Json_::Array(r.iter().map(Value::to_json).collect())).collect())
+async fn execute(
+    State(node): State<Node>,
+    uri: axum::http::Uri,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let flags = Flags { q };
+    let stmts = match statements(&headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Some(r) = redirect_if_asked(&node, &flags, &uri) {
+        return r;
+    }
+    if stmts.is_empty() {
+        return answer(rqlite::envelope(Vec::new(), flags.format(), 0.0), flags.has("pretty"));
+    }
+    run_writes(&node, stmts, &flags, false).await
 }
 
 async fn query(
     State(node): State<Node>,
     method: Method,
+    uri: axum::http::Uri,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let flags = Flags { q };
     let stmts = if method == Method::GET {
-        match q.get("q") {
+        match flags.q.get("q") {
             Some(sql) => vec![Statement::from(sql.as_str())],
-            None => return bad("missing q parameter"),
+            None => return bad("missing q parameter with the SQL to run"),
         }
     } else {
-        match parse_statements(&body) {
+        match statements(&headers, &body) {
             Ok(s) => s,
-            Err(e) => return bad(e),
+            Err(r) => return r,
         }
     };
-    let consistency = match q.get("level").map(String::as_str) {
-        None | Some("none") => Consistency::Local,
-        Some("weak") => Consistency::Leader,
-        Some("linearizable") | Some("strong") => Consistency::Linearizable,
-        Some(other) => return bad(format!("unknown level {other}")),
+    let level = match flags.level() {
+        Ok(l) => l,
+        Err(r) => return r,
     };
-    let mut results = Vec::with_capacity(stmts.len());
-    for s in stmts {
-        match node.query(&s.sql, &s.params, consistency).await {
-            Ok(rows) => {
-                let mut o = json!({ "columns": rows.columns, "types": rows.types });
-                if !rows.rows.is_empty() {
-                    o["values"] = rows_json(&rows.rows);
-                }
-                results.push(o);
-            }
-            Err(e @ Error::Sql { .. }) => results.push(json!({ "error": sql_message(e) })),
-            Err(e) => return service_error(e),
+    if level != Level::None {
+        if let Some(r) = redirect_if_asked(&node, &flags, &uri) {
+            return r;
         }
     }
-    Json(json!({ "results": results })).into_response()
+    run_reads(&node, stmts, &flags, level).await
 }
 
-async fn status(State(node): State<Node>) -> Response {
-    Json(node.status()).into_response()
+async fn request(
+    State(node): State<Node>,
+    uri: axum::http::Uri,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let flags = Flags { q };
+    let stmts = match statements(&headers, &body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let level = match flags.level() {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    // rqlite's unified endpoint: read-only requests are queries, anything else goes through Raft.
+    let read_only = stmts.iter().all(|s| node.is_read_only(&s.sql));
+    if !read_only || level != Level::None {
+        if let Some(r) = redirect_if_asked(&node, &flags, &uri) {
+            return r;
+        }
+    }
+    if stmts.is_empty() {
+        return answer(rqlite::envelope(Vec::new(), flags.format(), 0.0), flags.has("pretty"));
+    }
+    if read_only {
+        run_reads(&node, stmts, &flags, level).await
+    } else {
+        run_writes(&node, stmts, &flags, true).await
+    }
+}
+
+async fn status(State(node): State<Node>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let st = node.status();
+    let body = json!({
+        "node": st,
+        "store": {
+            "node_id": st.id.to_string(),
+            "raft": { "state": st.state, "term": st.term, "applied_index": st.applied_index, "last_log_index": st.last_log_index },
+            "leader": { "node_id": st.leader.map(|l| l.to_string()).unwrap_or_default(),
+                        "addr": st.leader.and_then(|l| st.members.get(&l)).map(|m| m.raft_addr.clone()).unwrap_or_default() },
+        },
+        "http": { "bind_addr": st.api_addr },
+        "version": RQLITE_VERSION,
+        // Fields of `node` at the top level too, for tools reading hiqlite's own status.
+        "id": st.id, "state": st.state, "leader": st.leader, "term": st.term,
+        "applied_index": st.applied_index, "last_log_index": st.last_log_index, "startup": st.startup,
+        "healthy": st.healthy,
+    });
+    answer(body, Flags { q }.has("pretty"))
+}
+
+async fn nodes(State(node): State<Node>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let flags = Flags { q };
+    let st = node.status();
+    let mut list = Vec::new();
+    for (id, m) in &st.members {
+        let t = Instant::now();
+        let reachable = if *id == st.id {
+            true
+        } else {
+            let r: Result<crate::node::ClusterInfo, PeerError> =
+                node.inner.peers.post(&m.raft_addr, "/cluster/info", &(), Duration::from_secs(2)).await;
+            r.is_ok()
+        };
+        let mut o = json!({
+            "id": id.to_string(),
+            "api_addr": format!("http://{}", m.api_addr),
+            "addr": m.raft_addr,
+            "voter": st.voters.contains(id),
+            "reachable": reachable,
+            "leader": st.leader == Some(*id),
+        });
+        if reachable {
+            o["time"] = json!(t.elapsed().as_secs_f64());
+        } else {
+            o["error"] = json!("node unreachable");
+        }
+        list.push((id.to_string(), o));
+    }
+    let body = if flags.q.get("ver").map(String::as_str) == Some("2") {
+        json!({ "nodes": list.into_iter().map(|(_, o)| o).collect::<Vec<_>>() })
+    } else {
+        J::Object(list.into_iter().collect())
+    };
+    answer(body, flags.has("pretty"))
+}
+
+async fn leader(State(node): State<Node>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let st = node.status();
+    let Some(id) = st.leader else {
+        return service_error(Error::NoLeader("leader not found".into()));
+    };
+    let m = st.members.get(&id);
+    let body = json!({ "leader": {
+        "id": id.to_string(),
+        "addr": m.map(|m| m.raft_addr.clone()).unwrap_or_default(),
+        "api_addr": m.map(|m| format!("http://{}", m.api_addr)).unwrap_or_default(),
+        "voter": st.voters.contains(&id),
+        "reachable": true,
+        "leader": true,
+    }});
+    answer(body, Flags { q }.has("pretty"))
 }
 
 async fn readyz(State(node): State<Node>) -> Response {
     if node.leader().is_some() {
-        (StatusCode::OK, "[+]node ok\n[+]leader ok\n").into_response()
+        (StatusCode::OK, "[+]node ok\n[+]leader ok\n[+]store ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "[+]node ok\n[-]leader not ok\n").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, "[+]node ok\n[-]leader not ok\n[+]store ok\n").into_response()
     }
 }
 

@@ -1,0 +1,223 @@
+//! The rqlite-compatible HTTP API: exact JSON bodies and status codes over real HTTP.
+
+use std::time::Duration;
+
+use hiqlite_tests::{init_logging, TestCluster};
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(20);
+
+struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new() -> Self {
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Api { http }
+    }
+    async fn post(&self, addr: &str, path: &str, body: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let r = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("send");
+        let (s, h) = (r.status().as_u16(), r.headers().clone());
+        (s, r.text().await.expect("text"), h)
+    }
+    async fn get(&self, addr: &str, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
+        let r = self.http.get(format!("http://{addr}{path}")).send().await.expect("send");
+        let (s, h) = (r.status().as_u16(), r.headers().clone());
+        (s, r.text().await.expect("text"), h)
+    }
+    async fn post_json(&self, addr: &str, path: &str, body: &str) -> Value {
+        let (s, t, _) = self.post(addr, path, body).await;
+        assert_eq!(s, 200, "{path}: {t}");
+        serde_json::from_str(&t).expect("json")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_node_bodies_match_rqlite() {
+    init_logging();
+    let mut c = TestCluster::configure(1, |cfg| cfg.max_body_bytes = 64 * 1024);
+    c.start(0).await;
+    c.leader(T).await;
+    let a = c.configs[0].api_addr.clone();
+    let api = Api::new();
+
+    let r = api
+        .post_json(&a, "/db/execute", r#"["CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT, b BLOB)", ["INSERT INTO foo(name, b) VALUES(?, ?)", "fiona", [1, 2, 255]]]"#)
+        .await;
+    assert_eq!(r, json!({"results": [{}, {"last_insert_id": 1, "rows_affected": 1}]}));
+    let r = api
+        .post_json(&a, "/db/execute", r#"[["INSERT INTO foo(name) VALUES(:name)", {"name": "declan"}]]"#)
+        .await;
+    assert_eq!(r, json!({"results": [{"last_insert_id": 2, "rows_affected": 1}]}));
+
+    let (s, t, h) = api.get(&a, "/db/query?q=SELECT%20*%20FROM%20foo%20ORDER%20BY%20id").await;
+    assert_eq!(s, 200);
+    assert!(h.get("x-rqlite-version").is_some(), "X-RQLITE-VERSION header");
+    assert_eq!(
+        serde_json::from_str::<Value>(&t).expect("json"),
+        json!({"results": [{"columns": ["id", "name", "b"], "types": ["integer", "text", "blob"],
+                            "values": [[1, "fiona", "AQL/"], [2, "declan", null]]}]})
+    );
+    let r = api
+        .post_json(&a, "/db/query?associative&blob_array", r#"["SELECT id, b FROM foo WHERE id = 1"]"#)
+        .await;
+    assert_eq!(
+        r,
+        json!({"results": [{"types": {"id": "integer", "b": "blob"}, "rows": [{"id": 1, "b": [1, 2, 255]}]}]})
+    );
+    let r = api.post_json(&a, "/db/query", r#"["SELECT * FROM foo WHERE id = 99"]"#).await;
+    assert_eq!(
+        r,
+        json!({"results": [{"columns": ["id", "name", "b"], "types": ["integer", "text", "blob"]}]})
+    );
+
+    // Per-statement SQLite errors are 200 with `error` in place.
+    let r = api
+        .post_json(
+            &a,
+            "/db/execute",
+            r#"["INSERT INTO nope VALUES (1)", "INSERT INTO foo(name) VALUES ('x')"]"#,
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({"results": [{"error": "no such table: nope"}, {"last_insert_id": 3, "rows_affected": 1}]})
+    );
+    let r = api.post_json(&a, "/db/query", r#"["SELECT * FROM nope"]"#).await;
+    assert_eq!(r, json!({"results": [{"error": "no such table: nope"}]}));
+
+    // A failing transaction applies nothing.
+    let r = api
+        .post_json(
+            &a,
+            "/db/execute?transaction",
+            r#"["INSERT INTO foo(name) VALUES ('t1')", "INSERT INTO foo(id, name) VALUES (1, 'dup')"]"#,
+        )
+        .await;
+    assert_eq!(r["results"][1]["error"], "UNIQUE constraint failed: foo.id", "{r}");
+    let r = api.post_json(&a, "/db/query?level=strong", r#"["SELECT count(*) FROM foo"]"#).await;
+    assert_eq!(r["results"][0]["values"], json!([[3]]));
+
+    // The unified endpoint.
+    let r = api
+        .post_json(
+            &a,
+            "/db/request?associative",
+            r#"["INSERT INTO foo(name) VALUES ('r')", "SELECT name FROM foo WHERE id = 1"]"#,
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({"results": [{"last_insert_id": 4, "rows_affected": 1, "rows": null}, {"types": {"name": "text"}, "rows": [{"name": "fiona"}]}]})
+    );
+    let r = api.post_json(&a, "/db/request", r#"["SELECT count(*) AS n FROM foo"]"#).await;
+    assert_eq!(r, json!({"results": [{"columns": ["n"], "types": [""], "values": [[4]]}]}));
+
+    // Flags: timings and pretty.
+    let (_, t, _) = api.post(&a, "/db/query?timings&pretty", r#"["SELECT 1"]"#).await;
+    assert!(t.contains('\n'), "pretty output is indented");
+    let v: Value = serde_json::from_str(&t).expect("json");
+    assert!(v["time"].is_number() && v["results"][0]["time"].is_number(), "{v}");
+
+    // Request errors: 4xx with a message, never a panic.
+    for (path, body, code) in [
+        ("/db/execute", "{", 400),
+        ("/db/execute", r#"{"a": 1}"#, 400),
+        ("/db/execute", "[1]", 400),
+        ("/db/query?level=bogus", r#"["SELECT 1"]"#, 400),
+        ("/db/query?timeout=forever", r#"["SELECT 1"]"#, 400),
+        ("/db/nothing", "[]", 404),
+    ] {
+        let (s, t, _) = api.post(&a, path, body).await;
+        assert_eq!(s, code, "{path} {body}: {t}");
+        assert!(!t.is_empty(), "{path}: an error says why");
+    }
+    let (s, _, _) = api.get(&a, "/db/query").await;
+    assert_eq!(s, 400, "missing q");
+    let (s, _, _) = api.get(&a, "/db/execute").await;
+    assert_eq!(s, 405);
+    let huge = format!(r#"["SELECT '{}'"]"#, "x".repeat(100 * 1024));
+    let (s, _, _) = api.post(&a, "/db/execute", &huge).await;
+    assert_eq!(s, 413);
+    let r = api
+        .http
+        .post(format!("http://{a}/db/execute"))
+        .header("content-type", "text/plain")
+        .body(vec![0xffu8, 0xfe, 0x00])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 400);
+    let r = api
+        .http
+        .post(format!("http://{a}/db/execute"))
+        .header("content-type", "text/plain")
+        .body("INSERT INTO foo(name) VALUES ('plain')")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+
+    let (s, t, _) = api.get(&a, "/readyz").await;
+    assert_eq!((s, t.starts_with("[+]node ok")), (200, true));
+    c.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_forward_redirect_and_describe_the_cluster() {
+    init_logging();
+    let mut c = TestCluster::configure(3, |_| {});
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let f = (li + 1) % 3;
+    let (la, fa) = (c.configs[li].api_addr.clone(), c.configs[f].api_addr.clone());
+    let api = Api::new();
+
+    // Transparent forwarding by default.
+    let r =
+        api.post_json(&fa, "/db/execute", r#"["CREATE TABLE t (x)", ["INSERT INTO t VALUES (?)", 7]]"#).await;
+    assert_eq!(r, json!({"results": [{}, {"last_insert_id": 1, "rows_affected": 1}]}));
+    for level in ["weak", "linearizable", "strong", "auto"] {
+        let r = api.post_json(&fa, &format!("/db/query?level={level}"), r#"["SELECT x FROM t"]"#).await;
+        assert_eq!(r["results"][0]["values"], json!([[7]]), "level {level}");
+    }
+    // With `redirect`, 301 to the leader's API.
+    let (s, _, h) = api.post(&fa, "/db/execute?redirect", r#"["INSERT INTO t VALUES (8)"]"#).await;
+    assert_eq!(s, 301);
+    let loc = h.get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    assert_eq!(loc, format!("http://{la}/db/execute?redirect"));
+    let (s, _, _) = api.post(&fa, "/db/query?redirect&level=none", r#"["SELECT 1"]"#).await;
+    assert_eq!(s, 200, "level=none is served locally even with redirect");
+
+    let (_, t, _) = api.get(&fa, "/nodes").await;
+    let legacy: Value = serde_json::from_str(&t).expect("json");
+    assert_eq!(legacy.as_object().map(|o| o.len()), Some(3), "{legacy}");
+    let leader_id = (li + 1).to_string();
+    assert_eq!(legacy[&leader_id]["leader"], true);
+    assert_eq!(legacy[&leader_id]["api_addr"], format!("http://{la}"));
+    assert_eq!(legacy["1"]["reachable"], true);
+    let (_, t, _) = api.get(&fa, "/nodes?ver=2").await;
+    let v2: Value = serde_json::from_str(&t).expect("json");
+    assert_eq!(v2["nodes"].as_array().map(Vec::len), Some(3), "{v2}");
+    let (_, t, _) = api.get(&fa, "/leader").await;
+    let l: Value = serde_json::from_str(&t).expect("json");
+    assert_eq!(l["leader"]["api_addr"], format!("http://{la}"));
+
+    // A node alone (no quorum) answers 503 for writes.
+    let others: Vec<usize> = (0..3).filter(|i| *i != f).collect();
+    for i in others {
+        c.stop(i).await;
+    }
+    let (s, t, _) = api.post(&fa, "/db/execute?timeout=2s", r#"["INSERT INTO t VALUES (9)"]"#).await;
+    assert!(s == 503 || s == 504, "no quorum: {s} {t}");
+    c.stop_all().await;
+}
