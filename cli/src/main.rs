@@ -75,6 +75,15 @@ struct ServeArgs {
     /// Start a new cluster from this backup file (empty data directory, no --peers/--join).
     #[arg(long)]
     restore: Option<PathBuf>,
+    /// Raft address announced to other nodes (when it differs from --raft-addr).
+    #[arg(long)]
+    raft_advertise: Option<String>,
+    /// API address announced to clients (when it differs from --api-addr).
+    #[arg(long)]
+    api_advertise: Option<String>,
+    /// rqlite-style users file (JSON) enabling Basic auth on the client API.
+    #[arg(long)]
+    auth: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -122,6 +131,15 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(v) = a.restore {
         cfg.restore_from = Some(v);
+    }
+    if a.raft_advertise.is_some() {
+        cfg.raft_advertise = a.raft_advertise;
+    }
+    if a.api_advertise.is_some() {
+        cfg.api_advertise = a.api_advertise;
+    }
+    if a.auth.is_some() {
+        cfg.auth_file = a.auth;
     }
     Ok(cfg)
 }
@@ -231,8 +249,66 @@ async fn backup(a: BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Accept rqlited's command line (`-node-id 1 -http-addr A -raft-addr B -join C data/`) by
+/// rewriting it into `hiqlite serve ...`, so tools that start rqlited can start hiqlite.
+fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
+    const SUBCOMMANDS: &[&str] =
+        &["serve", "cluster", "bench", "backup", "help", "--help", "-h", "--version", "-V"];
+    let Some(first) = args.get(1) else { return Ok(args) };
+    if SUBCOMMANDS.contains(&first.as_str()) {
+        return Ok(args);
+    }
+    let map = |flag: &str| -> Option<&'static str> {
+        Some(match flag {
+            "node-id" => "--node-id",
+            "http-addr" => "--api-addr",
+            "raft-addr" => "--raft-addr",
+            "http-adv-addr" => "--api-advertise",
+            "raft-adv-addr" => "--raft-advertise",
+            "join" => "--join",
+            "auth" => "--auth",
+            _ => return None,
+        })
+    };
+    let mut out = vec![args[0].clone(), "serve".to_string()];
+    let mut it = args.into_iter().skip(1).peekable();
+    while let Some(a) = it.next() {
+        if let Some(flag) = a.strip_prefix('-').filter(|f| !f.starts_with('-')) {
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag, None),
+            };
+            let target = map(name).with_context(|| format!("unsupported rqlited flag -{name}"))?;
+            let value = match inline {
+                Some(v) => v,
+                None => it.next().with_context(|| format!("-{name} needs a value"))?,
+            };
+            let value = if name == "join" {
+                // rqlite accepts URLs or host:port lists; hiqlite joins through Raft addresses.
+                value
+                    .split(',')
+                    .map(|v| {
+                        v.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/')
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                value
+            };
+            out.push(target.to_string());
+            out.push(value);
+        } else if a.starts_with("--") {
+            out.push(a);
+        } else {
+            out.push("--data-dir".to_string());
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(rqlited_args(std::env::args().collect())?);
     let default_filter = if matches!(cli.cmd, Some(Cmd::Bench(_))) { "warn" } else { "info,openraft=warn" };
     tracing_subscriber::fmt()
         .with_env_filter(

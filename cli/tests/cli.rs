@@ -147,3 +147,45 @@ async fn cluster_command_runs_three_nodes() {
     sigterm(&proc);
     drop(proc);
 }
+
+fn rqlited(dir: &std::path::Path, id: u64, api: u16, raft: u16, join: Option<u16>) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hiqlite"));
+    cmd.args(["-node-id", &id.to_string(), "-http-addr", &format!("127.0.0.1:{api}")])
+        .arg(format!("-raft-addr=127.0.0.1:{raft}"));
+    if let Some(j) = join {
+        cmd.args(["-join", &format!("http://127.0.0.1:{j}")]);
+    }
+    Proc(cmd.arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn rqlited-style"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_with_rqlited_flags_and_rejoins_idempotently() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (a1, r1, a2, r2) = (free_port(), free_port(), free_port(), free_port());
+    let _n1 = rqlited(&root.path().join("n1"), 1, a1, r1, None);
+    wait_ready(a1).await;
+    let r = post(a1, "/db/execute", r#"["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"]"#).await;
+    assert_eq!(r["results"][1]["rows_affected"], 1, "{r}");
+    let n2 = rqlited(&root.path().join("n2"), 2, a2, r2, Some(r1));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: serde_json::Value = match http.get(format!("http://127.0.0.1:{a1}/nodes?ver=2")).send().await {
+            Ok(r) => serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        let voters = v["nodes"].as_array().map_or(0, |n| n.iter().filter(|x| x["voter"] == true).count());
+        if voters == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 2 never joined: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The same command line again: -join on a node with state is a no-op.
+    sigterm(&n2);
+    drop(n2);
+    let _n2 = rqlited(&root.path().join("n2"), 2, a2, r2, Some(r1));
+    wait_ready(a2).await;
+    let r = post(a2, "/db/query?level=linearizable", r#"["SELECT x FROM t"]"#).await;
+    assert_eq!(r["results"][0]["values"][0][0], 1, "{r}");
+}

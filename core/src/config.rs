@@ -68,6 +68,13 @@ pub struct NodeConfig {
     /// Start a new cluster from this backup file (see `Client::backup`). Needs an empty data
     /// directory and no other initial peers; other nodes join the restored node afterwards.
     pub restore_from: Option<PathBuf>,
+    /// Raft address other nodes should use to reach this one, when it differs from `raft_addr`
+    /// (e.g. listening on 0.0.0.0).
+    pub raft_advertise: Option<String>,
+    /// API address clients should use to reach this one, when it differs from `api_addr`.
+    pub api_advertise: Option<String>,
+    /// rqlite-style users file (JSON) enabling Basic auth on the client API.
+    pub auth_file: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -90,6 +97,9 @@ impl Default for NodeConfig {
             request_timeout_ms: 10_000,
             max_body_bytes: 64 * 1024 * 1024,
             restore_from: None,
+            raft_advertise: None,
+            api_advertise: None,
+            auth_file: None,
         }
     }
 }

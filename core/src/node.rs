@@ -108,6 +108,10 @@ pub(crate) struct NodeInner {
     pub raft_addr: String,
     pub api_addr: String,
     pub startup: String,
+    /// Users of the client API when Basic auth is on.
+    pub users: Option<crate::http::auth::Users>,
+    /// Client API request counters.
+    pub api_metrics: crate::http::metrics::ApiMetrics,
     /// True until a node started from a backup has snapshotted it (joins wait until then).
     restoring: std::sync::atomic::AtomicBool,
     proposer: tokio::sync::mpsc::UnboundedSender<Proposal>,
@@ -329,8 +333,9 @@ impl Node {
         let api_listener = TcpListener::bind(&config.api_addr)
             .await
             .map_err(|e| Error::Config(format!("cannot listen on api_addr {}: {e}", config.api_addr)))?;
-        let raft_addr = raft_listener.local_addr()?.to_string();
-        let api_addr = api_listener.local_addr()?.to_string();
+        // What other nodes and clients are told: the advertised address, else the bound one.
+        let raft_addr = config.raft_advertise.clone().unwrap_or(raft_listener.local_addr()?.to_string());
+        let api_addr = config.api_advertise.clone().unwrap_or(api_listener.local_addr()?.to_string());
 
         let log = LogStore::open(config.data_dir.join("log"), config.log_segment_bytes)?;
         let snapshots = Arc::new(SnapshotStore::open(config.data_dir.join("snapshots"))?);
@@ -366,6 +371,10 @@ impl Node {
             "new"
         };
         let restoring = config.restore_from.is_some();
+        let users = match &config.auth_file {
+            Some(f) => Some(crate::http::auth::Users::load(f)?),
+            None => None,
+        };
         let writer = Writer::start(&db_path)?;
         let (applied, _) = writer.applied();
         tracing::info!(
@@ -430,6 +439,8 @@ impl Node {
             api_addr,
             startup: startup.to_string(),
             restoring: std::sync::atomic::AtomicBool::new(restoring),
+            api_metrics: Default::default(),
+            users,
             shutdown_tx,
             servers: Mutex::new(Vec::new()),
             lock: Mutex::new(Some((lock_file, lock_path))),

@@ -221,3 +221,94 @@ async fn followers_forward_redirect_and_describe_the_cluster() {
     assert!(s == 503 || s == 504, "no quorum: {s} {t}");
     c.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_permissions_and_peer_secret() {
+    init_logging();
+    let users = tempfile::NamedTempFile::new().expect("tmp");
+    std::fs::write(
+        users.path(),
+        json!([
+            {"username": "admin", "password": "adminpw", "perms": ["all"]},
+            {"username": "reader", "password": "readpw", "perms": ["query"]},
+            {"username": "*", "perms": ["ready"]}
+        ])
+        .to_string(),
+    )
+    .expect("users file");
+    let path = users.path().to_path_buf();
+    let mut c = TestCluster::configure(1, move |cfg| cfg.auth_file = Some(path.clone()));
+    c.start(0).await;
+    c.leader(T).await;
+    let a = c.configs[0].api_addr.clone();
+    let http = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: &str, user: Option<(&str, &str)>, body: &str| {
+        let mut r = http.request(method, format!("http://{a}{path}")).body(body.to_string());
+        if let Some((u, p)) = user {
+            r = r.basic_auth(u, Some(p));
+        }
+        async move { r.send().await.expect("send").status().as_u16() }
+    };
+    use reqwest::Method as M;
+    let protected = [
+        (M::POST, "/db/execute", r#"["SELECT 1"]"#),
+        (M::POST, "/db/query", r#"["SELECT 1"]"#),
+        (M::POST, "/db/request", r#"["SELECT 1"]"#),
+        (M::GET, "/db/backup", ""),
+        (M::GET, "/status", ""),
+        (M::GET, "/nodes", ""),
+        (M::GET, "/leader", ""),
+        (M::GET, "/metrics", ""),
+        (M::DELETE, "/remove", r#"{"id": "9"}"#),
+    ];
+    for (m, p, b) in &protected {
+        assert_eq!(send(m.clone(), p, None, b).await, 401, "{p} without credentials");
+        assert_eq!(send(m.clone(), p, Some(("admin", "wrong")), b).await, 401, "{p} with a wrong password");
+        assert_eq!(send(m.clone(), p, Some(("nobody", "x")), b).await, 401, "{p} with an unknown user");
+    }
+    assert_eq!(send(M::GET, "/readyz", None, "").await, 200, "anyone may ask readiness");
+    assert_eq!(
+        send(M::POST, "/db/execute", Some(("admin", "adminpw")), r#"["CREATE TABLE t (x)"]"#).await,
+        200
+    );
+    assert_eq!(send(M::POST, "/db/query", Some(("reader", "readpw")), r#"["SELECT * FROM t"]"#).await, 200);
+    assert_eq!(
+        send(M::POST, "/db/execute", Some(("reader", "readpw")), r#"["INSERT INTO t VALUES (1)"]"#).await,
+        401
+    );
+    assert_eq!(
+        send(M::POST, "/db/request", Some(("reader", "readpw")), r#"["INSERT INTO t VALUES (1)"]"#).await,
+        401
+    );
+    assert_eq!(send(M::POST, "/db/request", Some(("reader", "readpw")), r#"["SELECT * FROM t"]"#).await, 200);
+    let (s, t) = {
+        let r = http
+            .get(format!("http://{a}/metrics"))
+            .basic_auth("admin", Some("adminpw"))
+            .send()
+            .await
+            .expect("metrics");
+        (r.status().as_u16(), r.text().await.expect("text"))
+    };
+    assert_eq!(s, 200);
+    assert!(
+        t.contains("hiqlite_raft_term ") && t.contains("hiqlite_http_requests_total{endpoint=\"execute\""),
+        "{t}"
+    );
+
+    // Peer routes need the cluster secret.
+    let raft = c.configs[0].raft_addr.clone();
+    for path in ["/raft/append", "/raft/vote", "/raft/snapshot", "/cluster/write", "/cluster/join"] {
+        let r = http.post(format!("http://{raft}{path}")).body("x").send().await.expect("send");
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+        let r = http
+            .post(format!("http://{raft}{path}"))
+            .header("x-hiqlite-secret", "wrong-secret")
+            .body("x")
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+    }
+    c.stop_all().await;
+}

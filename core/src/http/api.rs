@@ -33,6 +33,8 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/nodes", get(nodes))
         .route("/leader", get(leader))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/remove", axum::routing::delete(remove))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint\n")
@@ -41,8 +43,52 @@ pub(crate) fn router(node: Node) -> Router {
             r.headers_mut().insert("X-RQLITE-VERSION", HeaderValue::from_static(RQLITE_VERSION));
             r
         }))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), authenticate))
+        .layer(axum::middleware::from_fn_with_state(node.clone(), count_requests))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(node)
+}
+
+/// Basic auth (when a users file is configured): 401 for wrong or missing credentials and for
+/// users without the endpoint's permission. `/db/request` writes also need `execute`, checked by
+/// the handler.
+async fn authenticate(
+    State(node): State<Node>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(users) = &node.inner.users {
+        let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if let Some(perm) = super::auth::required(req.uri().path()) {
+            if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), perm) {
+                return unauthorized(why);
+            }
+        }
+        req.extensions_mut().insert(Credentials(authz));
+    }
+    next.run(req).await
+}
+
+/// The request's `Authorization` header, for handlers that check a second permission.
+#[derive(Clone)]
+struct Credentials(Option<String>);
+
+fn unauthorized(why: String) -> Response {
+    let mut r = (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": why }))).into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"hiqlite\""));
+    r
+}
+
+async fn count_requests(
+    State(node): State<Node>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let ep = super::metrics::endpoint(req.uri().path());
+    let t = Instant::now();
+    let r = next.run(req).await;
+    node.inner.api_metrics.record(ep, r.status().as_u16(), t.elapsed().as_secs_f64());
+    r
 }
 
 /// Query-string flags.
@@ -262,6 +308,7 @@ async fn query(
 
 async fn request(
     State(node): State<Node>,
+    creds: Option<axum::Extension<Credentials>>,
     uri: axum::http::Uri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -278,6 +325,12 @@ async fn request(
     };
     // rqlite's unified endpoint: read-only requests are queries, anything else goes through Raft.
     let read_only = stmts.iter().all(|s| node.is_read_only(&s.sql));
+    if let (false, Some(users)) = (read_only, &node.inner.users) {
+        let authz = creds.and_then(|c| c.0 .0.clone());
+        if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), "execute") {
+            return unauthorized(why);
+        }
+    }
     if !read_only || level != Level::None {
         if let Some(r) = redirect_if_asked(&node, &flags, &uri) {
             return r;
@@ -402,4 +455,29 @@ async fn backup(State(node): State<Node>) -> Response {
     };
     let _ = tokio::fs::remove_file(&path).await;
     out
+}
+
+async fn metrics(State(node): State<Node>) -> Response {
+    let st = node.status();
+    let text = node.inner.api_metrics.render(&st, &[]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `DELETE /remove` with `{"id": "2"}`: take a node out of the cluster.
+async fn remove(State(node): State<Node>, body: Bytes) -> Response {
+    let v: J = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("invalid JSON: {e}")),
+    };
+    let id = match &v["id"] {
+        J::String(s) => s.parse::<u64>().ok(),
+        J::Number(n) => n.as_u64(),
+        _ => None,
+    };
+    let Some(id) = id else { return bad("body must be {\"id\": \"<node id>\"}") };
+    let n2 = node.clone();
+    match node.via_leader("/cluster/remove", &id, || n2.remove_member(id)).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => service_error(e),
+    }
 }

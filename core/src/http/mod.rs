@@ -1,5 +1,7 @@
 //! HTTP servers: the peer (Raft) API and the client API.
 
 pub(crate) mod api;
+pub(crate) mod auth;
+pub(crate) mod metrics;
 pub(crate) mod peer;
 pub(crate) mod rqlite;

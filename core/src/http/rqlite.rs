@@ -260,3 +260,47 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes never panic the parser.
+        #[test]
+        fn arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..512), plain in any::<bool>()) {
+            let _ = parse_statements(&body, plain);
+        }
+
+        /// Arbitrary JSON values never panic the parser, and accepted ones keep their SQL.
+        #[test]
+        fn arbitrary_json(v in arb_json()) {
+            let text = v.to_string();
+            if let Ok(stmts) = parse_statements(text.as_bytes(), false) {
+                prop_assert!(stmts.iter().all(|s| !s.sql.trim().is_empty()));
+            }
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = J> {
+        let leaf = prop_oneof![
+            Just(J::Null),
+            any::<bool>().prop_map(J::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(J::String),
+            Just(json!("SELECT 1")),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(J::Array),
+                proptest::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| J::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! rqlite-style Basic auth for the client API: a users file (JSON) lists users, passwords (plain
+//! or bcrypt hashes) and permissions; user `*` grants permissions to everyone, including
+//! requests without credentials.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use base64::Engine;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+
+/// Permissions a user may hold.
+pub(crate) const PERMS: &[&str] =
+    &["all", "execute", "query", "status", "ready", "backup", "load", "leader-ops", "remove", "join"];
+
+#[derive(Deserialize)]
+struct UserEntry {
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    perms: Vec<String>,
+}
+
+struct User {
+    password: String,
+    perms: BTreeSet<String>,
+}
+
+/// The loaded users file.
+pub(crate) struct Users {
+    users: HashMap<String, User>,
+    anyone: BTreeSet<String>,
+}
+
+/// Outcome of checking a request.
+pub(crate) enum Verdict {
+    Allowed,
+    /// Wrong or missing credentials, or a user without the permission.
+    Denied(String),
+}
+
+impl Users {
+    pub(crate) fn load(path: &Path) -> Result<Users> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read users file {}: {e}", path.display())))?;
+        let entries: Vec<UserEntry> = serde_json::from_str(&text).map_err(|e| {
+            Error::Config(format!("users file {} is not a JSON list of users: {e}", path.display()))
+        })?;
+        let mut users = HashMap::new();
+        let mut anyone = BTreeSet::new();
+        for u in entries {
+            for p in &u.perms {
+                if !PERMS.contains(&p.as_str()) {
+                    return Err(Error::Config(format!("unknown permission {p:?} for user {:?}", u.username)));
+                }
+            }
+            let perms: BTreeSet<String> = u.perms.into_iter().collect();
+            if u.username == "*" {
+                anyone = perms;
+            } else {
+                users.insert(u.username, User { password: u.password, perms });
+            }
+        }
+        Ok(Users { users, anyone })
+    }
+
+    fn grants(perms: &BTreeSet<String>, perm: &str) -> bool {
+        perms.contains("all") || perms.contains(perm)
+    }
+
+    /// Check an `Authorization` header value (or its absence) against a permission.
+    pub(crate) fn check(&self, authorization: Option<&str>, perm: &str) -> Verdict {
+        let Some(h) = authorization else {
+            return if Self::grants(&self.anyone, perm) {
+                Verdict::Allowed
+            } else {
+                Verdict::Denied(format!("credentials required for {perm}"))
+            };
+        };
+        let Some(b64) = h.strip_prefix("Basic ") else {
+            return Verdict::Denied("only Basic authorization is supported".into());
+        };
+        let Some((name, pass)) = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())))
+        else {
+            return Verdict::Denied("malformed Basic credentials".into());
+        };
+        let Some(user) = self.users.get(&name) else {
+            return Verdict::Denied("invalid username or password".into());
+        };
+        let ok = if user.password.starts_with("$2") {
+            bcrypt::verify(&pass, &user.password).unwrap_or(false)
+        } else {
+            bool::from(pass.as_bytes().ct_eq(user.password.as_bytes()))
+        };
+        if !ok {
+            return Verdict::Denied("invalid username or password".into());
+        }
+        if Self::grants(&user.perms, perm) || Self::grants(&self.anyone, perm) {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied(format!("user {name} lacks the {perm} permission"))
+        }
+    }
+}
+
+/// The permission an endpoint needs (`/db/request` needs `query`, and `execute` for writes).
+pub(crate) fn required(path: &str) -> Option<&'static str> {
+    Some(match path {
+        "/db/execute" => "execute",
+        "/db/query" | "/db/request" => "query",
+        "/db/backup" => "backup",
+        "/db/load" => "load",
+        "/status" | "/nodes" | "/metrics" | "/leader" => "status",
+        "/readyz" => "ready",
+        "/remove" => "remove",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(u: &str, p: &str) -> String {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+    }
+
+    #[test]
+    fn permissions_plain_and_bcrypt() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let hash = bcrypt::hash("s3cret", 4).expect("hash");
+        let f = dir.path().join("users.json");
+        std::fs::write(
+            &f,
+            serde_json::json!([
+                {"username": "bob", "password": "pw", "perms": ["all"]},
+                {"username": "mary", "password": hash, "perms": ["query"]},
+                {"username": "*", "perms": ["status", "ready"]}
+            ])
+            .to_string(),
+        )
+        .expect("write");
+        let u = Users::load(&f).expect("load");
+        assert!(matches!(u.check(Some(&basic("bob", "pw")), "execute"), Verdict::Allowed));
+        assert!(matches!(u.check(Some(&basic("bob", "nope")), "query"), Verdict::Denied(_)));
+        assert!(matches!(u.check(Some(&basic("mary", "s3cret")), "query"), Verdict::Allowed));
+        assert!(matches!(u.check(Some(&basic("mary", "s3cret")), "execute"), Verdict::Denied(_)));
+        assert!(matches!(u.check(Some(&basic("mary", "s3cret")), "status"), Verdict::Allowed));
+        assert!(matches!(u.check(None, "status"), Verdict::Allowed));
+        assert!(matches!(u.check(None, "query"), Verdict::Denied(_)));
+        assert!(matches!(u.check(Some("Bearer x"), "status"), Verdict::Denied(_)));
+        std::fs::write(&f, r#"[{"username": "x", "perms": ["fly"]}]"#).expect("write");
+        assert!(Users::load(&f).is_err());
+    }
+}
