@@ -4,10 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+/// (endpoint, status) -> (requests, seconds spent).
+type Counters = BTreeMap<(&'static str, u16), (u64, f64)>;
+
 /// Per-endpoint request counts and latency sums.
 #[derive(Default)]
 pub(crate) struct ApiMetrics {
-    by_endpoint: Mutex<BTreeMap<(&'static str, u16), (u64, f64)>>,
+    by_endpoint: Mutex<Counters>,
 }
 
 /// The route label of a path (bounded set, so metrics cannot grow without bound).
