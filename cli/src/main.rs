@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run one node (default: a single-node cluster on 127.0.0.1:4001 with data in ./hiqlite-data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a local N-node cluster in this process, for trying hiqlite out.
     Cluster(ClusterArgs),
     /// Measure throughput and latency against raw SQLite on the same disk.
@@ -321,7 +321,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.cmd {
             None => serve(ServeArgs::default()).await,
-            Some(Cmd::Serve(a)) => serve(a).await,
+            Some(Cmd::Serve(a)) => serve(*a).await,
             Some(Cmd::Cluster(a)) => cluster(a).await,
             Some(Cmd::Bench(a)) => bench::run(a).await,
             Some(Cmd::Backup(a)) => backup(a).await,
