@@ -23,5 +23,15 @@ cargo test --workspace --locked -- --test-threads=2
 step "quickstart example"
 cargo run --locked -q -p hiqlite --example quickstart
 
+step "rqlite clients, unchanged: pyrqlite (PyPI) and rqlite-js (npm) against a hiqlite node"
+cargo build --locked -q -p hiqlite-cli
+export HIQLITE_BIN="$PWD/target/debug/hiqlite"
+if [ ! -x .venv-test/bin/python ]; then
+    python3 -m venv .venv-test
+fi
+.venv-test/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
+.venv-test/bin/python -m pytest -q tests/clients
+(cd tests/clients && npm ci --no-audit --no-fund --loglevel=error && node --test)
+
 echo
 echo "all test suites passed"
