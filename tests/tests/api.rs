@@ -312,3 +312,62 @@ async fn basic_auth_permissions_and_peer_secret() {
     }
     c.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_and_load_as_sql_and_as_database_file() {
+    init_logging();
+    let mut src = TestCluster::configure(1, |_| {});
+    let mut dst = TestCluster::configure(1, |_| {});
+    src.start(0).await;
+    dst.start(0).await;
+    src.leader(T).await;
+    dst.leader(T).await;
+    let (a, b) = (src.configs[0].api_addr.clone(), dst.configs[0].api_addr.clone());
+    let api = Api::new();
+    api.post_json(
+        &a,
+        "/db/execute",
+        r#"["CREATE TABLE foo (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, r REAL, b BLOB)",
+            "INSERT INTO foo (name, r, b) VALUES ('it''s', 3.0, X'00ff'), ('x', 0.1, NULL)",
+            "CREATE INDEX foo_name ON foo(name)"]"#,
+    )
+    .await;
+    let q = r#"["SELECT id, name, typeof(r), r, hex(b) FROM foo ORDER BY id"]"#;
+    let expected = api.post_json(&a, "/db/query", q).await;
+
+    let (s, dump, _) = api.get(&a, "/db/backup?fmt=sql").await;
+    assert_eq!(s, 200);
+    assert!(dump.starts_with("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n"), "{dump}");
+    assert!(dump.contains("INSERT INTO foo VALUES(1,'it''s',3.0,X'00ff');"), "{dump}");
+    assert!(!dump.contains("_hiqlite_"), "internal tables stay out of dumps");
+    let r = api.post_json(&b, "/db/load", &dump).await;
+    assert!(r["results"][0].get("error").is_none(), "{r}");
+    assert_eq!(api.post_json(&b, "/db/query", q).await, expected);
+
+    // A binary backup replaces what the target holds.
+    api.post_json(&b, "/db/execute", r#"["INSERT INTO foo (name) VALUES ('only on b')"]"#).await;
+    let file = api
+        .http
+        .get(format!("http://{a}/db/backup"))
+        .send()
+        .await
+        .expect("backup")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert!(file.starts_with(b"SQLite format 3\0"));
+    let r = api
+        .http
+        .post(format!("http://{b}/db/load"))
+        .header("content-type", "application/octet-stream")
+        .body(file)
+        .send()
+        .await
+        .expect("load");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(api.post_json(&b, "/db/query", q).await, expected);
+    let (s, _, _) = api.post(&b, "/db/load", "").await;
+    assert_eq!(s, 400);
+    src.stop_all().await;
+    dst.stop_all().await;
+}

@@ -29,6 +29,7 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/db/query", get(query).post(query))
         .route("/db/request", post(request))
         .route("/db/backup", get(backup))
+        .route("/db/load", post(load))
         .route("/status", get(status))
         .route("/nodes", get(nodes))
         .route("/leader", get(leader))
@@ -427,7 +428,13 @@ async fn readyz(State(node): State<Node>) -> Response {
     }
 }
 
-async fn backup(State(node): State<Node>) -> Response {
+async fn backup(State(node): State<Node>, Query(q): Query<HashMap<String, String>>) -> Response {
+    if q.get("fmt").map(String::as_str) == Some("sql") {
+        return match node.inner.reads.with(crate::sqlite::dump::dump) {
+            Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+            Err(e) => service_error(e),
+        };
+    }
     let dir = node.inner.config.data_dir.join("backups");
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return service_error(Error::Storage(e.to_string()));
@@ -478,6 +485,69 @@ async fn remove(State(node): State<Node>, body: Bytes) -> Response {
     let n2 = node.clone();
     match node.via_leader("/cluster/remove", &id, || n2.remove_member(id)).await {
         Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /db/load`: a SQLite database file (replacing every table) or SQL text (a `.dump`),
+/// applied through Raft as one transaction.
+async fn load(State(node): State<Node>, Query(q): Query<HashMap<String, String>>, body: Bytes) -> Response {
+    let flags = Flags { q };
+    let stmts: Vec<Statement> = if body.starts_with(b"SQLite format 3\0") {
+        let dir = node.inner.config.data_dir.join("backups");
+        let n =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path = dir.join(format!("load-{n}.db"));
+        let r = (|| -> crate::Result<Vec<String>> {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, &body)?;
+            let src =
+                rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            let mut all = node.inner.reads.with(|c| {
+                let mut st = c.prepare(
+                    "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') \
+                     AND name NOT LIKE '_hiqlite_%' AND name NOT LIKE 'sqlite_%'",
+                )?;
+                let drops = st
+                    .query_map([], |r| {
+                        let (kind, name): (String, String) = (r.get(0)?, r.get(1)?);
+                        Ok(format!(
+                            "DROP {} IF EXISTS \"{}\";",
+                            kind.to_uppercase(),
+                            name.replace('"', "\"\"")
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(drops)
+            })?;
+            all.extend(crate::sqlite::dump::statements(&src)?);
+            Ok(all)
+        })();
+        let _ = std::fs::remove_file(&path);
+        match r {
+            Ok(v) => v.into_iter().map(Statement::from).collect(),
+            Err(e) => return bad(format!("not a usable SQLite database: {e}")),
+        }
+    } else {
+        let Ok(text) = std::str::from_utf8(&body) else { return bad("SQL text must be valid UTF-8") };
+        let sql = crate::sqlite::dump::strip_wrapper(text);
+        if sql.trim().is_empty() {
+            return bad("empty load request");
+        }
+        vec![Statement::from(sql)]
+    };
+    let started = Instant::now();
+    match node.write(Command::Execute { stmts, mode: ExecMode::Transaction, ts_ms: 0, seed: 0 }).await {
+        Ok(resp) => match resp.results.iter().find_map(|r| r.as_ref().err()) {
+            Some(e) => answer(
+                rqlite::envelope(vec![rqlite::error_result(e)], flags.format(), 0.0),
+                flags.has("pretty"),
+            ),
+            None => answer(
+                rqlite::envelope(vec![json!({})], flags.format(), started.elapsed().as_secs_f64()),
+                flags.has("pretty"),
+            ),
+        },
         Err(e) => service_error(e),
     }
 }

@@ -2,6 +2,7 @@
 //! read-only connections for local reads, and the determinism layer for replicated writes.
 
 pub(crate) mod det;
+pub(crate) mod dump;
 pub(crate) mod exec;
 pub(crate) mod pool;
 pub(crate) mod writer;
