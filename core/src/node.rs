@@ -110,6 +110,10 @@ pub(crate) struct NodeInner {
     pub startup: String,
     /// Users of the client API when Basic auth is on.
     pub users: Option<crate::http::auth::Users>,
+    /// When this node last heard from a leader (ms since the Unix epoch), for `freshness`.
+    pub last_leader_contact_ms: std::sync::atomic::AtomicU64,
+    /// Sequence numbers of queued writes (`/db/execute?queue`).
+    pub queue_seq: std::sync::atomic::AtomicU64,
     /// Client API request counters.
     pub api_metrics: crate::http::metrics::ApiMetrics,
     /// True until a node started from a backup has snapshotted it (joins wait until then).
@@ -191,6 +195,10 @@ fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
     std::fs::File::open(db_path)?.sync_all()?;
     tracing::info!(backup = %backup.display(), "database restored from backup");
     Ok(())
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn raft_err<E: std::fmt::Display>(e: E) -> Error {
@@ -440,6 +448,8 @@ impl Node {
             startup: startup.to_string(),
             restoring: std::sync::atomic::AtomicBool::new(restoring),
             api_metrics: Default::default(),
+            last_leader_contact_ms: Default::default(),
+            queue_seq: Default::default(),
             users,
             shutdown_tx,
             servers: Mutex::new(Vec::new()),
@@ -612,6 +622,18 @@ impl Node {
     fn leader_member(&self, id: u64) -> Option<Member> {
         let m = self.inner.raft.metrics().borrow().membership_config.clone();
         m.membership().get_node(&id).cloned()
+    }
+
+    /// Milliseconds since this node last heard from the leader (0 on the leader).
+    pub(crate) fn ms_since_leader_contact(&self) -> Option<u64> {
+        if self.is_leader() {
+            return Some(0);
+        }
+        let last = self.inner.last_leader_contact_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            return None;
+        }
+        Some(now_ms().saturating_sub(last))
     }
 
     /// API address of a member.

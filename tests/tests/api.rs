@@ -371,3 +371,45 @@ async fn backup_and_load_as_sql_and_as_database_file() {
     src.stop_all().await;
     dst.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_raft_index_freshness_and_leader_transfer() {
+    init_logging();
+    let mut c = TestCluster::configure(3, |_| {});
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let f = (li + 1) % 3;
+    let (la, fa) = (c.configs[li].api_addr.clone(), c.configs[f].api_addr.clone());
+    let api = Api::new();
+    let r = api.post_json(&la, "/db/execute?raft_index", r#"["CREATE TABLE t (x)"]"#).await;
+    let idx = r["raft_index"].as_u64().expect("raft_index");
+    assert!(idx > 0, "{r}");
+
+    let r = api.post_json(&la, "/db/execute?queue", r#"["INSERT INTO t VALUES (1)"]"#).await;
+    assert_eq!(r["results"], json!([]));
+    let s1 = r["sequence_number"].as_u64().expect("sequence number");
+    let r = api.post_json(&la, "/db/execute?queue&wait", r#"["INSERT INTO t VALUES (2)"]"#).await;
+    assert!(r["sequence_number"].as_u64() > Some(s1), "{r}");
+    let r = api.post_json(&la, "/db/query?level=linearizable", r#"["SELECT count(*) FROM t"]"#).await;
+    assert_eq!(r["results"][0]["values"], json!([[2]]), "a waited-for queued write is applied");
+
+    // A follower that hears from the leader is fresh; a tiny bound is not met.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = api.post_json(&fa, "/db/query?level=none&freshness=5s", r#"["SELECT count(*) FROM t"]"#).await;
+    assert_eq!(r["results"][0]["values"], json!([[2]]), "{r}");
+    let r = api.post_json(&fa, "/db/query?level=none&freshness=1ns", r#"["SELECT 1"]"#).await;
+    assert_eq!(r, json!({"results": [{"error": "stale read"}]}));
+
+    // Leadership moves to the node asked for.
+    let target = c.configs[f].node_id;
+    let (s, t, _) = api.post(&la, "/leader", &format!(r#"{{"id": "{target}"}}"#)).await;
+    assert_eq!(s, 200, "{t}");
+    let deadline = std::time::Instant::now() + T;
+    while c.node(f).node().leader() != Some(target) || !c.node(f).node().is_leader() {
+        assert!(std::time::Instant::now() < deadline, "leadership did not move to node {target}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = api.post_json(&la, "/db/execute", r#"["INSERT INTO t VALUES (3)"]"#).await;
+    assert_eq!(r["results"][0]["rows_affected"], 1, "the old leader forwards to the new one: {r}");
+    c.stop_all().await;
+}

@@ -32,7 +32,7 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/db/load", post(load))
         .route("/status", get(status))
         .route("/nodes", get(nodes))
-        .route("/leader", get(leader))
+        .route("/leader", get(leader).post(transfer_leader))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/remove", axum::routing::delete(remove))
@@ -60,7 +60,7 @@ async fn authenticate(
 ) -> Response {
     if let Some(users) = &node.inner.users {
         let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(perm) = super::auth::required(req.uri().path()) {
+        if let Some(perm) = super::auth::required(req.method(), req.uri().path()) {
             if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), perm) {
                 return unauthorized(why);
             }
@@ -207,7 +207,32 @@ async fn run_writes(node: &Node, stmts: Vec<Statement>, flags: &Flags, request: 
     };
     let mode = if flags.has("transaction") { ExecMode::Transaction } else { ExecMode::Independent };
     let n = stmts.len();
-    let r = with_timeout(timeout, node.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 })).await;
+    let cmd = Command::Execute { stmts, mode, ts_ms: 0, seed: 0 };
+    if flags.has("queue") {
+        // Queued writes: answered with a sequence number at once; `wait` waits for the write.
+        let seq = node.inner.queue_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let n2 = node.clone();
+        let job = tokio::spawn(async move { n2.write(cmd).await });
+        if flags.has("wait") {
+            let limit = timeout.unwrap_or(Duration::from_secs(30));
+            match tokio::time::timeout(limit, job).await {
+                Err(_) => {
+                    return (
+                        StatusCode::REQUEST_TIMEOUT,
+                        axum::Json(json!({ "error": "timeout waiting for queued writes" })),
+                    )
+                        .into_response()
+                }
+                Ok(Err(e)) => return service_error(Error::Storage(e.to_string())),
+                Ok(Ok(Err(e))) => return service_error(e),
+                Ok(Ok(Ok(_))) => {}
+            }
+        }
+        let mut body = rqlite::envelope(Vec::new(), f, started.elapsed().as_secs_f64());
+        body["sequence_number"] = json!(seq);
+        return answer(body, flags.has("pretty"));
+    }
+    let r = with_timeout(timeout, node.write(cmd)).await;
     match r {
         Ok(resp) => {
             let secs = started.elapsed().as_secs_f64();
@@ -220,7 +245,11 @@ async fn run_writes(node: &Node, stmts: Vec<Statement>, flags: &Flags, request: 
                     Err(e) => rqlite::error_result(e),
                 })
                 .collect();
-            answer(rqlite::envelope(results, f, secs), flags.has("pretty"))
+            let mut body = rqlite::envelope(results, f, secs);
+            if flags.has("raft_index") {
+                body["raft_index"] = json!(resp.log_index);
+            }
+            answer(body, flags.has("pretty"))
         }
         Err(e) => service_error(e),
     }
@@ -241,6 +270,18 @@ async fn run_reads(node: &Node, stmts: Vec<Statement>, flags: &Flags, level: Lev
         Ok(t) => t,
         Err(r) => return r,
     };
+    if level == Level::None {
+        if let Some(fr) = flags.q.get("freshness") {
+            let Some(limit) = rqlite::parse_duration(fr) else {
+                return bad(format!("invalid freshness {fr}"));
+            };
+            let fresh = node.ms_since_leader_contact().is_some_and(|ms| u128::from(ms) <= limit.as_millis());
+            if !fresh {
+                let results = stmts.iter().map(|_| json!({ "error": "stale read" })).collect();
+                return answer(rqlite::envelope(results, f, 0.0), flags.has("pretty"));
+            }
+        }
+    }
     let started = Instant::now();
     let mut results = Vec::with_capacity(stmts.len());
     for s in stmts {
@@ -549,5 +590,37 @@ async fn load(State(node): State<Node>, Query(q): Query<HashMap<String, String>>
             ),
         },
         Err(e) => service_error(e),
+    }
+}
+
+/// `POST /leader` (optionally `{"id": "2"}`): move leadership to another voter by having it
+/// campaign now.
+async fn transfer_leader(State(node): State<Node>, body: Bytes) -> Response {
+    let st = node.status();
+    let wanted = if body.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice::<J>(&body) {
+            Ok(v) => match &v["id"] {
+                J::String(s) => s.parse::<u64>().ok(),
+                J::Number(n) => n.as_u64(),
+                _ => None,
+            },
+            Err(e) => return bad(format!("invalid JSON: {e}")),
+        }
+    };
+    let Some(target) = wanted.or_else(|| st.voters.iter().copied().find(|v| Some(*v) != st.leader)) else {
+        return bad("no other voter to hand leadership to");
+    };
+    let Some(m) = st.members.get(&target) else { return bad(format!("node {target} is not a member")) };
+    if !st.voters.contains(&target) {
+        return bad(format!("node {target} is not a voter"));
+    }
+    let r: Result<Result<(), Error>, PeerError> =
+        node.inner.peers.post(&m.raft_addr, "/cluster/elect", &(), Duration::from_secs(5)).await;
+    match r {
+        Ok(Ok(())) => answer(json!({}), false),
+        Ok(Err(e)) => service_error(e),
+        Err(e) => service_error(Error::Unreachable(e.to_string())),
     }
 }

@@ -111,8 +111,9 @@ impl Users {
 }
 
 /// The permission an endpoint needs (`/db/request` needs `query`, and `execute` for writes).
-pub(crate) fn required(path: &str) -> Option<&'static str> {
+pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'static str> {
     Some(match path {
+        "/leader" if method == axum::http::Method::POST => "leader-ops",
         "/db/execute" => "execute",
         "/db/query" | "/db/request" => "query",
         "/db/backup" => "backup",

@@ -29,6 +29,7 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/cluster/join", post(join))
         .route("/cluster/remove", post(remove))
         .route("/cluster/info", post(info))
+        .route("/cluster/elect", post(elect))
         .layer(middleware::from_fn_with_state(node.clone(), require_secret))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(node)
@@ -67,7 +68,11 @@ macro_rules! body {
 
 async fn append(State(node): State<Node>, body: Bytes) -> Response {
     let req = body!(openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig>, body);
-    encode(&node.inner.raft.append_entries(req).await)
+    let r = node.inner.raft.append_entries(req).await;
+    if matches!(&r, Ok(resp) if resp.is_success()) {
+        node.inner.last_leader_contact_ms.store(crate::node::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+    encode(&r)
 }
 
 async fn vote(State(node): State<Node>, body: Bytes) -> Response {
@@ -128,4 +133,10 @@ async fn remove(State(node): State<Node>, body: Bytes) -> Response {
 async fn info(State(node): State<Node>) -> Response {
     let initialized = node.inner.raft.is_initialized().await.unwrap_or(false);
     encode(&ClusterInfo { initialized, leader: node.leader() })
+}
+
+/// Campaign for leadership now (leadership transfer, `POST /leader`).
+async fn elect(State(node): State<Node>) -> Response {
+    let r = node.inner.raft.trigger().elect().await.map_err(Error::raft);
+    encode(&r)
 }

@@ -102,6 +102,17 @@ pub struct Response {
     pub rolled_back: bool,
     /// For [`Command::Batch`]: one response per command, in order.
     pub batch: Vec<Response>,
+    /// Index of the log entry this answer comes from.
+    pub log_index: u64,
+}
+
+impl Response {
+    pub(crate) fn set_index(&mut self, index: u64) {
+        self.log_index = index;
+        for b in &mut self.batch {
+            b.set_index(index);
+        }
+    }
 }
 
 openraft::declare_raft_types!(

@@ -414,6 +414,8 @@ impl State {
                         }
                     }
                 };
+                let mut resp = resp;
+                resp.set_index(entry.log_id.index);
                 out.push(resp);
             }
             if restarted {
@@ -438,7 +440,7 @@ impl State {
         poisoned: &HashMap<Pos, Error>,
     ) -> Result<Response, Step> {
         if let Some(err) = poisoned.get(&pos) {
-            return Ok(Response { results: vec![Err(err.clone())], rolled_back: true, batch: Vec::new() });
+            return Ok(Response { results: vec![Err(err.clone())], rolled_back: true, ..Default::default() });
         }
         match cmd {
             Command::Batch(cmds) => {
