@@ -84,6 +84,18 @@ struct ServeArgs {
     /// rqlite-style users file (JSON) enabling Basic auth on the client API.
     #[arg(long)]
     auth: Option<PathBuf>,
+    /// PEM certificate: serve both listeners over TLS (needs --tls-key).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) trusted for peer connections (default: --tls-cert).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Skip verification of peers' certificates (testing only).
+    #[arg(long)]
+    tls_insecure: bool,
 }
 
 #[derive(Args)]
@@ -141,6 +153,16 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
     if a.auth.is_some() {
         cfg.auth_file = a.auth;
     }
+    if a.tls_cert.is_some() {
+        cfg.tls_cert = a.tls_cert;
+    }
+    if a.tls_key.is_some() {
+        cfg.tls_key = a.tls_key;
+    }
+    if a.tls_ca.is_some() {
+        cfg.tls_ca = a.tls_ca;
+    }
+    cfg.tls_insecure |= a.tls_insecure;
     Ok(cfg)
 }
 
@@ -267,10 +289,14 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
             "raft-adv-addr" => "--raft-advertise",
             "join" => "--join",
             "auth" => "--auth",
+            "http-cert" | "node-cert" => "--tls-cert",
+            "http-key" | "node-key" => "--tls-key",
+            "node-ca-cert" | "http-ca-cert" => "--tls-ca",
             _ => return None,
         })
     };
     let mut out = vec![args[0].clone(), "serve".to_string()];
+    let mut seen = std::collections::HashSet::new();
     let mut it = args.into_iter().skip(1).peekable();
     while let Some(a) = it.next() {
         if let Some(flag) = a.strip_prefix('-').filter(|f| !f.starts_with('-')) {
@@ -278,6 +304,12 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (flag, None),
             };
+            if matches!(name, "node-no-verify" | "http-no-verify") {
+                if inline.as_deref() != Some("false") && seen.insert("--tls-insecure") {
+                    out.push("--tls-insecure".to_string());
+                }
+                continue;
+            }
             let target = map(name).with_context(|| format!("unsupported rqlited flag -{name}"))?;
             let value = match inline {
                 Some(v) => v,
@@ -295,8 +327,11 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
             } else {
                 value
             };
-            out.push(target.to_string());
-            out.push(value);
+            // rqlited takes separate HTTP and node certificates; hiqlite serves one for both.
+            if seen.insert(target) {
+                out.push(target.to_string());
+                out.push(value);
+            }
         } else if a.starts_with("--") {
             out.push(a);
         } else {
@@ -308,6 +343,7 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 }
 
 fn main() -> anyhow::Result<()> {
+    hiqlite::install_crypto_provider();
     let cli = Cli::parse_from(rqlited_args(std::env::args().collect())?);
     let default_filter = if matches!(cli.cmd, Some(Cmd::Bench(_))) { "warn" } else { "info,openraft=warn" };
     tracing_subscriber::fmt()
@@ -327,4 +363,35 @@ fn main() -> anyhow::Result<()> {
             Some(Cmd::Backup(a)) => backup(a).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rqlited_args;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn rqlited_command_lines_become_serve() {
+        let got = rqlited_args(args(
+            "hiqlite -node-id 2 -http-addr=0.0.0.0:4001 -raft-addr 0.0.0.0:4002 -http-adv-addr h:4001 \
+             -join http://a:4002,b:4002 -http-cert c.pem -node-cert c.pem -http-key k.pem -node-no-verify data",
+        ))
+        .expect("mapped");
+        assert_eq!(
+            got,
+            args(
+                "hiqlite serve --node-id 2 --api-addr 0.0.0.0:4001 --raft-addr 0.0.0.0:4002 --api-advertise h:4001 \
+                 --join a:4002,b:4002 --tls-cert c.pem --tls-key k.pem --tls-insecure --data-dir data"
+            )
+        );
+        assert_eq!(
+            rqlited_args(args("hiqlite serve --node-id 1")).expect("as is"),
+            args("hiqlite serve --node-id 1")
+        );
+        assert!(rqlited_args(args("hiqlite -bogus 1")).is_err());
+        assert!(rqlited_args(args("hiqlite -node-id")).is_err());
+    }
 }

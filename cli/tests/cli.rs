@@ -31,6 +31,7 @@ fn serve(dir: &std::path::Path, api: u16, raft: u16) -> Proc {
 }
 
 async fn wait_ready(api: u16) {
+    hiqlite::install_crypto_provider();
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -45,6 +46,7 @@ async fn wait_ready(api: u16) {
 }
 
 async fn post(api: u16, path: &str, body: &str) -> serde_json::Value {
+    hiqlite::install_crypto_provider();
     let r = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{api}{path}"))
         .header("content-type", "application/json")
@@ -96,6 +98,7 @@ async fn serve_writes_reads_stops_cleanly_and_restarts_with_data() {
 
     let node = serve(dir.path(), api, raft);
     wait_ready(api).await;
+    hiqlite::install_crypto_provider();
     let st: serde_json::Value = serde_json::from_str(
         &reqwest::get(format!("http://127.0.0.1:{api}/status"))
             .await
@@ -167,6 +170,7 @@ async fn starts_with_rqlited_flags_and_rejoins_idempotently() {
     let r = post(a1, "/db/execute", r#"["CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"]"#).await;
     assert_eq!(r["results"][1]["rows_affected"], 1, "{r}");
     let n2 = rqlited(&root.path().join("n2"), 2, a2, r2, Some(r1));
+    hiqlite::install_crypto_provider();
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

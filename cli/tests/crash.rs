@@ -37,6 +37,7 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
     for w in 0..4usize {
         let (stop, acked, apis) = (stop.clone(), acked.clone(), apis.clone());
         writers.push(tokio::spawn(async move {
+            hiqlite::install_crypto_provider();
             let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -179,6 +180,7 @@ async fn backup_under_load_restores_to_identical_content() {
     let writer = {
         let stop = stop.clone();
         tokio::spawn(async move {
+            hiqlite::install_crypto_provider();
             let http = reqwest::Client::new();
             let mut id = 0u64;
             while !stop.load(Ordering::Relaxed) {

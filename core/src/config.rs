@@ -75,6 +75,15 @@ pub struct NodeConfig {
     pub api_advertise: Option<String>,
     /// rqlite-style users file (JSON) enabling Basic auth on the client API.
     pub auth_file: Option<PathBuf>,
+    /// PEM certificate chain: serve both listeners over TLS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) trusted for peer connections (default: `tls_cert` itself, which
+    /// suits a shared self-signed certificate).
+    pub tls_ca: Option<PathBuf>,
+    /// Do not verify peers' certificates (testing only).
+    pub tls_insecure: bool,
 }
 
 impl Default for NodeConfig {
@@ -100,6 +109,10 @@ impl Default for NodeConfig {
             raft_advertise: None,
             api_advertise: None,
             auth_file: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_insecure: false,
         }
     }
 }
@@ -209,6 +222,9 @@ impl NodeConfig {
                  let the other nodes join the restored node"
                     .into(),
             ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(Error::Config("tls_cert and tls_key go together".into()));
         }
         let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
         ids.sort_unstable();

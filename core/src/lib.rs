@@ -35,6 +35,7 @@ mod http;
 mod node;
 pub mod raft;
 mod sqlite;
+mod tls;
 mod value;
 
 pub use client::Client;
@@ -42,6 +43,7 @@ pub use config::{NodeConfig, Peer};
 pub use error::{Error, Result};
 pub use node::{Consistency, Node, Status};
 pub use raft::{ExecMode, Member, Migration};
+pub use tls::install_crypto_provider;
 pub use value::{ExecResult, Params, Rows, Statement, Value};
 
 /// Building blocks for storage tests (`openraft::testing::Suite`) and tools.

@@ -408,7 +408,15 @@ impl Node {
         }
         .validate()
         .map_err(|e| Error::Config(format!("raft settings: {e}")))?;
-        let peers = PeerClient::new(&config.secret)?;
+        let peers = match (&config.tls_cert, &config.tls_ca) {
+            (None, _) => PeerClient::new(&config.secret)?,
+            (Some(cert), ca) => {
+                let ca = ca.as_ref().unwrap_or(cert);
+                let pem = std::fs::read(ca)
+                    .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", ca.display())))?;
+                PeerClient::with_tls(&config.secret, Some(&pem), config.tls_insecure)?
+            }
+        };
         let mut sm = StateMachine::new(writer.clone(), snapshots.clone());
         // A cut log tail can leave the database ahead of the log. openraft then purges the log up
         // to the applied index, which it only accepts when a snapshot covers that far: make one.
@@ -459,19 +467,31 @@ impl Node {
         let node = Node { inner };
         let peer_router = crate::http::peer::router(node.clone());
         let api_router = crate::http::api::router(node.clone());
+        let tls = match (&node.inner.config.tls_cert, &node.inner.config.tls_key) {
+            (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
+            _ => None,
+        };
         let mut handles = Vec::new();
         for (listener, router) in [(raft_listener, peer_router), (api_listener, api_router)] {
             let mut rx = shutdown_rx.clone();
-            handles.push(tokio::spawn(async move {
-                let r = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|v| *v).await;
+            let stop = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            handles.push(match &tls {
+                None => tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                        tracing::error!("HTTP server stopped: {e}");
+                    }
+                }),
+                Some(cfg) => {
+                    let listener = crate::tls::TlsListener::new(listener, cfg.clone())?;
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                            tracing::error!("HTTPS server stopped: {e}");
+                        }
                     })
-                    .await;
-                if let Err(e) = r {
-                    tracing::error!("HTTP server stopped: {e}");
                 }
-            }));
+            });
         }
         *node.inner.servers.lock().unwrap_or_else(|p| p.into_inner()) = handles;
 

@@ -13,6 +13,7 @@ struct Api {
 
 impl Api {
     fn new() -> Self {
+        hiqlite::install_crypto_provider();
         let http =
             reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Api { http }
@@ -241,6 +242,7 @@ async fn basic_auth_permissions_and_peer_secret() {
     c.start(0).await;
     c.leader(T).await;
     let a = c.configs[0].api_addr.clone();
+    hiqlite::install_crypto_provider();
     let http = reqwest::Client::new();
     let send = |method: reqwest::Method, path: &str, user: Option<(&str, &str)>, body: &str| {
         let mut r = http.request(method, format!("http://{a}{path}")).body(body.to_string());
@@ -411,5 +413,55 @@ async fn queued_writes_raft_index_freshness_and_leader_transfer() {
     }
     let r = api.post_json(&la, "/db/execute", r#"["INSERT INTO t VALUES (3)"]"#).await;
     assert_eq!(r["results"][0]["rows_affected"], 1, "the old leader forwards to the new one: {r}");
+    c.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_on_both_listeners() {
+    init_logging();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .expect("certificate");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("cert");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("key");
+    let (cp, kp) = (cert_path.clone(), key_path.clone());
+    let mut c = TestCluster::configure(3, move |cfg| {
+        cfg.tls_cert = Some(cp.clone());
+        cfg.tls_key = Some(kp.clone());
+    });
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let f = (li + 1) % 3;
+    let fa = c.configs[f].api_addr.clone();
+    hiqlite::install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("ca");
+    let https = reqwest::Client::builder().tls_certs_only([ca]).build().expect("client");
+    // A write on a follower crosses the peer listener (TLS) to the leader.
+    let r = https
+        .post(format!("https://{fa}/db/execute"))
+        .header("content-type", "application/json")
+        .body(r#"["CREATE TABLE t (x)", ["INSERT INTO t VALUES (?)", 5]]"#)
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = serde_json::from_str(&r.text().await.expect("text")).expect("json");
+    assert_eq!(v["results"][1]["rows_affected"], 1, "{v}");
+    let r = https
+        .get(format!("https://{fa}/db/query?level=linearizable&q=SELECT%20x%20FROM%20t"))
+        .send()
+        .await
+        .expect("https query");
+    let v: Value = serde_json::from_str(&r.text().await.expect("text")).expect("json");
+    assert_eq!(v["results"][0]["values"], json!([[5]]));
+    let (_, t, _) = {
+        let r = https.get(format!("https://{fa}/nodes")).send().await.expect("nodes");
+        (0, r.text().await.expect("text"), ())
+    };
+    assert!(t.contains("https://"), "advertised API URLs use https: {t}");
+    // Plain HTTP to a TLS listener gets no answer it could mistake for success.
+    let plain = reqwest::Client::new().get(format!("http://{fa}/status")).send().await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
     c.stop_all().await;
 }

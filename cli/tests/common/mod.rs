@@ -51,6 +51,7 @@ impl ProcCluster {
                 extra: extra.iter().map(|s| s.to_string()).collect(),
             })
             .collect();
+        hiqlite::install_crypto_provider();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
         ProcCluster { root, nodes, http, static_peers: true }
     }

@@ -177,7 +177,7 @@ fn redirect_if_asked(node: &Node, flags: &Flags, uri: &axum::http::Uri) -> Optio
         return Some(service_error(Error::NoLeader("leader not found".into())));
     };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let location = format!("http://{api}{path}");
+    let location = format!("{}://{api}{path}", node.inner.peers.scheme());
     let mut r = (StatusCode::MOVED_PERMANENTLY, format!("<a href=\"{location}\">Moved Permanently</a>.\n"))
         .into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -423,7 +423,7 @@ async fn nodes(State(node): State<Node>, Query(q): Query<HashMap<String, String>
         };
         let mut o = json!({
             "id": id.to_string(),
-            "api_addr": format!("http://{}", m.api_addr),
+            "api_addr": format!("{}://{}", node.inner.peers.scheme(), m.api_addr),
             "addr": m.raft_addr,
             "voter": st.voters.contains(id),
             "reachable": reachable,
@@ -453,7 +453,7 @@ async fn leader(State(node): State<Node>, Query(q): Query<HashMap<String, String
     let body = json!({ "leader": {
         "id": id.to_string(),
         "addr": m.map(|m| m.raft_addr.clone()).unwrap_or_default(),
-        "api_addr": m.map(|m| format!("http://{}", m.api_addr)).unwrap_or_default(),
+        "api_addr": m.map(|m| format!("{}://{}", node.inner.peers.scheme(), m.api_addr)).unwrap_or_default(),
         "voter": st.voters.contains(&id),
         "reachable": true,
         "leader": true,

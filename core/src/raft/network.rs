@@ -38,18 +38,38 @@ pub enum PeerError {
 pub struct PeerClient {
     http: reqwest::Client,
     secret: String,
+    scheme: &'static str,
 }
 
 impl PeerClient {
-    /// A client presenting `secret` to peers.
+    /// A client presenting `secret` to peers over plain HTTP.
     pub fn new(secret: &str) -> crate::Result<Self> {
-        let http = reqwest::Client::builder()
+        Self::with_tls(secret, None, false)
+    }
+
+    /// A client presenting `secret` to peers; with `ca_pem`, over HTTPS trusting those CAs.
+    pub fn with_tls(secret: &str, ca_pem: Option<&[u8]>, insecure: bool) -> crate::Result<Self> {
+        crate::tls::install_crypto_provider();
+        let cfg_err = |e: reqwest::Error| crate::Error::Config(format!("cannot build HTTP client: {e}"));
+        let mut b = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| crate::Error::Config(format!("cannot build HTTP client: {e}")))?;
-        Ok(PeerClient { http, secret: secret.to_owned() })
+            .connect_timeout(Duration::from_secs(2));
+        let scheme = match ca_pem {
+            None => "http",
+            Some(pem) => {
+                let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(cfg_err)?;
+                b = b.tls_certs_only(certs).tls_danger_accept_invalid_certs(insecure);
+                "https"
+            }
+        };
+        let http = b.build().map_err(cfg_err)?;
+        Ok(PeerClient { http, secret: secret.to_owned(), scheme })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
     }
 
     /// POST a postcard body to `http://addr/path` and decode a postcard answer.
@@ -63,7 +83,7 @@ impl PeerClient {
         let body = postcard::to_stdvec(req).map_err(|e| PeerError::Network(addr.into(), e.to_string()))?;
         let resp = self
             .http
-            .post(format!("http://{addr}{path}"))
+            .post(format!("{}://{addr}{path}", self.scheme))
             .header(SECRET_HEADER, &self.secret)
             .header(reqwest::header::CONTENT_TYPE, POSTCARD)
             .timeout(timeout)
