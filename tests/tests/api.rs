@@ -401,6 +401,17 @@ async fn queued_writes_raft_index_freshness_and_leader_transfer() {
     assert_eq!(r["results"][0]["values"], json!([[2]]), "{r}");
     let r = api.post_json(&fa, "/db/query?level=none&freshness=1ns", r#"["SELECT 1"]"#).await;
     assert_eq!(r, json!({"results": [{"error": "stale read"}]}));
+    let r = api.post_json(&fa, "/db/query?level=none&freshness=5s&freshness_strict", r#"["SELECT 1"]"#).await;
+    assert_eq!(r["results"][0]["values"], json!([[1]]), "{r}");
+    let (s, t, _) =
+        api.post(&la, "/db/execute?queue&wait&timeout=1ns", r#"["INSERT INTO t VALUES (0)"]"#).await;
+    assert_eq!(s, 408, "a queued write not done within the wait timeout: {t}");
+
+    let (s, t, _) = api.get(&fa, "/status?pretty").await;
+    assert_eq!(s, 200);
+    let st: Value = serde_json::from_str(&t).expect("status json");
+    assert_eq!(st["store"]["raft"]["state"], "Follower", "{st}");
+    assert_eq!(st["node"]["voters"], json!([1, 2, 3]));
 
     // Leadership moves to the node asked for.
     let target = c.configs[f].node_id;
@@ -413,6 +424,25 @@ async fn queued_writes_raft_index_freshness_and_leader_transfer() {
     }
     let r = api.post_json(&la, "/db/execute", r#"["INSERT INTO t VALUES (3)"]"#).await;
     assert_eq!(r["results"][0]["rows_affected"], 1, "the old leader forwards to the new one: {r}");
+
+    // DELETE /remove takes a node out of the cluster.
+    let gone = (f + 1) % 3;
+    let gone_id = c.configs[gone].node_id;
+    let r = api
+        .http
+        .delete(format!("http://{la}/remove"))
+        .body(format!(r#"{{"id": "{gone_id}"}}"#))
+        .send()
+        .await
+        .expect("remove");
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, t, _) = api.get(&la, "/nodes?ver=2").await;
+    let v: Value = serde_json::from_str(&t).expect("json");
+    assert_eq!(v["nodes"].as_array().map(Vec::len), Some(2), "{v}");
+    let (s, _, _) = api.post(&la, "/remove", "{}").await;
+    assert_eq!(s, 405);
+    let r = api.http.delete(format!("http://{la}/remove")).body("{}").send().await.expect("remove");
+    assert_eq!(r.status().as_u16(), 400);
     c.stop_all().await;
 }
 

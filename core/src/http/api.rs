@@ -275,7 +275,13 @@ async fn run_reads(node: &Node, stmts: Vec<Statement>, flags: &Flags, level: Lev
             let Some(limit) = rqlite::parse_duration(fr) else {
                 return bad(format!("invalid freshness {fr}"));
             };
-            let fresh = node.ms_since_leader_contact().is_some_and(|ms| u128::from(ms) <= limit.as_millis());
+            let mut fresh =
+                node.ms_since_leader_contact().is_some_and(|ms| u128::from(ms) <= limit.as_millis());
+            if flags.has("freshness_strict") {
+                // Strict: the data must also be current, i.e. everything received is applied.
+                let st = node.status();
+                fresh &= st.applied_index >= st.last_log_index;
+            }
             if !fresh {
                 let results = stmts.iter().map(|_| json!({ "error": "stale read" })).collect();
                 return answer(rqlite::envelope(results, f, 0.0), flags.has("pretty"));
