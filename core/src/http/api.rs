@@ -523,11 +523,7 @@ async fn remove(State(node): State<Node>, body: Bytes) -> Response {
         Ok(v) => v,
         Err(e) => return bad(format!("invalid JSON: {e}")),
     };
-    let id = match &v["id"] {
-        J::String(s) => s.parse::<u64>().ok(),
-        J::Number(n) => n.as_u64(),
-        _ => None,
-    };
+    let id = node_id_of(&v);
     let Some(id) = id else { return bad("body must be {\"id\": \"<node id>\"}") };
     let n2 = node.clone();
     match node.via_leader("/cluster/remove", &id, || n2.remove_member(id)).await {
@@ -607,11 +603,7 @@ async fn transfer_leader(State(node): State<Node>, body: Bytes) -> Response {
         None
     } else {
         match serde_json::from_slice::<J>(&body) {
-            Ok(v) => match &v["id"] {
-                J::String(s) => s.parse::<u64>().ok(),
-                J::Number(n) => n.as_u64(),
-                _ => None,
-            },
+            Ok(v) => node_id_of(&v),
             Err(e) => return bad(format!("invalid JSON: {e}")),
         }
     };
@@ -628,5 +620,14 @@ async fn transfer_leader(State(node): State<Node>, body: Bytes) -> Response {
         Ok(Ok(())) => answer(json!({}), false),
         Ok(Err(e)) => service_error(e),
         Err(e) => service_error(Error::Unreachable(e.to_string())),
+    }
+}
+
+/// The `id` of a `{"id": "2"}` (or `{"id": 2}`) body: rqlite writes node ids as strings.
+fn node_id_of(v: &J) -> Option<u64> {
+    match &v["id"] {
+        J::String(s) => s.parse::<u64>().ok(),
+        J::Number(n) => n.as_u64(),
+        _ => None,
     }
 }
