@@ -468,11 +468,19 @@ async fn leader(State(node): State<Node>, Query(q): Query<HashMap<String, String
 }
 
 async fn readyz(State(node): State<Node>) -> Response {
-    if node.leader().is_some() {
-        (StatusCode::OK, "[+]node ok\n[+]leader ok\n[+]store ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "[+]node ok\n[-]leader not ok\n[+]store ok\n").into_response()
-    }
+    let st = node.status();
+    let leader = st.leader.is_some();
+    let body = format!(
+        "[+]node ok\n{}\n{}\n",
+        if leader { "[+]leader ok" } else { "[-]leader not ok" },
+        if st.healthy {
+            "[+]store ok".to_string()
+        } else {
+            format!("[-]store not ok: {}", st.error.unwrap_or_default())
+        }
+    );
+    let code = if leader && st.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, body).into_response()
 }
 
 async fn backup(State(node): State<Node>, Query(q): Query<HashMap<String, String>>) -> Response {
