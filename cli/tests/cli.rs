@@ -4,9 +4,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+mod common;
+
+use common::free_port;
 
 /// A child process that is killed (by PID) when dropped, whatever the test outcome.
 struct Proc(Child);
@@ -117,8 +117,16 @@ async fn serve_writes_reads_stops_cleanly_and_restarts_with_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_command_runs_three_nodes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Ports base..base+21 are used; try a few bases in case one is taken.
-    let base = free_port().saturating_sub(30).max(20_000);
+    // Node N listens on base+10*(N-1) and +1: pick a base whose six ports are all free now.
+    let base = loop {
+        let b = free_port().saturating_sub(30).max(20_000);
+        let all_free = [0u16, 1, 10, 11, 20, 21]
+            .iter()
+            .all(|o| std::net::TcpListener::bind(("127.0.0.1", b + o)).is_ok());
+        if all_free {
+            break b;
+        }
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_hiqlite"))
         .args(["cluster", "--nodes", "3", "--base-port", &base.to_string(), "--data-dir"])
         .arg(dir.path())
