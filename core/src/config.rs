@@ -84,6 +84,8 @@ pub struct NodeConfig {
     pub tls_ca: Option<PathBuf>,
     /// Do not verify peers' certificates (testing only).
     pub tls_insecure: bool,
+    /// The query cache.
+    pub cache: crate::cache::CacheConfig,
 }
 
 impl Default for NodeConfig {
@@ -113,6 +115,7 @@ impl Default for NodeConfig {
             tls_key: None,
             tls_ca: None,
             tls_insecure: false,
+            cache: crate::cache::CacheConfig::default(),
         }
     }
 }

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod client;
 mod config;
 mod de;
@@ -38,6 +39,7 @@ mod sqlite;
 mod tls;
 mod value;
 
+pub use cache::{CacheConfig, CacheStats};
 pub use client::Client;
 pub use config::{NodeConfig, Peer};
 pub use error::{Error, Result};
@@ -57,7 +59,11 @@ pub mod storage {
         let snaps =
             std::sync::Arc::new(crate::raft::state_machine::SnapshotStore::open(dir.join("snapshots"))?);
         std::fs::create_dir_all(dir.join("db"))?;
-        let writer = crate::sqlite::writer::Writer::start(&dir.join("db").join("hiqlite.db"))?;
+        let cache = std::sync::Arc::new(crate::cache::QueryCache::new(crate::CacheConfig {
+            enabled: false,
+            ..Default::default()
+        }));
+        let writer = crate::sqlite::writer::Writer::start(&dir.join("db").join("hiqlite.db"), cache)?;
         Ok((log, StateMachine::new(writer, snaps)))
     }
 }

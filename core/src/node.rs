@@ -104,6 +104,7 @@ pub(crate) struct NodeInner {
     pub writer: Arc<Writer>,
     pub snapshots: Arc<SnapshotStore>,
     pub reads: ReadPool,
+    pub cache: Arc<crate::cache::QueryCache>,
     pub peers: PeerClient,
     pub raft_addr: String,
     pub api_addr: String,
@@ -383,7 +384,8 @@ impl Node {
             Some(f) => Some(crate::http::auth::Users::load(f)?),
             None => None,
         };
-        let writer = Writer::start(&db_path)?;
+        let cache = Arc::new(crate::cache::QueryCache::new(config.cache.clone()));
+        let writer = Writer::start(&db_path, cache.clone())?;
         let (applied, _) = writer.applied();
         tracing::info!(
             node = config.node_id,
@@ -445,6 +447,7 @@ impl Node {
             proposer: proposer_tx,
             id: config.node_id,
             reads: ReadPool::new(db_path.clone(), config.read_pool_size),
+            cache,
             config,
             raft,
             log,
@@ -770,18 +773,7 @@ impl Node {
                 self.inner.reads.query(sql, params)
             }
             Consistency::Linearizable => {
-                let read_log_id = self.read_index().await?;
-                if let Some(l) = read_log_id {
-                    let applied = self.inner.writer.applied().0;
-                    if applied.is_none_or(|a| a.index < l.index) {
-                        self.inner
-                            .raft
-                            .wait(Some(self.timeout()))
-                            .applied_index_at_least(Some(l.index), "linearizable read")
-                            .await
-                            .map_err(|e| Error::Timeout(format!("waiting to apply the read index: {e}")))?;
-                    }
-                }
+                self.wait_linearizable().await?;
                 self.inner.reads.query(sql, params)
             }
             Consistency::Leader => {
@@ -814,6 +806,79 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Wait until this node has applied everything committed before now (read index).
+    async fn wait_linearizable(&self) -> Result<()> {
+        if let Some(l) = self.read_index().await? {
+            let applied = self.inner.writer.applied().0;
+            if applied.is_none_or(|a| a.index < l.index) {
+                self.inner
+                    .raft
+                    .wait(Some(self.timeout()))
+                    .applied_index_at_least(Some(l.index), "linearizable read")
+                    .await
+                    .map_err(|e| Error::Timeout(format!("waiting to apply the read index: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read through the query cache: consistency is established first (a linearizable read
+    /// still waits for the read index), then a live cached result is served, else SQLite is
+    /// read and the result stored. Non-cacheable queries and reads forwarded to the leader
+    /// bypass the cache.
+    pub(crate) async fn query_cached(
+        &self,
+        sql: &str,
+        params: &Params,
+        consistency: Consistency,
+        ttl: Option<Duration>,
+    ) -> Result<Rows> {
+        let cache = &self.inner.cache;
+        if !cache.enabled() || (consistency == Consistency::Leader && !self.is_leader()) {
+            return self.query(sql, params, consistency).await;
+        }
+        if consistency == Consistency::Linearizable {
+            self.wait_linearizable().await?;
+        } else {
+            tokio::task::consume_budget().await;
+        }
+        if let Some(rows) = cache.get(sql, params) {
+            return Ok((*rows).clone());
+        }
+        let info = match cache.info(sql) {
+            Some(i) => i,
+            None => {
+                let i = crate::sqlite::learn_query(self.inner.reads.path(), sql)?;
+                cache.learn(sql, i.clone());
+                i
+            }
+        };
+        if !info.cacheable {
+            return self.inner.reads.query(sql, params);
+        }
+        let epoch = cache.epoch();
+        let rows = self.inner.reads.query(sql, params)?;
+        cache.put(
+            sql,
+            params,
+            &info.tables,
+            Arc::new(rows.clone()),
+            ttl.unwrap_or(cache.default_ttl()),
+            epoch,
+        );
+        Ok(rows)
+    }
+
+    /// Cache counters.
+    pub fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Empty this node's query cache.
+    pub fn cache_clear(&self) {
+        self.inner.cache.invalidate_all();
     }
 
     /// The leader's read index: leadership confirmed by a quorum; asked of the leader when this

@@ -112,6 +112,42 @@ impl Client {
         self.query_with(sql, params, consistency).await?.deserialize()
     }
 
+    /// Read through this node's query cache (`Consistency::Local`, default TTL). A cached
+    /// result is never served after a write to a table it read has been applied here.
+    pub async fn query_cached(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
+        self.node.query_cached(sql, &params.into(), Consistency::Local, None).await
+    }
+
+    /// [`Client::query_cached`] with a consistency level and a TTL (`None`: the default).
+    pub async fn query_cached_with(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+        consistency: Consistency,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<Rows> {
+        self.node.query_cached(sql, &params.into(), consistency, ttl).await
+    }
+
+    /// [`Client::query_as`] through the query cache.
+    pub async fn query_as_cached<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl Into<Params>,
+    ) -> Result<Vec<T>> {
+        self.query_cached(sql, params).await?.deserialize()
+    }
+
+    /// Query cache counters of this node.
+    pub fn cache_stats(&self) -> crate::CacheStats {
+        self.node.cache_stats()
+    }
+
+    /// Empty this node's query cache.
+    pub fn cache_clear(&self) {
+        self.node.cache_clear()
+    }
+
     /// Apply ordered SQL migrations once, cluster-wide. Already applied migrations are skipped;
     /// a migration whose SQL changed after it was applied is an error. Returns how many were
     /// applied now.

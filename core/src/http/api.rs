@@ -288,11 +288,26 @@ async fn run_reads(node: &Node, stmts: Vec<Statement>, flags: &Flags, level: Lev
             }
         }
     }
+    // `cache` (default TTL) or `cache_ttl=<duration>` reads through the query cache.
+    let cache_ttl = match flags.q.get("cache_ttl") {
+        Some(d) => match rqlite::parse_duration(d) {
+            Some(d) => Some(Some(d)),
+            None => return bad(format!("invalid cache_ttl {d}")),
+        },
+        None if flags.has("cache") => Some(None),
+        None => None,
+    };
     let started = Instant::now();
     let mut results = Vec::with_capacity(stmts.len());
     for s in stmts {
         let t = Instant::now();
-        match with_timeout(timeout, node.query(&s.sql, &s.params, consistency)).await {
+        let read = async {
+            match cache_ttl {
+                Some(ttl) => node.query_cached(&s.sql, &s.params, consistency, ttl).await,
+                None => node.query(&s.sql, &s.params, consistency).await,
+            }
+        };
+        match with_timeout(timeout, read).await {
             Ok(rows) => results.push(rqlite::query_result(&rows, f, t.elapsed().as_secs_f64())),
             Err(e @ Error::Sql { .. }) => results.push(rqlite::error_result(&e)),
             Err(e) => return service_error(e),
@@ -521,7 +536,18 @@ async fn backup(State(node): State<Node>, Query(q): Query<HashMap<String, String
 
 async fn metrics(State(node): State<Node>) -> Response {
     let st = node.status();
-    let text = node.inner.api_metrics.render(&st, &[]);
+    let c = node.cache_stats();
+    let cache = [
+        ("hiqlite_cache_hits_total", "", c.hits as f64),
+        ("hiqlite_cache_misses_total", "", c.misses as f64),
+        ("hiqlite_cache_evictions_total", "{reason=\"size\"}", c.evictions_size as f64),
+        ("hiqlite_cache_evictions_total", "{reason=\"count\"}", c.evictions_count as f64),
+        ("hiqlite_cache_evictions_total", "{reason=\"ttl\"}", c.evictions_ttl as f64),
+        ("hiqlite_cache_invalidations_total", "", c.invalidations as f64),
+        ("hiqlite_cache_entries", "", c.entries as f64),
+        ("hiqlite_cache_bytes", "", c.bytes as f64),
+    ];
+    let text = node.inner.api_metrics.render(&st, &cache);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -36,3 +36,61 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
+
+/// Functions whose result depends on more than their arguments and the database: a result that
+/// used them must not be cached. (Date functions are listed because `'now'` may be an argument.)
+const VOLATILE: &[&str] = &[
+    "random",
+    "randomblob",
+    "changes",
+    "last_insert_rowid",
+    "total_changes",
+    "date",
+    "time",
+    "datetime",
+    "julianday",
+    "unixepoch",
+    "strftime",
+    "timediff",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "load_extension",
+    "sqlite_offset",
+];
+
+/// Learn what `sql` reads (tables, through views too) and whether its result may be cached, by
+/// preparing it once on a fresh read-only connection with an authorizer.
+pub(crate) fn learn_query(path: &Path, sql: &str) -> Result<crate::cache::QueryInfo> {
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    use std::sync::{Arc, Mutex};
+    let mut conn = open_reader(path)?;
+    let seen: Arc<Mutex<(Vec<String>, bool)>> = Arc::new(Mutex::new((Vec::new(), true)));
+    let s2 = seen.clone();
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        let mut g = s2.lock().unwrap_or_else(|p| p.into_inner());
+        match ctx.action {
+            AuthAction::Read { table_name, .. } => {
+                if ctx.database_name == Some("temp") {
+                    g.1 = false;
+                }
+                let t = table_name.to_ascii_lowercase();
+                if !g.0.contains(&t) {
+                    g.0.push(t);
+                }
+            }
+            AuthAction::Function { function_name } => {
+                if VOLATILE.contains(&function_name.to_ascii_lowercase().as_str()) {
+                    g.1 = false;
+                }
+            }
+            AuthAction::Select | AuthAction::Recursive => {}
+            // Anything else (PRAGMA, writes, ATTACH...) is not a plain cacheable read.
+            _ => g.1 = false,
+        }
+        Authorization::Allow
+    }))?;
+    let readonly = conn.prepare(sql)?.readonly();
+    let (tables, cacheable) = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(crate::cache::QueryInfo { cacheable: cacheable && readonly && !tables.is_empty(), tables })
+}

@@ -3,7 +3,7 @@
 //! entry), pins consistent read snapshots for snapshot building, restores received snapshots, and
 //! writes `last_applied` + membership into the database at snapshots and clean shutdown only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -22,6 +22,40 @@ use crate::value::ExecResult;
 
 /// `last_applied` and membership as the writer last committed them.
 pub(crate) type Applied = (Option<LogId>, StoredMembership);
+
+/// What the authorizer saw while one user statement was prepared: the tables it writes (also
+/// through triggers) and whether it changes the schema.
+#[derive(Default)]
+struct WriteSeen {
+    fired: bool,
+    tables: HashSet<String>,
+    ddl: bool,
+}
+
+fn note_write(seen: &mut WriteSeen, action: &AuthAction<'_>) {
+    seen.fired = true;
+    match action {
+        AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. } => {
+            seen.tables.insert(table_name.to_ascii_lowercase());
+        }
+        AuthAction::CreateIndex { .. }
+        | AuthAction::CreateTable { .. }
+        | AuthAction::CreateTrigger { .. }
+        | AuthAction::CreateView { .. }
+        | AuthAction::DropIndex { .. }
+        | AuthAction::DropTable { .. }
+        | AuthAction::DropTrigger { .. }
+        | AuthAction::DropView { .. }
+        | AuthAction::AlterTable { .. }
+        | AuthAction::CreateVtable { .. }
+        | AuthAction::DropVtable { .. }
+        | AuthAction::Reindex { .. }
+        | AuthAction::Analyze { .. } => seen.ddl = true,
+        _ => {}
+    }
+}
 
 /// Where a command sits in a run: entry position, and position inside a batch entry.
 type Pos = (usize, Option<usize>);
@@ -199,23 +233,33 @@ struct State {
     /// True while user SQL runs: the authorizer then refuses transaction control and ATTACH.
     user_mode: Arc<AtomicBool>,
     denied: Arc<Mutex<Option<&'static str>>>,
+    seen: Arc<Mutex<WriteSeen>>,
+    /// Tables each SQL text writes (and whether it is DDL), learned when it was first prepared:
+    /// later runs reuse the cached statement and the authorizer does not see them again.
+    learned: HashMap<String, (Vec<String>, bool)>,
+    /// Tables changed by the current run of entries (for the query cache).
+    changed: HashSet<String>,
+    changed_all: bool,
+    cache: Arc<crate::cache::QueryCache>,
 }
 
 impl Writer {
     /// Open the database at `path` (already healed by the caller) and start the writer thread.
-    pub(crate) fn start(path: &Path) -> Result<Arc<Writer>> {
+    pub(crate) fn start(path: &Path, cache: Arc<crate::cache::QueryCache>) -> Result<Arc<Writer>> {
         let mut conn = super::open_writer(path)?;
         conn.execute_batch(META_DDL)?;
         conn.execute_batch(MIGRATIONS_DDL)?;
         let applied = read_meta(&conn)?;
         let user_mode = Arc::new(AtomicBool::new(false));
         let denied: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
+        let seen: Arc<Mutex<WriteSeen>> = Arc::new(Mutex::new(WriteSeen::default()));
         {
-            let (um, dn) = (user_mode.clone(), denied.clone());
+            let (um, dn, sn) = (user_mode.clone(), denied.clone(), seen.clone());
             conn.authorizer(Some(move |ctx: AuthContext<'_>| {
                 if !um.load(Ordering::Relaxed) {
                     return Authorization::Allow;
                 }
+                note_write(&mut sn.lock().unwrap_or_else(|p| p.into_inner()), &ctx.action);
                 match authorize(&ctx.action) {
                     None => Authorization::Allow,
                     Some(why) => {
@@ -229,6 +273,11 @@ impl Writer {
         let entries_applied = Arc::new(AtomicU64::new(0));
         let applied_at_open = applied.0;
         let state = State {
+            seen,
+            learned: HashMap::new(),
+            changed: HashSet::new(),
+            changed_all: false,
+            cache,
             entries_applied: entries_applied.clone(),
             conn,
             path: path.to_path_buf(),
@@ -348,11 +397,42 @@ impl State {
         }
     }
 
-    fn user_exec(&self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
+    fn user_exec(&mut self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = WriteSeen::default();
         self.user_mode.store(true, Ordering::Relaxed);
         let r = exec::execute(&self.conn, sql, params);
         self.user_mode.store(false, Ordering::Relaxed);
+        if self.cache.enabled() {
+            let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+            if seen.fired {
+                let tables: Vec<String> = seen.tables.into_iter().collect();
+                if self.learned.len() >= 10_000 {
+                    self.learned.clear();
+                }
+                self.changed.extend(tables.iter().cloned());
+                self.changed_all |= seen.ddl;
+                self.learned.insert(sql.to_owned(), (tables, seen.ddl));
+            } else if let Some((tables, ddl)) = self.learned.get(sql) {
+                self.changed.extend(tables.iter().cloned());
+                self.changed_all |= *ddl;
+            } else if r.is_ok() {
+                // Not seen and not learned: assume the worst.
+                self.changed_all = true;
+            }
+        }
         r.map_err(|e| self.user_err(e))
+    }
+
+    /// Tell the query cache what the committed run changed. Runs after COMMIT and before the
+    /// run is reported applied.
+    fn invalidate_changed(&mut self) {
+        if self.changed_all {
+            self.cache.invalidate_all();
+        } else if !self.changed.is_empty() {
+            self.cache.invalidate_tables(self.changed.iter());
+        }
+        self.changed.clear();
+        self.changed_all = false;
     }
 
     /// Connection state that SQL can observe (`last_insert_rowid()`, `changes()`) must not leak
@@ -425,6 +505,7 @@ impl State {
                 continue;
             }
             self.ctl("COMMIT").map_err(fail)?;
+            self.invalidate_changed();
             self.applied = (Some(last_id), membership);
             self.entries_applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
             *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
@@ -434,7 +515,7 @@ impl State {
 
     /// Apply one command inside the savepoint its caller opened.
     fn apply_command(
-        &self,
+        &mut self,
         cmd: &Command,
         pos: Pos,
         poisoned: &HashMap<Pos, Error>,
@@ -497,7 +578,7 @@ impl State {
         }
     }
 
-    fn run_statements(&self, stmts: &[crate::value::Statement], mode: ExecMode) -> Result<Response> {
+    fn run_statements(&mut self, stmts: &[crate::value::Statement], mode: ExecMode) -> Result<Response> {
         let mut resp = Response::default();
         let independent = mode == ExecMode::Independent && stmts.len() > 1;
         for s in stmts {
@@ -524,7 +605,7 @@ impl State {
         Ok(resp)
     }
 
-    fn run_migrations(&self, migrations: &[Migration], ts_ms: i64) -> Result<Response> {
+    fn run_migrations(&mut self, migrations: &[Migration], ts_ms: i64) -> Result<Response> {
         let mut resp = Response::default();
         let mut sorted: Vec<&Migration> = migrations.iter().collect();
         sorted.sort_by_key(|m| m.id);
@@ -605,6 +686,8 @@ impl State {
         self.conn.execute_batch(META_DDL)?;
         self.conn.execute_batch(MIGRATIONS_DDL)?;
         self.applied = (meta.last_log_id, meta.last_membership.clone());
+        self.learned.clear();
+        self.cache.invalidate_all();
         write_meta(&self.conn, &self.applied)?;
         *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
         Ok(())
