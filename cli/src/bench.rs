@@ -30,7 +30,7 @@ pub struct BenchArgs {
     /// Skip the raw SQLite comparison.
     #[arg(long)]
     no_sqlite: bool,
-    /// Run only these scenarios (comma-separated: insert, bulk, select).
+    /// Run only these scenarios (comma-separated: insert, bulk, select, cached).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -185,7 +185,7 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let mut lat = Vec::new();
     let mut done = 0u64;
-    let bulk_rows = if a.wants("bulk") || a.wants("select") { a.bulk_rows } else { 0 };
+    let bulk_rows = if a.wants("bulk") || a.wants("select") || a.wants("cached") { a.bulk_rows } else { 0 };
     while done < bulk_rows {
         let n = a.txn_rows.min(bulk_rows - done);
         let stmts: Vec<Statement> = (0..n)
@@ -227,6 +227,23 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         })
         .await?;
         s.print(&format!("point select, concurrency {conc}"), "local read (leader replica)");
+    }
+    for conc in [1usize, 2, 4, 16] {
+        if !a.wants("cached") {
+            break;
+        }
+        let c = db.clone();
+        // Hot keys, so that the cache holds them all.
+        let s = timed(conc, a.secs, move |i| {
+            let c = c.clone();
+            async move {
+                let id = (i % 1000) as i64 + 1;
+                c.query_cached("SELECT k, v FROM bench WHERE id = ?", params![id]).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        s.print(&format!("cached point select, concurrency {conc}"), "query cache (leader)");
     }
     let term1 = db.status().term;
     for c in &clients {

@@ -871,6 +871,30 @@ impl Node {
         Ok(rows)
     }
 
+    /// Hand leadership away: stop heartbeats so that the followers' leader leases lapse, and ask
+    /// `target` to campaign until some other node leads. Runs on the leader.
+    pub(crate) async fn step_down(&self, target: u64, target_raft_addr: &str) -> Result<()> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader { leader: self.leader() });
+        }
+        let rc = self.inner.raft.runtime_config();
+        rc.heartbeat(false);
+        let deadline = Instant::now() + self.timeout();
+        let mut result = Err(Error::Timeout("leadership did not move".into()));
+        while Instant::now() < deadline {
+            let _: std::result::Result<std::result::Result<(), Error>, PeerError> =
+                self.inner.peers.post(target_raft_addr, "/cluster/elect", &(), Duration::from_secs(2)).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            if self.leader().is_some_and(|l| l != self.inner.id) {
+                result = Ok(());
+                break;
+            }
+        }
+        rc.heartbeat(true);
+        tracing::info!(node = self.inner.id, target, ok = result.is_ok(), "leadership transfer");
+        result
+    }
+
     /// Cache counters.
     pub fn cache_stats(&self) -> crate::cache::CacheStats {
         self.inner.cache.stats()

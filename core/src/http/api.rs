@@ -648,12 +648,9 @@ async fn transfer_leader(State(node): State<Node>, body: Bytes) -> Response {
     if !st.voters.contains(&target) {
         return bad(format!("node {target} is not a voter"));
     }
-    let r: Result<Result<(), Error>, PeerError> =
-        node.inner.peers.post(&m.raft_addr, "/cluster/elect", &(), Duration::from_secs(5)).await;
-    match r {
-        Ok(Ok(())) => answer(json!({}), false),
-        Ok(Err(e)) => service_error(e),
-        Err(e) => service_error(Error::Unreachable(e.to_string())),
+    match node.step_down(target, &m.raft_addr).await {
+        Ok(()) => answer(json!({}), false),
+        Err(e) => service_error(e),
     }
 }
 
