@@ -447,9 +447,17 @@ async fn queued_writes_raft_index_freshness_and_leader_transfer() {
         .await
         .expect("remove");
     assert_eq!(r.status().as_u16(), 200);
-    let (_, t, _) = api.get(&la, "/nodes?ver=2").await;
-    let v: Value = serde_json::from_str(&t).expect("json");
-    assert_eq!(v["nodes"].as_array().map(Vec::len), Some(2), "{v}");
+    // The old leader (now a follower) learns the new membership when it applies it.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let (_, t, _) = api.get(&la, "/nodes?ver=2").await;
+        let v: Value = serde_json::from_str(&t).expect("json");
+        if v["nodes"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node {gone_id} still listed: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (s, _, _) = api.post(&la, "/remove", "{}").await;
     assert_eq!(s, 405);
     let r = api.http.delete(format!("http://{la}/remove")).body("{}").send().await.expect("remove");
