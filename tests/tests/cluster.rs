@@ -358,8 +358,15 @@ async fn a_node_joins_as_learner_then_voter_and_is_removed() {
     assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
 
     c.node((li + 2) % 3).remove_node(4).await.expect("remove");
-    let st = c.node(li).status();
-    assert!(!st.voters.contains(&4) && !st.members.contains_key(&4), "{st:?}");
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let st = c.node(li).status();
+        if !st.voters.contains(&4) && !st.members.contains_key(&4) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node 4 still a member: {st:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     extra.stop_all().await;
     c.stop_all().await;
 }
