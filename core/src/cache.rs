@@ -141,8 +141,12 @@ impl QueryCache {
         self.lock().info.get(sql).cloned()
     }
 
-    pub(crate) fn learn(&self, sql: &str, info: QueryInfo) {
+    /// Remember what `sql` reads, unless the schema changed since `epoch` (the info may be stale).
+    pub(crate) fn learn(&self, sql: &str, info: QueryInfo, epoch: u64) {
         let mut g = self.lock();
+        if g.all_invalidated_at > epoch {
+            return;
+        }
         if g.info.len() >= 10_000 {
             g.info.clear();
         }
@@ -202,6 +206,9 @@ impl QueryCache {
         if bytes > self.cfg.max_bytes {
             return;
         }
+        // Computed before any state changes: an absurd TTL must not leave the cache half-updated.
+        let now = Instant::now();
+        let expires = now.checked_add(ttl).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let mut g = self.lock();
         if g.all_invalidated_at > epoch
             || tables.iter().any(|t| g.invalidated_at.get(t).is_some_and(|e| *e > epoch))
@@ -231,7 +238,7 @@ impl QueryCache {
             g.by_table.entry(t.clone()).or_default().insert(key.clone());
         }
         g.bytes += bytes;
-        g.lru.put(key, Entry { rows, tables: tables.to_vec(), expires: Instant::now() + ttl, bytes });
+        g.lru.put(key, Entry { rows, tables: tables.to_vec(), expires, bytes });
     }
 
     /// Drop every result that read one of `tables` (lower-case names).

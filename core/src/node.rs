@@ -844,21 +844,22 @@ impl Node {
         } else {
             tokio::task::consume_budget().await;
         }
-        if let Some(rows) = cache.get(sql, params) {
-            return Ok((*rows).clone());
-        }
+        // The epoch comes first: anything learned or read after it is checked against it.
+        let epoch = cache.epoch();
         let info = match cache.info(sql) {
             Some(i) => i,
             None => {
                 let i = crate::sqlite::learn_query(self.inner.reads.path(), sql)?;
-                cache.learn(sql, i.clone());
+                cache.learn(sql, i.clone(), epoch);
                 i
             }
         };
         if !info.cacheable {
             return self.inner.reads.query(sql, params);
         }
-        let epoch = cache.epoch();
+        if let Some(rows) = cache.get(sql, params) {
+            return Ok((*rows).clone());
+        }
         let rows = self.inner.reads.query(sql, params)?;
         cache.put(
             sql,

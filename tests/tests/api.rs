@@ -137,6 +137,8 @@ async fn single_node_bodies_match_rqlite() {
         ("/db/query?level=bogus", r#"["SELECT 1"]"#, 400),
         ("/db/query?timeout=forever", r#"["SELECT 1"]"#, 400),
         ("/db/nothing", "[]", 404),
+        ("/db/query?level=strong", r#"["DELETE FROM foo"]"#, 400),
+        ("/db/query?cache_ttl=1e30h", r#"["SELECT 1"]"#, 400),
     ] {
         let (s, t, _) = api.post(&a, path, body).await;
         assert_eq!(s, code, "{path} {body}: {t}");
@@ -177,6 +179,14 @@ async fn single_node_bodies_match_rqlite() {
     assert_eq!(r["results"][0]["values"], json!([["fiona"]]));
     let (s, _, _) = api.post(&a, "/db/query?cache_ttl=soon", r#"["SELECT 1"]"#).await;
     assert_eq!(s, 400);
+    let (s, _, _) =
+        api.post(&a, "/db/query?cache_ttl=10000000000000000000s", r#"["SELECT id FROM foo"]"#).await;
+    assert_eq!(s, 200, "an absurd TTL is clamped, not a panic");
+    // SQLite's own tables and pragma functions are never served from the cache.
+    let before = api.post_json(&a, "/db/query?cache", r#"["SELECT count(*) FROM sqlite_master"]"#).await;
+    api.post_json(&a, "/db/execute", r#"["CREATE TABLE cache_probe (x)"]"#).await;
+    let after = api.post_json(&a, "/db/query?cache", r#"["SELECT count(*) FROM sqlite_master"]"#).await;
+    assert_ne!(before, after);
     let (_, m, _) = api.get(&a, "/metrics").await;
     assert!(m.contains("hiqlite_cache_hits_total 2"), "{m}");
     assert!(m.contains("hiqlite_cache_evictions_total{reason=\"ttl\"}"), "{m}");

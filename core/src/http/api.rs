@@ -361,6 +361,10 @@ async fn query(
         Ok(l) => l,
         Err(r) => return r,
     };
+    if level == Level::Strong && !stmts.iter().all(|s| node.is_read_only(&s.sql)) {
+        // Strong reads go through the log; only queries may travel that way from /db/query.
+        return bad("/db/query runs read-only statements; send writes to /db/execute");
+    }
     if level != Level::None {
         if let Some(r) = redirect_if_asked(&node, &flags, &uri) {
             return r;

@@ -190,7 +190,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<std::time::Duration> {
     if !num.is_empty() || !any || !total.is_finite() || total < 0.0 {
         return None;
     }
-    Some(std::time::Duration::from_secs_f64(total))
+    std::time::Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
-        for bad in ["", "5", "ms", "5x", "-1s"] {
+        for bad in ["", "5", "ms", "5x", "-1s", "1e30h"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -75,6 +75,11 @@ pub(crate) fn learn_query(path: &Path, sql: &str) -> Result<crate::cache::QueryI
                     g.1 = false;
                 }
                 let t = table_name.to_ascii_lowercase();
+                // hiqlite's and SQLite's own tables, and pragma table-valued functions, change
+                // without a write the cache could see.
+                if t.starts_with("_hiqlite_") || t.starts_with("sqlite_") || t.starts_with("pragma_") {
+                    g.1 = false;
+                }
                 if !g.0.contains(&t) {
                     g.0.push(t);
                 }

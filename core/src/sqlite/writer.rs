@@ -428,6 +428,10 @@ impl State {
     fn invalidate_changed(&mut self) {
         if self.changed_all {
             self.cache.invalidate_all();
+            // A schema change can change what a statement writes (a new trigger, say): forget
+            // what was learned and let every statement be prepared, and so authorized, afresh.
+            self.learned.clear();
+            self.conn.flush_prepared_statement_cache();
         } else if !self.changed.is_empty() {
             self.cache.invalidate_tables(self.changed.iter());
         }
