@@ -896,6 +896,12 @@ impl Node {
         result
     }
 
+    /// A counter of state-machine commits: odd while one is being applied, even otherwise. Two
+    /// equal even readings bracket reads that all saw the same applied state.
+    pub fn apply_seq(&self) -> u64 {
+        self.inner.writer.apply_seq.load(Ordering::Acquire)
+    }
+
     /// Cache counters.
     pub fn cache_stats(&self) -> crate::cache::CacheStats {
         self.inner.cache.stats()

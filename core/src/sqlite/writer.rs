@@ -89,6 +89,9 @@ pub(crate) struct Writer {
     pub(crate) entries_applied: Arc<AtomicU64>,
     /// The applied log id found in the database when it was opened.
     pub(crate) applied_at_open: Option<LogId>,
+    /// Odd while a commit is on its way to being reported applied, even otherwise (a seqlock:
+    /// readers that see the same even value before and after read one applied state).
+    pub(crate) apply_seq: Arc<AtomicU64>,
 }
 
 const META_DDL: &str =
@@ -241,6 +244,7 @@ struct State {
     changed: HashSet<String>,
     changed_all: bool,
     cache: Arc<crate::cache::QueryCache>,
+    apply_seq: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -272,7 +276,9 @@ impl Writer {
         let shared = Arc::new(Mutex::new(applied.clone()));
         let entries_applied = Arc::new(AtomicU64::new(0));
         let applied_at_open = applied.0;
+        let apply_seq = Arc::new(AtomicU64::new(0));
         let state = State {
+            apply_seq: apply_seq.clone(),
             seen,
             learned: HashMap::new(),
             changed: HashSet::new(),
@@ -291,7 +297,13 @@ impl Writer {
             .name("hiqlite-sqlite-writer".into())
             .spawn(move || state.run(rx))
             .map_err(Error::storage)?;
-        Ok(Arc::new(Writer { tx: Mutex::new(Some(tx)), applied: shared, entries_applied, applied_at_open }))
+        Ok(Arc::new(Writer {
+            tx: Mutex::new(Some(tx)),
+            applied: shared,
+            entries_applied,
+            applied_at_open,
+            apply_seq,
+        }))
     }
 
     /// What the writer last committed.
@@ -508,11 +520,16 @@ impl State {
                 }
                 continue;
             }
-            self.ctl("COMMIT").map_err(fail)?;
+            self.apply_seq.fetch_add(1, Ordering::AcqRel);
+            let committed = self.ctl("COMMIT");
             self.invalidate_changed();
-            self.applied = (Some(last_id), membership);
-            self.entries_applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
-            *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
+            if committed.is_ok() {
+                self.applied = (Some(last_id), membership);
+                self.entries_applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
+                *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
+            }
+            self.apply_seq.fetch_add(1, Ordering::AcqRel);
+            committed.map_err(fail)?;
             return Ok(out);
         }
     }
@@ -691,9 +708,12 @@ impl State {
         self.conn.execute_batch(MIGRATIONS_DDL)?;
         self.applied = (meta.last_log_id, meta.last_membership.clone());
         self.learned.clear();
+        self.apply_seq.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate_all();
-        write_meta(&self.conn, &self.applied)?;
+        let r = write_meta(&self.conn, &self.applied);
         *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
+        self.apply_seq.fetch_add(1, Ordering::AcqRel);
+        r?;
         Ok(())
     }
 }
