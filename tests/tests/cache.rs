@@ -146,7 +146,7 @@ async fn randomized_cached_reads_equal_uncached_reads() {
             let before = node.node().apply_seq();
             let from_cache = node.query_cached(q, ()).await.expect("cached");
             let direct = node.query(q, ()).await.expect("direct");
-            if before % 2 == 0 && node.node().apply_seq() == before {
+            if before.is_multiple_of(2) && node.node().apply_seq() == before {
                 assert_eq!(
                     from_cache.rows, direct.rows,
                     "cached read differs in applied state {before}: {q}"
