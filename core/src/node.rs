@@ -880,7 +880,9 @@ impl Node {
         }
         let rc = self.inner.raft.runtime_config();
         rc.heartbeat(false);
-        let deadline = Instant::now() + self.timeout();
+        // Leases must lapse first: allow several election timeouts.
+        let budget = self.timeout().max(Duration::from_millis(10 * self.inner.config.election_timeout_max_ms));
+        let deadline = Instant::now() + budget;
         let mut result = Err(Error::Timeout("leadership did not move".into()));
         while Instant::now() < deadline {
             let _: std::result::Result<std::result::Result<(), Error>, PeerError> =
