@@ -881,7 +881,8 @@ impl Node {
         let rc = self.inner.raft.runtime_config();
         rc.heartbeat(false);
         // Leases must lapse first: allow several election timeouts.
-        let budget = self.timeout().max(Duration::from_millis(10 * self.inner.config.election_timeout_max_ms));
+        let budget =
+            self.timeout().max(Duration::from_millis(10 * self.inner.config.election_timeout_max_ms));
         let deadline = Instant::now() + budget;
         let mut result = Err(Error::Timeout("leadership did not move".into()));
         while Instant::now() < deadline {
