@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hiqlite::{params, Client, NodeConfig, Peer, Statement};
+use hiqlite::{params, Peer, Statement};
 
 /// Options of `hiqlite bench`.
 #[derive(Args)]
@@ -115,20 +115,7 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
             api_addr: format!("127.0.0.1:{}", free_port()?),
         });
     }
-    let mut clients = Vec::new();
-    for p in &peers {
-        let cfg = NodeConfig {
-            node_id: p.id,
-            data_dir: a.dir.join(format!("node-{}", p.id)),
-            raft_addr: p.raft_addr.clone(),
-            api_addr: p.api_addr.clone(),
-            peers: if a.nodes > 1 { peers.clone() } else { Vec::new() },
-            secret: "bench-secret-0123".into(),
-            ..NodeConfig::default()
-        };
-        clients.push(Client::start(cfg).await?);
-    }
-    let leader_id = clients[0].node().wait_for_leader(Duration::from_secs(30)).await?;
+    let (clients, leader_id) = crate::start_local(&a.dir, &peers, Some("bench-secret-0123")).await?;
     let db =
         clients.iter().find(|c| c.node().id() == leader_id).cloned().unwrap_or_else(|| clients[0].clone());
     let term0 = db.status().term;

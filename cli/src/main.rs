@@ -205,6 +205,33 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Start one in-process node per peer (data in `dir/node-N`) and wait for a leader; returns
+/// the clients and the leader's id. Used by `cluster` and `bench`.
+pub(crate) async fn start_local(
+    dir: &std::path::Path,
+    peers: &[Peer],
+    secret: Option<&str>,
+) -> anyhow::Result<(Vec<Client>, u64)> {
+    anyhow::ensure!(!peers.is_empty(), "at least one node is needed");
+    let mut clients = Vec::new();
+    for p in peers {
+        let mut cfg = NodeConfig {
+            node_id: p.id,
+            data_dir: dir.join(format!("node-{}", p.id)),
+            raft_addr: p.raft_addr.clone(),
+            api_addr: p.api_addr.clone(),
+            peers: peers.to_vec(),
+            ..NodeConfig::default()
+        };
+        if let Some(s) = secret {
+            cfg.secret = s.to_owned();
+        }
+        clients.push(Client::start(cfg).await?);
+    }
+    let leader = clients[0].node().wait_for_leader(Duration::from_secs(30)).await?;
+    Ok((clients, leader))
+}
+
 async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
     let port = |n: u64, off: u16| -> anyhow::Result<u16> {
@@ -218,19 +245,7 @@ async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
             api_addr: format!("127.0.0.1:{}", port(n, 0)?),
         });
     }
-    let mut clients = Vec::new();
-    for p in &peers {
-        let cfg = NodeConfig {
-            node_id: p.id,
-            data_dir: a.data_dir.join(format!("node-{}", p.id)),
-            raft_addr: p.raft_addr.clone(),
-            api_addr: p.api_addr.clone(),
-            peers: peers.clone(),
-            ..NodeConfig::default()
-        };
-        clients.push(Client::start(cfg).await?);
-    }
-    let leader = clients[0].node().wait_for_leader(Duration::from_secs(20)).await?;
+    let (clients, leader) = start_local(&a.data_dir, &peers, None).await?;
     println!("hiqlite cluster of {} nodes is up; leader is node {leader}", a.nodes);
     for p in &peers {
         println!("  node {}: API http://{}  raft {}", p.id, p.api_addr, p.raft_addr);

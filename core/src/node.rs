@@ -666,7 +666,11 @@ impl Node {
 
     /// True when `sql` is one statement that only reads (checked by preparing it).
     pub(crate) fn is_read_only(&self, sql: &str) -> bool {
-        self.inner.reads.with(|c| Ok(c.prepare(sql).map(|s| s.readonly()).unwrap_or(false))).unwrap_or(false)
+        // The statement cache makes the check free for the repeated SQL of an application.
+        self.inner
+            .reads
+            .with(|c| Ok(c.prepare_cached(sql).map(|s| s.readonly()).unwrap_or(false)))
+            .unwrap_or(false)
     }
 
     /// Status of this node.

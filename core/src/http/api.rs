@@ -160,6 +160,15 @@ fn answer(body: J, pretty: bool) -> Response {
     }
 }
 
+/// The flags and statements of a data request (the common start of the data handlers).
+fn parse_request(
+    q: HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Flags, Vec<Statement>), Response> {
+    Ok((Flags { q }, statements(headers, body)?))
+}
+
 fn statements(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Statement>, Response> {
     let plain = headers
         .get(header::CONTENT_TYPE)
@@ -323,9 +332,8 @@ async fn execute(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let flags = Flags { q };
-    let stmts = match statements(&headers, &body) {
-        Ok(s) => s,
+    let (flags, stmts) = match parse_request(q, &headers, &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     if let Some(r) = redirect_if_asked(&node, &flags, &uri) {
@@ -381,9 +389,8 @@ async fn request(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let flags = Flags { q };
-    let stmts = match statements(&headers, &body) {
-        Ok(s) => s,
+    let (flags, stmts) = match parse_request(q, &headers, &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let level = match flags.level() {
