@@ -2,6 +2,7 @@
 //! Every figure is printed with its durability mode; leader changes during the run are counted
 //! (a run that changes leader is flagged as failed).
 
+use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,12 +117,15 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         });
     }
     let (clients, leader_id) = crate::start_local(&a.dir, &peers, Some("bench-secret-0123")).await?;
-    let db =
-        clients.iter().find(|c| c.node().id() == leader_id).cloned().unwrap_or_else(|| clients[0].clone());
-    let term0 = db.status().term;
+    let db = clients
+        .iter()
+        .find(|c| c.node().is_some_and(|n| n.id() == leader_id))
+        .cloned()
+        .unwrap_or_else(|| clients[0].clone());
+    let term0 = db.status().await?.term;
     let mut leader_changes = 0u64;
     let mut watch_leader = {
-        let n = db.clone();
+        let n = db.node().cloned().context("bench runs embedded nodes")?;
         tokio::spawn(async move {
             let mut changes = 0u64;
             let mut last = n.status().leader;
@@ -232,7 +236,7 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         .await?;
         s.print(&format!("cached point select, concurrency {conc}"), "query cache (leader)");
     }
-    let term1 = db.status().term;
+    let term1 = db.status().await?.term;
     for c in &clients {
         c.shutdown().await?;
     }

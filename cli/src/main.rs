@@ -196,7 +196,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let client = Client::start(cfg).await?;
-    let st = client.status();
+    let st = client.status().await?;
     println!("hiqlite node {} serving: API http://{}  raft {}", st.id, st.api_addr, st.raft_addr);
     println!("try: curl -s -XPOST 'http://{}/db/execute' -H 'Content-Type: application/json' -d '[\"CREATE TABLE t (x)\"]'", st.api_addr);
     wait_for_signal().await;
@@ -228,7 +228,7 @@ pub(crate) async fn start_local(
         }
         clients.push(Client::start(cfg).await?);
     }
-    let leader = clients[0].node().wait_for_leader(Duration::from_secs(30)).await?;
+    let leader = clients[0].wait_for_leader(Duration::from_secs(30)).await?;
     Ok((clients, leader))
 }
 

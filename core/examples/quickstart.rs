@@ -24,7 +24,7 @@ async fn main() -> hiqlite::Result<()> {
         ..NodeConfig::default()
     })
     .await?;
-    db.node().wait_for_leader(Duration::from_secs(10)).await?;
+    db.wait_for_leader(Duration::from_secs(10)).await?;
 
     db.execute("CREATE TABLE todo (id INTEGER PRIMARY KEY, title TEXT NOT NULL, done INTEGER NOT NULL)", ())
         .await?;

@@ -16,7 +16,7 @@
 //!     ..Default::default()
 //! })
 //! .await?;
-//! db.node().wait_for_leader(std::time::Duration::from_secs(10)).await?;
+//! db.wait_for_leader(std::time::Duration::from_secs(10)).await?;
 //! db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)", ()).await?;
 //! db.execute("INSERT INTO kv VALUES (?, ?)", params!["a", "1"]).await?;
 //! let rows = db.query("SELECT v FROM kv WHERE k = ?", params!["a"]).await?;
@@ -40,10 +40,10 @@ mod tls;
 mod value;
 
 pub use cache::{CacheConfig, CacheStats};
-pub use client::Client;
+pub use client::{Client, RemoteBuilder, RetryPolicy};
 pub use config::{NodeConfig, Peer};
 pub use error::{Error, Result};
-pub use node::{Consistency, Node, Status};
+pub use node::{Consistency, Node, NodeInfo, Status};
 pub use raft::{ExecMode, Member, Migration};
 pub use tls::install_crypto_provider;
 pub use value::{ExecResult, Params, Rows, Statement, Value};

@@ -78,6 +78,27 @@ pub struct Status {
     pub error: Option<String>,
 }
 
+/// A member of the cluster as seen from one node (`GET /nodes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: u64,
+    /// Base URL of its client API, e.g. `http://10.0.0.1:4001`.
+    pub api_addr: String,
+    /// Address of its peer (Raft) listener.
+    pub raft_addr: String,
+    /// True for voters, false for learners.
+    pub voter: bool,
+    /// True if it is the leader, as the answering node knows it.
+    pub leader: bool,
+    /// Whether the answering node could reach it.
+    pub reachable: bool,
+    /// Round trip of the reachability probe.
+    pub rtt: Option<Duration>,
+    /// Why it is unreachable.
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ClusterInfo {
     pub initialized: bool,
@@ -697,6 +718,34 @@ impl Node {
             healthy: m.running_state.is_ok(),
             error: m.running_state.as_ref().err().map(|e| e.to_string()),
         }
+    }
+
+    /// The cluster's members as this node knows them, each probed over the peer API (up to 2 s)
+    /// to report whether it is reachable from here.
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        let st = &self.status();
+        let scheme = self.inner.peers.scheme();
+        let probes = st.members.iter().map(|(id, m)| async move {
+            let t = std::time::Instant::now();
+            let error = if *id == st.id {
+                None
+            } else {
+                let r: std::result::Result<ClusterInfo, crate::raft::network::PeerError> =
+                    self.inner.peers.post(&m.raft_addr, "/cluster/info", &(), Duration::from_secs(2)).await;
+                r.err().map(|e| e.to_string())
+            };
+            NodeInfo {
+                id: *id,
+                api_addr: format!("{scheme}://{}", m.api_addr),
+                raft_addr: m.raft_addr.clone(),
+                voter: st.voters.contains(id),
+                leader: st.leader == Some(*id),
+                reachable: error.is_none(),
+                rtt: error.is_none().then(|| t.elapsed()),
+                error,
+            }
+        });
+        futures::future::join_all(probes).await
     }
 
     fn timeout(&self) -> Duration {

@@ -107,13 +107,13 @@ impl TestCluster {
     pub async fn leader(&self, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
-            let st: Vec<hiqlite::Status> = self.nodes.iter().flatten().map(|c| c.status()).collect();
+            let st: Vec<hiqlite::Status> = self.nodes.iter().flatten().map(|c| c.st()).collect();
             if let Some(first) = st.first() {
                 if let Some(id) = first.leader {
                     let idx = (id - 1) as usize;
                     let agreed = st.iter().all(|s| s.leader == Some(id) && s.term == first.term);
                     if agreed
-                        && self.nodes.get(idx).and_then(|n| n.as_ref()).is_some_and(|l| l.node().is_leader())
+                        && self.nodes.get(idx).and_then(|n| n.as_ref()).is_some_and(|l| l.n().is_leader())
                     {
                         return idx;
                     }
@@ -128,14 +128,14 @@ impl TestCluster {
     pub async fn converge(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let li = self.leader(timeout).await;
-        let target = self.node(li).status().applied_index;
+        let target = self.node(li).st().applied_index;
         loop {
             let behind: Vec<u64> = self
                 .nodes
                 .iter()
                 .flatten()
-                .filter(|c| c.status().applied_index < target)
-                .map(|c| c.status().id)
+                .filter(|c| c.st().applied_index < target)
+                .map(|c| c.st().id)
                 .collect();
             if behind.is_empty() {
                 return;
@@ -172,4 +172,20 @@ pub async fn content_checksum(c: &Client) -> u64 {
         format!("{:?}", rows.rows).hash(&mut h);
     }
     h.finish()
+}
+
+/// Shorthands for tests that drive embedded clients.
+pub trait Embedded {
+    /// The embedded node (panics for a remote client: a test bug).
+    fn n(&self) -> &hiqlite::Node;
+    /// The embedded node's status.
+    fn st(&self) -> hiqlite::Status {
+        self.n().status()
+    }
+}
+
+impl Embedded for hiqlite::Client {
+    fn n(&self) -> &hiqlite::Node {
+        self.node().expect("an embedded client")
+    }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hiqlite::{params, Client, Consistency, Value};
-use hiqlite_tests::{init_logging, TestCluster};
+use hiqlite_tests::{init_logging, Embedded, TestCluster};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -45,21 +45,21 @@ async fn invalidation_is_exact_on_leader_and_followers() {
         for q in queries {
             cached(node, q).await;
         }
-        let before = node.cache_stats();
+        let before = node.n().cache_stats();
         for q in queries {
             cached(node, q).await;
         }
-        assert_eq!(node.cache_stats().hits, before.hits + queries.len() as u64, "second reads are hits");
+        assert_eq!(node.n().cache_stats().hits, before.hits + queries.len() as u64, "second reads are hits");
     }
 
     // A write to b keeps results that read only a.
     leader.execute("INSERT INTO b (a_id, w) VALUES (1, 'b2')", ()).await.expect("write b");
     c.converge(T).await;
     for node in [&leader, &follower] {
-        let hits = node.cache_stats().hits;
+        let hits = node.n().cache_stats().hits;
         assert_eq!(cached(node, queries[0]).await.len(), 1);
         assert_eq!(cached(node, queries[4]).await.len(), 1);
-        assert_eq!(node.cache_stats().hits, hits + 2, "a and view results survive a write to b");
+        assert_eq!(node.n().cache_stats().hits, hits + 2, "a and view results survive a write to b");
         assert_eq!(cached(node, queries[1]).await.len(), 2, "b results are refreshed");
         assert_eq!(cached(node, queries[2]).await.len(), 2, "the join sees the new b row");
         assert_eq!(cached(node, queries[3]).await.len(), 2, "the subquery sees the new b row");
@@ -78,14 +78,14 @@ async fn invalidation_is_exact_on_leader_and_followers() {
     leader.execute("ALTER TABLE b ADD COLUMN extra TEXT", ()).await.expect("ddl");
     c.converge(T).await;
     for node in [&leader, &follower] {
-        assert_eq!(node.cache_stats().entries, 0, "a schema change empties the cache");
+        assert_eq!(node.n().cache_stats().entries, 0, "a schema change empties the cache");
     }
 
     // Non-cacheable queries bypass the cache; linearizable cached reads see the last write.
-    let n = follower.cache_stats().entries;
+    let n = follower.n().cache_stats().entries;
     follower.query_cached("SELECT random(), datetime('now')", ()).await.expect("volatile");
     follower.query_cached("PRAGMA table_info(a)", ()).await.expect("pragma");
-    assert_eq!(follower.cache_stats().entries, n);
+    assert_eq!(follower.n().cache_stats().entries, n);
     leader.execute("INSERT INTO a (v) VALUES ('lin')", ()).await.expect("write");
     let r = follower
         .query_cached_with("SELECT count(*) FROM a", (), Consistency::Linearizable, None)
@@ -143,10 +143,10 @@ async fn randomized_cached_reads_equal_uncached_reads() {
         } else {
             let q = queries[next(queries.len() as u64) as usize];
             // Compare only when no commit happened around the two reads (same even sequence).
-            let before = node.node().apply_seq();
+            let before = node.n().apply_seq();
             let from_cache = node.query_cached(q, ()).await.expect("cached");
             let direct = node.query(q, ()).await.expect("direct");
-            if before.is_multiple_of(2) && node.node().apply_seq() == before {
+            if before.is_multiple_of(2) && node.n().apply_seq() == before {
                 assert_eq!(
                     from_cache.rows, direct.rows,
                     "cached read differs in applied state {before}: {q}"
@@ -156,7 +156,7 @@ async fn randomized_cached_reads_equal_uncached_reads() {
         }
     }
     assert!(compared > 100, "enough comparisons at a stable applied index: {compared}");
-    let hits: u64 = (0..3).map(|i| c.node(i).cache_stats().hits).sum();
+    let hits: u64 = (0..3).map(|i| c.node(i).n().cache_stats().hits).sum();
     assert!(hits > 0, "the cache served reads");
     c.stop_all().await;
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hiqlite::{named_params, params, Consistency, Error, Migration, Value};
-use hiqlite_tests::{content_checksum, init_logging, TestCluster};
+use hiqlite_tests::{content_checksum, init_logging, Embedded, TestCluster};
 use serde::Deserialize;
 
 const T: Duration = Duration::from_secs(20);
@@ -35,7 +35,7 @@ async fn nodes_started_in_any_order_form_one_cluster_and_replicate() {
         assert_eq!(rows.len(), 3, "node {i} sees every write");
         assert_eq!(rows.rows[2], vec![Value::Text("from-2".into()), Value::Integer(2)]);
     }
-    let statuses: Vec<_> = (0..3).map(|i| c.node(i).status()).collect();
+    let statuses: Vec<_> = (0..3).map(|i| c.node(i).st()).collect();
     assert!(statuses.iter().all(|s| s.voters == vec![1, 2, 3]), "one cluster of three voters: {statuses:?}");
     c.stop_all().await;
 }
@@ -70,7 +70,7 @@ async fn leader_stop_failover_and_rejoin_with_identical_data() {
     if !sums.windows(2).all(|w| w[0] == w[1]) {
         for i in 0..3 {
             let r = c.node(i).query("SELECT count(*), group_concat(v) FROM t", ()).await;
-            eprintln!("node {i} (old leader {li}): {:?} {:?}", c.node(i).status(), r);
+            eprintln!("node {i} (old leader {li}): {:?} {:?}", c.node(i).st(), r);
         }
         panic!("replicas differ: {sums:?}");
     }
@@ -105,7 +105,7 @@ async fn lagging_node_catches_up_by_snapshot_install() {
     }
     c.start(lagger).await;
     c.converge(T).await;
-    let st = c.node(lagger).status();
+    let st = c.node(lagger).st();
     assert!(st.snapshots_installed >= 1, "lagging node must have installed a snapshot: {st:?}");
     let sums = futures_sums(&c).await;
     assert!(sums.windows(2).all(|w| w[0] == w[1]), "replicas differ: {sums:?}");
@@ -127,15 +127,15 @@ async fn single_node_restart_keeps_data_and_does_not_reapply() {
         db.execute("INSERT INTO t VALUES (random())", ()).await.expect("insert");
     }
     let before = content_checksum(db).await;
-    let applied = db.status().applied_index;
+    let applied = db.st().applied_index;
     c.stop(0).await;
     c.start(0).await;
-    let st = c.node(0).status();
+    let st = c.node(0).st();
     assert_eq!(st.startup, "clean");
     assert_eq!(st.applied_index_at_start, applied, "restart resumes at the persisted applied index");
     c.leader(T).await;
     assert_eq!(content_checksum(c.node(0)).await, before);
-    let st = c.node(0).status();
+    let st = c.node(0).st();
     assert!(
         st.entries_applied_since_start <= 1,
         "only the new leader's blank entry may be applied after a clean restart: {st:?}"
@@ -346,7 +346,7 @@ async fn a_node_joins_as_learner_then_voter_and_is_removed() {
     extra.configs[0].join = vec![c.configs[(li + 1) % 3].raft_addr.clone()];
     extra.start(0).await;
     let deadline = std::time::Instant::now() + T;
-    while !c.node(li).status().voters.contains(&4) {
+    while !c.node(li).st().voters.contains(&4) {
         assert!(std::time::Instant::now() < deadline, "node 4 never became a voter");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -360,7 +360,7 @@ async fn a_node_joins_as_learner_then_voter_and_is_removed() {
     c.node((li + 2) % 3).remove_node(4).await.expect("remove");
     let deadline = std::time::Instant::now() + T;
     loop {
-        let st = c.node(li).status();
+        let st = c.node(li).st();
         if !st.voters.contains(&4) && !st.members.contains_key(&4) {
             break;
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hiqlite::{params, Value};
-use hiqlite_tests::{content_checksum, init_logging, TestCluster};
+use hiqlite_tests::{content_checksum, init_logging, Embedded, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_and_purges_under_replication_keep_nodes_alive_and_identical() {
@@ -54,18 +54,18 @@ async fn snapshots_and_purges_under_replication_keep_nodes_alive_and_identical()
     c.converge(Duration::from_secs(60)).await;
     let mut sums = Vec::new();
     for i in 0..3 {
-        let st = c.node(i).status();
+        let st = c.node(i).st();
         assert!(st.healthy, "node {} unhealthy: {st:?}", st.id);
         sums.push(content_checksum(c.node(i)).await);
         let n = c.node(i).query("SELECT count(*) FROM s", ()).await.expect("count");
         assert_eq!(n.rows[0][0], Value::Integer(writes as i64));
     }
     assert!(sums.windows(2).all(|w| w[0] == w[1]), "replicas differ: {sums:?}");
-    let entries = c.node(li).status().last_log_index.unwrap_or(0);
-    let built: u64 = (0..3).map(|i| c.node(i).status().snapshots_built).sum();
+    let entries = c.node(li).st().last_log_index.unwrap_or(0);
+    let built: u64 = (0..3).map(|i| c.node(i).st().snapshots_built).sum();
     if entries >= 2 * every {
         for i in 0..3 {
-            let st = c.node(i).status();
+            let st = c.node(i).st();
             assert!(
                 st.snapshots_built + st.snapshots_installed >= 1,
                 "node {} never snapshotted: {st:?}",

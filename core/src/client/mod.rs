@@ -1,18 +1,32 @@
-//! `Client`: the API applications use. Today it drives an embedded node; the same type will
-//! also speak to remote clusters over HTTP.
+//! `Client`: the API applications use, the same for an embedded node and a remote cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
-use crate::node::{Consistency, Node, Status};
+use crate::node::{Consistency, Node, NodeInfo, Status};
 use crate::raft::{Command, ExecMode, Migration};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
-/// A handle to a hiqlite database. Cheap to clone; clones share the node.
+mod remote;
+use remote::Remote;
+pub use remote::{RemoteBuilder, RetryPolicy};
+
+/// A handle to a hiqlite database: an embedded node, or a remote cluster reached over HTTP
+/// ([`Client::remote`]). Both have the same methods. Cheap to clone; clones share the node or
+/// the connection pool.
 #[derive(Clone)]
 pub struct Client {
-    node: Node,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Embedded(Node),
+    Remote(Arc<Remote>),
 }
 
 fn first_error(results: Vec<Result<ExecResult>>) -> Result<Vec<ExecResult>> {
@@ -22,33 +36,95 @@ fn first_error(results: Vec<Result<ExecResult>>) -> Result<Vec<ExecResult>> {
 impl Client {
     /// Start an embedded node with `config` and return a client for it.
     pub async fn start(config: NodeConfig) -> Result<Client> {
-        Ok(Client { node: Node::start(config).await? })
+        Ok(Client::from_node(Node::start(config).await?))
     }
 
     /// A client for an already started node.
     pub fn from_node(node: Node) -> Client {
-        Client { node }
+        Client { inner: Inner::Embedded(node) }
     }
 
-    /// The embedded node.
-    pub fn node(&self) -> &Node {
-        &self.node
+    /// A client for a remote hiqlite (or rqlite) cluster, given the API URLs of one or more of
+    /// its nodes (`http://host:4001`; a missing scheme means `http`). The others are learned
+    /// from the cluster. Configure it on the returned builder, then call
+    /// [`RemoteBuilder::build`].
+    ///
+    /// ```no_run
+    /// # async fn f() -> hiqlite::Result<()> {
+    /// let db = hiqlite::Client::remote(["http://10.0.0.1:4001", "http://10.0.0.2:4001"])
+    ///     .timeout(std::time::Duration::from_secs(5))
+    ///     .build()?;
+    /// db.execute("INSERT INTO t (v) VALUES (?)", hiqlite::params![1]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn remote<I, S>(urls: I) -> RemoteBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RemoteBuilder::new(urls.into_iter().map(Into::into).collect())
     }
 
-    async fn run(&self, stmts: Vec<Statement>, mode: ExecMode) -> Result<crate::raft::Response> {
-        self.node.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await
+    pub(crate) fn from_remote(r: Remote) -> Client {
+        Client { inner: Inner::Remote(Arc::new(r)) }
+    }
+
+    /// The embedded node; `None` for a remote client.
+    pub fn node(&self) -> Option<&Node> {
+        match &self.inner {
+            Inner::Embedded(n) => Some(n),
+            Inner::Remote(_) => None,
+        }
+    }
+
+    /// Remote: the node API URLs the client knows (given and discovered) and the leader's, if
+    /// known. Embedded: nothing (the node routes by itself).
+    pub fn endpoints(&self) -> (Vec<String>, Option<String>) {
+        match &self.inner {
+            Inner::Embedded(_) => (Vec::new(), None),
+            Inner::Remote(r) => r.known_nodes(),
+        }
+    }
+
+    /// True for a client of a remote cluster.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner, Inner::Remote(_))
+    }
+
+    /// Consistency of the calls that take none: `Local` for an embedded node, the builder's
+    /// choice (default `Leader`) for a remote client.
+    pub fn default_consistency(&self) -> Consistency {
+        match &self.inner {
+            Inner::Embedded(_) => Consistency::Local,
+            Inner::Remote(r) => r.consistency,
+        }
+    }
+
+    async fn run(&self, stmts: Vec<Statement>, mode: ExecMode) -> Result<Vec<Result<ExecResult>>> {
+        match &self.inner {
+            Inner::Embedded(n) => {
+                Ok(n.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await?.results)
+            }
+            Inner::Remote(r) => r.execute(&stmts, mode == ExecMode::Transaction, false).await,
+        }
     }
 
     /// Run one write statement through Raft; returns rows affected and the last insert id.
-    /// On a follower the write is forwarded to the leader.
+    /// Sent to the leader wherever it is called.
     pub async fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult> {
-        let mut resp = self.run(vec![Statement::new(sql, params)], ExecMode::Transaction).await?;
-        resp.results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
+        let mut results = self.run(vec![Statement::new(sql, params)], ExecMode::Transaction).await?;
+        results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
     }
 
     /// Run a write statement that returns rows (`INSERT ... RETURNING`).
     pub async fn execute_returning(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
-        Ok(self.execute(sql, params).await?.rows)
+        match &self.inner {
+            Inner::Embedded(_) => Ok(self.execute(sql, params).await?.rows),
+            Inner::Remote(r) => {
+                let mut results = r.execute(&[Statement::new(sql, params)], false, true).await?;
+                Ok(results.pop().unwrap_or_else(|| Ok(ExecResult::default()))?.rows)
+            }
+        }
     }
 
     /// Run statements atomically: all are applied or, on the first error, none; that error is
@@ -61,8 +137,7 @@ impl Client {
         if stmts.is_empty() {
             return Ok(Vec::new());
         }
-        let resp = self.run(stmts, ExecMode::Transaction).await?;
-        first_error(resp.results)
+        first_error(self.run(stmts, ExecMode::Transaction).await?)
     }
 
     /// Run statements in one log entry but independently (rqlite's default): each statement
@@ -75,22 +150,26 @@ impl Client {
         if stmts.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.run(stmts, ExecMode::Independent).await?.results)
+        self.run(stmts, ExecMode::Independent).await
     }
 
-    /// Read from this node's replica (`Consistency::Local`).
+    /// Read at the client's default consistency ([`Client::default_consistency`]).
     pub async fn query(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
-        self.node.query(sql, &params.into(), Consistency::Local).await
+        self.query_with(sql, params, self.default_consistency()).await
     }
 
-    /// Read with a chosen consistency.
+    /// Read with a chosen consistency. Remote: `Local` reads the nearest healthy node, the
+    /// others go to the leader.
     pub async fn query_with(
         &self,
         sql: &str,
         params: impl Into<Params>,
         consistency: Consistency,
     ) -> Result<Rows> {
-        self.node.query(sql, &params.into(), consistency).await
+        match &self.inner {
+            Inner::Embedded(n) => n.query(sql, &params.into(), consistency).await,
+            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, None).await,
+        }
     }
 
     /// Read rows into `T` via serde, matching fields to column names.
@@ -112,10 +191,10 @@ impl Client {
         self.query_with(sql, params, consistency).await?.deserialize()
     }
 
-    /// Read through this node's query cache (`Consistency::Local`, default TTL). A cached
-    /// result is never served after a write to a table it read has been applied here.
+    /// Read through the query cache of the node that answers (default consistency and TTL). A
+    /// cached result is never served after a write to a table it read has been applied there.
     pub async fn query_cached(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
-        self.node.query_cached(sql, &params.into(), Consistency::Local, None).await
+        self.query_cached_with(sql, params, self.default_consistency(), None).await
     }
 
     /// [`Client::query_cached`] with a consistency level and a TTL (`None`: the default).
@@ -124,9 +203,12 @@ impl Client {
         sql: &str,
         params: impl Into<Params>,
         consistency: Consistency,
-        ttl: Option<std::time::Duration>,
+        ttl: Option<Duration>,
     ) -> Result<Rows> {
-        self.node.query_cached(sql, &params.into(), consistency, ttl).await
+        match &self.inner {
+            Inner::Embedded(n) => n.query_cached(sql, &params.into(), consistency, ttl).await,
+            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, Some(ttl)).await,
+        }
     }
 
     /// [`Client::query_as`] through the query cache.
@@ -138,60 +220,107 @@ impl Client {
         self.query_cached(sql, params).await?.deserialize()
     }
 
-    /// Query cache counters of this node.
-    pub fn cache_stats(&self) -> crate::CacheStats {
-        self.node.cache_stats()
+    /// Query cache counters of the embedded node (`None` for a remote client: see the
+    /// server's `/metrics`).
+    pub fn cache_stats(&self) -> Option<crate::CacheStats> {
+        self.node().map(Node::cache_stats)
     }
 
-    /// Empty this node's query cache.
+    /// Empty the embedded node's query cache (a remote client holds no cache of its own).
     pub fn cache_clear(&self) {
-        self.node.cache_clear()
+        if let Some(n) = self.node() {
+            n.cache_clear()
+        }
     }
 
     /// Apply ordered SQL migrations once, cluster-wide. Already applied migrations are skipped;
     /// a migration whose SQL changed after it was applied is an error. Returns how many were
-    /// applied now.
+    /// applied now. (Remote: needs a hiqlite server.)
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<usize> {
-        let resp =
-            self.node.write(Command::Migrate { migrations: migrations.to_vec(), ts_ms: 0, seed: 0 }).await?;
-        let results = first_error(resp.results)?;
-        Ok(results.iter().filter(|r| r.rows_affected > 0).count())
+        match &self.inner {
+            Inner::Embedded(n) => {
+                let resp =
+                    n.write(Command::Migrate { migrations: migrations.to_vec(), ts_ms: 0, seed: 0 }).await?;
+                let results = first_error(resp.results)?;
+                Ok(results.iter().filter(|r| r.rows_affected > 0).count())
+            }
+            Inner::Remote(r) => r.migrate(migrations).await,
+        }
     }
 
-    /// This node's status.
-    pub fn status(&self) -> Status {
-        self.node.status()
+    /// Status of the embedded node, or of the node a remote client reads from.
+    pub async fn status(&self) -> Result<Status> {
+        match &self.inner {
+            Inner::Embedded(n) => Ok(n.status()),
+            Inner::Remote(r) => r.status().await,
+        }
     }
 
-    /// Add a node (by id and addresses) to the cluster: as learner, then voter.
+    /// The cluster's members and whether they are reachable (as the answering node sees it).
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        match &self.inner {
+            Inner::Embedded(n) => Ok(n.nodes().await),
+            Inner::Remote(r) => r.nodes().await,
+        }
+    }
+
+    /// Wait until the cluster has a leader (up to `timeout`); returns its id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
+        match &self.inner {
+            Inner::Embedded(n) => n.wait_for_leader(timeout).await,
+            Inner::Remote(r) => r.wait_for_leader(timeout).await,
+        }
+    }
+
+    /// Add a node (by id and addresses) to the cluster: as learner, then voter. Embedded only:
+    /// a remote client cannot vouch for a new node; start it with `join` instead.
     pub async fn add_node(&self, id: u64, raft_addr: &str, api_addr: &str) -> Result<()> {
+        let Inner::Embedded(node) = &self.inner else {
+            return Err(Error::InvalidRequest(
+                "a remote client cannot add nodes: start the new node with `join` pointing at the cluster"
+                    .into(),
+            ));
+        };
         let member = crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() };
         let req = crate::node::JoinRequest { id, member: member.clone() };
-        let node = self.node.clone();
-        self.node.via_leader("/cluster/join", &req, || node.add_member(id, member.clone())).await
+        let n = node.clone();
+        node.via_leader("/cluster/join", &req, || n.add_member(id, member.clone())).await
     }
 
     /// Remove a node from the cluster.
     pub async fn remove_node(&self, id: u64) -> Result<()> {
-        let node = self.node.clone();
-        self.node.via_leader("/cluster/remove", &id, || node.remove_member(id)).await
+        match &self.inner {
+            Inner::Embedded(node) => {
+                let n = node.clone();
+                node.via_leader("/cluster/remove", &id, || n.remove_member(id)).await
+            }
+            Inner::Remote(r) => r.remove_node(id).await,
+        }
     }
 
     /// Write a consistent online backup (a SQLite database file) to `dest`; returns the log
-    /// index it reflects. Start a node from it with `NodeConfig::restore_from`.
+    /// index it reflects when known (embedded). Start a node from it with
+    /// `NodeConfig::restore_from`.
     pub async fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<Option<u64>> {
-        self.node.backup(dest.as_ref()).await
+        match &self.inner {
+            Inner::Embedded(n) => n.backup(dest.as_ref()).await,
+            Inner::Remote(r) => r.backup(dest.as_ref()).await.map(|()| None),
+        }
     }
 
-    /// Stop the embedded node gracefully.
+    /// Stop the embedded node gracefully. For a remote client there is nothing to stop; its
+    /// pooled connections close when the last clone is dropped.
     pub async fn shutdown(&self) -> Result<()> {
-        self.node.shutdown().await
+        match &self.inner {
+            Inner::Embedded(n) => n.shutdown().await,
+            Inner::Remote(_) => Ok(()),
+        }
     }
 }
 
 impl From<Node> for Client {
     fn from(node: Node) -> Self {
-        Client { node }
+        Client::from_node(node)
     }
 }
 

@@ -15,7 +15,6 @@ use serde_json::{json, Value as J};
 use super::rqlite::{self, Format};
 use crate::error::Error;
 use crate::node::{Consistency, Node};
-use crate::raft::network::PeerError;
 use crate::raft::{Command, ExecMode};
 use crate::value::Statement;
 
@@ -28,6 +27,7 @@ pub(crate) fn router(node: Node) -> Router {
         .route("/db/execute", post(execute))
         .route("/db/query", get(query).post(query))
         .route("/db/request", post(request))
+        .route("/db/migrate", post(migrate))
         .route("/db/backup", get(backup))
         .route("/db/load", post(load))
         .route("/status", get(status))
@@ -106,6 +106,7 @@ impl Flags {
             associative: self.has("associative"),
             blob_array: self.has("blob_array"),
             timings: self.has("timings"),
+            hiqlite_errors: self.has("hiqlite_errors"),
         }
     }
     fn level(&self) -> Result<Level, Response> {
@@ -149,7 +150,10 @@ fn service_error(e: Error) -> Response {
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (code, axum::Json(json!({ "error": e.to_string() }))).into_response()
+    // `hiqlite_error` carries the exact error for hiqlite's own remote client; rqlite clients
+    // read `error` and ignore it.
+    let exact = serde_json::to_value(&e).unwrap_or(J::Null);
+    (code, axum::Json(json!({ "error": e.to_string(), "hiqlite_error": exact }))).into_response()
 }
 
 fn answer(body: J, pretty: bool) -> Response {
@@ -251,7 +255,7 @@ async fn run_writes(node: &Node, stmts: Vec<Statement>, flags: &Flags, request: 
                 .iter()
                 .map(|r| match r {
                     Ok(x) => rqlite::exec_result(x, f, each, request),
-                    Err(e) => rqlite::error_result(e),
+                    Err(e) => rqlite::error_result(e, f),
                 })
                 .collect();
             let mut body = rqlite::envelope(results, f, secs);
@@ -318,7 +322,7 @@ async fn run_reads(node: &Node, stmts: Vec<Statement>, flags: &Flags, level: Lev
         };
         match with_timeout(timeout, read).await {
             Ok(rows) => results.push(rqlite::query_result(&rows, f, t.elapsed().as_secs_f64())),
-            Err(e @ Error::Sql { .. }) => results.push(rqlite::error_result(&e)),
+            Err(e @ Error::Sql { .. }) => results.push(rqlite::error_result(&e, f)),
             Err(e) => return service_error(e),
         }
     }
@@ -343,6 +347,45 @@ async fn execute(
         return answer(rqlite::envelope(Vec::new(), flags.format(), 0.0), flags.has("pretty"));
     }
     run_writes(&node, stmts, &flags, false).await
+}
+
+/// hiqlite's own endpoint: apply ordered migrations once, cluster-wide (`Client::migrate` of a
+/// remote client). Body: `[{"id": 1, "name": "init", "sql": "CREATE TABLE ..."}]`; answer:
+/// `{"applied": n}`.
+async fn migrate(
+    State(node): State<Node>,
+    uri: axum::http::Uri,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let flags = Flags { q };
+    let migrations: Vec<crate::raft::Migration> = match serde_json::from_slice(&body) {
+        Ok(m) => m,
+        Err(e) => return bad(format!("body must be a JSON array of {{id, name, sql}} migrations: {e}")),
+    };
+    if let Some(r) = redirect_if_asked(&node, &flags, &uri) {
+        return r;
+    }
+    match node.write(Command::Migrate { migrations, ts_ms: 0, seed: 0 }).await {
+        Ok(resp) => {
+            let mut applied = 0;
+            for r in resp.results {
+                match r {
+                    Ok(x) => applied += usize::from(x.rows_affected > 0),
+                    Err(e) => {
+                        let mut r =
+                            (StatusCode::BAD_REQUEST, axum::Json(rqlite::error_result(&e, flags.format())))
+                                .into_response();
+                        r.headers_mut()
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                        return r;
+                    }
+                }
+            }
+            answer(json!({ "applied": applied }), flags.has("pretty"))
+        }
+        Err(e) => service_error(e),
+    }
 }
 
 async fn query(
@@ -442,32 +485,28 @@ async fn status(State(node): State<Node>, Query(q): Query<HashMap<String, String
 
 async fn nodes(State(node): State<Node>, Query(q): Query<HashMap<String, String>>) -> Response {
     let flags = Flags { q };
-    let st = node.status();
-    let mut list = Vec::new();
-    for (id, m) in &st.members {
-        let t = Instant::now();
-        let reachable = if *id == st.id {
-            true
-        } else {
-            let r: Result<crate::node::ClusterInfo, PeerError> =
-                node.inner.peers.post(&m.raft_addr, "/cluster/info", &(), Duration::from_secs(2)).await;
-            r.is_ok()
-        };
-        let mut o = json!({
-            "id": id.to_string(),
-            "api_addr": format!("{}://{}", node.inner.peers.scheme(), m.api_addr),
-            "addr": m.raft_addr,
-            "voter": st.voters.contains(id),
-            "reachable": reachable,
-            "leader": st.leader == Some(*id),
-        });
-        if reachable {
-            o["time"] = json!(t.elapsed().as_secs_f64());
-        } else {
-            o["error"] = json!("node unreachable");
-        }
-        list.push((id.to_string(), o));
-    }
+    let list: Vec<(String, J)> = node
+        .nodes()
+        .await
+        .into_iter()
+        .map(|n| {
+            let mut o = json!({
+                "id": n.id.to_string(),
+                "api_addr": n.api_addr,
+                "addr": n.raft_addr,
+                "voter": n.voter,
+                "reachable": n.reachable,
+                "leader": n.leader,
+            });
+            if let Some(t) = n.rtt {
+                o["time"] = json!(t.as_secs_f64());
+            }
+            if n.error.is_some() {
+                o["error"] = json!("node unreachable");
+            }
+            (n.id.to_string(), o)
+        })
+        .collect();
     let body = if flags.q.get("ver").map(String::as_str) == Some("2") {
         json!({ "nodes": list.into_iter().map(|(_, o)| o).collect::<Vec<_>>() })
     } else {
@@ -628,7 +667,7 @@ async fn load(State(node): State<Node>, Query(q): Query<HashMap<String, String>>
     match node.write(Command::Execute { stmts, mode: ExecMode::Transaction, ts_ms: 0, seed: 0 }).await {
         Ok(resp) => match resp.results.iter().find_map(|r| r.as_ref().err()) {
             Some(e) => answer(
-                rqlite::envelope(vec![rqlite::error_result(e)], flags.format(), 0.0),
+                rqlite::envelope(vec![rqlite::error_result(e, flags.format())], flags.format(), 0.0),
                 flags.has("pretty"),
             ),
             None => answer(

@@ -114,7 +114,7 @@ impl Users {
 pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'static str> {
     Some(match path {
         "/leader" if method == axum::http::Method::POST => "leader-ops",
-        "/db/execute" => "execute",
+        "/db/execute" | "/db/migrate" => "execute",
         "/db/query" | "/db/request" => "query",
         "/db/backup" => "backup",
         "/db/load" => "load",

@@ -14,6 +14,9 @@ pub(crate) struct Format {
     pub associative: bool,
     pub blob_array: bool,
     pub timings: bool,
+    /// hiqlite's own flag: per-statement errors also carry the exact error (`hiqlite_error`),
+    /// with SQLite's extended result code, for hiqlite's remote client.
+    pub hiqlite_errors: bool,
 }
 
 fn json_to_value(v: &J) -> Result<Value, String> {
@@ -138,12 +141,16 @@ pub(crate) fn exec_result(r: &ExecResult, f: Format, secs: f64, request: bool) -
 }
 
 /// A per-statement error: SQLite's own message, as rqlite reports it.
-pub(crate) fn error_result(e: &Error) -> J {
+pub(crate) fn error_result(e: &Error, f: Format) -> J {
     let msg = match e {
         Error::Sql { message, .. } => message.clone(),
         other => other.to_string(),
     };
-    json!({ "error": msg })
+    if f.hiqlite_errors {
+        json!({ "error": msg, "hiqlite_error": e })
+    } else {
+        json!({ "error": msg })
+    }
 }
 
 /// The whole answer: `{"results": [...], "time": ...}`.
@@ -226,7 +233,7 @@ mod tests {
             query_result(&rows, f, 0.0),
             json!({"columns": ["id", "b"], "types": ["integer", "blob"], "values": [[1, "3q0="]]})
         );
-        let fa = Format { associative: true, blob_array: true, timings: false };
+        let fa = Format { associative: true, blob_array: true, ..Format::default() };
         assert_eq!(
             query_result(&rows, fa, 0.0),
             json!({"types": {"id": "integer", "b": "blob"}, "rows": [{"id": 1, "b": [222, 173]}]})

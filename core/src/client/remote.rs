@@ -1,0 +1,1073 @@
+//! Remote mode of [`Client`](super::Client): the same API over the rqlite-compatible HTTP API, so
+//! it works against hiqlite and rqlite clusters alike.
+//!
+//! Routing: writes and leader reads go to the known leader with `redirect`, so a follower answers
+//! 301 (nothing applied) instead of forwarding, and the client learns the leader from `Location`.
+//! `Local` reads go to the healthy node with the lowest observed latency. The cluster is learned
+//! from `/nodes`, so one reachable address is enough to find the others.
+//!
+//! Retries: a request that never reached a node (connection refused, no route) is retried on
+//! another node, as is anything a node refused without applying (503: no leader / not leader).
+//! Reads are also retried after a lost connection or a timeout. A write that was sent but not
+//! answered is never re-sent: it fails with [`Error::OutcomeUnknown`].
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value as J};
+
+use crate::error::{Error, Result};
+use crate::node::{Consistency, NodeInfo, Status};
+use crate::raft::Migration;
+use crate::value::{ExecResult, Params, Rows, Statement, Value};
+
+/// How long a node that failed is skipped before it is tried again.
+const DOWN_FOR: Duration = Duration::from_secs(2);
+/// Redirects followed for one request before giving up (a loop means the cluster is confused).
+const MAX_REDIRECTS: u32 = 8;
+
+/// When and how often a remote client retries a request that was not applied.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (1 = never retry). The client's timeout bounds
+    /// the whole sequence too.
+    pub max_attempts: u32,
+    /// Pause before the first retry; doubled after each failed attempt.
+    pub initial_backoff: Duration,
+    /// Upper bound of the pause.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // Enough to ride out a leader election (about a second with the default timings).
+        RetryPolicy {
+            max_attempts: 20,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Builder of a remote [`Client`](super::Client); see [`Client::remote`](super::Client::remote).
+#[derive(Debug, Clone)]
+pub struct RemoteBuilder {
+    urls: Vec<String>,
+    auth: Option<(String, String)>,
+    ca_pem: Option<Vec<u8>>,
+    accept_invalid_certs: bool,
+    timeout: Duration,
+    connect_timeout: Duration,
+    consistency: Consistency,
+    retry: RetryPolicy,
+    discover: bool,
+}
+
+impl RemoteBuilder {
+    pub(crate) fn new(urls: Vec<String>) -> Self {
+        RemoteBuilder {
+            urls,
+            auth: None,
+            ca_pem: None,
+            accept_invalid_certs: false,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            consistency: Consistency::Leader,
+            retry: RetryPolicy::default(),
+            discover: true,
+        }
+    }
+
+    /// HTTP Basic credentials (for servers started with a users file).
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Trust these PEM CA certificates (instead of none) for `https://` URLs.
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Accept any server certificate. For tests only: it disables authentication of the server.
+    pub fn danger_accept_invalid_certs(mut self, yes: bool) -> Self {
+        self.accept_invalid_certs = yes;
+        self
+    }
+
+    /// Deadline of one call, retries included (default 10 s).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Deadline of one TCP (and TLS) connect (default 2 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Consistency of [`Client::query`](super::Client::query) and the other calls that take no
+    /// level. Default: [`Consistency::Leader`] (rqlite's `weak`), so a client reads its own
+    /// writes; [`Consistency::Local`] reads the nearest node instead.
+    pub fn consistency(mut self, c: Consistency) -> Self {
+        self.consistency = c;
+        self
+    }
+
+    /// Retry policy (see [`RetryPolicy`]).
+    pub fn retry(mut self, r: RetryPolicy) -> Self {
+        self.retry = r;
+        self
+    }
+
+    /// Learn the other nodes from `/nodes` (default on). Off: only the given URLs (and leaders
+    /// named by redirects) are used, e.g. behind a load balancer.
+    pub fn discover(mut self, yes: bool) -> Self {
+        self.discover = yes;
+        self
+    }
+
+    /// Build the client. No connection is made until the first call.
+    pub fn build(self) -> Result<super::Client> {
+        Ok(super::Client::from_remote(Remote::new(self)?))
+    }
+}
+
+/// A node the client knows of.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:4001`.
+    url: String,
+    id: Option<u64>,
+    down_until: Option<Instant>,
+    /// Smoothed latency of answered requests, in microseconds (0: not measured yet).
+    rtt_us: f64,
+}
+
+#[derive(Debug, Default)]
+struct Known {
+    nodes: Vec<Slot>,
+    leader: Option<String>,
+    discovered_at: Option<Instant>,
+}
+
+/// Where a request should go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The leader (with `redirect`, so the answer says where it is).
+    Leader,
+    /// The fastest healthy node.
+    Nearest,
+}
+
+/// One HTTP call to make.
+struct Call<'a> {
+    method: Method,
+    path: &'a str,
+    query: String,
+    body: Option<Vec<u8>>,
+    target: Target,
+    /// Safe to send twice (reads): retried even after a lost answer.
+    idempotent: bool,
+}
+
+/// What an attempt came to.
+enum Outcome {
+    Done(Vec<u8>),
+    /// A follower named the leader (already recorded): go there at once.
+    Redirected,
+    /// Not applied: try again (maybe elsewhere).
+    Retry(Error),
+    /// Final.
+    Fail(Error),
+}
+
+pub(crate) struct Remote {
+    http: reqwest::Client,
+    auth: Option<String>,
+    timeout: Duration,
+    pub(crate) consistency: Consistency,
+    retry: RetryPolicy,
+    discover: bool,
+    known: Mutex<Known>,
+    /// Serializes discovery, so a burst of failures makes one `/nodes` round, not many.
+    discovering: tokio::sync::Mutex<()>,
+}
+
+fn normalize(url: &str) -> Result<String> {
+    let u = url.trim();
+    let with_scheme = if u.contains("://") { u.to_string() } else { format!("http://{u}") };
+    let parsed = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| Error::Config(format!("invalid node URL {url:?}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(Error::Config(format!("node URL {url:?} must be http:// or https://")));
+    }
+    let host = parsed.host_str().filter(|h| !h.is_empty());
+    let host = host.ok_or_else(|| Error::Config(format!("node URL {url:?} has no host")))?;
+    Ok(match parsed.port() {
+        Some(p) => format!("{}://{host}:{p}", parsed.scheme()),
+        None => format!("{}://{host}", parsed.scheme()),
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The state is a cache of the cluster's shape; a panic elsewhere cannot leave it invalid.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Remote {
+    fn new(b: RemoteBuilder) -> Result<Remote> {
+        crate::tls::install_crypto_provider();
+        if b.urls.is_empty() {
+            return Err(Error::Config("a remote client needs at least one node URL".into()));
+        }
+        let mut nodes: Vec<Slot> = Vec::new();
+        for u in &b.urls {
+            let url = normalize(u)?;
+            if !nodes.iter().any(|s| s.url == url) {
+                nodes.push(Slot { url, id: None, down_until: None, rtt_us: 0.0 });
+            }
+        }
+        let cfg_err = |e: reqwest::Error| Error::Config(format!("cannot build the HTTP client: {e}"));
+        let mut hb = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .connect_timeout(b.connect_timeout)
+            .tls_danger_accept_invalid_certs(b.accept_invalid_certs);
+        if let Some(pem) = &b.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(cfg_err)?;
+            hb = hb.tls_certs_only(certs);
+        }
+        let http = hb.build().map_err(cfg_err)?;
+        let auth = b.auth.map(|(u, p)| {
+            use base64::Engine;
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+        });
+        Ok(Remote {
+            http,
+            auth,
+            timeout: b.timeout,
+            consistency: b.consistency,
+            retry: b.retry,
+            discover: b.discover,
+            known: Mutex::new(Known { nodes, leader: None, discovered_at: None }),
+            discovering: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Base URLs of the nodes the client knows, and the leader's if known.
+    pub(crate) fn known_nodes(&self) -> (Vec<String>, Option<String>) {
+        let k = lock(&self.known);
+        (k.nodes.iter().map(|s| s.url.clone()).collect(), k.leader.clone())
+    }
+
+    fn pick(&self, target: Target) -> String {
+        let mut k = lock(&self.known);
+        if target == Target::Leader {
+            if let Some(l) = &k.leader {
+                return l.clone();
+            }
+        }
+        let now = Instant::now();
+        let healthy = |s: &&Slot| s.down_until.is_none_or(|t| t <= now);
+        // Unmeasured nodes count as fast, so each gets measured; ties keep the given order.
+        let best = k
+            .nodes
+            .iter()
+            .filter(healthy)
+            .min_by(|a, b| a.rtt_us.total_cmp(&b.rtt_us))
+            .map(|s| s.url.clone());
+        match best {
+            Some(u) => u,
+            None => {
+                // Everything failed recently: forget that and start over.
+                for s in &mut k.nodes {
+                    s.down_until = None;
+                }
+                k.nodes[0].url.clone()
+            }
+        }
+    }
+
+    fn add_node(k: &mut Known, url: &str, id: Option<u64>) {
+        match k.nodes.iter_mut().find(|s| s.url == url) {
+            Some(s) => {
+                if id.is_some() {
+                    s.id = id;
+                }
+            }
+            None => k.nodes.push(Slot { url: url.to_string(), id, down_until: None, rtt_us: 0.0 }),
+        }
+    }
+
+    fn mark_down(&self, url: &str) {
+        let mut k = lock(&self.known);
+        if k.leader.as_deref() == Some(url) {
+            k.leader = None;
+        }
+        if let Some(s) = k.nodes.iter_mut().find(|s| s.url == url) {
+            s.down_until = Some(Instant::now() + DOWN_FOR);
+        }
+    }
+
+    fn is_down(&self, url: &str) -> bool {
+        let now = Instant::now();
+        lock(&self.known).nodes.iter().any(|s| s.url == url && s.down_until.is_some_and(|t| t > now))
+    }
+
+    fn mark_up(&self, url: &str, rtt: Duration) {
+        let mut k = lock(&self.known);
+        if let Some(s) = k.nodes.iter_mut().find(|s| s.url == url) {
+            s.down_until = None;
+            let us = rtt.as_secs_f64() * 1e6;
+            s.rtt_us = if s.rtt_us == 0.0 { us } else { 0.8 * s.rtt_us + 0.2 * us };
+        }
+    }
+
+    fn forget_leader(&self) {
+        lock(&self.known).leader = None;
+    }
+
+    fn set_leader(&self, url: &str) {
+        let mut k = lock(&self.known);
+        Self::add_node(&mut k, url, None);
+        k.leader = Some(url.to_string());
+    }
+
+    /// Learn the cluster from `/nodes` of the first node that answers. Concurrent callers share
+    /// one round; a round younger than `fresh` is not repeated.
+    async fn discover_nodes(&self, fresh: Duration) -> Result<Vec<NodeInfo>> {
+        let _g = self.discovering.lock().await;
+        if !self.discover {
+            return Ok(Vec::new());
+        }
+        if lock(&self.known).discovered_at.is_some_and(|t| t.elapsed() < fresh) {
+            return Ok(Vec::new());
+        }
+        let urls: Vec<String> = {
+            let k = lock(&self.known);
+            let now = Instant::now();
+            let mut v: Vec<&Slot> = k.nodes.iter().collect();
+            v.sort_by_key(|s| s.down_until.is_some_and(|t| t > now));
+            v.into_iter().map(|s| s.url.clone()).collect()
+        };
+        let mut last = Error::Unreachable("no node URL to ask".into());
+        for url in urls {
+            match self.fetch_nodes(&url).await {
+                Ok(list) => {
+                    let mut k = lock(&self.known);
+                    for n in &list {
+                        if let Ok(u) = normalize(&n.api_addr) {
+                            Self::add_node(&mut k, &u, Some(n.id));
+                            if n.leader && n.reachable {
+                                k.leader = Some(u);
+                            }
+                        }
+                    }
+                    k.discovered_at = Some(Instant::now());
+                    return Ok(list);
+                }
+                Err(e @ Error::Unauthorized(_)) => return Err(e),
+                Err(e) => {
+                    self.mark_down(&url);
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn fetch_nodes(&self, url: &str) -> Result<Vec<NodeInfo>> {
+        let t = Instant::now();
+        let mut rb = self.http.get(format!("{url}/nodes?ver=2&nonvoters")).timeout(Duration::from_secs(5));
+        if let Some(a) = &self.auth {
+            rb = rb.header(reqwest::header::AUTHORIZATION, a);
+        }
+        let resp = rb.send().await.map_err(|e| Error::Unreachable(format!("{url}: {e}")))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| Error::Unreachable(format!("{url}: {e}")))?;
+        if !status.is_success() {
+            return Err(error_from_status(status, &body));
+        }
+        self.mark_up(url, t.elapsed());
+        parse_nodes(&body)
+    }
+
+    /// Make a call, routing and retrying as the module documentation says.
+    async fn call(&self, c: Call<'_>) -> Result<Vec<u8>> {
+        let deadline = Instant::now() + self.timeout;
+        if self.discover && lock(&self.known).discovered_at.is_none() {
+            // Best effort: a cluster that cannot be listed may still answer the call.
+            let _ = self.discover_nodes(Duration::from_secs(1)).await;
+        }
+        let mut attempts = 0u32;
+        let mut redirects = 0u32;
+        let mut backoff = self.retry.initial_backoff;
+        loop {
+            let url = self.pick(c.target);
+            match self.attempt(&c, &url, deadline).await {
+                Outcome::Done(body) => return Ok(body),
+                Outcome::Fail(e) => return Err(e),
+                Outcome::Redirected if redirects < MAX_REDIRECTS => redirects += 1,
+                Outcome::Redirected => {
+                    return Err(Error::NoLeader(format!("more than {MAX_REDIRECTS} redirects in a row")))
+                }
+                Outcome::Retry(e) => {
+                    redirects = 0;
+                    attempts += 1;
+                    let now = Instant::now();
+                    if attempts >= self.retry.max_attempts.max(1) || now >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(url, "remote call failed, retrying: {e}");
+                    if self.discover {
+                        let _ = self.discover_nodes(Duration::from_millis(200)).await;
+                    }
+                    let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
+                    tokio::time::sleep(pause).await;
+                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, c: &Call<'_>, url: &str, deadline: Instant) -> Outcome {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Outcome::Fail(if c.idempotent {
+                Error::Timeout(format!("no answer within {:?}", self.timeout))
+            } else {
+                Error::Unreachable(format!("no node accepted the write within {:?}", self.timeout))
+            });
+        }
+        let mut full = format!("{url}{}", c.path);
+        let mut q = c.query.clone();
+        if c.target == Target::Leader {
+            q.push_str(if q.is_empty() { "redirect" } else { "&redirect" });
+        }
+        if !q.is_empty() {
+            full.push('?');
+            full.push_str(&q);
+        }
+        let mut rb = self.http.request(c.method.clone(), &full).timeout(remaining);
+        if let Some(a) = &self.auth {
+            rb = rb.header(reqwest::header::AUTHORIZATION, a);
+        }
+        if let Some(b) = &c.body {
+            rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
+        }
+        let started = Instant::now();
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => return self.transport_error(c, url, &e),
+        };
+        let status = resp.status();
+        if status.is_redirection() {
+            let loc = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+            return match loc.map(normalize) {
+                // A follower that has not noticed the leader's death yet points at it: wait
+                // for the election rather than bounce between the two.
+                Some(Ok(leader)) if self.is_down(&leader) => {
+                    Outcome::Retry(Error::NoLeader(format!("{url} names {leader} as leader, which is down")))
+                }
+                Some(Ok(leader)) => {
+                    self.set_leader(&leader);
+                    Outcome::Redirected
+                }
+                _ => {
+                    Outcome::Fail(Error::Decode(format!("{url} answered {status} without a usable Location")))
+                }
+            };
+        }
+        let body = match resp.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => return self.transport_error(c, url, &e),
+        };
+        self.mark_up(url, started.elapsed());
+        if status.is_success() {
+            return Outcome::Done(body);
+        }
+        let e = error_from_status(status, &body);
+        match (&e, status) {
+            (Error::NoLeader(_) | Error::NotLeader { .. } | Error::Unreachable(_), _) => {
+                self.forget_leader();
+                Outcome::Retry(e)
+            }
+            (Error::ShutDown, _) if c.idempotent => {
+                self.mark_down(url);
+                Outcome::Retry(e)
+            }
+            (Error::ShutDown, _) => {
+                Outcome::Fail(Error::OutcomeUnknown(format!("{url} shut down while the write was in flight")))
+            }
+            (Error::Timeout(_) | Error::OutcomeUnknown(_), _) if c.idempotent => Outcome::Retry(e),
+            (Error::Timeout(m), _) => Outcome::Fail(Error::OutcomeUnknown(m.clone())),
+            (_, s) if s.is_server_error() && c.idempotent => {
+                self.mark_down(url);
+                Outcome::Retry(e)
+            }
+            _ => Outcome::Fail(e),
+        }
+    }
+
+    fn transport_error(&self, c: &Call<'_>, url: &str, e: &reqwest::Error) -> Outcome {
+        self.mark_down(url);
+        // `is_connect`: the connection was never made, so the request never left.
+        if e.is_connect() {
+            return Outcome::Retry(Error::Unreachable(format!("{url}: {}", error_chain(e))));
+        }
+        if c.idempotent {
+            return Outcome::Retry(if e.is_timeout() {
+                Error::Timeout(format!("{url}: {}", error_chain(e)))
+            } else {
+                Error::Unreachable(format!("{url}: {}", error_chain(e)))
+            });
+        }
+        Outcome::Fail(Error::OutcomeUnknown(format!(
+            "the write was sent to {url} but no answer came back ({}); it may or may not have been \
+             applied, so it was not re-sent",
+            error_chain(e)
+        )))
+    }
+
+    fn data_query(&self, extra: &[&str]) -> String {
+        let mut q = String::from("blob_array&hiqlite_errors");
+        for e in extra {
+            q.push('&');
+            q.push_str(e);
+        }
+        q
+    }
+
+    /// Send statements to `/db/execute` (or `/db/request` to get rows back).
+    pub(crate) async fn execute(
+        &self,
+        stmts: &[Statement],
+        transaction: bool,
+        returning: bool,
+    ) -> Result<Vec<Result<ExecResult>>> {
+        let q = self.data_query(if transaction { &["transaction"] } else { &[] });
+        let body = encode_statements(stmts)?;
+        let path = if returning { "/db/request" } else { "/db/execute" };
+        let out = self
+            .call(Call {
+                method: Method::POST,
+                path,
+                query: q,
+                body: Some(body),
+                target: Target::Leader,
+                idempotent: false,
+            })
+            .await?;
+        let results = parse_results(&out)?;
+        if transaction {
+            // rqlite stops a transaction at the first error and reports nothing after it.
+            if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+                return Ok(vec![Err(e.clone())]);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.map(|o| match o {
+                    Answer::Exec(x) => x,
+                    Answer::Rows(rows) => ExecResult { rows, ..Default::default() },
+                })
+            })
+            .collect())
+    }
+
+    /// Run one read.
+    pub(crate) async fn query(
+        &self,
+        stmt: &Statement,
+        consistency: Consistency,
+        cache: Option<Option<Duration>>,
+    ) -> Result<Rows> {
+        let (level, target) = match consistency {
+            Consistency::Local => ("level=none", Target::Nearest),
+            Consistency::Leader => ("level=weak", Target::Leader),
+            Consistency::Linearizable => ("level=linearizable", Target::Leader),
+        };
+        let ttl;
+        let mut extra = vec![level];
+        match cache {
+            None => {}
+            Some(None) => extra.push("cache"),
+            Some(Some(d)) => {
+                ttl = format!("cache_ttl={}ms", d.as_millis().max(1));
+                extra.push(&ttl);
+            }
+        }
+        let body = encode_statements(std::slice::from_ref(stmt))?;
+        let out = self
+            .call(Call {
+                method: Method::POST,
+                path: "/db/query",
+                query: self.data_query(&extra),
+                body: Some(body),
+                target,
+                idempotent: true,
+            })
+            .await?;
+        match parse_results(&out)?.into_iter().next() {
+            Some(Ok(Answer::Rows(r))) => Ok(r),
+            Some(Ok(Answer::Exec(_))) => Ok(Rows::default()),
+            Some(Err(e)) => Err(e),
+            None => Err(Error::Decode("the server answered a query with no result".into())),
+        }
+    }
+
+    pub(crate) async fn migrate(&self, migrations: &[Migration]) -> Result<usize> {
+        let body = serde_json::to_vec(migrations).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let out = self
+            .call(Call {
+                method: Method::POST,
+                path: "/db/migrate",
+                query: String::new(),
+                body: Some(body),
+                target: Target::Leader,
+                idempotent: false,
+            })
+            .await?;
+        let v: J = serde_json::from_slice(&out).map_err(|e| Error::Decode(format!("migrate answer: {e}")))?;
+        Ok(v["applied"].as_u64().unwrap_or(0) as usize)
+    }
+
+    pub(crate) async fn status(&self) -> Result<Status> {
+        let out = self
+            .call(Call {
+                method: Method::GET,
+                path: "/status",
+                query: String::new(),
+                body: None,
+                target: Target::Nearest,
+                idempotent: true,
+            })
+            .await?;
+        parse_status(&out)
+    }
+
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>> {
+        let out = self
+            .call(Call {
+                method: Method::GET,
+                path: "/nodes",
+                query: "ver=2&nonvoters".into(),
+                body: None,
+                target: Target::Nearest,
+                idempotent: true,
+            })
+            .await?;
+        parse_nodes(&out)
+    }
+
+    /// Wait until some node names a leader; returns its id (0 if the server does not say).
+    pub(crate) async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut last = Error::NoLeader("no leader yet".into());
+        loop {
+            // Force a fresh round each time: an old answer would repeat itself.
+            lock(&self.known).discovered_at = None;
+            match self.discover_nodes(Duration::ZERO).await {
+                Ok(list) => {
+                    if let Some(l) = list.iter().find(|n| n.leader) {
+                        return Ok(l.id);
+                    }
+                }
+                Err(e @ Error::Unauthorized(_)) => return Err(e),
+                Err(e) => last = e,
+            }
+            if !self.discover {
+                // Without discovery, a status answer names the leader.
+                if let Ok(Status { leader: Some(l), .. }) = self.status().await {
+                    return Ok(l);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NoLeader(format!("no leader within {timeout:?} (last: {last})")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) async fn remove_node(&self, id: u64) -> Result<()> {
+        let body = serde_json::to_vec(&json!({ "id": id.to_string() }))
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        self.call(Call {
+            method: Method::DELETE,
+            path: "/remove",
+            query: String::new(),
+            body: Some(body),
+            target: Target::Leader,
+            idempotent: false,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn backup(&self, dest: &std::path::Path) -> Result<()> {
+        let out = self
+            .call(Call {
+                method: Method::GET,
+                path: "/db/backup",
+                query: String::new(),
+                body: None,
+                target: Target::Leader,
+                idempotent: true,
+            })
+            .await?;
+        let tmp = dest.with_extension("part");
+        std::fs::write(&tmp, &out)?;
+        std::fs::rename(&tmp, dest)?;
+        Ok(())
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let m = x.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = x.source();
+    }
+    s
+}
+
+/// The error an HTTP error answer stands for: hiqlite's exact error when the server sent it,
+/// otherwise what the status code means in rqlite's API.
+fn error_from_status(status: StatusCode, body: &[u8]) -> Error {
+    let v: Option<J> = serde_json::from_slice(body).ok();
+    if let Some(e) = v.as_ref().and_then(|v| v.get("hiqlite_error")).cloned() {
+        if let Ok(e) = serde_json::from_value::<Error>(e) {
+            return e;
+        }
+    }
+    let msg = v
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .and_then(J::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized(msg),
+        StatusCode::SERVICE_UNAVAILABLE => Error::NoLeader(msg),
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => Error::Timeout(msg),
+        StatusCode::NOT_FOUND => {
+            Error::InvalidRequest(format!("endpoint not found ({msg}): is this a hiqlite or rqlite server?"))
+        }
+        s if s.is_client_error() => Error::InvalidRequest(msg),
+        s => Error::Storage(format!("server error {s}: {msg}")),
+    }
+}
+
+fn value_to_json(v: &Value) -> Result<J> {
+    Ok(match v {
+        Value::Null => J::Null,
+        Value::Integer(i) => json!(i),
+        Value::Real(f) if !f.is_finite() => {
+            return Err(Error::InvalidRequest(format!(
+                "parameter {f} cannot be sent: JSON has no NaN or infinity"
+            )))
+        }
+        Value::Real(f) => json!(f),
+        Value::Text(s) => J::String(s.clone()),
+        Value::Blob(b) => J::Array(b.iter().map(|x| json!(x)).collect()),
+    })
+}
+
+fn encode_statements(stmts: &[Statement]) -> Result<Vec<u8>> {
+    let mut arr = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        let mut parts = vec![J::String(s.sql.clone())];
+        match &s.params {
+            Params::None => {}
+            Params::Positional(v) => {
+                for x in v {
+                    parts.push(value_to_json(x)?);
+                }
+            }
+            Params::Named(v) => {
+                // rqlite names parameters without their prefix; the server adds it back.
+                let mut map = serde_json::Map::new();
+                for (k, x) in v {
+                    map.insert(k.trim_start_matches([':', '@', '$']).to_string(), value_to_json(x)?);
+                }
+                parts.push(J::Object(map));
+            }
+        }
+        arr.push(J::Array(parts));
+    }
+    serde_json::to_vec(&J::Array(arr))
+        .map_err(|e| Error::InvalidRequest(format!("cannot encode statements: {e}")))
+}
+
+/// One statement's answer.
+enum Answer {
+    Exec(ExecResult),
+    Rows(Rows),
+}
+
+fn real_affinity(decl: &str) -> bool {
+    let d = decl.to_ascii_uppercase();
+    !d.contains("INT") && (d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB"))
+}
+
+fn json_to_value(v: &J, decl: &str, blob_b64: bool) -> Result<Value> {
+    Ok(match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Integer(i64::from(*b)),
+        J::Number(n) => match n.as_i64() {
+            // Go renders 1.0 as 1: a REAL column says it is a float.
+            Some(i) if !real_affinity(decl) || n.is_f64() => Value::Integer(i),
+            _ => Value::Real(n.as_f64().ok_or_else(|| Error::Decode(format!("number {n} out of range")))?),
+        },
+        J::String(s) if blob_b64 => {
+            use base64::Engine;
+            Value::Blob(
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|e| Error::Decode(format!("BLOB column is not base64: {e}")))?,
+            )
+        }
+        J::String(s) => Value::Text(s.clone()),
+        J::Array(a) => Value::Blob(
+            a.iter()
+                .map(|x| x.as_u64().filter(|b| *b < 256).map(|b| b as u8))
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(|| Error::Decode("a BLOB array holds something other than bytes".into()))?,
+        ),
+        J::Object(_) => return Err(Error::Decode("unexpected object as a column value".into())),
+    })
+}
+
+fn parse_results(body: &[u8]) -> Result<Vec<Result<Answer>>> {
+    let v: J = serde_json::from_slice(body)
+        .map_err(|e| Error::Decode(format!("the server's answer is not JSON: {e}")))?;
+    if let Some(e) = v.get("error").and_then(J::as_str) {
+        return Err(Error::Storage(format!("the server failed the request: {e}")));
+    }
+    let Some(results) = v.get("results").and_then(J::as_array) else {
+        return Err(Error::Decode("the server's answer has no `results` array".into()));
+    };
+    results.iter().map(parse_one).collect()
+}
+
+fn parse_one(r: &J) -> Result<Result<Answer>> {
+    if let Some(msg) = r.get("error").and_then(J::as_str) {
+        let e = r
+            .get("hiqlite_error")
+            .and_then(|e| serde_json::from_value::<Error>(e.clone()).ok())
+            .unwrap_or_else(|| Error::Sql { code: sqlite_code_of(msg), message: msg.to_string() });
+        return Ok(Err(e));
+    }
+    if let Some(cols) = r.get("columns").and_then(J::as_array) {
+        let columns: Vec<String> = cols.iter().map(|c| c.as_str().unwrap_or_default().to_string()).collect();
+        let types: Vec<String> = r
+            .get("types")
+            .and_then(J::as_array)
+            .map(|t| t.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_else(|| vec![String::new(); columns.len()]);
+        let mut rows = Vec::new();
+        if let Some(vals) = r.get("values").and_then(J::as_array) {
+            for row in vals {
+                let row = row.as_array().ok_or_else(|| Error::Decode("a row is not an array".into()))?;
+                let mut out = Vec::with_capacity(row.len());
+                for (i, x) in row.iter().enumerate() {
+                    let decl = types.get(i).map_or("", String::as_str);
+                    // We ask for `blob_array`; a server that ignores it sends base64 text for
+                    // columns declared BLOB.
+                    let b64 = x.is_string() && decl.eq_ignore_ascii_case("blob");
+                    out.push(json_to_value(x, decl, b64)?);
+                }
+                rows.push(out);
+            }
+        }
+        return Ok(Ok(Answer::Rows(Rows { columns, types, rows })));
+    }
+    Ok(Ok(Answer::Exec(ExecResult {
+        rows_affected: r.get("rows_affected").and_then(J::as_u64).unwrap_or(0),
+        last_insert_id: r.get("last_insert_id").and_then(J::as_i64).unwrap_or(0),
+        rows: Rows::default(),
+    })))
+}
+
+/// SQLite's extended code for a message from a server that sends only the message (rqlite).
+fn sqlite_code_of(msg: &str) -> i32 {
+    use rusqlite::ffi as f;
+    let table: &[(&str, i32)] = &[
+        ("UNIQUE constraint failed", f::SQLITE_CONSTRAINT_UNIQUE),
+        ("NOT NULL constraint failed", f::SQLITE_CONSTRAINT_NOTNULL),
+        ("FOREIGN KEY constraint failed", f::SQLITE_CONSTRAINT_FOREIGNKEY),
+        ("CHECK constraint failed", f::SQLITE_CONSTRAINT_CHECK),
+        ("PRIMARY KEY", f::SQLITE_CONSTRAINT_PRIMARYKEY),
+        ("constraint failed", f::SQLITE_CONSTRAINT),
+        ("datatype mismatch", f::SQLITE_MISMATCH),
+        ("database is locked", f::SQLITE_BUSY),
+        ("attempt to write a readonly database", f::SQLITE_READONLY),
+        ("out of range", f::SQLITE_RANGE),
+    ];
+    table.iter().find(|(p, _)| msg.contains(p)).map_or(f::SQLITE_ERROR, |(_, c)| *c)
+}
+
+fn id_of(v: &J) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// `/nodes` in both shapes: `{"nodes": [...]}` (`ver=2`) and `{"<id>": {...}}` (legacy).
+fn parse_nodes(body: &[u8]) -> Result<Vec<NodeInfo>> {
+    let v: J = serde_json::from_slice(body).map_err(|e| Error::Decode(format!("/nodes answer: {e}")))?;
+    let list: Vec<(Option<u64>, &J)> = match v.get("nodes").and_then(J::as_array) {
+        Some(a) => a.iter().map(|n| (None, n)).collect(),
+        None => v
+            .as_object()
+            .ok_or_else(|| Error::Decode("/nodes answer is not an object".into()))?
+            .iter()
+            .map(|(k, n)| (k.parse().ok(), n))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (key, n) in list {
+        let Some(api) = n.get("api_addr").and_then(J::as_str) else { continue };
+        out.push(NodeInfo {
+            id: n.get("id").and_then(id_of).or(key).unwrap_or(0),
+            api_addr: api.to_string(),
+            raft_addr: n.get("addr").and_then(J::as_str).unwrap_or_default().to_string(),
+            voter: n.get("voter").and_then(J::as_bool).unwrap_or(true),
+            leader: n.get("leader").and_then(J::as_bool).unwrap_or(false),
+            reachable: n.get("reachable").and_then(J::as_bool).unwrap_or(false),
+            rtt: n
+                .get("time")
+                .and_then(J::as_f64)
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .map(Duration::from_secs_f64),
+            error: n.get("error").and_then(J::as_str).map(str::to_owned),
+        });
+    }
+    Ok(out)
+}
+
+/// `/status`: hiqlite's full status under `node`, or the little rqlite's `store` says.
+fn parse_status(body: &[u8]) -> Result<Status> {
+    let v: J = serde_json::from_slice(body).map_err(|e| Error::Decode(format!("/status answer: {e}")))?;
+    if let Some(n) = v.get("node") {
+        if let Ok(s) = serde_json::from_value::<Status>(n.clone()) {
+            return Ok(s);
+        }
+    }
+    let store = &v["store"];
+    let raft = &store["raft"];
+    let num = |x: &J| x.as_u64().or_else(|| x.as_str().and_then(|s| s.parse().ok()));
+    Ok(Status {
+        id: id_of(&store["node_id"]).unwrap_or(0),
+        state: raft["state"].as_str().unwrap_or_default().to_string(),
+        leader: id_of(&store["leader"]["node_id"]),
+        term: num(&raft["term"]).unwrap_or(0),
+        last_log_index: num(&raft["last_log_index"]),
+        applied_index: num(&raft["applied_index"]).or_else(|| num(&raft["applied"])),
+        snapshot_index: num(&raft["last_snapshot_index"]),
+        snapshots_installed: 0,
+        snapshots_built: 0,
+        members: Default::default(),
+        voters: Vec::new(),
+        raft_addr: store["addr"].as_str().unwrap_or_default().to_string(),
+        api_addr: v["http"]["bind_addr"].as_str().unwrap_or_default().to_string(),
+        startup: String::new(),
+        applied_index_at_start: None,
+        entries_applied_since_start: 0,
+        healthy: true,
+        error: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalized() {
+        assert_eq!(normalize("127.0.0.1:4001").ok(), Some("http://127.0.0.1:4001".into()));
+        assert_eq!(normalize("https://h:1/db/execute?x").ok(), Some("https://h:1".into()));
+        assert_eq!(normalize(" http://h:2/ ").ok(), Some("http://h:2".into()));
+        assert!(normalize("http://").is_err());
+    }
+
+    #[test]
+    fn results_decode_exact_types() {
+        let body = br#"{"results":[
+            {"columns":["i","r","r2","t","b","n"],"types":["integer","real","REAL","text","blob",""],
+             "values":[[1, 2.5, 3, "x", [0, 255], null]]},
+            {"last_insert_id": 7, "rows_affected": 1},
+            {"error": "UNIQUE constraint failed: t.a"}]}"#;
+        let r = parse_results(body).expect("parse");
+        match &r[0] {
+            Ok(Answer::Rows(rows)) => assert_eq!(
+                rows.rows[0],
+                vec![
+                    Value::Integer(1),
+                    Value::Real(2.5),
+                    Value::Real(3.0),
+                    Value::Text("x".into()),
+                    Value::Blob(vec![0, 255]),
+                    Value::Null
+                ]
+            ),
+            _ => panic!("rows expected"),
+        }
+        match &r[1] {
+            Ok(Answer::Exec(x)) => assert_eq!((x.last_insert_id, x.rows_affected), (7, 1)),
+            _ => panic!("exec expected"),
+        }
+        match &r[2] {
+            Err(Error::Sql { code, .. }) => assert_eq!(*code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+            _ => panic!("sql error expected"),
+        }
+    }
+
+    #[test]
+    fn base64_blobs_from_servers_without_blob_array() {
+        let body = br#"{"results":[{"columns":["b"],"types":["blob"],"values":[["3q0="]]}]}"#;
+        match parse_results(body).expect("parse").pop() {
+            Some(Ok(Answer::Rows(r))) => assert_eq!(r.rows[0][0], Value::Blob(vec![0xde, 0xad])),
+            _ => panic!("rows expected"),
+        }
+    }
+
+    #[test]
+    fn errors_from_status_codes() {
+        let exact =
+            serde_json::to_vec(&json!({"error": "x", "hiqlite_error": Error::OutcomeUnknown("y".into())}))
+                .expect("json");
+        assert_eq!(error_from_status(StatusCode::GATEWAY_TIMEOUT, &exact), Error::OutcomeUnknown("y".into()));
+        assert!(matches!(
+            error_from_status(StatusCode::SERVICE_UNAVAILABLE, b"leader not found"),
+            Error::NoLeader(_)
+        ));
+        assert!(matches!(error_from_status(StatusCode::UNAUTHORIZED, b"{}"), Error::Unauthorized(_)));
+    }
+
+    #[test]
+    fn nodes_in_both_shapes() {
+        let v2 = br#"{"nodes":[{"id":"2","api_addr":"http://h:2","addr":"h:3","leader":true,"reachable":true,"voter":true}]}"#;
+        let n = parse_nodes(v2).expect("v2");
+        assert_eq!((n[0].id, n[0].leader, n[0].api_addr.as_str()), (2, true, "http://h:2"));
+        let legacy = br#"{"5":{"api_addr":"http://h:5","addr":"h:6","leader":false,"reachable":true}}"#;
+        assert_eq!(parse_nodes(legacy).expect("legacy")[0].id, 5);
+    }
+
+    #[test]
+    fn named_parameters_lose_their_prefix() {
+        let s = Statement::new("SELECT :a", Params::Named(vec![(":a".into(), Value::Integer(1))]));
+        let b = encode_statements(&[s]).expect("encode");
+        assert_eq!(String::from_utf8(b).expect("utf8"), r#"[["SELECT :a",{"a":1}]]"#);
+    }
+}
