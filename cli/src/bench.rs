@@ -34,6 +34,13 @@ pub struct BenchArgs {
     /// Run only these scenarios (comma-separated: insert, bulk, select, cached).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Benchmark the remote client over HTTP (against `--urls`, or a local cluster started for
+    /// the run) next to raw keep-alive HTTP requests doing the same work.
+    #[arg(long)]
+    remote: bool,
+    /// API URLs of the cluster for `--remote` (comma-separated); empty: start a local one.
+    #[arg(long, value_delimiter = ',')]
+    urls: Vec<String>,
 }
 
 impl BenchArgs {
@@ -42,10 +49,10 @@ impl BenchArgs {
     }
 }
 
-struct Sample {
-    ops: u64,
-    secs: f64,
-    lat_us: Vec<u32>,
+pub(crate) struct Sample {
+    pub(crate) ops: u64,
+    pub(crate) secs: f64,
+    pub(crate) lat_us: Vec<u32>,
 }
 
 impl Sample {
@@ -57,18 +64,18 @@ impl Sample {
         let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
         f64::from(self.lat_us[i]) / 1000.0
     }
-    fn print(mut self, name: &str, mode: &str) {
+    pub(crate) fn print(mut self, name: &str, mode: &str) {
         let (p50, p99) = (self.pct(0.50), self.pct(0.99));
         println!("{name:<34} {:>12.0} {:>9.3} {:>9.3}   {mode}", self.ops as f64 / self.secs, p50, p99);
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Run `op` from `conc` tasks for `secs`, collecting per-operation latency.
-async fn timed<F, Fut>(conc: usize, secs: f64, op: F) -> anyhow::Result<Sample>
+pub(crate) async fn timed<F, Fut>(conc: usize, secs: f64, op: F) -> anyhow::Result<Sample>
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = hiqlite::Result<()>> + Send,
@@ -100,6 +107,9 @@ where
 
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
+    if a.remote && !a.urls.is_empty() {
+        return crate::bench_remote::run(&a.urls, a.secs).await;
+    }
     anyhow::ensure!(!a.dir.exists(), "{} exists; choose another --dir or remove it", a.dir.display());
     std::fs::create_dir_all(&a.dir)?;
     let result = run_in(&a).await;
@@ -117,6 +127,15 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         });
     }
     let (clients, leader_id) = crate::start_local(&a.dir, &peers, Some("bench-secret-0123")).await?;
+    if a.remote {
+        println!("remote bench against {} local node(s) in this process", a.nodes);
+        let urls: Vec<String> = peers.iter().map(|p| format!("http://{}", p.api_addr)).collect();
+        let r = crate::bench_remote::run(&urls, a.secs).await;
+        for c in &clients {
+            c.shutdown().await?;
+        }
+        return r;
+    }
     let db = clients
         .iter()
         .find(|c| c.node().is_some_and(|n| n.id() == leader_id))

@@ -201,3 +201,22 @@ async fn starts_with_rqlited_flags_and_rejoins_idempotently() {
     let r = post(a2, "/db/query?level=linearizable", r#"["SELECT x FROM t"]"#).await;
     assert_eq!(r["results"][0]["values"][0][0], 1, "{r}");
 }
+
+/// The remote benchmark harness runs end to end and prints both columns (figures unchecked:
+/// tests never assert timings).
+#[test]
+fn bench_remote_runs_and_compares_with_raw_http() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = Command::new(env!("CARGO_BIN_EXE_hiqlite"))
+        .args(["bench", "--remote", "--nodes", "1", "--secs", "0.2", "--dir"])
+        .arg(dir.path().join("bench"))
+        .output()
+        .expect("run bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in ["point select, concurrency 64", "insert, concurrency 16"] {
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with(line)).collect();
+        assert_eq!(rows.len(), 2, "{line}: client and raw rows in\n{text}");
+        assert!(rows[0].contains("hiqlite::Client") && rows[1].contains("raw HTTP"), "{text}");
+    }
+}
