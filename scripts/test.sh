@@ -33,5 +33,13 @@ fi
 .venv-test/bin/python -m pytest -q tests/clients
 (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error && node --test)
 
+step "Python package (pyo3 + maturin): DB-API 2.0, compliance suite, asyncio, threads, mypy --strict"
+.venv-test/bin/pip install -q --disable-pip-version-check -r bindings/python/requirements-test.txt
+VIRTUAL_ENV="$PWD/.venv-test" PATH="$PWD/.venv-test/bin:$PATH" \
+    maturin develop --locked -q -m bindings/python/Cargo.toml
+.venv-test/bin/python -m pytest -q bindings/python/tests
+.venv-test/bin/python bindings/python/examples/quickstart.py
+.venv-test/bin/mypy --strict bindings/python/examples/quickstart.py
+
 echo
 echo "all test suites passed"

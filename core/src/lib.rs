@@ -36,6 +36,7 @@ mod http;
 mod node;
 pub mod raft;
 mod sqlite;
+mod sqlkind;
 mod tls;
 mod value;
 
@@ -45,6 +46,7 @@ pub use config::{NodeConfig, Peer};
 pub use error::{Error, Result};
 pub use node::{Consistency, Node, NodeInfo, Status};
 pub use raft::{ExecMode, Member, Migration};
+pub use sqlkind::{statement_kind, StatementKind};
 pub use tls::install_crypto_provider;
 pub use value::{ExecResult, Params, Rows, Statement, Value};
 

@@ -525,5 +525,22 @@ async fn tls_on_both_listeners() {
     // Plain HTTP to a TLS listener gets no answer it could mistake for success.
     let plain = reqwest::Client::new().get(format!("http://{fa}/status")).send().await;
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+    // The server offers HTTP/2 over TLS (ALPN), and reqwest takes it.
+    let r = https.get(format!("https://{fa}/status")).send().await.expect("status");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    // The remote client trusts the given CA, follows the https redirect to the leader and
+    // refuses a server it cannot authenticate.
+    let db = hiqlite::Client::remote([format!("https://{fa}")])
+        .ca_cert_pem(cert.cert.pem())
+        .build()
+        .expect("remote client");
+    db.execute("INSERT INTO t VALUES (?)", hiqlite::params![6]).await.expect("remote write over TLS");
+    let rows = db.query("SELECT count(*) FROM t", ()).await.expect("remote read over TLS");
+    assert_eq!(rows.rows[0][0], hiqlite::Value::Integer(2));
+    let untrusting = hiqlite::Client::remote([format!("https://{fa}")])
+        .retry(hiqlite::RetryPolicy { max_attempts: 2, ..Default::default() })
+        .build()
+        .expect("remote client");
+    assert!(matches!(untrusting.query("SELECT 1", ()).await, Err(hiqlite::Error::Unreachable(_))));
     c.stop_all().await;
 }

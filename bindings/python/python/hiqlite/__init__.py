@@ -1,0 +1,504 @@
+"""hiqlite: SQLite replicated with Raft, as a PEP 249 (DB-API 2.0) module.
+
+``hiqlite.connect(node={...})`` embeds a node in this process; ``hiqlite.connect("http://host:4001")``
+(or a list of URLs) talks to a remote cluster. ``hiqlite.aio`` is the asyncio face.
+
+Transactions under Raft: outside autocommit mode, writes are buffered in the connection and sent
+as one atomic batch by ``commit()``; ``rollback()`` discards them. Reads run at once against the
+database and see committed data only, never the transaction's own buffered writes. ``rowcount``
+of a buffered write is -1 and its ``lastrowid`` None (nothing ran yet). ``BEGIN``/``COMMIT``/
+``ROLLBACK`` statements map to these operations. With ``autocommit=True`` every write is
+committed when ``execute`` returns, and reads see it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from . import _native
+from ._errors import (
+    ClusterTimeoutError,
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NoLeaderError,
+    NotSupportedError,
+    OperationalError,
+    OutcomeUnknownError,
+    ProgrammingError,
+    UnauthorizedError,
+    UnreachableError,
+    Warning,
+    call,
+    error_of,
+)
+
+__all__ = [
+    "apilevel", "threadsafety", "paramstyle", "connect", "Connection", "Cursor", "Row",
+    "Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
+    "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError", "NoLeaderError",
+    "UnreachableError", "ClusterTimeoutError", "OutcomeUnknownError", "UnauthorizedError",
+    "Binary", "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks",
+    "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "statement_kind",
+]
+
+apilevel = "2.0"
+#: Threads may share the module and connections, not cursors.
+threadsafety = 2
+#: ``?`` placeholders with a sequence; ``:name`` (also ``@name``, ``$name``) with a dict.
+paramstyle = "qmark"
+
+Value = Union[None, int, float, str, bytes]
+Params = Union[Sequence[Any], Mapping[str, Any], None]
+
+
+def statement_kind(sql: str) -> str:
+    """``read``, ``write``, ``begin``, ``commit``, ``rollback`` or ``empty``, from the text."""
+    return _native.statement_kind(sql)
+
+
+# --- PEP 249 type objects and constructors -------------------------------------------------
+
+
+class _TypeObject:
+    """Compares equal to the declared column types of one SQLite affinity."""
+
+    def __init__(self, name: str, test: Callable[[str], bool]) -> None:
+        self.name = name
+        self._test = test
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self._test(other.upper())
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"hiqlite.{self.name}"
+
+
+STRING = _TypeObject("STRING", lambda t: any(k in t for k in ("CHAR", "CLOB", "TEXT")))
+BINARY = _TypeObject("BINARY", lambda t: "BLOB" in t or t == "")
+NUMBER = _TypeObject(
+    "NUMBER", lambda t: any(k in t for k in ("INT", "REAL", "FLOA", "DOUB", "NUM", "DEC", "BOOL"))
+)
+DATETIME = _TypeObject("DATETIME", lambda t: "DATE" in t or "TIME" in t)
+ROWID = _TypeObject("ROWID", lambda t: t == "INTEGER")
+
+
+def Binary(data: Union[bytes, bytearray, memoryview]) -> bytes:  # noqa: N802 - PEP 249 name
+    return bytes(data)
+
+
+def Date(year: int, month: int, day: int) -> str:  # noqa: N802
+    return datetime.date(year, month, day).isoformat()
+
+
+def Time(hour: int, minute: int, second: int) -> str:  # noqa: N802
+    return datetime.time(hour, minute, second).isoformat()
+
+
+def Timestamp(year: int, month: int, day: int, hour: int, minute: int, second: int) -> str:  # noqa: N802
+    return datetime.datetime(year, month, day, hour, minute, second).isoformat(" ")
+
+
+def DateFromTicks(ticks: float) -> str:  # noqa: N802
+    return Date(*time.localtime(ticks)[:3])
+
+
+def TimeFromTicks(ticks: float) -> str:  # noqa: N802
+    return Time(*time.localtime(ticks)[3:6])
+
+
+def TimestampFromTicks(ticks: float) -> str:  # noqa: N802
+    return Timestamp(*time.localtime(ticks)[:6])
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    """A result row like ``sqlite3.Row``: a tuple, also indexable by column name (case
+    insensitive), with ``keys()``. Use it with ``conn.row_factory = hiqlite.Row``."""
+
+    _columns: Tuple[str, ...]
+
+    def __new__(cls, cursor: "Cursor", values: Tuple[Any, ...]) -> "Row":
+        row = super().__new__(cls, values)
+        row._columns = tuple(d[0] for d in cursor.description or ())
+        return row
+
+    def keys(self) -> List[str]:
+        return list(self._columns)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            low = key.lower()
+            for i, c in enumerate(self._columns):
+                if c.lower() == low:
+                    return super().__getitem__(i)
+            raise IndexError(f"no column named {key}")
+        return super().__getitem__(key)
+
+
+RowFactory = Callable[["Cursor", Tuple[Any, ...]], Any]
+
+
+# --- connection -----------------------------------------------------------------------------
+
+
+def _native_db(
+    target: Union[str, Sequence[str], None],
+    node: Optional[Mapping[str, Any]],
+    user: Optional[str],
+    password: Optional[str],
+    timeout: Optional[float],
+    consistency: Optional[str],
+    ca_pem: Optional[bytes],
+    discover: bool,
+) -> "_native.Database":
+    if node is not None:
+        if target is not None:
+            raise InterfaceError("give either node=... (embedded) or URLs (remote), not both")
+        return call(_native.Database.open_node, json.dumps(dict(node)))
+    if target is None:
+        raise InterfaceError("connect() needs node={...} for an embedded node or the URL(s) of a cluster")
+    urls = [target] if isinstance(target, str) else list(target)
+    return call(
+        _native.Database.connect, urls, user, password, timeout, consistency, ca_pem, discover
+    )
+
+
+def connect(
+    target: Union[str, Sequence[str], None] = None,
+    *,
+    node: Optional[Mapping[str, Any]] = None,
+    user: Optional[str] = None,
+    password: Optional[str] = None,
+    timeout: Optional[float] = None,
+    consistency: Optional[str] = None,
+    ca_pem: Optional[bytes] = None,
+    discover: bool = True,
+    autocommit: bool = False,
+) -> "Connection":
+    """Open a connection.
+
+    ``node``: start an embedded node with this configuration (the fields of ``NodeConfig``:
+    ``node_id``, ``data_dir``, ``raft_addr``, ``api_addr``, ``peers``, ``secret``...). ``target``:
+    the API URL(s) of a remote cluster (``user``/``password`` for Basic auth, ``timeout`` seconds
+    per call, ``ca_pem`` to trust a private CA, ``discover=False`` to use only these URLs).
+    ``consistency``: default read level, ``local``, ``leader`` or ``linearizable``.
+    """
+    db = _native_db(target, node, user, password, timeout, consistency, ca_pem, discover)
+    return Connection(db, autocommit=autocommit, consistency=consistency, owns_node=node is not None)
+
+
+class Connection:
+    """A PEP 249 connection. Thread-safe (threadsafety 2); the pending transaction is shared by
+    every thread using the connection."""
+
+    Warning = Warning
+    Error = Error
+    InterfaceError = InterfaceError
+    DatabaseError = DatabaseError
+    DataError = DataError
+    OperationalError = OperationalError
+    IntegrityError = IntegrityError
+    InternalError = InternalError
+    ProgrammingError = ProgrammingError
+    NotSupportedError = NotSupportedError
+
+    def __init__(
+        self,
+        db: "_native.Database",
+        *,
+        autocommit: bool = False,
+        consistency: Optional[str] = None,
+        owns_node: bool = False,
+    ) -> None:
+        self._db: Optional[_native.Database] = db
+        self._pending: List[Tuple[str, Params]] = []
+        self._owns_node = owns_node
+        #: Commit every write as it is executed (no buffering).
+        self.autocommit = autocommit
+        #: Default read consistency (``None``: the client's default).
+        self.consistency = consistency
+        #: Builds each fetched row from ``(cursor, values)``; ``None`` gives tuples.
+        self.row_factory: Optional[RowFactory] = None
+
+    # -- PEP 249 --
+
+    def cursor(self) -> "Cursor":
+        self._check()
+        return Cursor(self)
+
+    def commit(self) -> None:
+        """Send the buffered writes as one atomic transaction."""
+        db = self._check()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        call(db.run, pending, True)
+
+    def rollback(self) -> None:
+        """Discard the buffered writes."""
+        self._check()
+        self._pending = []
+
+    def close(self) -> None:
+        """Close the connection (pending writes are discarded; an embedded node is stopped).
+        Closing a closed connection raises ``ProgrammingError``."""
+        db = self._check()
+        self._pending = []
+        self._db = None
+        if self._owns_node:
+            call(db.close)
+
+    # -- sqlite3-style conveniences --
+
+    def execute(self, sql: str, parameters: Params = None, **opts: Any) -> "Cursor":
+        return self.cursor().execute(sql, parameters, **opts)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, script: str) -> "Cursor":
+        """Commit pending writes, then run a script of several statements as one transaction."""
+        db = self._check()
+        self.commit()
+        call(db.run, [(script, None)], True)
+        return self.cursor()
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while writes are buffered."""
+        return bool(self._pending)
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # As sqlite3: commit on success, roll back on error; the connection stays open.
+        if self._db is None:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    # -- cluster --
+
+    def status(self) -> Dict[str, Any]:
+        """Status of the embedded node, or of the node a remote connection reads from."""
+        result: Dict[str, Any] = json.loads(call(self._check().status))
+        return result
+
+    def nodes(self) -> List[Dict[str, Any]]:
+        """The cluster's members, with ``leader`` and ``reachable`` flags."""
+        result: List[Dict[str, Any]] = json.loads(call(self._check().nodes))
+        return result
+
+    def leader(self) -> Optional[int]:
+        """The leader's node id, if one is known."""
+        leader: Optional[int] = self.status().get("leader")
+        return leader
+
+    def is_leader(self) -> bool:
+        """True if the embedded (or answering) node is the leader."""
+        st = self.status()
+        return st.get("leader") is not None and st.get("leader") == st.get("id")
+
+    def wait_for_leader(self, timeout: float = 30.0) -> int:
+        """Wait until the cluster has a leader; returns its id."""
+        leader: int = call(self._check().wait_for_leader, timeout)
+        return leader
+
+    def query(
+        self,
+        sql: str,
+        parameters: Params = None,
+        *,
+        consistency: Optional[str] = None,
+        cached: bool = False,
+        ttl: Optional[float] = None,
+    ) -> List[Any]:
+        """Run a read and return all rows (``cached``: through the node's query cache)."""
+        return self.execute(sql, parameters, consistency=consistency, cached=cached, ttl=ttl).fetchall()
+
+    # -- internals --
+
+    def _check(self) -> "_native.Database":
+        if self._db is None:
+            raise ProgrammingError("cannot operate on a closed connection")
+        return self._db
+
+
+class Cursor:
+    """A PEP 249 cursor. Not thread-safe: use one per thread."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.arraysize = 1
+        self.description: Optional[Tuple[Tuple[str, Any, None, None, None, None, None], ...]] = None
+        self.rowcount = -1
+        self.lastrowid: Optional[int] = None
+        self.row_factory: Optional[RowFactory] = connection.row_factory
+        self._rows: Optional[List[Tuple[Any, ...]]] = None
+        self._pos = 0
+        self._closed = False
+
+    def _db(self) -> "_native.Database":
+        if self._closed:
+            raise ProgrammingError("cannot operate on a closed cursor")
+        return self.connection._check()
+
+    def _reset(self) -> None:
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self._rows = None
+        self._pos = 0
+
+    def _set_rows(self, out: Tuple[List[str], List[str], List[Tuple[Any, ...]]]) -> None:
+        columns, types, rows = out
+        self.description = tuple((c, t, None, None, None, None, None) for c, t in zip(columns, types))
+        self._rows = rows
+        self._pos = 0
+
+    def execute(
+        self,
+        operation: str,
+        parameters: Params = None,
+        *,
+        consistency: Optional[str] = None,
+        cached: bool = False,
+        ttl: Optional[float] = None,
+    ) -> "Cursor":
+        """Run one statement. Reads run at once (``consistency``: ``local``, ``leader`` or
+        ``linearizable``; ``cached``/``ttl``: through the node's query cache); writes are
+        buffered until ``commit()`` unless the connection is in autocommit mode."""
+        db = self._db()
+        self._reset()
+        kind = statement_kind(operation)
+        if kind == "read":
+            level = consistency or self.connection.consistency
+            self._set_rows(call(db.query, operation, parameters, level, cached, ttl))
+        elif kind == "begin" or kind == "empty":
+            pass
+        elif kind == "commit":
+            self.connection.commit()
+        elif kind == "rollback":
+            self.connection.rollback()
+        elif self.connection.autocommit:
+            affected, last_id, rows = call(db.execute, operation, parameters)
+            self.rowcount, self.lastrowid = affected, last_id
+            if rows[0]:
+                self._set_rows(rows)
+        else:
+            # Validate the parameters now, so that a bad one fails here and not at commit.
+            _check_params(parameters)
+            self.connection._pending.append((operation, parameters))
+        return self
+
+    def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
+        """Run a write once per parameter set: one atomic batch in autocommit mode, else
+        buffered into the transaction."""
+        db = self._db()
+        self._reset()
+        if statement_kind(operation) == "read":
+            raise ProgrammingError("executemany() is for writes; use execute() for queries")
+        stmts = [(operation, p) for p in seq_of_parameters]
+        for _, p in stmts:
+            _check_params(p)
+        if self.connection.autocommit:
+            results = call(db.run, stmts, True)
+            self.rowcount = sum(r[0] for r in results)
+            self.lastrowid = results[-1][1] if results else None
+        else:
+            self.connection._pending.extend(stmts)
+        return self
+
+    def _next_rows(self, n: Optional[int]) -> List[Any]:
+        self._db()
+        if self._rows is None:
+            raise ProgrammingError("no result set: the last operation was not a query")
+        end = len(self._rows) if n is None else min(len(self._rows), self._pos + max(n, 0))
+        chunk = self._rows[self._pos:end]
+        self._pos = end
+        factory = self.row_factory
+        if factory is None:
+            return list(chunk)
+        return [factory(self, r) for r in chunk]
+
+    def fetchone(self) -> Any:
+        rows = self._next_rows(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: Optional[int] = None) -> List[Any]:
+        return self._next_rows(self.arraysize if size is None else size)
+
+    def fetchall(self) -> List[Any]:
+        return self._next_rows(None)
+
+    def close(self) -> None:
+        self._db()
+        self._closed = True
+        self._rows = None
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """No-op (PEP 249 allows it)."""
+
+    def setoutputsize(self, size: Any, column: Optional[int] = None) -> None:
+        """No-op (PEP 249 allows it)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+    def __enter__(self) -> "Cursor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self._closed:
+            self._closed = True
+
+
+def _check_params(p: Params) -> None:
+    """Raise ProgrammingError now for parameters the engine could never bind."""
+    if p is None:
+        return
+    values: Iterable[Any] = p.values() if isinstance(p, Mapping) else p
+    if isinstance(p, (str, bytes)):
+        raise ProgrammingError("parameters must be a sequence or a dict, not a str or bytes")
+    for v in values:
+        if v is not None and not isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
+            raise ProgrammingError(f"unsupported parameter type {type(v).__name__}")
+        if isinstance(v, int) and not -(2**63) <= v < 2**63:
+            raise ProgrammingError("integer parameter does not fit in 64 bits (SQLite INTEGER)")

@@ -1,0 +1,244 @@
+"""asyncio face of hiqlite: the same connections and transaction rules as the DB-API module,
+with awaitable calls driven by the library's Tokio runtime (no thread per call).
+
+    async with hiqlite.aio.connect("http://127.0.0.1:4001", autocommit=True) as conn:
+        await conn.execute("INSERT INTO t VALUES (?)", (1,))
+        cur = await conn.execute("SELECT * FROM t")
+        rows = await cur.fetchall()
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _native
+from ._errors import ProgrammingError, translate
+from . import Params, RowFactory, _check_params, _native_db, statement_kind
+
+__all__ = ["connect", "Connection", "Cursor"]
+
+
+async def _await(aw: Awaitable[Any]) -> Any:
+    try:
+        return await aw
+    except (_native.NativeError, TypeError, ValueError, OverflowError) as e:
+        raise translate(e) from None
+
+
+def _start(f: Any, *args: Any) -> Awaitable[Any]:
+    try:
+        return f(*args)  # type: ignore[no-any-return]
+    except (_native.NativeError, TypeError, ValueError, OverflowError) as e:
+        raise translate(e) from None
+
+
+class Connection:
+    """An asyncio connection; same transaction rules as :class:`hiqlite.Connection`."""
+
+    def __init__(self, db: "_native.Database", *, autocommit: bool, consistency: Optional[str], owns_node: bool) -> None:
+        self._db: Optional[_native.Database] = db
+        self._pending: List[Tuple[str, Params]] = []
+        self._owns_node = owns_node
+        self.autocommit = autocommit
+        self.consistency = consistency
+        self.row_factory: Optional[RowFactory] = None
+
+    def _check(self) -> "_native.Database":
+        if self._db is None:
+            raise ProgrammingError("cannot operate on a closed connection")
+        return self._db
+
+    def cursor(self) -> "Cursor":
+        self._check()
+        return Cursor(self)
+
+    async def execute(self, sql: str, parameters: Params = None, **opts: Any) -> "Cursor":
+        return await self.cursor().execute(sql, parameters, **opts)
+
+    async def executemany(self, sql: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
+        return await self.cursor().executemany(sql, seq_of_parameters)
+
+    async def commit(self) -> None:
+        db = self._check()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        await _await(_start(db.run_async, pending, True))
+
+    async def rollback(self) -> None:
+        self._check()
+        self._pending = []
+
+    async def close(self) -> None:
+        db = self._check()
+        self._pending = []
+        self._db = None
+        if self._owns_node:
+            await _await(db.close_async())
+
+    async def status(self) -> Dict[str, Any]:
+        result: Dict[str, Any] = json.loads(await _await(self._check().status_async()))
+        return result
+
+    async def is_leader(self) -> bool:
+        st = await self.status()
+        return st.get("leader") is not None and st.get("leader") == st.get("id")
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self._pending)
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._db is None:
+            return
+        try:
+            if exc_type is None:
+                await self.commit()
+        finally:
+            await self.close()
+
+
+class Cursor:
+    """An asyncio cursor: ``await cur.execute(...)``, ``await cur.fetchall()``, ``async for``."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.arraysize = 1
+        self.description: Optional[Tuple[Tuple[str, Any, None, None, None, None, None], ...]] = None
+        self.rowcount = -1
+        self.lastrowid: Optional[int] = None
+        self.row_factory: Optional[RowFactory] = connection.row_factory
+        self._rows: Optional[List[Tuple[Any, ...]]] = None
+        self._pos = 0
+
+    def _set_rows(self, out: Tuple[List[str], List[str], List[Tuple[Any, ...]]]) -> None:
+        columns, types, rows = out
+        self.description = tuple((c, t, None, None, None, None, None) for c, t in zip(columns, types))
+        self._rows, self._pos = rows, 0
+
+    async def execute(
+        self,
+        operation: str,
+        parameters: Params = None,
+        *,
+        consistency: Optional[str] = None,
+        cached: bool = False,
+        ttl: Optional[float] = None,
+    ) -> "Cursor":
+        db = self.connection._check()
+        self.description, self.rowcount, self.lastrowid, self._rows = None, -1, None, None
+        kind = statement_kind(operation)
+        if kind == "read":
+            level = consistency or self.connection.consistency
+            self._set_rows(await _await(_start(db.query_async, operation, parameters, level, cached, ttl)))
+        elif kind == "commit":
+            await self.connection.commit()
+        elif kind == "rollback":
+            await self.connection.rollback()
+        elif kind in ("begin", "empty"):
+            pass
+        elif self.connection.autocommit:
+            affected, last_id, rows = await _await(_start(db.execute_async, operation, parameters))
+            self.rowcount, self.lastrowid = affected, last_id
+            if rows[0]:
+                self._set_rows(rows)
+        else:
+            _check_params(parameters)
+            self.connection._pending.append((operation, parameters))
+        return self
+
+    async def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
+        db = self.connection._check()
+        if statement_kind(operation) == "read":
+            raise ProgrammingError("executemany() is for writes; use execute() for queries")
+        stmts = [(operation, p) for p in seq_of_parameters]
+        for _, p in stmts:
+            _check_params(p)
+        if self.connection.autocommit:
+            results = await _await(_start(db.run_async, stmts, True))
+            self.rowcount = sum(r[0] for r in results)
+            self.lastrowid = results[-1][1] if results else None
+        else:
+            self.connection._pending.extend(stmts)
+        return self
+
+    def _take(self, n: Optional[int]) -> List[Any]:
+        if self._rows is None:
+            raise ProgrammingError("no result set: the last operation was not a query")
+        end = len(self._rows) if n is None else min(len(self._rows), self._pos + max(n, 0))
+        chunk, self._pos = self._rows[self._pos:end], end
+        f = self.row_factory
+        return list(chunk) if f is None else [f(self, r) for r in chunk]  # type: ignore[arg-type]
+
+    async def fetchone(self) -> Any:
+        rows = self._take(1)
+        return rows[0] if rows else None
+
+    async def fetchmany(self, size: Optional[int] = None) -> List[Any]:
+        return self._take(self.arraysize if size is None else size)
+
+    async def fetchall(self) -> List[Any]:
+        return self._take(None)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        row = await self.fetchone()
+        if row is None:
+            raise StopAsyncIteration
+        return row
+
+
+class _Connecting:
+    """``await connect(...)`` or ``async with connect(...) as conn``."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._conn: Optional[Connection] = None
+
+    def __await__(self) -> Generator[Any, None, Connection]:
+        return self._make().__await__()  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> Connection:
+        self._conn = await self._make()
+        return self._conn
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._conn is not None:
+            await self._conn.__aexit__(exc_type, exc, tb)
+
+
+def connect(
+    target: Union[str, Sequence[str], None] = None,
+    *,
+    node: Optional[Mapping[str, Any]] = None,
+    user: Optional[str] = None,
+    password: Optional[str] = None,
+    timeout: Optional[float] = None,
+    consistency: Optional[str] = None,
+    ca_pem: Optional[bytes] = None,
+    discover: bool = True,
+    autocommit: bool = False,
+) -> _Connecting:
+    """Open an asyncio connection; the arguments are those of :func:`hiqlite.connect`. Leaving
+    an ``async with`` block commits (or, on error, discards) pending writes and closes."""
+
+    async def make() -> Connection:
+        if node is not None:
+            if target is not None:
+                raise ProgrammingError("give either node=... (embedded) or URLs (remote), not both")
+            db = await _await(_start(_native.open_node_async, json.dumps(dict(node))))
+        else:
+            db = _native_db(target, None, user, password, timeout, consistency, ca_pem, discover)
+        return Connection(db, autocommit=autocommit, consistency=consistency, owns_node=node is not None)
+
+    return _Connecting(make)

@@ -1,0 +1,290 @@
+//! The native part of the Python package `hiqlite`: a `Database` handle over `hiqlite::Client`
+//! (embedded node or remote cluster). Every blocking call releases the GIL and runs on the one
+//! Tokio runtime of the library; every `*_async` call returns an asyncio awaitable driven by that
+//! same runtime (no thread per call). The DB-API and asyncio layers are Python, in
+//! `python/hiqlite`.
+
+mod convert;
+mod error;
+
+use std::future::Future;
+use std::time::Duration;
+
+use hiqlite::{Client, Consistency, NodeConfig, Statement};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use convert::{to_params, BatchOut, ExecOut, QueryOut};
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    pyo3_async_runtimes::tokio::get_runtime()
+}
+
+/// Run a core future to completion with the GIL released.
+fn block<T: Send, F: Future<Output = hiqlite::Result<T>> + Send>(py: Python<'_>, f: F) -> PyResult<T> {
+    py.detach(|| runtime().block_on(f)).map_err(error::to_py)
+}
+
+/// Hand a core future to asyncio as an awaitable.
+fn spawn<'py, T, F>(py: Python<'py>, f: F) -> PyResult<Bound<'py, PyAny>>
+where
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+    F: Future<Output = hiqlite::Result<T>> + Send + 'static,
+{
+    pyo3_async_runtimes::tokio::future_into_py(py, async move { f.await.map_err(error::to_py) })
+}
+
+fn level(name: Option<&str>) -> PyResult<Option<Consistency>> {
+    Ok(match name {
+        None => None,
+        Some("local") | Some("none") => Some(Consistency::Local),
+        Some("leader") | Some("weak") => Some(Consistency::Leader),
+        Some("linearizable") | Some("strong") => Some(Consistency::Linearizable),
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown consistency {other:?}: use 'local', 'leader' or 'linearizable'"
+            )))
+        }
+    })
+}
+
+fn ttl(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| PyValueError::new_err("ttl must be a non-negative number of seconds"))
+        })
+        .transpose()
+}
+
+fn statements(stmts: &Bound<'_, PyAny>) -> PyResult<Vec<Statement>> {
+    let mut out = Vec::new();
+    for item in stmts.try_iter()? {
+        let item = item?;
+        let (sql, params): (String, Option<Bound<'_, PyAny>>) = item.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err("each statement must be a (sql, params) pair")
+        })?;
+        out.push(Statement::new(sql, to_params(params.as_ref())?));
+    }
+    Ok(out)
+}
+
+/// A handle to a hiqlite database: an embedded node or a remote cluster. Thread-safe; share it.
+#[pyclass(frozen, module = "hiqlite._native")]
+struct Database {
+    client: Client,
+}
+
+#[pymethods]
+impl Database {
+    /// Start an embedded node from its configuration as JSON text (the fields of `NodeConfig`).
+    #[staticmethod]
+    fn open_node(py: Python<'_>, config_json: &str) -> PyResult<Database> {
+        let cfg: NodeConfig = serde_json::from_str(config_json)
+            .map_err(|e| error::to_py(hiqlite::Error::Config(format!("invalid node configuration: {e}"))))?;
+        let client = block(py, Client::start(cfg))?;
+        Ok(Database { client })
+    }
+
+    /// A client of a remote cluster (no connection is made yet).
+    #[staticmethod]
+    #[pyo3(signature = (urls, user=None, password=None, timeout=None, consistency=None, ca_pem=None, discover=true))]
+    fn connect(
+        urls: Vec<String>,
+        user: Option<String>,
+        password: Option<String>,
+        timeout: Option<f64>,
+        consistency: Option<&str>,
+        ca_pem: Option<Vec<u8>>,
+        discover: bool,
+    ) -> PyResult<Database> {
+        let mut b = Client::remote(urls).discover(discover);
+        if let Some(u) = user {
+            b = b.basic_auth(u, password.unwrap_or_default());
+        }
+        if let Some(t) = ttl(timeout)? {
+            b = b.timeout(t);
+        }
+        if let Some(c) = level(consistency)? {
+            b = b.consistency(c);
+        }
+        if let Some(pem) = ca_pem {
+            b = b.ca_cert_pem(pem);
+        }
+        Ok(Database { client: b.build().map_err(error::to_py)? })
+    }
+
+    /// True for a client of a remote cluster.
+    fn is_remote(&self) -> bool {
+        self.client.is_remote()
+    }
+
+    /// One write through Raft: `(rows_affected, last_insert_id, (columns, types, rows))`.
+    #[pyo3(signature = (sql, params=None))]
+    fn execute(&self, py: Python<'_>, sql: &str, params: Option<&Bound<'_, PyAny>>) -> PyResult<ExecOut> {
+        let params = to_params(params)?;
+        block(py, self.client.execute(sql, params)).map(ExecOut)
+    }
+
+    /// A read: `(columns, types, rows)`.
+    #[pyo3(signature = (sql, params=None, consistency=None, cached=false, ttl=None))]
+    fn query(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        params: Option<&Bound<'_, PyAny>>,
+        consistency: Option<&str>,
+        cached: bool,
+        ttl: Option<f64>,
+    ) -> PyResult<QueryOut> {
+        let params = to_params(params)?;
+        let c = level(consistency)?.unwrap_or(self.client.default_consistency());
+        let ttl = self::ttl(ttl)?;
+        let client = &self.client;
+        block(py, async move {
+            if cached {
+                client.query_cached_with(sql, params, c, ttl).await
+            } else {
+                client.query_with(sql, params, c).await
+            }
+        })
+        .map(QueryOut)
+    }
+
+    /// Several statements in one log entry. `transaction`: all or nothing (the first error is
+    /// raised); otherwise each result is a write result or an error tuple.
+    fn run(&self, py: Python<'_>, stmts: &Bound<'_, PyAny>, transaction: bool) -> PyResult<BatchOut> {
+        let stmts = statements(stmts)?;
+        if transaction {
+            let r = block(py, self.client.transaction(stmts))?;
+            Ok(BatchOut(r.into_iter().map(Ok).collect()))
+        } else {
+            block(py, self.client.batch(stmts)).map(BatchOut)
+        }
+    }
+
+    /// Status of the node (embedded) or of the node a remote client reads from, as JSON text.
+    fn status(&self, py: Python<'_>) -> PyResult<String> {
+        let st = block(py, self.client.status())?;
+        serde_json::to_string(&st).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// The cluster's members as JSON text.
+    fn nodes(&self, py: Python<'_>) -> PyResult<String> {
+        let n = block(py, self.client.nodes())?;
+        serde_json::to_string(&n).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// Wait for an elected leader; returns its id.
+    fn wait_for_leader(&self, py: Python<'_>, timeout: f64) -> PyResult<u64> {
+        let t = ttl(Some(timeout))?.unwrap_or_default();
+        block(py, self.client.wait_for_leader(t))
+    }
+
+    /// Stop the embedded node (nothing to stop for a remote client).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.client.shutdown())
+    }
+
+    /// [`Database::execute`] as an awaitable.
+    #[pyo3(signature = (sql, params=None))]
+    fn execute_async<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = to_params(params)?;
+        let client = self.client.clone();
+        spawn(py, async move { client.execute(&sql, params).await.map(ExecOut) })
+    }
+
+    /// [`Database::query`] as an awaitable.
+    #[pyo3(signature = (sql, params=None, consistency=None, cached=false, ttl=None))]
+    fn query_async<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+        consistency: Option<&str>,
+        cached: bool,
+        ttl: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = to_params(params)?;
+        let c = level(consistency)?.unwrap_or(self.client.default_consistency());
+        let ttl = self::ttl(ttl)?;
+        let client = self.client.clone();
+        spawn(py, async move {
+            let rows = if cached {
+                client.query_cached_with(&sql, params, c, ttl).await?
+            } else {
+                client.query_with(&sql, params, c).await?
+            };
+            Ok(QueryOut(rows))
+        })
+    }
+
+    /// [`Database::run`] as an awaitable.
+    fn run_async<'py>(
+        &self,
+        py: Python<'py>,
+        stmts: &Bound<'py, PyAny>,
+        transaction: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let stmts = statements(stmts)?;
+        let client = self.client.clone();
+        spawn(py, async move {
+            if transaction {
+                Ok(BatchOut(client.transaction(stmts).await?.into_iter().map(Ok).collect()))
+            } else {
+                Ok(BatchOut(client.batch(stmts).await?))
+            }
+        })
+    }
+
+    /// [`Database::status`] as an awaitable.
+    fn status_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move {
+            let st = client.status().await?;
+            serde_json::to_string(&st).map_err(|e| hiqlite::Error::Decode(e.to_string()))
+        })
+    }
+
+    /// [`Database::close`] as an awaitable.
+    fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.shutdown().await })
+    }
+}
+
+/// What a statement is, from its text: `read`, `write`, `begin`, `commit`, `rollback` or `empty`.
+#[pyfunction]
+fn statement_kind(sql: &str) -> &'static str {
+    match hiqlite::statement_kind(sql) {
+        hiqlite::StatementKind::Read => "read",
+        hiqlite::StatementKind::Write => "write",
+        hiqlite::StatementKind::Begin => "begin",
+        hiqlite::StatementKind::Commit => "commit",
+        hiqlite::StatementKind::Rollback => "rollback",
+        hiqlite::StatementKind::Empty => "empty",
+    }
+}
+
+/// Start an embedded node, as an awaitable.
+#[pyfunction]
+fn open_node_async(py: Python<'_>, config_json: String) -> PyResult<Bound<'_, PyAny>> {
+    let cfg: NodeConfig = serde_json::from_str(&config_json)
+        .map_err(|e| error::to_py(hiqlite::Error::Config(format!("invalid node configuration: {e}"))))?;
+    spawn(py, async move { Ok(Database { client: Client::start(cfg).await? }) })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    hiqlite::install_crypto_provider();
+    m.add_class::<Database>()?;
+    m.add_function(wrap_pyfunction!(statement_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(open_node_async, m)?)?;
+    m.add("NativeError", m.py().get_type::<error::NativeError>())?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+"""The asyncio API: awaitable calls on the library's runtime, transactions, errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import hiqlite
+import hiqlite.aio
+from conftest import node_config
+
+
+def test_asyncio_connection(tmp_path):
+    async def main() -> None:
+        async with hiqlite.aio.connect(node=node_config(tmp_path), autocommit=True) as conn:
+            for _ in range(200):
+                if await conn.is_leader():
+                    break
+                await asyncio.sleep(0.05)
+            await conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            cur = await conn.execute("INSERT INTO t (v) VALUES (?)", ("a",))
+            assert (cur.rowcount, cur.lastrowid) == (1, 1)
+            # Many calls in flight at once on one connection, no thread per call.
+            await asyncio.gather(*(conn.execute("INSERT INTO t (v) VALUES (?)", (str(i),)) for i in range(50)))
+            cur = await conn.execute("SELECT count(*) FROM t")
+            assert await cur.fetchall() == [(51,)]
+            rows = [r async for r in await conn.execute("SELECT v FROM t WHERE id <= 2 ORDER BY id")]
+            assert len(rows) == 2 and rows[0] == ("a",)
+            with pytest.raises(hiqlite.IntegrityError):
+                await conn.execute("INSERT INTO t (id, v) VALUES (1, 'dup')")
+            # Transactions: buffered, sent at commit, discarded by rollback.
+            conn.autocommit = False
+            await conn.execute("DELETE FROM t")
+            assert conn.in_transaction
+            await conn.rollback()
+            await conn.executemany("INSERT INTO t (v) VALUES (?)", [("x",), ("y",)])
+            await conn.commit()
+            cur = await conn.execute("SELECT count(*) FROM t", consistency="linearizable")
+            assert await cur.fetchone() == (53,)
+            await conn.execute("INSERT INTO t (v) VALUES ('leaving the block commits')")
+            url = "http://" + (await conn.status())["api_addr"]
+            async with hiqlite.aio.connect(url) as remote:
+                cur = await remote.execute("SELECT count(*) FROM t")
+                assert await cur.fetchall() == [(53,)], "not yet committed"
+                await remote.execute("INSERT INTO t (v) VALUES ('remote')")
+            cur = await conn.execute("SELECT count(*) FROM t", consistency="linearizable")
+            assert await cur.fetchall() == [(54,)], "the remote block committed on exit"
+        assert conn.closed
+
+    asyncio.run(main())
+
+
+def test_asyncio_event_loop_keeps_running_during_a_slow_write(tmp_path):
+    async def main() -> int:
+        async with hiqlite.aio.connect(node=node_config(tmp_path), autocommit=True) as conn:
+            for _ in range(200):
+                if await conn.is_leader():
+                    break
+                await asyncio.sleep(0.05)
+            await conn.execute("CREATE TABLE big (x)")
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.001)
+                    ticks += 1
+
+            t = asyncio.create_task(ticker())
+            await conn.execute(
+                "INSERT INTO big SELECT value FROM (WITH RECURSIVE c(value) AS "
+                "(SELECT 1 UNION ALL SELECT value + 1 FROM c WHERE value < 300000) SELECT value FROM c)"
+            )
+            t.cancel()
+            return ticks
+
+    assert asyncio.run(main()) >= 3, "the event loop ran while the write was in flight"

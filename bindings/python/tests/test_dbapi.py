@@ -1,0 +1,161 @@
+"""PEP 249 behaviour of the embedded connection: types, transactions, errors, conveniences."""
+
+from __future__ import annotations
+
+import pytest
+
+import hiqlite
+
+
+def test_module_globals():
+    assert hiqlite.apilevel == "2.0"
+    assert hiqlite.threadsafety == 2
+    assert hiqlite.paramstyle == "qmark"
+    for name in ["Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
+                 "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError"]:
+        assert issubclass(getattr(hiqlite, name), Exception)
+    assert issubclass(hiqlite.IntegrityError, hiqlite.DatabaseError)
+    assert issubclass(hiqlite.OutcomeUnknownError, hiqlite.OperationalError)
+
+
+def test_all_types_round_trip(db):
+    db.autocommit = True
+    db.execute("CREATE TABLE v (i INTEGER, r REAL, t TEXT, b BLOB, n)")
+    values = (-(2**63), 2.5, "héllo ✓", bytes(range(256)), None)
+    db.execute("INSERT INTO v VALUES (?, ?, ?, ?, ?)", values)
+    db.execute("INSERT INTO v VALUES (:i, :r, :t, :b, :n)",
+               {"i": 2**63 - 1, "r": -0.0, "t": "", "b": bytearray(b"\x00"), "n": None})
+    db.execute("INSERT INTO v VALUES (?, ?, ?, ?, ?)", [True, 1e308, "x" * 10000, memoryview(b"mv"), False])
+    rows = db.execute("SELECT * FROM v ORDER BY rowid").fetchall()
+    assert rows[0] == values
+    assert rows[1] == (2**63 - 1, -0.0, "", b"\x00", None)
+    assert rows[2] == (1, 1e308, "x" * 10000, b"mv", 0)
+    assert [type(x) for x in rows[0]] == [int, float, str, bytes, type(None)]
+
+
+def test_cursor_description_rowcount_lastrowid_fetch(db):
+    db.autocommit = True
+    cur = db.cursor()
+    cur.execute("CREATE TABLE booze (id INTEGER PRIMARY KEY, name VARCHAR(20), price REAL)")
+    assert cur.description is None
+    cur.executemany("INSERT INTO booze (name, price) VALUES (?, ?)", [("a", 1.0), ("b", 2.0), ("c", 3.0)])
+    assert cur.rowcount == 3
+    assert cur.lastrowid == 3
+    cur.execute("UPDATE booze SET price = price + 1 WHERE id > ?", (1,))
+    assert cur.rowcount == 2
+    cur.execute("SELECT id, name, price FROM booze ORDER BY id")
+    assert [d[0] for d in cur.description] == ["id", "name", "price"]
+    assert cur.description[1][1] == hiqlite.STRING
+    assert cur.description[2][1] == hiqlite.NUMBER
+    assert cur.rowcount == -1
+    assert cur.fetchone() == (1, "a", 1.0)
+    cur.arraysize = 2
+    assert cur.fetchmany() == [(2, "b", 3.0), (3, "c", 4.0)]
+    assert cur.fetchone() is None
+    assert list(db.execute("SELECT name FROM booze ORDER BY id")) == [("a",), ("b",), ("c",)]
+    with pytest.raises(hiqlite.ProgrammingError):
+        db.execute("DELETE FROM booze WHERE id = 99").fetchall()
+
+
+def test_transaction_commit_rollback_and_what_reads_see(db):
+    db.execute("CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER)")
+    assert db.in_transaction
+    db.commit()
+    cur = db.cursor()
+    cur.execute("INSERT INTO acct VALUES (1, 100)")
+    assert cur.rowcount == -1 and cur.lastrowid is None, "buffered: nothing ran yet"
+    # Reads see committed data only, not the transaction's own buffered writes.
+    assert db.execute("SELECT count(*) FROM acct").fetchone() == (0,)
+    db.rollback()
+    assert not db.in_transaction
+    db.commit()
+    assert db.execute("SELECT count(*) FROM acct").fetchone() == (0,)
+    db.execute("INSERT INTO acct VALUES (1, 100)")
+    db.execute("INSERT INTO acct VALUES (2, 50)")
+    db.commit()
+    assert db.execute("SELECT sum(bal) FROM acct").fetchone() == (150,)
+    # A failing statement aborts the whole transaction at commit: nothing of it is applied.
+    db.execute("UPDATE acct SET bal = bal - 10 WHERE id = 1")
+    db.execute("INSERT INTO acct VALUES (2, 0)")
+    with pytest.raises(hiqlite.IntegrityError) as e:
+        db.commit()
+    assert e.value.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
+    assert db.execute("SELECT bal FROM acct WHERE id = 1").fetchone() == (100,)
+    # SQL transaction statements map onto the connection's transaction.
+    db.execute("BEGIN")
+    db.execute("UPDATE acct SET bal = 0")
+    db.execute("ROLLBACK")
+    db.execute("COMMIT")
+    assert db.execute("SELECT sum(bal) FROM acct").fetchone() == (150,)
+    # The context manager commits on success and rolls back on error.
+    with db:
+        db.execute("UPDATE acct SET bal = bal + 1")
+    with pytest.raises(ZeroDivisionError):
+        with db:
+            db.execute("UPDATE acct SET bal = 0")
+            1 / 0
+    assert db.execute("SELECT sum(bal) FROM acct").fetchone() == (152,)
+
+
+def test_errors_map_to_pep249_classes(db):
+    db.autocommit = True
+    db.execute("CREATE TABLE u (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    db.execute("INSERT INTO u VALUES ('a', 'x')")
+    with pytest.raises(hiqlite.IntegrityError) as e:
+        db.execute("INSERT INTO u VALUES ('b', NULL)")
+    assert e.value.sqlite_errorcode == 1299 and "NOT NULL" in str(e.value)
+    with pytest.raises(hiqlite.IntegrityError) as e:
+        db.execute("INSERT INTO u VALUES ('a', 'y')")
+    assert e.value.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
+    with pytest.raises(hiqlite.OperationalError) as e:
+        db.execute("SELECT * FROM nowhere")
+    assert "no such table" in str(e.value)
+    with pytest.raises(hiqlite.OperationalError):
+        db.execute("INSRT INTO u VALUES (1)")
+    with pytest.raises(hiqlite.ProgrammingError):
+        db.execute("SELECT * FROM u WHERE k = ?", ("a", "b"))
+    with pytest.raises(hiqlite.ProgrammingError):
+        db.execute("INSERT INTO u VALUES (?, ?)", ("a", object()))
+    with pytest.raises(hiqlite.ProgrammingError):
+        db.execute("INSERT INTO u VALUES (?, ?)", (2**64, "big"))
+    with pytest.raises(hiqlite.ProgrammingError):
+        db.execute("SELECT ?", "a string is not a parameter list")
+    with pytest.raises(hiqlite.ProgrammingError):
+        db.execute("SELECT 1", consistency="sometimes")
+    # Buffered writes with bad parameters fail at execute, not at commit.
+    db.autocommit = False
+    with pytest.raises(hiqlite.ProgrammingError):
+        db.execute("INSERT INTO u VALUES (?, ?)", ("c", {1, 2}))
+    assert not db.in_transaction
+
+
+def test_closed_connection_and_cursor(tmp_path):
+    from conftest import node_config
+
+    conn = hiqlite.connect(node=node_config(tmp_path))
+    conn.wait_for_leader(30)
+    cur = conn.cursor()
+    cur.close()
+    with pytest.raises(hiqlite.ProgrammingError):
+        cur.execute("SELECT 1")
+    conn.close()
+    assert conn.closed
+    for op in (conn.commit, conn.cursor, conn.close, lambda: conn.execute("SELECT 1")):
+        with pytest.raises(hiqlite.ProgrammingError):
+            op()
+
+
+def test_row_factory_executescript_and_cached_reads(db):
+    db.executescript("""
+        CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT);
+        INSERT INTO p (name) VALUES ('ann');
+        INSERT INTO p (name) VALUES ('bob');
+    """)
+    db.row_factory = hiqlite.Row
+    row = db.execute("SELECT id, name FROM p ORDER BY id").fetchone()
+    assert row["name"] == "ann" and row["NAME"] == "ann" and row[0] == 1 and row.keys() == ["id", "name"]
+    assert tuple(row) == (1, "ann")
+    db.row_factory = None
+    for _ in range(3):
+        assert db.query("SELECT count(*) FROM p", cached=True) == [(2,)]
+    assert db.query("SELECT name FROM p WHERE id = :id", {"id": 2}, consistency="linearizable") == [("bob",)]
