@@ -431,13 +431,16 @@ impl Node {
         }
         .validate()
         .map_err(|e| Error::Config(format!("raft settings: {e}")))?;
+        // Peer traffic leaves from the address the Raft listener is bound to (when it is a
+        // specific one), so peers, firewalls and the fault-injection proxies see who it is.
+        let source = raft_listener.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
         let peers = match (&config.tls_cert, &config.tls_ca) {
-            (None, _) => PeerClient::new(&config.secret)?,
+            (None, _) => PeerClient::with_tls(&config.secret, None, false, source)?,
             (Some(cert), ca) => {
                 let ca = ca.as_ref().unwrap_or(cert);
                 let pem = std::fs::read(ca)
                     .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", ca.display())))?;
-                PeerClient::with_tls(&config.secret, Some(&pem), config.tls_insecure)?
+                PeerClient::with_tls(&config.secret, Some(&pem), config.tls_insecure, source)?
             }
         };
         let mut sm = StateMachine::new(writer.clone(), snapshots.clone());

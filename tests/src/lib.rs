@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: clusters of real nodes talking HTTP on 127.0.0.1, with data in
 //! temporary directories.
 
+pub mod torture;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};

@@ -44,16 +44,24 @@ pub struct PeerClient {
 impl PeerClient {
     /// A client presenting `secret` to peers over plain HTTP.
     pub fn new(secret: &str) -> crate::Result<Self> {
-        Self::with_tls(secret, None, false)
+        Self::with_tls(secret, None, false, None)
     }
 
-    /// A client presenting `secret` to peers; with `ca_pem`, over HTTPS trusting those CAs.
-    pub fn with_tls(secret: &str, ca_pem: Option<&[u8]>, insecure: bool) -> crate::Result<Self> {
+    /// A client presenting `secret` to peers; with `ca_pem`, over HTTPS trusting those CAs. With
+    /// `source`, connections leave from that local address (the one the node listens on), so
+    /// that on a host with several addresses peers see the node's own.
+    pub fn with_tls(
+        secret: &str,
+        ca_pem: Option<&[u8]>,
+        insecure: bool,
+        source: Option<std::net::IpAddr>,
+    ) -> crate::Result<Self> {
         crate::tls::install_crypto_provider();
         let cfg_err = |e: reqwest::Error| crate::Error::Config(format!("cannot build HTTP client: {e}"));
         let mut b = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
+            .local_address(source)
             .connect_timeout(Duration::from_secs(2));
         let scheme = match ca_pem {
             None => "http",
