@@ -59,10 +59,7 @@ fn check_key(ops: &[Op], init: i64) -> Verdict {
     let head = len;
     let mut next: Vec<usize> = (1..=len).collect();
     next.push(0);
-    let mut prev: Vec<usize> = vec![0; len + 1];
-    for i in 0..len {
-        prev[i] = if i == 0 { head } else { i - 1 };
-    }
+    let mut prev: Vec<usize> = (0..=len).map(|i| if i == 0 { head } else { i - 1 }).collect();
     next[head] = if len == 0 { usize::MAX } else { 0 };
     if len > 0 {
         next[len - 1] = usize::MAX;
@@ -134,12 +131,12 @@ pub fn check_registers(history: &[RegEntry], init: i64) -> Vec<u32> {
     let mut by_key: BTreeMap<u32, Vec<Op>> = BTreeMap::new();
     for e in history {
         let unknown = e.outcome == Outcome::Unknown;
-        let keep = match (e.outcome, e.op) {
-            (Outcome::Fail, _) => false,
-            (Outcome::Unknown, RegOp::Read { .. }) => false,
-            (Outcome::Ok, RegOp::Read { value: None }) => false,
-            _ => true,
-        };
+        let keep = !matches!(
+            (e.outcome, e.op),
+            (Outcome::Fail, _)
+                | (Outcome::Unknown, RegOp::Read { .. })
+                | (Outcome::Ok, RegOp::Read { value: None })
+        );
         if keep {
             let ret = if unknown { u64::MAX } else { e.complete };
             by_key.entry(e.key).or_default().push(Op { call: e.invoke, ret, op: e.op, unknown });

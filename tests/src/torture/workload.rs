@@ -253,7 +253,7 @@ pub async fn bank_client(ctx: Ctx, process: usize, seed: u64) -> BankReport {
     let Ok(db) = ctx.client(level) else { return rep };
     while !ctx.stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        if process % 2 == 0 {
+        if process.is_multiple_of(2) {
             let from = rng.below(ACCOUNTS as u64) as i64;
             let to = (from + 1 + rng.below(ACCOUNTS as u64 - 1) as i64) % ACCOUNTS;
             let amount = 1 + rng.below(30) as i64;
