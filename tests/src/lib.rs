@@ -11,13 +11,18 @@ use hiqlite::{Client, NodeConfig, Peer, Value};
 
 /// A port that was free a moment ago (bind to port 0, read it, release it).
 pub fn free_port() -> u16 {
-    // The OS may hand the same just-released port out twice; never give one out twice here.
+    free_port_on(std::net::Ipv4Addr::LOCALHOST)
+}
+
+/// A port that was free on `ip` a moment ago. No port is handed out twice in this process, on
+/// any address: the OS may give a just-released port to the next caller, and concurrent tests
+/// (clusters on the same loopback addresses) would then collide.
+pub fn free_port_on(ip: std::net::Ipv4Addr) -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind 127.0.0.1:0")
-            .local_addr()
-            .expect("addr")
+        let port = std::net::TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("bind {ip}:0: {e}"))
             .port();
         let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
         if !given.contains(&port) {

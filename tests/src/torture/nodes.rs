@@ -39,8 +39,8 @@ pub struct Cluster {
     proxies: Vec<tokio::task::JoinHandle<()>>,
 }
 
-async fn free_on(ip: std::net::Ipv4Addr) -> std::io::Result<SocketAddr> {
-    TcpListener::bind((ip, 0)).await?.local_addr()
+fn free_on(ip: std::net::Ipv4Addr) -> SocketAddr {
+    SocketAddr::from((ip, crate::free_port_on(ip)))
 }
 
 fn signal(pid: u32, sig: &str) -> bool {
@@ -56,11 +56,13 @@ impl Cluster {
         let mut proxies = Vec::new();
         for i in 0..n {
             let ip = node_ip(i);
-            let proxy = TcpListener::bind((ip, 0)).await?;
-            let raft = free_on(ip).await?;
+            // Ports come from the process-wide allocator: concurrent clusters share these
+            // addresses and must never pick the same port.
+            let proxy = TcpListener::bind(free_on(ip)).await?;
+            let raft = free_on(ip);
             let node = NodeProc {
                 id: i as u64 + 1,
-                api: free_on(ip).await?,
+                api: free_on(ip),
                 raft,
                 proxy: proxy.local_addr()?,
                 dir: root.join(format!("node-{}", i + 1)),
