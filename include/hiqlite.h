@@ -176,12 +176,11 @@
 #define HIQLITE_NULL 5
 
 /**
- * `hiqlite_prepare_flags`: decide whether the statement reads or writes. A statement starting
- * with INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER... is a write. Others (SELECT,
- * VALUES, WITH, PRAGMA...) are tried as a read on the first step; SQLite refuses that before
- * running anything if the statement writes, and it then goes through Raft. What is learned is
- * kept for later runs. (On a replica that lags, a `WITH ... INSERT` naming a table the replica
- * does not have yet fails that read; prepare it with `HIQLITE_PREPARE_WRITE`.)
+ * `hiqlite_prepare_flags`: decide from the text whether the statement reads or writes (as
+ * hiqlite's `statement_kind`: SELECT, VALUES, EXPLAIN, a WITH query, a PRAGMA without `=` read;
+ * everything else writes). A read runs on a replica; should SQLite find that it writes after
+ * all, it refuses it before running anything and it goes through Raft instead, which is
+ * remembered for later runs.
  */
 #define HIQLITE_PREPARE_AUTO 0
 
@@ -358,9 +357,10 @@ int hiqlite_config_set(struct hiqlite_config *config, const char *key, const cha
 int hiqlite_open_node_config(const struct hiqlite_config *config, struct hiqlite_db **db);
 
 /**
- * Open a client of a remote cluster. `urls` lists nodes' client API addresses, comma-separated
- * (`http://10.0.0.1:4001,http://10.0.0.2:4001`); the client finds the leader among them.
- * No connection is made until the first request.
+ * Open a client of a remote hiqlite (or rqlite) cluster. `urls` lists client API URLs of one or
+ * more nodes, comma-separated (`http://10.0.0.1:4001,http://10.0.0.2:4001`; no scheme means
+ * `http`); the client learns the other nodes and follows the leader. No connection is made until
+ * the first request. Same as `hiqlite_open_remote_with` without options.
  *
  * On success `*db` is a new handle owned by the caller (release it with `hiqlite_close`); on
  * error `*db` is NULL and `hiqlite_errmsg(NULL)` tells why.
@@ -371,8 +371,22 @@ int hiqlite_open_node_config(const struct hiqlite_config *config, struct hiqlite
 int hiqlite_open_remote(const char *urls, struct hiqlite_db **db);
 
 /**
- * Close a handle. For an embedded node this stops the node gracefully (it leaves the cluster's
- * view as unreachable, not as removed). NULL is a harmless no-op returning `HIQLITE_OK`. The
+ * `hiqlite_open_remote` with options as TOML or JSON text (NULL or empty: none): `username` and
+ * `password` (HTTP Basic auth), `timeout_ms` (one call, retries included; default 10000),
+ * `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
+ * `"linearizable"`: the default level of statements), `ca_file` (PEM CA certificates to trust
+ * for `https://`), `discover` (learn the other nodes from `/nodes`; default true),
+ * `danger_accept_invalid_certs` (tests only). An unknown option is `HIQLITE_CONFIG`.
+ *
+ * # Safety
+ * `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.
+ */
+int hiqlite_open_remote_with(const char *urls, const char *options, struct hiqlite_db **db);
+
+/**
+ * Close a handle. For an embedded node this stops the node gracefully (it stays a member of the
+ * cluster, seen as unreachable until it is started again); a remote client closes its
+ * connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
  * handle is released even when the shutdown reports an error (returned, with its message in
  * `hiqlite_errmsg(NULL)`). Statements of the handle stay valid to finalize; running them fails
  * with `HIQLITE_SHUTDOWN`.
@@ -510,9 +524,9 @@ int hiqlite_cache_stats(const struct hiqlite_db *db, struct hiqlite_cache_counte
  * Prepare `sql` (one statement; `?`, `?NNN`, `:name`, `@name`, `$name` parameters) on `db`.
  *
  * Nothing is sent to the cluster yet: syntax and schema errors are reported by the first
- * `hiqlite_step`. The statement keeps its own reference to the database's client; it stays
- * memory-safe after `hiqlite_close(db)` (running it then fails with `HIQLITE_SHUTDOWN` for an
- * embedded node).
+ * `hiqlite_step`; SQL with no statement (only whitespace or comments) is `HIQLITE_MISUSE`. The
+ * statement stays valid after `hiqlite_close(db)`: finalize it; running it then fails with
+ * `HIQLITE_SHUTDOWN`.
  *
  * On success `*stmt` is a new statement owned by the caller (release it with
  * `hiqlite_finalize`); on error `*stmt` is NULL. Same as `hiqlite_prepare_flags` with
@@ -579,8 +593,10 @@ int hiqlite_clear_bindings(struct hiqlite_stmt *stmt);
 int hiqlite_step(struct hiqlite_stmt *stmt);
 
 /**
- * Read with this consistency level: `HIQLITE_CONSISTENCY_LOCAL` (default),
- * `HIQLITE_CONSISTENCY_LEADER` or `HIQLITE_CONSISTENCY_LINEARIZABLE`. Writes are unaffected.
+ * Read with this consistency level: `HIQLITE_CONSISTENCY_LOCAL`, `HIQLITE_CONSISTENCY_LEADER` or
+ * `HIQLITE_CONSISTENCY_LINEARIZABLE`. The default is `LOCAL` for an embedded node and the
+ * client's consistency (default `LEADER`, so a client reads its own writes) for a remote client.
+ * Writes are unaffected.
  *
  * # Safety
  * `stmt` is NULL or a live statement.
@@ -599,6 +615,8 @@ int hiqlite_stmt_set_cache(struct hiqlite_stmt *stmt, int enable, uint64_t ttl_m
 
 /**
  * Rows changed by the statement's last run if it was a write (SQLite's `changes()`), else 0.
+ * (For a remote client, a statement with RETURNING gets its rows back but 0 here: over HTTP a
+ * statement answers rows or counts, not both.)
  *
  * # Safety
  * `stmt` is NULL (returns 0) or a live statement.
@@ -606,7 +624,8 @@ int hiqlite_stmt_set_cache(struct hiqlite_stmt *stmt, int enable, uint64_t ttl_m
 int64_t hiqlite_stmt_changes(const struct hiqlite_stmt *stmt);
 
 /**
- * The rowid of the last row inserted by the statement's last run if it was a write, else 0.
+ * The rowid of the last row inserted by the statement's last run if it was a write, else 0
+ * (0 as well for a remote client's statement with RETURNING).
  *
  * # Safety
  * `stmt` is NULL (returns 0) or a live statement.

@@ -77,6 +77,10 @@ fn status(client: &Client) -> FfiResult<Status> {
 
 fn open(config: NodeConfig, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
     let client = block_on(Client::start(config))??;
+    put_handle(client, db)
+}
+
+fn put_handle(client: Client, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
     let handle = Box::new(hiqlite_db {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         client,
@@ -246,9 +250,70 @@ pub unsafe extern "C" fn hiqlite_open_node_config(
     })
 }
 
-/// Open a client of a remote cluster. `urls` lists nodes' client API addresses, comma-separated
-/// (`http://10.0.0.1:4001,http://10.0.0.2:4001`); the client finds the leader among them.
-/// No connection is made until the first request.
+/// Options of a remote client (`hiqlite_open_remote_with`), all optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RemoteOptions {
+    username: Option<String>,
+    password: Option<String>,
+    timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    consistency: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+    discover: Option<bool>,
+    danger_accept_invalid_certs: bool,
+}
+
+fn open_remote(urls: &str, options: Option<&str>, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
+    let urls: Vec<String> =
+        urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+    if urls.is_empty() {
+        return Err(FfiError::new(HIQLITE_CONFIG, "no URL given"));
+    }
+    let opts = match options.map(str::trim_start) {
+        None | Some("") => RemoteOptions::default(),
+        Some(text) if text.starts_with('{') => serde_json::from_str(text)
+            .map_err(|e| FfiError::new(HIQLITE_CONFIG, format!("invalid JSON options: {e}")))?,
+        Some(text) => toml::from_str(text)
+            .map_err(|e| FfiError::new(HIQLITE_CONFIG, format!("invalid TOML options: {e}")))?,
+    };
+    let mut b = Client::remote(urls);
+    if let Some(user) = opts.username {
+        b = b.basic_auth(user, opts.password.unwrap_or_default());
+    }
+    if let Some(ms) = opts.timeout_ms {
+        b = b.timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = opts.connect_timeout_ms {
+        b = b.connect_timeout(Duration::from_millis(ms));
+    }
+    if let Some(c) = opts.consistency {
+        b = b.consistency(match c.to_ascii_lowercase().as_str() {
+            "local" | "none" => Consistency::Local,
+            "leader" | "weak" => Consistency::Leader,
+            "linearizable" => Consistency::Linearizable,
+            other => return Err(FfiError::new(HIQLITE_CONFIG, format!("unknown consistency `{other}`"))),
+        });
+    }
+    if let Some(path) = opts.ca_file {
+        let pem = std::fs::read(&path).map_err(|e| {
+            FfiError::new(HIQLITE_CONFIG, format!("cannot read ca_file {}: {e}", path.display()))
+        })?;
+        b = b.ca_cert_pem(pem);
+    }
+    if let Some(d) = opts.discover {
+        b = b.discover(d);
+    }
+    b = b.danger_accept_invalid_certs(opts.danger_accept_invalid_certs);
+    // Building sets up the HTTP client's connection pool on the runtime.
+    let client = block_on(async move { b.build() })??;
+    put_handle(client, db)
+}
+
+/// Open a client of a remote hiqlite (or rqlite) cluster. `urls` lists client API URLs of one or
+/// more nodes, comma-separated (`http://10.0.0.1:4001,http://10.0.0.2:4001`; no scheme means
+/// `http`); the client learns the other nodes and follows the leader. No connection is made until
+/// the first request. Same as `hiqlite_open_remote_with` without options.
 ///
 /// On success `*db` is a new handle owned by the caller (release it with `hiqlite_close`); on
 /// error `*db` is NULL and `hiqlite_errmsg(NULL)` tells why.
@@ -261,13 +326,42 @@ pub unsafe extern "C" fn hiqlite_open_remote(urls: *const c_char, db: *mut *mut 
         out_db(db)?;
         // SAFETY: caller's contract.
         let urls = unsafe { cstr(urls, "urls") }?;
-        let _urls: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
-        Err(FfiError::new(HIQLITE_MISUSE, "the remote client is not available in this build yet"))
+        open_remote(urls, None, db)
     })
 }
 
-/// Close a handle. For an embedded node this stops the node gracefully (it leaves the cluster's
-/// view as unreachable, not as removed). NULL is a harmless no-op returning `HIQLITE_OK`. The
+/// `hiqlite_open_remote` with options as TOML or JSON text (NULL or empty: none): `username` and
+/// `password` (HTTP Basic auth), `timeout_ms` (one call, retries included; default 10000),
+/// `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
+/// `"linearizable"`: the default level of statements), `ca_file` (PEM CA certificates to trust
+/// for `https://`), `discover` (learn the other nodes from `/nodes`; default true),
+/// `danger_accept_invalid_certs` (tests only). An unknown option is `HIQLITE_CONFIG`.
+///
+/// # Safety
+/// `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_open_remote_with(
+    urls: *const c_char,
+    options: *const c_char,
+    db: *mut *mut hiqlite_db,
+) -> c_int {
+    guard(None, || {
+        out_db(db)?;
+        // SAFETY: caller's contract.
+        let urls = unsafe { cstr(urls, "urls") }?;
+        let options = if options.is_null() {
+            None
+        } else {
+            // SAFETY: caller's contract.
+            Some(unsafe { cstr(options, "options") }?)
+        };
+        open_remote(urls, options, db)
+    })
+}
+
+/// Close a handle. For an embedded node this stops the node gracefully (it stays a member of the
+/// cluster, seen as unreachable until it is started again); a remote client closes its
+/// connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
 /// handle is released even when the shutdown reports an error (returned, with its message in
 /// `hiqlite_errmsg(NULL)`). Statements of the handle stay valid to finalize; running them fails
 /// with `HIQLITE_SHUTDOWN`.

@@ -12,6 +12,8 @@ pub(crate) struct ParamInfo {
     pub count: usize,
     /// Named parameters (with their prefix, e.g. `:id`) and their 1-based index.
     pub names: Vec<(String, usize)>,
+    /// The word RETURNING appears outside literals, quoted names and comments.
+    pub returning: bool,
 }
 
 impl ParamInfo {
@@ -31,65 +33,13 @@ impl ParamInfo {
     }
 }
 
-/// True when the statement certainly writes, judged by its first keyword (INSERT, UPDATE,
-/// CREATE...). SELECT, VALUES, WITH (a CTE may lead to a write), PRAGMA and EXPLAIN are left
-/// undecided: the caller asks SQLite.
-pub(crate) fn starts_as_write(sql: &str) -> bool {
-    const WRITES: [&str; 18] = [
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "REPLACE",
-        "CREATE",
-        "DROP",
-        "ALTER",
-        "REINDEX",
-        "VACUUM",
-        "ANALYZE",
-        "ATTACH",
-        "DETACH",
-        "BEGIN",
-        "COMMIT",
-        "END",
-        "ROLLBACK",
-        "SAVEPOINT",
-        "RELEASE",
-    ];
-    let s = sql.as_bytes();
-    let mut i = 0;
-    loop {
-        while i < s.len() && (s[i].is_ascii_whitespace() || s[i] == b';') {
-            i += 1;
-        }
-        if s[i..].starts_with(b"--") {
-            while i < s.len() && s[i] != b'\n' {
-                i += 1;
-            }
-        } else if s[i..].starts_with(b"/*") {
-            i += 2;
-            while i < s.len() && !s[i..].starts_with(b"*/") {
-                i += 1;
-            }
-            i = (i + 2).min(s.len());
-        } else {
-            break;
-        }
-    }
-    let start = i;
-    while i < s.len() && s[i].is_ascii_alphabetic() {
-        i += 1;
-    }
-    let word = &sql[start..i];
-    WRITES.iter().any(|w| w.eq_ignore_ascii_case(word))
-}
-
 fn is_id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
 /// Number parameters the way SQLite's tokenizer does: `?` takes the next index, `?NNN` index NNN,
 /// a name (`:a`, `@a`, `$a`) the next index at its first use and the same index after. Strings,
-/// quoted identifiers and comments are skipped.
+/// quoted identifiers and comments are skipped. Also notes a RETURNING clause.
 pub(crate) fn scan(sql: &str) -> ParamInfo {
     let s = sql.as_bytes();
     let mut info = ParamInfo::default();
@@ -178,9 +128,11 @@ pub(crate) fn scan(sql: &str) -> ParamInfo {
                 }
             }
             c if is_id_char(c) => {
+                let start = i;
                 while i < s.len() && is_id_char(s[i]) {
                     i += 1;
                 }
+                info.returning |= sql[start..i].eq_ignore_ascii_case("returning");
             }
             _ => i += 1,
         }
@@ -218,25 +170,16 @@ mod tests {
     }
 
     #[test]
-    fn tells_writes_by_their_first_keyword() {
+    fn sees_returning_clauses() {
+        assert!(scan("INSERT INTO t VALUES (1) RETURNING id").returning);
+        assert!(scan("delete from t returning *").returning);
         for sql in [
-            "INSERT INTO t VALUES (1)",
-            "  -- c\n /* d */ update t set x = 1",
-            "\nCREATE TABLE t (x)",
-            "replace into t values (1)",
+            "SELECT 'returning'",
+            "SELECT \"returning\" FROM t",
+            "UPDATE t SET x = 1 -- returning",
+            "SELECT returning_x",
         ] {
-            assert!(starts_as_write(sql), "{sql}");
-        }
-        for sql in [
-            "SELECT 1",
-            "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x",
-            "values (1)",
-            "",
-            "-- only",
-            "/* open",
-            "INSERTED",
-        ] {
-            assert!(!starts_as_write(sql), "{sql}");
+            assert!(!scan(sql).returning, "{sql}");
         }
     }
 

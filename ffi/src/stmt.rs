@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{Client, Consistency, Error, ExecResult, Params, Rows, Statement, Value};
+use engine::{Client, Consistency, Error, ExecResult, Params, Rows, Statement, StatementKind, Value};
 
 use crate::db::{consistency_from_c, hiqlite_db, with_db};
 use crate::error::{
     cstr, guard, guard_value, FfiError, FfiResult, HIQLITE_DONE, HIQLITE_INVALID_UTF8, HIQLITE_OK,
     HIQLITE_RANGE, HIQLITE_ROW, HIQLITE_SHUTDOWN,
 };
-use crate::params::{scan, starts_as_write, ParamInfo};
+use crate::params::{scan, ParamInfo};
 use crate::runtime::block_on;
 
 /// Storage class of a value: a 64-bit signed integer (as SQLite's `SQLITE_INTEGER`).
@@ -27,12 +27,11 @@ pub const HIQLITE_BLOB: c_int = 4;
 /// Storage class of a value: NULL (as `SQLITE_NULL`).
 pub const HIQLITE_NULL: c_int = 5;
 
-/// `hiqlite_prepare_flags`: decide whether the statement reads or writes. A statement starting
-/// with INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER... is a write. Others (SELECT,
-/// VALUES, WITH, PRAGMA...) are tried as a read on the first step; SQLite refuses that before
-/// running anything if the statement writes, and it then goes through Raft. What is learned is
-/// kept for later runs. (On a replica that lags, a `WITH ... INSERT` naming a table the replica
-/// does not have yet fails that read; prepare it with `HIQLITE_PREPARE_WRITE`.)
+/// `hiqlite_prepare_flags`: decide from the text whether the statement reads or writes (as
+/// hiqlite's `statement_kind`: SELECT, VALUES, EXPLAIN, a WITH query, a PRAGMA without `=` read;
+/// everything else writes). A read runs on a replica; should SQLite find that it writes after
+/// all, it refuses it before running anything and it goes through Raft instead, which is
+/// remembered for later runs.
 pub const HIQLITE_PREPARE_AUTO: c_int = 0;
 /// `hiqlite_prepare_flags`: the statement only reads; it runs on a replica at the statement's
 /// consistency level (a write is refused with `HIQLITE_READONLY`).
@@ -147,9 +146,14 @@ impl hiqlite_stmt {
         let params = scan(sql);
         let param_names =
             params.names.iter().filter_map(|(n, i)| CString::new(n.as_str()).ok().map(|c| (*i, c))).collect();
-        // Writes known from their first keyword skip the read probe: it would cost a round trip,
-        // and on a lagging replica it could fail on a table the cluster already has.
-        let kind = if kind == Kind::Auto && starts_as_write(sql) { Kind::Write } else { kind };
+        // Writes known from their text skip the read probe: it would cost a round trip, and on a
+        // lagging replica it could fail on a table the cluster already has.
+        let kind = match (kind, engine::statement_kind(sql)) {
+            (_, StatementKind::Empty) => return Err(FfiError::misuse("sql holds no statement")),
+            (Kind::Auto, StatementKind::Read) => Kind::Auto,
+            (Kind::Auto, _) => Kind::Write,
+            (k, _) => k,
+        };
         Ok(hiqlite_stmt {
             db_id: db.id,
             client: db.client.clone(),
@@ -159,7 +163,7 @@ impl hiqlite_stmt {
             params,
             param_names,
             kind,
-            consistency: Consistency::Local,
+            consistency: db.client.default_consistency(),
             cache: None,
             state: State::Ready,
             names: Vec::new(),
@@ -250,26 +254,30 @@ impl hiqlite_stmt {
         let sql = self.sql().to_owned();
         let params = self.params_value();
         let (kind, consistency, cache) = (self.kind, self.consistency, self.cache);
+        let returning = self.params.returning;
         let read = |client: Client, sql: String, params: Params| async move {
             match cache {
                 Some(ttl) => client.query_cached_with(&sql, params, consistency, ttl).await,
                 None => client.query_with(&sql, params, consistency).await,
             }
         };
+        let write = |client: Client, sql: String, params: Params| async move {
+            // Over HTTP a write answers either its rows or its counts; RETURNING wants the rows.
+            if client.is_remote() && returning {
+                let rows = client.execute_returning(&sql, params).await?;
+                return Ok((Kind::Write, rows, 0, 0));
+            }
+            let e = client.execute(&sql, params).await?;
+            Ok((Kind::Write, e.rows, e.rows_affected, e.last_insert_id))
+        };
         let outcome = block_on(async move {
             match kind {
                 Kind::Read => read(client, sql, params).await.map(|r| (Kind::Read, r, 0, 0)),
-                Kind::Write => {
-                    let e = client.execute(&sql, params).await?;
-                    Ok((Kind::Write, e.rows, e.rows_affected, e.last_insert_id))
-                }
+                Kind::Write => write(client, sql, params).await,
                 Kind::Auto => match read(client.clone(), sql.clone(), params.clone()).await {
                     Ok(rows) => Ok((Kind::Read, rows, 0, 0)),
                     // The read path refuses a writing statement before running it.
-                    Err(Error::Sql { code: 8, .. }) => {
-                        let e = client.execute(&sql, params).await?;
-                        Ok((Kind::Write, e.rows, e.rows_affected, e.last_insert_id))
-                    }
+                    Err(Error::Sql { code: 8, .. }) => write(client, sql, params).await,
                     Err(e) => Err(e),
                 },
             }
@@ -352,9 +360,9 @@ impl hiqlite_stmt {
 /// Prepare `sql` (one statement; `?`, `?NNN`, `:name`, `@name`, `$name` parameters) on `db`.
 ///
 /// Nothing is sent to the cluster yet: syntax and schema errors are reported by the first
-/// `hiqlite_step`. The statement keeps its own reference to the database's client; it stays
-/// memory-safe after `hiqlite_close(db)` (running it then fails with `HIQLITE_SHUTDOWN` for an
-/// embedded node).
+/// `hiqlite_step`; SQL with no statement (only whitespace or comments) is `HIQLITE_MISUSE`. The
+/// statement stays valid after `hiqlite_close(db)`: finalize it; running it then fails with
+/// `HIQLITE_SHUTDOWN`.
 ///
 /// On success `*stmt` is a new statement owned by the caller (release it with
 /// `hiqlite_finalize`); on error `*stmt` is NULL. Same as `hiqlite_prepare_flags` with
@@ -398,9 +406,6 @@ pub unsafe extern "C" fn hiqlite_prepare_flags(
         };
         // SAFETY: caller's contract.
         let sql = unsafe { cstr(sql, "sql") }?;
-        if sql.trim().is_empty() {
-            return Err(FfiError::misuse("sql is empty"));
-        }
         let s = Box::new(hiqlite_stmt::new(d, sql, kind)?);
         // SAFETY: as above.
         unsafe { *stmt = Box::into_raw(s) };
@@ -476,8 +481,10 @@ pub unsafe extern "C" fn hiqlite_step(stmt: *mut hiqlite_stmt) -> c_int {
     with_stmt(stmt, |s| s.step())
 }
 
-/// Read with this consistency level: `HIQLITE_CONSISTENCY_LOCAL` (default),
-/// `HIQLITE_CONSISTENCY_LEADER` or `HIQLITE_CONSISTENCY_LINEARIZABLE`. Writes are unaffected.
+/// Read with this consistency level: `HIQLITE_CONSISTENCY_LOCAL`, `HIQLITE_CONSISTENCY_LEADER` or
+/// `HIQLITE_CONSISTENCY_LINEARIZABLE`. The default is `LOCAL` for an embedded node and the
+/// client's consistency (default `LEADER`, so a client reads its own writes) for a remote client.
+/// Writes are unaffected.
 ///
 /// # Safety
 /// `stmt` is NULL or a live statement.
@@ -508,6 +515,8 @@ pub unsafe extern "C" fn hiqlite_stmt_set_cache(
 }
 
 /// Rows changed by the statement's last run if it was a write (SQLite's `changes()`), else 0.
+/// (For a remote client, a statement with RETURNING gets its rows back but 0 here: over HTTP a
+/// statement answers rows or counts, not both.)
 ///
 /// # Safety
 /// `stmt` is NULL (returns 0) or a live statement.
@@ -522,7 +531,8 @@ pub unsafe extern "C" fn hiqlite_stmt_changes(stmt: *const hiqlite_stmt) -> i64 
     })
 }
 
-/// The rowid of the last row inserted by the statement's last run if it was a write, else 0.
+/// The rowid of the last row inserted by the statement's last run if it was a write, else 0
+/// (0 as well for a remote client's statement with RETURNING).
 ///
 /// # Safety
 /// `stmt` is NULL (returns 0) or a live statement.

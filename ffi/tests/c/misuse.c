@@ -58,6 +58,19 @@ static void without_a_database(const char *dir) {
     hiqlite_config_free(NULL);
 
     EXPECT_RC(NULL, HIQLITE_MISUSE, hiqlite_open_remote(NULL, &db));
+    EXPECT_RC(NULL, HIQLITE_CONFIG, hiqlite_open_remote(" , ", &db));
+    EXPECT_RC(NULL, HIQLITE_CONFIG, hiqlite_open_remote_with("http://127.0.0.1:1", "colour = 1", &db));
+    CHECK_CONTAINS(hiqlite_errmsg(NULL), "colour");
+    EXPECT_RC(NULL, HIQLITE_CONFIG,
+              hiqlite_open_remote_with("http://127.0.0.1:1", "{\"consistency\": \"strong\"}", &db));
+    EXPECT_RC(NULL, HIQLITE_INVALID_UTF8, hiqlite_open_remote("http://\xff", &db));
+    CHECK(db == NULL);
+
+    /* Nobody listens on port 1: the write was certainly not applied, and the code says so. */
+    OK(NULL, hiqlite_open_remote_with("http://127.0.0.1:1", "timeout_ms = 1000", &db));
+    EXPECT_RC(db, HIQLITE_UNREACHABLE, hiqlite_exec(db, "CREATE TABLE t (x)", NULL, NULL));
+    CHECK_CONTAINS(hiqlite_errmsg(db), "unreachable");
+    OK(NULL, hiqlite_close(db));
 
     /* NULL handles everywhere. */
     int64_t changes = 7;
