@@ -145,3 +145,48 @@ fn c_example() {
     assert!(out.contains("1: write docs\n2: ship it\n"), "{out}");
     assert!(out.contains(r#"{"results":[{"columns":["n"],"types":[""],"values":[[2]]}]}"#), "{out}");
 }
+
+/// The pkg-config file, installed into a prefix holding only the static library, builds the
+/// example statically, and that binary runs.
+#[test]
+fn pkg_config_links_the_static_library() {
+    let lib = lib_dir();
+    let prefix = tempfile::tempdir().expect("tempdir");
+    let p = prefix.path();
+    std::fs::create_dir_all(p.join("include")).expect("mkdir");
+    std::fs::create_dir_all(p.join("lib/pkgconfig")).expect("mkdir");
+    std::fs::copy(workspace().join("include/hiqlite.h"), p.join("include/hiqlite.h")).expect("copy header");
+    std::fs::copy(lib.join("libhiqlite.a"), p.join("lib/libhiqlite.a")).expect("copy libhiqlite.a");
+    let pc = std::fs::read_to_string(workspace().join("ffi/hiqlite.pc.in")).expect("hiqlite.pc.in");
+    let pc = pc.replace("@PREFIX@", &p.display().to_string()).replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(p.join("lib/pkgconfig/hiqlite.pc"), pc).expect("write hiqlite.pc");
+
+    let flags = run(Command::new("pkg-config")
+        .args(["--cflags", "--libs", "--static", "hiqlite"])
+        .env("PKG_CONFIG_PATH", p.join("lib/pkgconfig")));
+    let version = run(Command::new("pkg-config")
+        .args(["--modversion", "hiqlite"])
+        .env("PKG_CONFIG_PATH", p.join("lib/pkgconfig")));
+    assert_eq!(version.trim(), env!("CARGO_PKG_VERSION"));
+    let exe = p.join("example-static");
+    run(Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(workspace().join("ffi/examples/example.c"))
+        .args(flags.split_whitespace())
+        .arg("-o")
+        .arg(&exe));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(Command::new(&exe).arg(dir.path().join("data")));
+    assert!(out.contains("2: ship it"), "{out}");
+}
+
+/// The README's C example is the example the tests build and run.
+#[test]
+fn readme_shows_the_example() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("README.md");
+    let example = std::fs::read_to_string(workspace().join("ffi/examples/example.c")).expect("example.c");
+    assert!(
+        readme.contains(&format!("```c\n{example}```")),
+        "README's C example differs from ffi/examples/example.c"
+    );
+}
