@@ -322,8 +322,8 @@ const char *hiqlite_libversion(void);
 int hiqlite_open_node(const char *config, struct hiqlite_db **db);
 
 /**
- * A new configuration holding the defaults. Never NULL. Release it with `hiqlite_config_free`
- * (opening a node does not consume it).
+ * A new configuration holding the defaults. Release it with `hiqlite_config_free` (opening a
+ * node does not consume it). NULL only if the library failed internally.
  */
 struct hiqlite_config *hiqlite_config_new(void);
 
@@ -436,7 +436,8 @@ int hiqlite_query_json(const struct hiqlite_db *db,
  * the first error, none; that error is returned. On success each statement holds its own
  * result: `hiqlite_stmt_changes`, `hiqlite_stmt_last_insert_id`, and its `RETURNING` rows through
  * `hiqlite_step` (which returns `HIQLITE_DONE` at once for a statement without rows); reset a
- * statement before running it again. On failure the statements are left ready to run.
+ * statement before running it again (a remote client gets counts, not RETURNING rows, here).
+ * On failure the statements are left ready to run.
  *
  * # Safety
  * `db` is NULL or a live handle; `stmts` NULL (with `n == 0`) or an array of `n` live statements

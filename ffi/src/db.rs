@@ -10,7 +10,8 @@ use engine::{Client, Consistency, NodeConfig, Peer, Status};
 use serde_json::Value as J;
 
 use crate::error::{
-    cstr, forget, guard, to_c_string, FfiError, FfiResult, HIQLITE_CONFIG, HIQLITE_MISUSE, HIQLITE_OK,
+    cstr, forget, guard, guard_value, to_c_string, FfiError, FfiResult, HIQLITE_CONFIG, HIQLITE_MISUSE,
+    HIQLITE_OK,
 };
 use crate::runtime::block_on;
 use crate::stmt::hiqlite_stmt;
@@ -139,13 +140,14 @@ pub struct hiqlite_config {
     doc: J,
 }
 
-/// A new configuration holding the defaults. Never NULL. Release it with `hiqlite_config_free`
-/// (opening a node does not consume it).
+/// A new configuration holding the defaults. Release it with `hiqlite_config_free` (opening a
+/// node does not consume it). NULL only if the library failed internally.
 #[no_mangle]
 pub extern "C" fn hiqlite_config_new() -> *mut hiqlite_config {
-    // The defaults always serialize; a failure would be a bug caught by the tests.
-    let doc = serde_json::to_value(NodeConfig::default()).unwrap_or(J::Null);
-    Box::into_raw(Box::new(hiqlite_config { doc }))
+    guard_value(std::ptr::null_mut(), || match serde_json::to_value(NodeConfig::default()) {
+        Ok(doc) => Box::into_raw(Box::new(hiqlite_config { doc })),
+        Err(_) => std::ptr::null_mut(),
+    })
 }
 
 /// Release a configuration. NULL is a no-op.
@@ -155,8 +157,10 @@ pub extern "C" fn hiqlite_config_new() -> *mut hiqlite_config {
 #[no_mangle]
 pub unsafe extern "C" fn hiqlite_config_free(config: *mut hiqlite_config) {
     if !config.is_null() {
-        // SAFETY: created by Box::into_raw in hiqlite_config_new.
-        drop(unsafe { Box::from_raw(config) });
+        guard_value((), || {
+            // SAFETY: created by Box::into_raw in hiqlite_config_new.
+            drop(unsafe { Box::from_raw(config) });
+        })
     }
 }
 
@@ -506,7 +510,8 @@ unsafe fn stmts_arg<'a>(
 /// the first error, none; that error is returned. On success each statement holds its own
 /// result: `hiqlite_stmt_changes`, `hiqlite_stmt_last_insert_id`, and its `RETURNING` rows through
 /// `hiqlite_step` (which returns `HIQLITE_DONE` at once for a statement without rows); reset a
-/// statement before running it again. On failure the statements are left ready to run.
+/// statement before running it again (a remote client gets counts, not RETURNING rows, here).
+/// On failure the statements are left ready to run.
 ///
 /// # Safety
 /// `db` is NULL or a live handle; `stmts` NULL (with `n == 0`) or an array of `n` live statements

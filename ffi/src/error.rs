@@ -278,3 +278,89 @@ pub(crate) fn code_str(code: c_int) -> &'static CStr {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_code_and_message() {
+        let cases = [
+            (Error::Sql { code: 2067, message: "UNIQUE constraint failed: t.x".into() }, 2067),
+            (Error::Sql { code: 0, message: "odd".into() }, HIQLITE_ERROR),
+            (Error::NotLeader { leader: Some(2) }, HIQLITE_NOT_LEADER),
+            (Error::NoLeader("x".into()), HIQLITE_NO_LEADER),
+            (Error::Unreachable("x".into()), HIQLITE_UNREACHABLE),
+            (Error::Timeout("x".into()), HIQLITE_TIMEOUT),
+            (Error::OutcomeUnknown("x".into()), HIQLITE_OUTCOME_UNKNOWN),
+            (Error::Unauthorized("x".into()), HIQLITE_UNAUTHORIZED),
+            (Error::Config("x".into()), HIQLITE_CONFIG),
+            (Error::Storage("x".into()), HIQLITE_STORAGE),
+            (Error::Raft("x".into()), HIQLITE_RAFT),
+            (Error::InvalidRequest("x".into()), HIQLITE_INVALID_REQUEST),
+            (Error::Decode("x".into()), HIQLITE_DECODE),
+            (Error::ShutDown, HIQLITE_SHUTDOWN),
+        ];
+        for (e, code) in cases {
+            let shown = e.to_string();
+            let f = FfiError::from(e.clone());
+            assert_eq!(f.code, code, "{e:?}");
+            match e {
+                Error::Sql { message, .. } => assert_eq!(f.message, message),
+                _ => assert_eq!(f.message, shown),
+            }
+        }
+    }
+
+    #[test]
+    fn own_codes_never_look_like_sqlite_codes() {
+        let own = [
+            HIQLITE_NOT_LEADER,
+            HIQLITE_NO_LEADER,
+            HIQLITE_UNREACHABLE,
+            HIQLITE_TIMEOUT,
+            HIQLITE_OUTCOME_UNKNOWN,
+            HIQLITE_UNAUTHORIZED,
+            HIQLITE_CONFIG,
+            HIQLITE_STORAGE,
+            HIQLITE_RAFT,
+            HIQLITE_INVALID_REQUEST,
+            HIQLITE_DECODE,
+            HIQLITE_SHUTDOWN,
+            HIQLITE_PANIC,
+            HIQLITE_INVALID_UTF8,
+        ];
+        for c in own {
+            assert!((1000..=1023).contains(&c), "{c}");
+            // SQLite's primary codes are 0..=28, 100 and 101; an extended code keeps its primary
+            // code in the low byte.
+            assert!(c & 0xff > 101, "{c}");
+            assert_ne!(code_str(c), c"unknown error", "{c} has no description");
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_a_code_and_a_message() {
+        let rc = guard(Some(7), || panic!("boom"));
+        assert_eq!(rc, HIQLITE_PANIC);
+        let (code, msg) = last(Some(7));
+        assert_eq!(code, HIQLITE_PANIC);
+        // SAFETY: a NUL-terminated string owned by this thread's error state.
+        let msg = unsafe { CStr::from_ptr(msg) }.to_str().expect("utf-8");
+        assert!(msg.contains("boom"), "{msg}");
+        assert_eq!(guard_value(5, || panic!("again")), 5);
+        // The next success clears the handle's message.
+        assert_eq!(guard(Some(7), || Ok(HIQLITE_OK)), HIQLITE_OK);
+        assert_eq!(last(Some(7)).0, HIQLITE_OK);
+    }
+
+    #[test]
+    fn strings_from_c_are_checked() {
+        // SAFETY: NULL and NUL-terminated literals.
+        unsafe {
+            assert_eq!(cstr(std::ptr::null(), "sql").expect_err("NULL").code, HIQLITE_MISUSE);
+            assert_eq!(cstr(c"\xff".as_ptr(), "sql").expect_err("not UTF-8").code, HIQLITE_INVALID_UTF8);
+            assert_eq!(cstr(c"ok".as_ptr(), "sql").expect("valid"), "ok");
+        }
+    }
+}

@@ -44,9 +44,11 @@ pub use stmt::*;
 /// `db` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn hiqlite_errmsg(db: *const hiqlite_db) -> *const c_char {
-    // SAFETY: caller's contract.
-    let id = unsafe { db.as_ref() }.map(|d| d.id);
-    error::last(id).1
+    error::guard_value(c"internal error".as_ptr(), || {
+        // SAFETY: caller's contract.
+        let id = unsafe { db.as_ref() }.map(|d| d.id);
+        error::last(id).1
+    })
 }
 
 /// The result code that goes with `hiqlite_errmsg(db)`.
@@ -55,15 +57,17 @@ pub unsafe extern "C" fn hiqlite_errmsg(db: *const hiqlite_db) -> *const c_char 
 /// `db` is NULL or a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn hiqlite_errcode(db: *const hiqlite_db) -> c_int {
-    // SAFETY: caller's contract.
-    let id = unsafe { db.as_ref() }.map(|d| d.id);
-    error::last(id).0
+    error::guard_value(HIQLITE_PANIC, || {
+        // SAFETY: caller's contract.
+        let id = unsafe { db.as_ref() }.map(|d| d.id);
+        error::last(id).0
+    })
 }
 
 /// A short English description of a result code (static; never NULL, never to be freed).
 #[no_mangle]
 pub extern "C" fn hiqlite_errstr(code: c_int) -> *const c_char {
-    error::code_str(code).as_ptr()
+    error::guard_value(c"unknown error".as_ptr(), || error::code_str(code).as_ptr())
 }
 
 /// Free a string the library handed to the caller through a `char **` out-parameter
@@ -75,13 +79,17 @@ pub extern "C" fn hiqlite_errstr(code: c_int) -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn hiqlite_free(ptr: *mut c_void) {
     if !ptr.is_null() {
-        // SAFETY: made by CString::into_raw (error::to_c_string), per the contract.
-        drop(unsafe { std::ffi::CString::from_raw(ptr.cast::<c_char>()) });
+        error::guard_value((), || {
+            // SAFETY: made by CString::into_raw (error::to_c_string), per the contract.
+            drop(unsafe { std::ffi::CString::from_raw(ptr.cast::<c_char>()) });
+        })
     }
 }
 
 /// The library's version, e.g. "0.1.0" (static).
 #[no_mangle]
 pub extern "C" fn hiqlite_libversion() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast::<c_char>()
+    error::guard_value(std::ptr::null(), || {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast::<c_char>()
+    })
 }

@@ -555,11 +555,13 @@ pub unsafe extern "C" fn hiqlite_stmt_last_insert_id(stmt: *const hiqlite_stmt) 
 /// `stmt` is NULL or a live statement.
 #[no_mangle]
 pub unsafe extern "C" fn hiqlite_stmt_errmsg(stmt: *const hiqlite_stmt) -> *const c_char {
-    // SAFETY: caller's contract.
-    match unsafe { stmt.as_ref() } {
-        Some(s) => s.errmsg.as_ptr(),
-        None => c"statement handle is NULL".as_ptr(),
-    }
+    guard_value(c"internal error".as_ptr(), || {
+        // SAFETY: caller's contract.
+        match unsafe { stmt.as_ref() } {
+            Some(s) => s.errmsg.as_ptr(),
+            None => c"statement handle is NULL".as_ptr(),
+        }
+    })
 }
 
 /// The statement's SQL text, owned by the statement (valid until `hiqlite_finalize`). NULL for a
@@ -569,8 +571,10 @@ pub unsafe extern "C" fn hiqlite_stmt_errmsg(stmt: *const hiqlite_stmt) -> *cons
 /// `stmt` is NULL or a live statement.
 #[no_mangle]
 pub unsafe extern "C" fn hiqlite_sql(stmt: *const hiqlite_stmt) -> *const c_char {
-    // SAFETY: caller's contract.
-    unsafe { stmt.as_ref() }.map_or(std::ptr::null(), |s| s.sql.as_ptr())
+    guard_value(std::ptr::null(), || {
+        // SAFETY: caller's contract.
+        unsafe { stmt.as_ref() }.map_or(std::ptr::null(), |s| s.sql.as_ptr())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -584,8 +588,10 @@ pub unsafe extern "C" fn hiqlite_sql(stmt: *const hiqlite_stmt) -> *const c_char
 /// `stmt` is NULL or a live statement.
 #[no_mangle]
 pub unsafe extern "C" fn hiqlite_bind_parameter_count(stmt: *const hiqlite_stmt) -> c_int {
-    // SAFETY: caller's contract.
-    unsafe { stmt.as_ref() }.map_or(0, |s| c_int::try_from(s.values.len()).unwrap_or(c_int::MAX))
+    guard_value(0, || {
+        // SAFETY: caller's contract.
+        unsafe { stmt.as_ref() }.map_or(0, |s| c_int::try_from(s.values.len()).unwrap_or(c_int::MAX))
+    })
 }
 
 /// The index of the parameter named `name` (with its prefix, `:id`; without one `:`, `@` and `$`
@@ -614,10 +620,12 @@ pub unsafe extern "C" fn hiqlite_bind_parameter_name(
     stmt: *const hiqlite_stmt,
     index: c_int,
 ) -> *const c_char {
-    // SAFETY: caller's contract.
-    let Some(s) = (unsafe { stmt.as_ref() }) else { return std::ptr::null() };
-    let Ok(i) = usize::try_from(index) else { return std::ptr::null() };
-    s.param_names.iter().find(|(k, _)| *k == i).map_or(std::ptr::null(), |(_, n)| n.as_ptr())
+    guard_value(std::ptr::null(), || {
+        // SAFETY: caller's contract.
+        let Some(s) = (unsafe { stmt.as_ref() }) else { return std::ptr::null() };
+        let Ok(i) = usize::try_from(index) else { return std::ptr::null() };
+        s.param_names.iter().find(|(k, _)| *k == i).map_or(std::ptr::null(), |(_, n)| n.as_ptr())
+    })
 }
 
 /// Bind NULL to parameter `index`.
