@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit/integration/end-to-end tests (real nodes on
 # 127.0.0.1, real files, real processes of the `hiqlite` binary), the storage conformance suite,
-# doctests and the quickstart example. Installs what it needs from the package registries only.
+# the C API's tests (C programs, also under valgrind), doctests and the quickstart example.
+# Installs what it needs from the package registries only (crates.io, PyPI, npm, apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,19 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, storage suite, cluster end-to-end, CLI processes, doctests)"
+step "system tools of the C API tests: a C++ compiler, pkg-config, valgrind"
+missing=()
+command -v c++ >/dev/null || missing+=(g++)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v valgrind >/dev/null || missing+=(valgrind)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+step "cargo test (unit, storage suite, cluster end-to-end, CLI processes, C API natively and under valgrind, doctests)"
 cargo test --workspace --locked -- --test-threads=2
 
 step "quickstart example"

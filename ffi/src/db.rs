@@ -1,0 +1,759 @@
+//! Database handles: opening an embedded node or a remote client, one-shot calls (exec, JSON
+//! query, transaction, batch) and cluster status.
+
+use std::ffi::{c_char, c_int};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{Client, Consistency, NodeConfig, Peer, Status};
+use serde_json::Value as J;
+
+use crate::error::{
+    cstr, forget, guard, guard_value, to_c_string, FfiError, FfiResult, HIQLITE_CONFIG, HIQLITE_MISUSE,
+    HIQLITE_OK,
+};
+use crate::runtime::block_on;
+use crate::stmt::hiqlite_stmt;
+
+/// Read this node's replica as it is: fastest; may lag behind the leader on a follower.
+pub const HIQLITE_CONSISTENCY_LOCAL: c_int = 0;
+/// Read on the node that believes it is the leader (forwarded there if needed).
+pub const HIQLITE_CONSISTENCY_LEADER: c_int = 1;
+/// Linearizable: leadership is confirmed with a quorum and this node waits until it has applied
+/// everything committed before the read; works on followers too.
+pub const HIQLITE_CONSISTENCY_LINEARIZABLE: c_int = 2;
+
+pub(crate) fn consistency_from_c(level: c_int) -> FfiResult<Consistency> {
+    match level {
+        HIQLITE_CONSISTENCY_LOCAL => Ok(Consistency::Local),
+        HIQLITE_CONSISTENCY_LEADER => Ok(Consistency::Leader),
+        HIQLITE_CONSISTENCY_LINEARIZABLE => Ok(Consistency::Linearizable),
+        other => Err(FfiError::misuse(format!("unknown consistency level {other}"))),
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A database: an embedded node of a cluster (`hiqlite_open_node`) or a client of a remote
+/// cluster (`hiqlite_open_remote`).
+///
+/// Thread-safe: any number of threads may use one handle at the same time (calls block the
+/// calling thread only). Error messages are kept per handle and per thread. Released by
+/// `hiqlite_close`, which must not race with other calls on the handle.
+#[allow(non_camel_case_types)]
+pub struct hiqlite_db {
+    /// Identifies the handle in the per-thread error messages (a pointer could be reused).
+    pub(crate) id: u64,
+    pub(crate) client: Client,
+    /// Shared with the handle's statements, which outlive it.
+    pub(crate) closed: Arc<AtomicBool>,
+}
+
+/// Run `f` on a database handle, recording its outcome for `hiqlite_errmsg`.
+pub(crate) fn with_db(db: *const hiqlite_db, f: impl FnOnce(&hiqlite_db) -> FfiResult<c_int>) -> c_int {
+    // SAFETY: the caller passes NULL or a live handle.
+    let d = unsafe { db.as_ref() };
+    guard(d.map(|d| d.id), || match d {
+        Some(d) => f(d),
+        None => Err(FfiError::misuse("database handle is NULL")),
+    })
+}
+
+/// Store `value` through an optional out-pointer.
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn put<T>(out: *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { *out = value };
+    }
+}
+
+/// The status of the embedded node, or of the node a remote client talks to.
+fn status(client: &Client) -> FfiResult<Status> {
+    Ok(block_on(client.status())??)
+}
+
+fn open(config: NodeConfig, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
+    let client = block_on(Client::start(config))??;
+    put_handle(client, db)
+}
+
+fn put_handle(client: Client, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
+    let handle = Box::new(hiqlite_db {
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        client,
+        closed: Arc::new(AtomicBool::new(false)),
+    });
+    // SAFETY: checked non-NULL by the callers.
+    unsafe { *db = Box::into_raw(handle) };
+    Ok(HIQLITE_OK)
+}
+
+fn out_db(db: *mut *mut hiqlite_db) -> FfiResult<()> {
+    if db.is_null() {
+        return Err(FfiError::misuse("db out-pointer is NULL"));
+    }
+    // SAFETY: non-NULL; the caller passes a writable pointer.
+    unsafe { *db = std::ptr::null_mut() };
+    Ok(())
+}
+
+/// Start an embedded node and open a handle on it.
+///
+/// `config` is TOML (`node_id = 1`, `data_dir = "..."`...) or JSON (text starting with `{`),
+/// with the keys of hiqlite's `NodeConfig` (node_id, data_dir, raft_addr, api_addr, peers, join,
+/// secret, heartbeat_ms, election_timeout_min_ms, election_timeout_max_ms, request_timeout_ms,
+/// cache.*, ...); missing keys take their defaults and unknown keys are `HIQLITE_CONFIG`. An empty
+/// string is the default configuration (a single node on 127.0.0.1:4001/4002, data in
+/// `./hiqlite-data`). Port 0 in an address picks a free port (see `hiqlite_node_info`).
+///
+/// Returns once the node serves; a write waits for a leader (up to `request_timeout_ms`), and
+/// `hiqlite_wait_for_leader` waits explicitly. On success `*db` is a new handle owned by the
+/// caller (release it with `hiqlite_close`); on error `*db` is NULL and `hiqlite_errmsg(NULL)`
+/// tells why.
+///
+/// # Safety
+/// `config` is NULL or NUL-terminated; `db` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_open_node(config: *const c_char, db: *mut *mut hiqlite_db) -> c_int {
+    guard(None, || {
+        out_db(db)?;
+        // SAFETY: caller's contract.
+        let text = unsafe { cstr(config, "config") }?;
+        let cfg = if text.trim_start().starts_with('{') {
+            serde_json::from_str::<NodeConfig>(text)
+                .map_err(|e| FfiError::new(HIQLITE_CONFIG, format!("invalid JSON config: {e}")))?
+        } else {
+            NodeConfig::from_toml_str(text)?
+        };
+        open(cfg, db)
+    })
+}
+
+/// A node configuration built key by key (`hiqlite_config_new`, `hiqlite_config_set`,
+/// `hiqlite_open_node_config`, `hiqlite_config_free`). Not thread-safe.
+#[allow(non_camel_case_types)]
+pub struct hiqlite_config {
+    doc: J,
+}
+
+/// A new configuration holding the defaults. Release it with `hiqlite_config_free` (opening a
+/// node does not consume it). NULL only if the library failed internally.
+#[no_mangle]
+pub extern "C" fn hiqlite_config_new() -> *mut hiqlite_config {
+    guard_value(std::ptr::null_mut(), || match serde_json::to_value(NodeConfig::default()) {
+        Ok(doc) => Box::into_raw(Box::new(hiqlite_config { doc })),
+        Err(_) => std::ptr::null_mut(),
+    })
+}
+
+/// Release a configuration. NULL is a no-op.
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_config_free(config: *mut hiqlite_config) {
+    if !config.is_null() {
+        guard_value((), || {
+            // SAFETY: created by Box::into_raw in hiqlite_config_new.
+            drop(unsafe { Box::from_raw(config) });
+        })
+    }
+}
+
+fn config_value(key: &str, current: &J, value: &str) -> FfiResult<J> {
+    let bad = |what: &str| FfiError::new(HIQLITE_CONFIG, format!("{key}: `{value}` is not {what}"));
+    let json = || serde_json::from_str::<J>(value).map_err(|_| bad("valid JSON"));
+    Ok(match current {
+        J::String(_) => J::String(value.to_owned()),
+        // Unset optional settings (paths, addresses) are strings; empty unsets again.
+        J::Null if value.is_empty() => J::Null,
+        J::Null => J::String(value.to_owned()),
+        J::Bool(_) => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => J::Bool(true),
+            "false" | "0" | "no" | "off" => J::Bool(false),
+            _ => return Err(bad("a boolean")),
+        },
+        J::Number(_) => {
+            let v = value.trim();
+            if let Ok(n) = v.parse::<u64>() {
+                J::from(n)
+            } else if let Ok(n) = v.parse::<i64>() {
+                J::from(n)
+            } else {
+                serde_json::Number::from_f64(v.parse::<f64>().map_err(|_| bad("a number"))?)
+                    .map(J::Number)
+                    .ok_or_else(|| bad("a finite number"))?
+            }
+        }
+        J::Array(_) if value.trim_start().starts_with('[') => json()?,
+        J::Array(_) if key == "peers" => {
+            let peers: Vec<Peer> = value
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(Peer::parse)
+                .collect::<engine::Result<_>>()?;
+            serde_json::to_value(peers).map_err(|e| FfiError::new(HIQLITE_CONFIG, e.to_string()))?
+        }
+        J::Array(_) => J::Array(
+            value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| J::String(s.into())).collect(),
+        ),
+        J::Object(_) => json()?,
+    })
+}
+
+/// Set one setting: `key` is a `NodeConfig` field (`node_id`, `data_dir`, `raft_addr`, ...;
+/// nested ones with a dot: `cache.enabled`), `value` its text: numbers and booleans
+/// (`true`/`false`/`1`/`0`) as text, `peers` as `ID=RAFT_ADDR/API_ADDR,...`, `join` as
+/// comma-separated addresses, or any of them as JSON. An unknown key or a bad value is
+/// `HIQLITE_CONFIG`.
+///
+/// # Safety
+/// `config` is NULL or a live configuration; `key` and `value` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_config_set(
+    config: *mut hiqlite_config,
+    key: *const c_char,
+    value: *const c_char,
+) -> c_int {
+    guard(None, || {
+        // SAFETY: caller's contract.
+        let cfg = unsafe { config.as_mut() }.ok_or_else(|| FfiError::misuse("config handle is NULL"))?;
+        // SAFETY: caller's contract.
+        let (key, value) = unsafe { (cstr(key, "key")?, cstr(value, "value")?) };
+        let unknown = || FfiError::new(HIQLITE_CONFIG, format!("unknown configuration key `{key}`"));
+        let mut slot = &mut cfg.doc;
+        for part in key.split('.') {
+            slot = slot.as_object_mut().and_then(|o| o.get_mut(part)).ok_or_else(unknown)?;
+        }
+        *slot = config_value(key, slot, value)?;
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// `hiqlite_open_node` with a configuration built by `hiqlite_config_set`. The configuration is
+/// not consumed.
+///
+/// # Safety
+/// `config` is NULL or a live configuration; `db` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_open_node_config(
+    config: *const hiqlite_config,
+    db: *mut *mut hiqlite_db,
+) -> c_int {
+    guard(None, || {
+        out_db(db)?;
+        // SAFETY: caller's contract.
+        let cfg = unsafe { config.as_ref() }.ok_or_else(|| FfiError::misuse("config handle is NULL"))?;
+        let cfg: NodeConfig = serde_json::from_value(cfg.doc.clone())
+            .map_err(|e| FfiError::new(HIQLITE_CONFIG, format!("invalid config: {e}")))?;
+        open(cfg, db)
+    })
+}
+
+/// Options of a remote client (`hiqlite_open_remote_with`), all optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RemoteOptions {
+    username: Option<String>,
+    password: Option<String>,
+    timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    consistency: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+    discover: Option<bool>,
+    danger_accept_invalid_certs: bool,
+}
+
+fn open_remote(urls: &str, options: Option<&str>, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
+    let urls: Vec<String> =
+        urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+    if urls.is_empty() {
+        return Err(FfiError::new(HIQLITE_CONFIG, "no URL given"));
+    }
+    let opts = match options.map(str::trim_start) {
+        None | Some("") => RemoteOptions::default(),
+        Some(text) if text.starts_with('{') => serde_json::from_str(text)
+            .map_err(|e| FfiError::new(HIQLITE_CONFIG, format!("invalid JSON options: {e}")))?,
+        Some(text) => toml::from_str(text)
+            .map_err(|e| FfiError::new(HIQLITE_CONFIG, format!("invalid TOML options: {e}")))?,
+    };
+    let mut b = Client::remote(urls);
+    if let Some(user) = opts.username {
+        b = b.basic_auth(user, opts.password.unwrap_or_default());
+    }
+    if let Some(ms) = opts.timeout_ms {
+        b = b.timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = opts.connect_timeout_ms {
+        b = b.connect_timeout(Duration::from_millis(ms));
+    }
+    if let Some(c) = opts.consistency {
+        b = b.consistency(match c.to_ascii_lowercase().as_str() {
+            "local" | "none" => Consistency::Local,
+            "leader" | "weak" => Consistency::Leader,
+            "linearizable" => Consistency::Linearizable,
+            other => return Err(FfiError::new(HIQLITE_CONFIG, format!("unknown consistency `{other}`"))),
+        });
+    }
+    if let Some(path) = opts.ca_file {
+        let pem = std::fs::read(&path).map_err(|e| {
+            FfiError::new(HIQLITE_CONFIG, format!("cannot read ca_file {}: {e}", path.display()))
+        })?;
+        b = b.ca_cert_pem(pem);
+    }
+    if let Some(d) = opts.discover {
+        b = b.discover(d);
+    }
+    b = b.danger_accept_invalid_certs(opts.danger_accept_invalid_certs);
+    // Building sets up the HTTP client's connection pool on the runtime.
+    let client = block_on(async move { b.build() })??;
+    put_handle(client, db)
+}
+
+/// Open a client of a remote hiqlite (or rqlite) cluster. `urls` lists client API URLs of one or
+/// more nodes, comma-separated (`http://10.0.0.1:4001,http://10.0.0.2:4001`; no scheme means
+/// `http`); the client learns the other nodes and follows the leader. No connection is made until
+/// the first request. Same as `hiqlite_open_remote_with` without options.
+///
+/// On success `*db` is a new handle owned by the caller (release it with `hiqlite_close`); on
+/// error `*db` is NULL and `hiqlite_errmsg(NULL)` tells why.
+///
+/// # Safety
+/// `urls` is NULL or NUL-terminated; `db` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_open_remote(urls: *const c_char, db: *mut *mut hiqlite_db) -> c_int {
+    guard(None, || {
+        out_db(db)?;
+        // SAFETY: caller's contract.
+        let urls = unsafe { cstr(urls, "urls") }?;
+        open_remote(urls, None, db)
+    })
+}
+
+/// `hiqlite_open_remote` with options as TOML or JSON text (NULL or empty: none): `username` and
+/// `password` (HTTP Basic auth), `timeout_ms` (one call, retries included; default 10000),
+/// `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
+/// `"linearizable"`: the default level of statements), `ca_file` (PEM CA certificates to trust
+/// for `https://`), `discover` (learn the other nodes from `/nodes`; default true),
+/// `danger_accept_invalid_certs` (tests only). An unknown option is `HIQLITE_CONFIG`.
+///
+/// # Safety
+/// `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_open_remote_with(
+    urls: *const c_char,
+    options: *const c_char,
+    db: *mut *mut hiqlite_db,
+) -> c_int {
+    guard(None, || {
+        out_db(db)?;
+        // SAFETY: caller's contract.
+        let urls = unsafe { cstr(urls, "urls") }?;
+        let options = if options.is_null() {
+            None
+        } else {
+            // SAFETY: caller's contract.
+            Some(unsafe { cstr(options, "options") }?)
+        };
+        open_remote(urls, options, db)
+    })
+}
+
+/// Close a handle. For an embedded node this stops the node gracefully (it stays a member of the
+/// cluster, seen as unreachable until it is started again); a remote client closes its
+/// connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
+/// handle is released even when the shutdown reports an error (returned, with its message in
+/// `hiqlite_errmsg(NULL)`). Statements of the handle stay valid to finalize; running them fails
+/// with `HIQLITE_SHUTDOWN`.
+///
+/// # Safety
+/// `db` is NULL or a live handle not in use by another thread; it is dangling afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_close(db: *mut hiqlite_db) -> c_int {
+    if db.is_null() {
+        return HIQLITE_OK;
+    }
+    guard(None, || {
+        // SAFETY: created by Box::into_raw in `open`; the caller gives it up.
+        let handle = unsafe { Box::from_raw(db) };
+        forget(handle.id);
+        handle.closed.store(true, Ordering::Release);
+        let client = handle.client.clone();
+        drop(handle);
+        block_on(client.shutdown())??;
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// Run SQL that writes, through Raft (without parameters; several statements separated by `;`
+/// run as one transaction). `changes` receives the rows changed by the last statement and
+/// `last_insert_id` the last inserted rowid; either may be NULL.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `sql` NULL or NUL-terminated; `changes` and `last_insert_id`
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_exec(
+    db: *const hiqlite_db,
+    sql: *const c_char,
+    changes: *mut i64,
+    last_insert_id: *mut i64,
+) -> c_int {
+    with_db(db, |d| {
+        // SAFETY: caller's contract.
+        unsafe {
+            put(changes, 0);
+            put(last_insert_id, 0);
+        }
+        // SAFETY: caller's contract.
+        let sql = unsafe { cstr(sql, "sql") }?;
+        let r = block_on(d.client.execute(sql, ()))??;
+        // SAFETY: caller's contract.
+        unsafe {
+            put(changes, i64::try_from(r.rows_affected).unwrap_or(i64::MAX));
+            put(last_insert_id, r.last_insert_id);
+        }
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// Run a read-only query and return its result as rqlite's `/db/query` does:
+/// `{"results":[{"columns":[...],"types":[...],"values":[[...],...]}]}` (`values` left out when
+/// there is no row; BLOBs base64-encoded).
+///
+/// `params_json` is NULL (no parameters), a JSON array (positional) or a JSON object (named; keys
+/// with or without their `:`/`@`/`$` prefix); BLOB parameters are arrays of byte values.
+/// `consistency` is one of `HIQLITE_CONSISTENCY_*`. A statement that writes is refused with
+/// `HIQLITE_READONLY`. On success `*json` is a NUL-terminated string owned by the caller (free it
+/// with `hiqlite_free`); on error it is NULL.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `sql` and `params_json` NULL or NUL-terminated; `json` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_query_json(
+    db: *const hiqlite_db,
+    sql: *const c_char,
+    params_json: *const c_char,
+    consistency: c_int,
+    json: *mut *mut c_char,
+) -> c_int {
+    with_db(db, |d| {
+        if json.is_null() {
+            return Err(FfiError::misuse("json out-pointer is NULL"));
+        }
+        // SAFETY: non-NULL, writable per the contract.
+        unsafe { *json = std::ptr::null_mut() };
+        // SAFETY: caller's contract.
+        let sql = unsafe { cstr(sql, "sql") }?;
+        let params = if params_json.is_null() {
+            engine::Params::None
+        } else {
+            // SAFETY: caller's contract.
+            crate::json::params(unsafe { cstr(params_json, "params_json") }?)?
+        };
+        let level = consistency_from_c(consistency)?;
+        let rows = block_on(d.client.query_with(sql, params, level))??;
+        // SAFETY: as above.
+        unsafe { *json = to_c_string(&crate::json::query_answer(&rows)) };
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// Collect the statements of a transaction or batch: all non-NULL, distinct, of `db`, and ready
+/// to run (freshly prepared or reset).
+///
+/// # Safety
+/// `stmts` is NULL (only with `n == 0`) or readable for `n` pointers, each NULL or a live
+/// statement not used by another thread.
+unsafe fn stmts_arg<'a>(
+    db: &hiqlite_db,
+    stmts: *const *mut hiqlite_stmt,
+    n: usize,
+) -> FfiResult<Vec<&'a mut hiqlite_stmt>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if stmts.is_null() {
+        return Err(FfiError::misuse("stmts is NULL"));
+    }
+    // SAFETY: readable for n pointers per the contract.
+    let ptrs = unsafe { std::slice::from_raw_parts(stmts, n) };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(n);
+    for (i, p) in ptrs.iter().enumerate() {
+        if p.is_null() {
+            return Err(FfiError::misuse(format!("stmts[{i}] is NULL")));
+        }
+        // Two &mut to one statement would be undefined behaviour; refuse the call instead.
+        if !seen.insert(*p as usize) {
+            return Err(FfiError::misuse(format!("stmts[{i}] appears twice")));
+        }
+        // SAFETY: non-NULL, live, distinct (checked above), single-threaded per the contract.
+        let s = unsafe { &mut **p };
+        if s.db_id() != db.id {
+            return Err(FfiError::misuse(format!("stmts[{i}] was prepared on another handle")));
+        }
+        if !s.is_ready() {
+            return Err(FfiError::misuse(format!("stmts[{i}] already ran; call hiqlite_reset first")));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Run prepared (and bound) statements as one transaction through Raft: all are applied or, on
+/// the first error, none; that error is returned. On success each statement holds its own
+/// result: `hiqlite_stmt_changes`, `hiqlite_stmt_last_insert_id`, and its `RETURNING` rows through
+/// `hiqlite_step` (which returns `HIQLITE_DONE` at once for a statement without rows); reset a
+/// statement before running it again (a remote client gets counts, not RETURNING rows, here).
+/// On failure the statements are left ready to run.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `stmts` NULL (with `n == 0`) or an array of `n` live statements
+/// of `db`, all different.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_transaction(
+    db: *const hiqlite_db,
+    stmts: *const *mut hiqlite_stmt,
+    n: usize,
+) -> c_int {
+    with_db(db, |d| {
+        // SAFETY: caller's contract.
+        let mut list = unsafe { stmts_arg(d, stmts, n) }?;
+        let statements: Vec<engine::Statement> = list.iter().map(|s| s.statement()).collect();
+        let results = block_on(d.client.transaction(statements))??;
+        for (s, r) in list.iter_mut().zip(results) {
+            s.set_result(Ok(r));
+        }
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// Run prepared statements in one Raft log entry but independently (rqlite's default): a
+/// statement that fails is undone alone, the others are applied. Returns `HIQLITE_OK` when the
+/// batch was applied, whatever its statements did; `codes` (NULL or room for `n` ints) receives
+/// each statement's code (`HIQLITE_OK` or its error). Each statement holds its result as after
+/// `hiqlite_transaction`; a failed one returns its error from `hiqlite_step` (message in
+/// `hiqlite_stmt_errmsg` after that step).
+///
+/// # Safety
+/// As `hiqlite_transaction`; `codes` NULL or writable for `n` ints.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_batch(
+    db: *const hiqlite_db,
+    stmts: *const *mut hiqlite_stmt,
+    n: usize,
+    codes: *mut c_int,
+) -> c_int {
+    with_db(db, |d| {
+        // SAFETY: caller's contract.
+        let mut list = unsafe { stmts_arg(d, stmts, n) }?;
+        let statements: Vec<engine::Statement> = list.iter().map(|s| s.statement()).collect();
+        let results = block_on(d.client.batch(statements))??;
+        for (i, (s, r)) in list.iter_mut().zip(results).enumerate() {
+            let code = match &r {
+                Ok(_) => HIQLITE_OK,
+                Err(e) => FfiError::from(e.clone()).code,
+            };
+            if !codes.is_null() {
+                // SAFETY: writable for n ints per the contract.
+                unsafe { *codes.add(i) = code };
+            }
+            s.set_result(r);
+        }
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// `*is_leader` = 1 when the node behind the handle is the cluster's leader (for a remote
+/// client: the node it talks to), else 0.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `is_leader` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_is_leader(db: *const hiqlite_db, is_leader: *mut c_int) -> c_int {
+    with_db(db, |d| {
+        if is_leader.is_null() {
+            return Err(FfiError::misuse("is_leader out-pointer is NULL"));
+        }
+        let st = status(&d.client)?;
+        // SAFETY: non-NULL, writable per the contract.
+        unsafe { *is_leader = c_int::from(st.leader == Some(st.id)) };
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// The current leader as the node behind the handle knows it: `*leader_id` (0 when no leader is
+/// known) and `*api_addr` (its client API address `host:port`, a string owned by the caller, free
+/// it with `hiqlite_free`; NULL when unknown). Either out-pointer may be NULL.
+///
+/// # Safety
+/// `db` is NULL or a live handle; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_leader(
+    db: *const hiqlite_db,
+    leader_id: *mut u64,
+    api_addr: *mut *mut c_char,
+) -> c_int {
+    with_db(db, |d| {
+        // SAFETY: caller's contract.
+        unsafe {
+            put(leader_id, 0);
+            put(api_addr, std::ptr::null_mut());
+        }
+        let st = status(&d.client)?;
+        if let Some(id) = st.leader {
+            // SAFETY: caller's contract.
+            unsafe {
+                put(leader_id, id);
+                if !api_addr.is_null() {
+                    if let Some(m) = st.members.get(&id) {
+                        *api_addr = to_c_string(&m.api_addr);
+                    }
+                }
+            }
+        }
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// Wait until a leader is known, up to `timeout_ms`; `*leader_id` (may be NULL) receives its id.
+/// `HIQLITE_NO_LEADER` when none was elected in time.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `leader_id` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_wait_for_leader(
+    db: *const hiqlite_db,
+    timeout_ms: u64,
+    leader_id: *mut u64,
+) -> c_int {
+    with_db(db, |d| {
+        // SAFETY: caller's contract.
+        unsafe { put(leader_id, 0) };
+        let id = block_on(d.client.wait_for_leader(Duration::from_millis(timeout_ms)))??;
+        // SAFETY: caller's contract.
+        unsafe { put(leader_id, id) };
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// The node behind the handle: its id and the addresses it listens on (`host:port`, with the
+/// real port when 0 was configured). Strings are owned by the caller (free them with
+/// `hiqlite_free`); any out-pointer may be NULL.
+///
+/// # Safety
+/// `db` is NULL or a live handle; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_node_info(
+    db: *const hiqlite_db,
+    node_id: *mut u64,
+    raft_addr: *mut *mut c_char,
+    api_addr: *mut *mut c_char,
+) -> c_int {
+    with_db(db, |d| {
+        let st = status(&d.client)?;
+        // SAFETY: caller's contract.
+        unsafe {
+            put(node_id, st.id);
+            put(
+                raft_addr,
+                if raft_addr.is_null() { std::ptr::null_mut() } else { to_c_string(&st.raft_addr) },
+            );
+            put(api_addr, if api_addr.is_null() { std::ptr::null_mut() } else { to_c_string(&st.api_addr) });
+        }
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// The status of the node behind the handle as JSON (id, state, leader, term, applied_index,
+/// members, voters, addresses, health...). `*json` is owned by the caller (free it with
+/// `hiqlite_free`); NULL on error.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `json` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_status_json(db: *const hiqlite_db, json: *mut *mut c_char) -> c_int {
+    with_db(db, |d| {
+        if json.is_null() {
+            return Err(FfiError::misuse("json out-pointer is NULL"));
+        }
+        // SAFETY: non-NULL, writable per the contract.
+        unsafe { *json = std::ptr::null_mut() };
+        let st = status(&d.client)?;
+        let text = serde_json::to_string(&st)
+            .map_err(|e| FfiError::new(crate::error::HIQLITE_ERROR, e.to_string()))?;
+        // SAFETY: as above.
+        unsafe { *json = to_c_string(&text) };
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// Counters of a node's query cache (`hiqlite_cache_stats`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct hiqlite_cache_counters {
+    /// Reads answered from the cache.
+    pub hits: u64,
+    /// Cacheable reads that had to run.
+    pub misses: u64,
+    /// Entries evicted to stay under the byte limit.
+    pub evictions_size: u64,
+    /// Entries evicted to stay under the entry limit.
+    pub evictions_count: u64,
+    /// Entries dropped because their TTL passed.
+    pub evictions_ttl: u64,
+    /// Entries dropped because a write changed a table they read.
+    pub invalidations: u64,
+    /// Entries now.
+    pub entries: u64,
+    /// Approximate bytes now.
+    pub bytes: u64,
+}
+
+/// Fill `*stats` with the embedded node's query cache counters (`HIQLITE_MISUSE` for a remote
+/// client).
+///
+/// # Safety
+/// `db` is NULL or a live handle; `stats` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_cache_stats(
+    db: *const hiqlite_db,
+    stats: *mut hiqlite_cache_counters,
+) -> c_int {
+    with_db(db, |d| {
+        if stats.is_null() {
+            return Err(FfiError::misuse("stats out-pointer is NULL"));
+        }
+        let c = d.client.cache_stats().ok_or_else(|| {
+            FfiError::new(
+                HIQLITE_MISUSE,
+                "a remote client has no query cache of its own (the server's is in its /metrics)",
+            )
+        })?;
+        let out = hiqlite_cache_counters {
+            hits: c.hits,
+            misses: c.misses,
+            evictions_size: c.evictions_size,
+            evictions_count: c.evictions_count,
+            evictions_ttl: c.evictions_ttl,
+            invalidations: c.invalidations,
+            entries: c.entries,
+            bytes: c.bytes,
+        };
+        // SAFETY: non-NULL, writable per the contract.
+        unsafe { *stats = out };
+        Ok(HIQLITE_OK)
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_thread_safe() {
+    fn is<T: Send + Sync>() {}
+    is::<hiqlite_db>();
+}
