@@ -269,7 +269,8 @@ pub async fn run(o: &Options) -> anyhow::Result<Summary> {
     }
     // Final reads: each register once more (linearizable), every node's set and bank contents.
     if wants(Workload::Register) {
-        for key in 0..workload::KEYS {
+        let keys: BTreeSet<u32> = history.iter().map(|e| e.key).collect();
+        for key in keys {
             let invoke = ctx.t0.elapsed().as_nanos() as u64;
             let r = admin
                 .query_with("SELECT v FROM reg WHERE k = ?", hiqlite::params![key], Consistency::Linearizable)
