@@ -3,6 +3,7 @@
 //! Everything here runs on the JavaScript thread, either before work is handed to Tokio
 //! (arguments) or when a promise settles (results).
 
+use napi::bindgen_prelude::JsObjectValue;
 use napi::bindgen_prelude::{Array, BigInt, Buffer, Null, Object, ToNapiValue, Uint8ArraySlice, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 use serde::de::DeserializeOwned;
@@ -138,14 +139,22 @@ pub(crate) fn value_from_js(v: Unknown<'_>) -> Result<Value, Failure> {
     })
 }
 
-/// True for `{...}`: an object that is neither an array nor binary data nor a Date.
+/// True for `{...}` (or `Object.create(null)`): its prototype is `Object.prototype` or none.
+/// Arrays, Buffers, Dates, Maps and class instances are not named parameters.
 fn is_plain_object(v: &Unknown<'_>) -> Result<bool, Failure> {
-    Ok(v.get_type()? == ValueType::Object
-        && !v.is_array()?
-        && !v.is_buffer()?
-        && !v.is_typedarray()?
-        && !v.is_arraybuffer()?
-        && !v.is_date()?)
+    if v.get_type()? != ValueType::Object || v.is_array()? {
+        return Ok(false);
+    }
+    // SAFETY: checked to be an object.
+    let proto = unsafe { v.cast::<Object>() }?.get_prototype()?;
+    Ok(match proto.get_type()? {
+        ValueType::Null => true,
+        // SAFETY: a prototype that is not null is an object.
+        ValueType::Object => {
+            unsafe { proto.cast::<Object>() }?.get_prototype()?.get_type()? == ValueType::Null
+        }
+        _ => false,
+    })
 }
 
 fn named(obj: Unknown<'_>) -> Result<Params, Failure> {
