@@ -203,7 +203,9 @@ export declare class Database {
   /**
    * Start an embedded node with `options.node` (the node's settings: `nodeId`, `dataDir`,
    * `raftAddr`, `apiAddr`, `peers`, `secret`, ...) and resolve to a database on it. The
-   * node serves its Raft and HTTP API listeners until `close()`.
+   * node serves its Raft and HTTP API listeners until `close()`. A new cluster may still be
+   * electing its first leader: writes wait for one (up to `requestTimeoutMs`), and
+   * `waitForLeader()` waits explicitly.
    */
   static open(options: OpenOptions): Promise<Database>
   /**

@@ -132,7 +132,9 @@ pub struct Database {
 impl Database {
     /// Start an embedded node with `options.node` (the node's settings: `nodeId`, `dataDir`,
     /// `raftAddr`, `apiAddr`, `peers`, `secret`, ...) and resolve to a database on it. The
-    /// node serves its Raft and HTTP API listeners until `close()`.
+    /// node serves its Raft and HTTP API listeners until `close()`. A new cluster may still be
+    /// electing its first leader: writes wait for one (up to `requestTimeoutMs`), and
+    /// `waitForLeader()` waits explicitly.
     #[napi(ts_args_type = "options: OpenOptions", ts_return_type = "Promise<Database>")]
     pub fn open<'env>(
         env: &'env Env,
