@@ -86,9 +86,20 @@ const KIND_UNKNOWN: u8 = 0;
 const KIND_READ: u8 = 1;
 const KIND_WRITE: u8 = 2;
 
-/// A read as `get`/`all`/`iterate` and `db.query` make it. The core's query path refuses a
-/// statement that writes (with `SQLITE_READONLY`, before running it); such a statement is
-/// then executed through Raft and remembered as a write.
+/// The core's lexical classification decides first; a statement it calls a read stays
+/// unconfirmed until SQLite has agreed (see `read`).
+fn initial_kind(sql: &str) -> Arc<AtomicU8> {
+    let kind = match hiqlite::statement_kind(sql) {
+        hiqlite::StatementKind::Read => KIND_UNKNOWN,
+        _ => KIND_WRITE,
+    };
+    Arc::new(AtomicU8::new(kind))
+}
+
+/// A read as `get`/`all`/`iterate` and `db.query` make it. A statement the text says writes
+/// goes straight through Raft. Otherwise it is queried; should it write after all, the core's
+/// query path refuses it with `SQLITE_READONLY` before running it (SQLite's own
+/// `sqlite3_stmt_readonly`), and it is executed through Raft and remembered as a write.
 async fn read(
     client: Client,
     sql: Arc<str>,
@@ -257,12 +268,8 @@ impl Database {
         let prepared = convert::string(sql, "sql")
             .and_then(|sql| Ok((sql, convert::options::<ReadOptions>(env, options, "statement options")?)));
         let (sql, opts) = prepared.map_err(|f| error::to_napi(env, &f))?;
-        Ok(Statement {
-            shared: self.shared.clone(),
-            sql: sql.into(),
-            opts: opts.over(self.defaults),
-            kind: Arc::new(AtomicU8::new(KIND_UNKNOWN)),
-        })
+        let kind = initial_kind(&sql);
+        Ok(Statement { shared: self.shared.clone(), sql: sql.into(), opts: opts.over(self.defaults), kind })
     }
 
     /// Read rows, with this call's consistency, cache and integer settings. A write with
@@ -290,7 +297,8 @@ impl Database {
             env,
             async move {
                 let (client, sql, params, opts) = prepared?;
-                read(client, sql.into(), params, opts, Arc::new(AtomicU8::new(KIND_UNKNOWN))).await
+                let kind = initial_kind(&sql);
+                read(client, sql.into(), params, opts, kind).await
             },
             move |env, rows| convert::rows_array(env, rows, safe),
         )
