@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit/integration/end-to-end tests (real nodes on
 # 127.0.0.1, real files, real processes of the `hiqlite` binary), the storage conformance suite,
-# the C API's tests (C programs, also under valgrind), doctests and the quickstart example.
-# Installs what it needs from the package registries only (crates.io, PyPI, npm, apt).
+# the C API's tests (C programs, also under valgrind), doctests, the quickstart example, the
+# Python and Node.js packages. Installs what it needs from the package registries only
+# (crates.io, PyPI, npm, apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +54,20 @@ VIRTUAL_ENV="$PWD/.venv-test" PATH="$PWD/.venv-test/bin:$PATH" \
 .venv-test/bin/python -m pytest -q bindings/python/tests
 .venv-test/bin/python bindings/python/examples/quickstart.py
 .venv-test/bin/mypy --strict bindings/python/examples/quickstart.py
+
+step "Node.js package (bindings/node): build the addon, node --test, tsc --strict on the shipped types"
+(
+    cd bindings/node
+    npm ci --no-audit --no-fund --loglevel=error
+    npx napi build --platform
+    # index.js and index.d.ts are generated but committed: a stale copy fails here.
+    if ! git diff --exit-code -- index.js index.d.ts; then
+        echo "bindings/node/index.js or index.d.ts is stale: run 'npx napi build --platform' and commit" >&2
+        exit 1
+    fi
+    node --test
+    npx tsc --noEmit --strict -p tsconfig.json
+)
 
 echo
 echo "all test suites passed"

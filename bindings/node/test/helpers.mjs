@@ -1,0 +1,101 @@
+// Shared by the test files: free ports, temporary data directories, single nodes and
+// 3-node clusters of embedded nodes in this process (real Raft and HTTP on 127.0.0.1).
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+import { Database } from '../index.js'
+
+const given = new Set()
+
+/** A port that was free a moment ago; never the same one twice in this process. */
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer()
+      srv.on('error', reject)
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address()
+        srv.close(() => resolve(port))
+      })
+    })
+    if (!given.has(port)) {
+      given.add(port)
+      return port
+    }
+  }
+}
+
+/** A fresh temporary directory, removed when the process exits. */
+export function tempDir() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hiqlite-node-test-'))
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+const timing = { heartbeatMs: 100, electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, requestTimeoutMs: 5000 }
+
+/** A single-node cluster (ports picked by the OS). */
+export async function openSingle(extra = {}) {
+  const db = await Database.open({
+    node: { dataDir: tempDir(), raftAddr: '127.0.0.1:0', apiAddr: '127.0.0.1:0', secret: 'node-test-secret', ...timing },
+    ...extra,
+  })
+  await db.waitForLeader(10_000)
+  return db
+}
+
+/** `n` embedded nodes forming one cluster; resolves once they agree on a leader. */
+export async function openCluster(n = 3) {
+  const dir = tempDir()
+  const peers = []
+  for (let id = 1; id <= n; id++) {
+    peers.push({ id, raftAddr: `127.0.0.1:${await freePort()}`, apiAddr: `127.0.0.1:${await freePort()}` })
+  }
+  const dbs = []
+  for (const p of peers) {
+    dbs.push(
+      await Database.open({
+        node: {
+          nodeId: p.id,
+          dataDir: path.join(dir, `node-${p.id}`),
+          raftAddr: p.raftAddr,
+          apiAddr: p.apiAddr,
+          peers,
+          secret: 'node-test-secret',
+          ...timing,
+        },
+      }),
+    )
+  }
+  await agreedLeader(dbs)
+  return { dbs, peers, apiUrls: peers.map((p) => `http://${p.apiAddr}`) }
+}
+
+/** Wait until every node names the same leader in the same term; resolves to its index. */
+export async function agreedLeader(dbs, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const st = await Promise.all(dbs.map((db) => db.status()))
+    const leader = st[0].leader
+    const agreed = leader !== undefined && st.every((s) => s.leader === leader && s.term === st[0].term)
+    const idx = dbs.findIndex((db) => db.isLeader())
+    if (agreed && idx >= 0 && st[idx].id === leader) return idx
+    if (Date.now() > deadline) throw new Error(`no agreed leader: ${JSON.stringify(st)}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Retry `check` until it returns without throwing. */
+export async function eventually(check, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await check()
+    } catch (e) {
+      if (Date.now() > deadline) throw e
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+}

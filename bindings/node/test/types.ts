@@ -1,0 +1,103 @@
+// Type-checked with `npx tsc -p tsconfig.json` (strict) against the shipped index.d.ts; not run.
+import {
+  Database,
+  HiqliteError,
+  type BatchResults,
+  type NodeStatus,
+  type Row,
+  type RunResult,
+  type SqlValue,
+  type Statement,
+} from '../index.js'
+
+interface Todo {
+  id: number
+  title: string
+  done: number
+  data: Buffer | null
+}
+
+async function embedded(): Promise<void> {
+  const db: Database = await Database.open({
+    node: {
+      nodeId: 1,
+      dataDir: '/tmp/hiqlite-types',
+      raftAddr: '127.0.0.1:4002',
+      apiAddr: '127.0.0.1:4001',
+      peers: [{ id: 1, raftAddr: '127.0.0.1:4002', apiAddr: '127.0.0.1:4001' }],
+      secret: 'a-long-enough-secret',
+      cache: { ttlMs: 1000 },
+    },
+    consistency: 'local',
+    safeIntegers: false,
+  })
+  const leader: number = await db.waitForLeader(5000)
+  const isLeader: boolean = db.isLeader()
+  await db.exec('CREATE TABLE todo (id INTEGER PRIMARY KEY, title TEXT, done INTEGER, data BLOB)')
+
+  const add: Statement = db.prepare('INSERT INTO todo (title, done, data) VALUES (?, ?, ?)')
+  const r: RunResult = await add.run('a', 0, Buffer.from('x'))
+  const id: number | bigint = r.lastInsertRowid
+  await add.run(['b', false, new Uint8Array([1])])
+  await db.prepare('INSERT INTO todo (title) VALUES (@t)').run({ t: 'c' })
+  await db.prepare('SELECT ?').get(10n, null, undefined, 1.5)
+
+  const one: Row | undefined = await db.prepare('SELECT * FROM todo WHERE id = ?').get(id)
+  const v: SqlValue | undefined = one?.title
+  const todos: Todo[] = await db.prepare('SELECT * FROM todo').all<Todo>()
+  const titles: string[] = todos.map((t) => t.title)
+  for await (const row of db.prepare('SELECT id FROM todo WHERE done = ?', { consistency: 'linearizable' }).iterate(0)) {
+    const rid: SqlValue = row.id
+    void rid
+  }
+  const big = db.prepare('SELECT id FROM todo', { cache: true, cacheTtlMs: 500 }).safeIntegers()
+  const rows: Row[] = await big.all()
+  const q: Row[] = await db.query('SELECT count(*) AS n FROM todo', [], { consistency: 'leader', cache: true })
+  await db.execute('DELETE FROM todo WHERE id = :id', { id: 1 })
+
+  const tx: RunResult[] = await db.batch([{ sql: 'INSERT INTO todo (title) VALUES (?)', args: ['d'] }], { transaction: true })
+  const tx2: RunResult[] = await db.batch(['DELETE FROM todo'])
+  const each: BatchResults<false> = await db.batch(['DELETE FROM todo'], { transaction: false })
+  for (const res of each) {
+    if (res instanceof HiqliteError) {
+      const code: string = res.code
+      void code
+    } else {
+      const n: number = res.changes
+      void n
+    }
+  }
+
+  const st: NodeStatus = await db.status()
+  const members: number[] = st.members.map((m) => m.id)
+  const reachable: boolean[] = (await db.nodes()).map((n) => n.reachable)
+  void [leader, isLeader, v, titles, rows, q, tx, tx2, members, reachable]
+  await db.close()
+}
+
+async function remote(): Promise<void> {
+  const db = await Database.connect(['http://127.0.0.1:4001'], { timeoutMs: 5000, username: 'u', password: 'p' })
+  const isRemote: boolean = db.remote
+  try {
+    await db.execute('INSERT INTO t VALUES (1)')
+  } catch (e) {
+    if (e instanceof HiqliteError && e.code === 'SQLITE_CONSTRAINT_UNIQUE') {
+      const ext: number | undefined = e.sqliteCode
+      void ext
+    } else if (e instanceof HiqliteError && e.code === 'HIQLITE_OUTCOME_UNKNOWN') {
+      const msg: string = e.message
+      void msg
+    }
+  }
+  void isRemote
+  await db.close()
+}
+
+// @ts-expect-error: options need `node`
+void Database.open({})
+// @ts-expect-error: no such consistency level
+void Database.connect('http://x', { consistency: 'strong' })
+// @ts-expect-error: objects other than named parameters do not bind
+void Database.prototype.prepare.call(null as unknown as Database, 'x').run(new Date())
+
+export { embedded, remote }
