@@ -320,6 +320,7 @@ async fn propose(raft: &Raft, batch: Vec<Proposal>, timeout: Duration) {
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(Error::OutcomeUnknown(
             format!("leadership moved to {:?} while the write was in flight", f.leader_id),
         )),
+        Ok(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) => Err(Error::ShutDown),
         Ok(Err(e)) => Err(raft_err(e)),
     };
     match r {

@@ -212,6 +212,10 @@ async fn bad_input_gives_typed_errors_and_the_node_keeps_serving() {
     let e =
         db.execute("INSERT INTO u (id, name) VALUES (?, ?)", params![1]).await.expect_err("too few params");
     assert_eq!(e.sqlite_code(), Some(25), "{e:?}");
+    // No parameters at all for a statement with placeholders: refused, not bound to NULL.
+    let e = db.execute("INSERT INTO u (id, name) VALUES (?, 'x')", ()).await.expect_err("missing params");
+    assert_eq!(e.sqlite_code(), Some(25), "{e:?}");
+    assert!(db.query("SELECT count(*) FROM u", ()).await.expect("count").rows[0][0] == Value::Integer(0));
     let e =
         db.query("SELECT * FROM u WHERE id = :id", named_params! {":nope" => 1}).await.expect_err("bad name");
     assert!(matches!(e, Error::Sql { .. }), "{e:?}");

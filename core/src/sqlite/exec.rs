@@ -53,6 +53,12 @@ pub(crate) fn execute(conn: &Connection, sql: &str, params: &Params) -> Result<E
         let mut total = ExecResult::default();
         let mut any = false;
         while let Some(mut stmt) = batch.next()? {
+            // SQLite would bind NULL to every placeholder left unbound: refuse instead, as
+            // queries and parameterized writes do.
+            let expected = stmt.parameter_count();
+            if expected > 0 {
+                return Err(rusqlite::Error::InvalidParameterCount(0, expected).into());
+            }
             let r = run_prepared(conn, &mut stmt)?;
             any = true;
             total.rows_affected += r.rows_affected;
