@@ -31,6 +31,7 @@ from typing import (
 )
 
 from . import _native
+from ._cursor import CursorState, Params, RowFactory, check_params, many
 from ._errors import (
     ClusterTimeoutError,
     DatabaseError,
@@ -48,7 +49,6 @@ from ._errors import (
     UnreachableError,
     Warning,
     call,
-    error_of,
 )
 
 __all__ = [
@@ -67,7 +67,6 @@ threadsafety = 2
 paramstyle = "qmark"
 
 Value = Union[None, int, float, str, bytes]
-Params = Union[Sequence[Any], Mapping[str, Any], None]
 
 
 def statement_kind(sql: str) -> str:
@@ -158,8 +157,6 @@ class Row(tuple):  # type: ignore[type-arg]
             raise IndexError(f"no column named {key}")
         return super().__getitem__(key)
 
-
-RowFactory = Callable[["Cursor", Tuple[Any, ...]], Any]
 
 
 # --- connection -----------------------------------------------------------------------------
@@ -355,37 +352,18 @@ class Connection:
         return self._db
 
 
-class Cursor:
+class Cursor(CursorState):
     """A PEP 249 cursor. Not thread-safe: use one per thread."""
 
     def __init__(self, connection: Connection) -> None:
+        super().__init__(connection.row_factory)
         self.connection = connection
-        self.arraysize = 1
-        self.description: Optional[Tuple[Tuple[str, Any, None, None, None, None, None], ...]] = None
-        self.rowcount = -1
-        self.lastrowid: Optional[int] = None
-        self.row_factory: Optional[RowFactory] = connection.row_factory
-        self._rows: Optional[List[Tuple[Any, ...]]] = None
-        self._pos = 0
         self._closed = False
 
     def _db(self) -> "_native.Database":
         if self._closed:
             raise ProgrammingError("cannot operate on a closed cursor")
         return self.connection._check()
-
-    def _reset(self) -> None:
-        self.description = None
-        self.rowcount = -1
-        self.lastrowid = None
-        self._rows = None
-        self._pos = 0
-
-    def _set_rows(self, out: Tuple[List[str], List[str], List[Tuple[Any, ...]]]) -> None:
-        columns, types, rows = out
-        self.description = tuple((c, t, None, None, None, None, None) for c, t in zip(columns, types))
-        self._rows = rows
-        self._pos = 0
 
     def execute(
         self,
@@ -405,20 +383,16 @@ class Cursor:
         if kind == "read":
             level = consistency or self.connection.consistency
             self._set_rows(call(db.query, operation, parameters, level, cached, ttl))
-        elif kind == "begin" or kind == "empty":
-            pass
         elif kind == "commit":
             self.connection.commit()
         elif kind == "rollback":
             self.connection.rollback()
+        elif kind in ("begin", "empty"):
+            pass
         elif self.connection.autocommit:
-            affected, last_id, rows = call(db.execute, operation, parameters)
-            self.rowcount, self.lastrowid = affected, last_id
-            if rows[0]:
-                self._set_rows(rows)
+            self._set_written(call(db.execute, operation, parameters))
         else:
-            # Validate the parameters now, so that a bad one fails here and not at commit.
-            _check_params(parameters)
+            check_params(parameters)
             self.connection._pending.append((operation, parameters))
         return self
 
@@ -427,30 +401,16 @@ class Cursor:
         buffered into the transaction."""
         db = self._db()
         self._reset()
-        if statement_kind(operation) == "read":
-            raise ProgrammingError("executemany() is for writes; use execute() for queries")
-        stmts = [(operation, p) for p in seq_of_parameters]
-        for _, p in stmts:
-            _check_params(p)
+        stmts = many(statement_kind(operation), operation, seq_of_parameters)
         if self.connection.autocommit:
-            results = call(db.run, stmts, True)
-            self.rowcount = sum(r[0] for r in results)
-            self.lastrowid = results[-1][1] if results else None
+            self._set_many(call(db.run, stmts, True))
         else:
             self.connection._pending.extend(stmts)
         return self
 
     def _next_rows(self, n: Optional[int]) -> List[Any]:
         self._db()
-        if self._rows is None:
-            raise ProgrammingError("no result set: the last operation was not a query")
-        end = len(self._rows) if n is None else min(len(self._rows), self._pos + max(n, 0))
-        chunk = self._rows[self._pos:end]
-        self._pos = end
-        factory = self.row_factory
-        if factory is None:
-            return list(chunk)
-        return [factory(self, r) for r in chunk]
+        return self._take(n)
 
     def fetchone(self) -> Any:
         rows = self._next_rows(1)
@@ -486,19 +446,4 @@ class Cursor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if not self._closed:
-            self._closed = True
-
-
-def _check_params(p: Params) -> None:
-    """Raise ProgrammingError now for parameters the engine could never bind."""
-    if p is None:
-        return
-    values: Iterable[Any] = p.values() if isinstance(p, Mapping) else p
-    if isinstance(p, (str, bytes)):
-        raise ProgrammingError("parameters must be a sequence or a dict, not a str or bytes")
-    for v in values:
-        if v is not None and not isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
-            raise ProgrammingError(f"unsupported parameter type {type(v).__name__}")
-        if isinstance(v, int) and not -(2**63) <= v < 2**63:
-            raise ProgrammingError("integer parameter does not fit in 64 bits (SQLite INTEGER)")
+        self._closed = True

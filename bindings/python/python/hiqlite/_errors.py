@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, TypeVar
+from typing import Callable, Dict, TypeVar
 
 from . import _native
 
@@ -133,13 +133,6 @@ def call(f: Callable[..., T], *args: object, **kwargs: object) -> T:
         return f(*args, **kwargs)
     except (_native.NativeError, TypeError, ValueError, OverflowError) as e:
         raise translate(e) from None
-
-
-def error_of(item: object) -> Optional[Error]:
-    """The exception for an error tuple in a batch result, else None."""
-    if isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], str):
-        return translate(_native.NativeError(*item))
-    return None
 
 
 for _cls in list(globals().values()):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _native
+from . import _native, _native_db, statement_kind
+from ._cursor import CursorState, Params, RowFactory, check_params, many
 from ._errors import ProgrammingError, translate
-from . import Params, RowFactory, _check_params, _native_db, statement_kind
 
 __all__ = ["connect", "Connection", "Cursor"]
 
@@ -106,23 +106,12 @@ class Connection:
             await self.close()
 
 
-class Cursor:
+class Cursor(CursorState):
     """An asyncio cursor: ``await cur.execute(...)``, ``await cur.fetchall()``, ``async for``."""
 
     def __init__(self, connection: Connection) -> None:
+        super().__init__(connection.row_factory)
         self.connection = connection
-        self.arraysize = 1
-        self.description: Optional[Tuple[Tuple[str, Any, None, None, None, None, None], ...]] = None
-        self.rowcount = -1
-        self.lastrowid: Optional[int] = None
-        self.row_factory: Optional[RowFactory] = connection.row_factory
-        self._rows: Optional[List[Tuple[Any, ...]]] = None
-        self._pos = 0
-
-    def _set_rows(self, out: Tuple[List[str], List[str], List[Tuple[Any, ...]]]) -> None:
-        columns, types, rows = out
-        self.description = tuple((c, t, None, None, None, None, None) for c, t in zip(columns, types))
-        self._rows, self._pos = rows, 0
 
     async def execute(
         self,
@@ -134,7 +123,7 @@ class Cursor:
         ttl: Optional[float] = None,
     ) -> "Cursor":
         db = self.connection._check()
-        self.description, self.rowcount, self.lastrowid, self._rows = None, -1, None, None
+        self._reset()
         kind = statement_kind(operation)
         if kind == "read":
             level = consistency or self.connection.consistency
@@ -146,37 +135,21 @@ class Cursor:
         elif kind in ("begin", "empty"):
             pass
         elif self.connection.autocommit:
-            affected, last_id, rows = await _await(_start(db.execute_async, operation, parameters))
-            self.rowcount, self.lastrowid = affected, last_id
-            if rows[0]:
-                self._set_rows(rows)
+            self._set_written(await _await(_start(db.execute_async, operation, parameters)))
         else:
-            _check_params(parameters)
+            check_params(parameters)
             self.connection._pending.append((operation, parameters))
         return self
 
     async def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
         db = self.connection._check()
-        if statement_kind(operation) == "read":
-            raise ProgrammingError("executemany() is for writes; use execute() for queries")
-        stmts = [(operation, p) for p in seq_of_parameters]
-        for _, p in stmts:
-            _check_params(p)
+        self._reset()
+        stmts = many(statement_kind(operation), operation, seq_of_parameters)
         if self.connection.autocommit:
-            results = await _await(_start(db.run_async, stmts, True))
-            self.rowcount = sum(r[0] for r in results)
-            self.lastrowid = results[-1][1] if results else None
+            self._set_many(await _await(_start(db.run_async, stmts, True)))
         else:
             self.connection._pending.extend(stmts)
         return self
-
-    def _take(self, n: Optional[int]) -> List[Any]:
-        if self._rows is None:
-            raise ProgrammingError("no result set: the last operation was not a query")
-        end = len(self._rows) if n is None else min(len(self._rows), self._pos + max(n, 0))
-        chunk, self._pos = self._rows[self._pos:end], end
-        f = self.row_factory
-        return list(chunk) if f is None else [f(self, r) for r in chunk]  # type: ignore[arg-type]
 
     async def fetchone(self) -> Any:
         rows = self._take(1)
