@@ -43,7 +43,7 @@ mod value;
 pub use cache::{CacheConfig, CacheStats};
 pub use client::{Client, RemoteBuilder, RetryPolicy};
 pub use config::{NodeConfig, Peer};
-pub use error::{Error, Result};
+pub use error::{sqlite_code_name, Error, Result};
 pub use node::{Consistency, Node, NodeInfo, Status};
 pub use raft::{ExecMode, Member, Migration};
 pub use sqlkind::{statement_kind, StatementKind};

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 
 use napi::bindgen_prelude::{FnArgs, FunctionRef, Object, Unknown};
 use napi::{Env, JsValue};
-use rusqlite::ffi as f;
 
 /// A failure on its way to JavaScript: what the `HiqliteError` will carry.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,33 +36,17 @@ impl Failure {
 
 impl From<hiqlite::Error> for Failure {
     fn from(e: hiqlite::Error) -> Self {
-        use hiqlite::Error as E;
-        let code = match &e {
-            E::Sql { code, message } => {
-                // SQLite's own message reads best alone, as in better-sqlite3.
-                return Failure {
-                    code: Cow::Borrowed(sqlite_code_name(*code)),
-                    message: message.clone(),
-                    sqlite_code: Some(*code),
-                    leader: None,
-                };
+        let code = Cow::Borrowed(e.code_name());
+        match e {
+            // SQLite's own message reads best alone, as in better-sqlite3.
+            hiqlite::Error::Sql { code: c, message } => {
+                Failure { code, message, sqlite_code: Some(c), leader: None }
             }
-            E::NotLeader { leader } => {
-                return Failure { leader: *leader, ..Failure::new("HIQLITE_NOT_LEADER", e.to_string()) }
+            hiqlite::Error::NotLeader { leader } => {
+                Failure { code, message: e.to_string(), sqlite_code: None, leader }
             }
-            E::NoLeader(_) => "HIQLITE_NO_LEADER",
-            E::Unreachable(_) => "HIQLITE_UNREACHABLE",
-            E::OutcomeUnknown(_) => "HIQLITE_OUTCOME_UNKNOWN",
-            E::Timeout(_) => "HIQLITE_TIMEOUT",
-            E::Config(_) => "HIQLITE_CONFIG",
-            E::Storage(_) => "HIQLITE_STORAGE",
-            E::Raft(_) => "HIQLITE_RAFT",
-            E::InvalidRequest(_) => "HIQLITE_INVALID_REQUEST",
-            E::Decode(_) => "HIQLITE_DECODE",
-            E::Unauthorized(_) => "HIQLITE_UNAUTHORIZED",
-            E::ShutDown => "HIQLITE_SHUTDOWN",
-        };
-        Failure::new(code, e.to_string())
+            other => Failure { code, message: other.to_string(), sqlite_code: None, leader: None },
+        }
     }
 }
 
@@ -106,129 +89,11 @@ pub(crate) fn to_napi(env: &Env, failure: &Failure) -> napi::Error {
     }
 }
 
-macro_rules! code_names {
-    ($($name:ident),* $(,)?) => {
-        /// SQLite's symbolic name of a primary or extended result code; an extended code this
-        /// table does not know is named by its primary code (the low byte).
-        pub(crate) fn sqlite_code_name(code: i32) -> &'static str {
-            match code {
-                $(f::$name => stringify!($name),)*
-                _ if code > 0xff => sqlite_code_name(code & 0xff),
-                _ => "SQLITE_ERROR",
-            }
-        }
-    };
-}
-
-code_names!(
-    SQLITE_OK,
-    SQLITE_ERROR,
-    SQLITE_INTERNAL,
-    SQLITE_PERM,
-    SQLITE_ABORT,
-    SQLITE_BUSY,
-    SQLITE_LOCKED,
-    SQLITE_NOMEM,
-    SQLITE_READONLY,
-    SQLITE_INTERRUPT,
-    SQLITE_IOERR,
-    SQLITE_CORRUPT,
-    SQLITE_NOTFOUND,
-    SQLITE_FULL,
-    SQLITE_CANTOPEN,
-    SQLITE_PROTOCOL,
-    SQLITE_EMPTY,
-    SQLITE_SCHEMA,
-    SQLITE_TOOBIG,
-    SQLITE_CONSTRAINT,
-    SQLITE_MISMATCH,
-    SQLITE_MISUSE,
-    SQLITE_NOLFS,
-    SQLITE_AUTH,
-    SQLITE_FORMAT,
-    SQLITE_RANGE,
-    SQLITE_NOTADB,
-    SQLITE_NOTICE,
-    SQLITE_WARNING,
-    SQLITE_ROW,
-    SQLITE_DONE,
-    SQLITE_ERROR_MISSING_COLLSEQ,
-    SQLITE_ERROR_RETRY,
-    SQLITE_ERROR_SNAPSHOT,
-    SQLITE_IOERR_READ,
-    SQLITE_IOERR_SHORT_READ,
-    SQLITE_IOERR_WRITE,
-    SQLITE_IOERR_FSYNC,
-    SQLITE_IOERR_DIR_FSYNC,
-    SQLITE_IOERR_TRUNCATE,
-    SQLITE_IOERR_FSTAT,
-    SQLITE_IOERR_UNLOCK,
-    SQLITE_IOERR_RDLOCK,
-    SQLITE_IOERR_DELETE,
-    SQLITE_IOERR_BLOCKED,
-    SQLITE_IOERR_NOMEM,
-    SQLITE_IOERR_ACCESS,
-    SQLITE_IOERR_CHECKRESERVEDLOCK,
-    SQLITE_IOERR_LOCK,
-    SQLITE_IOERR_CLOSE,
-    SQLITE_IOERR_DIR_CLOSE,
-    SQLITE_IOERR_SHMOPEN,
-    SQLITE_IOERR_SHMSIZE,
-    SQLITE_IOERR_SHMLOCK,
-    SQLITE_IOERR_SHMMAP,
-    SQLITE_IOERR_SEEK,
-    SQLITE_IOERR_DELETE_NOENT,
-    SQLITE_IOERR_MMAP,
-    SQLITE_IOERR_GETTEMPPATH,
-    SQLITE_IOERR_CONVPATH,
-    SQLITE_IOERR_VNODE,
-    SQLITE_IOERR_AUTH,
-    SQLITE_IOERR_BEGIN_ATOMIC,
-    SQLITE_IOERR_COMMIT_ATOMIC,
-    SQLITE_IOERR_ROLLBACK_ATOMIC,
-    SQLITE_IOERR_DATA,
-    SQLITE_IOERR_CORRUPTFS,
-    SQLITE_LOCKED_SHAREDCACHE,
-    SQLITE_LOCKED_VTAB,
-    SQLITE_BUSY_RECOVERY,
-    SQLITE_BUSY_SNAPSHOT,
-    SQLITE_BUSY_TIMEOUT,
-    SQLITE_CANTOPEN_NOTEMPDIR,
-    SQLITE_CANTOPEN_ISDIR,
-    SQLITE_CANTOPEN_FULLPATH,
-    SQLITE_CANTOPEN_CONVPATH,
-    SQLITE_CANTOPEN_SYMLINK,
-    SQLITE_CORRUPT_VTAB,
-    SQLITE_CORRUPT_SEQUENCE,
-    SQLITE_CORRUPT_INDEX,
-    SQLITE_READONLY_RECOVERY,
-    SQLITE_READONLY_CANTLOCK,
-    SQLITE_READONLY_ROLLBACK,
-    SQLITE_READONLY_DBMOVED,
-    SQLITE_READONLY_CANTINIT,
-    SQLITE_READONLY_DIRECTORY,
-    SQLITE_ABORT_ROLLBACK,
-    SQLITE_CONSTRAINT_CHECK,
-    SQLITE_CONSTRAINT_COMMITHOOK,
-    SQLITE_CONSTRAINT_FOREIGNKEY,
-    SQLITE_CONSTRAINT_FUNCTION,
-    SQLITE_CONSTRAINT_NOTNULL,
-    SQLITE_CONSTRAINT_PRIMARYKEY,
-    SQLITE_CONSTRAINT_TRIGGER,
-    SQLITE_CONSTRAINT_UNIQUE,
-    SQLITE_CONSTRAINT_VTAB,
-    SQLITE_CONSTRAINT_ROWID,
-    SQLITE_CONSTRAINT_PINNED,
-    SQLITE_CONSTRAINT_DATATYPE,
-    SQLITE_NOTICE_RECOVER_WAL,
-    SQLITE_NOTICE_RECOVER_ROLLBACK,
-    SQLITE_WARNING_AUTOINDEX,
-    SQLITE_AUTH_USER,
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use hiqlite::sqlite_code_name;
 
     #[test]
     fn sqlite_codes_have_their_names() {

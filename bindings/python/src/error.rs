@@ -1,4 +1,4 @@
-//! `hiqlite::Error` → one native exception carrying `(kind, code, message)`; the Python package
+//! `hiqlite::Error` → one native exception carrying `(code_name, code, message)`; the Python package
 //! turns it into the DB-API class (IntegrityError, OperationalError...).
 
 use pyo3::prelude::*;
@@ -7,30 +7,15 @@ pyo3::create_exception!(
     _native,
     NativeError,
     pyo3::exceptions::PyException,
-    "An error from the hiqlite core: args are (kind, sqlite_code, message)."
+    "An error from the hiqlite core: args are (code_name, sqlite_code, message)."
 );
 
-/// The error's kind name, SQLite's extended code (0 when not an SQL error) and message.
+/// The error's symbolic name (`SQLITE_CONSTRAINT_UNIQUE`, `HIQLITE_NO_LEADER`...), SQLite's
+/// extended code (0 when not an SQL error) and the message.
 pub fn parts(e: &hiqlite::Error) -> (&'static str, i32, String) {
-    use hiqlite::Error as E;
-    let kind = match e {
-        E::Sql { .. } => "sql",
-        E::NoLeader(_) => "no_leader",
-        E::NotLeader { .. } => "not_leader",
-        E::Unreachable(_) => "unreachable",
-        E::OutcomeUnknown(_) => "outcome_unknown",
-        E::Timeout(_) => "timeout",
-        E::Config(_) => "config",
-        E::Storage(_) => "storage",
-        E::Raft(_) => "raft",
-        E::InvalidRequest(_) => "invalid_request",
-        E::Decode(_) => "decode",
-        E::Unauthorized(_) => "unauthorized",
-        E::ShutDown => "shutdown",
-    };
     match e {
-        E::Sql { code, message } => (kind, *code, message.clone()),
-        other => (kind, 0, other.to_string()),
+        hiqlite::Error::Sql { code, message } => (e.code_name(), *code, message.clone()),
+        other => (other.code_name(), 0, other.to_string()),
     }
 }
 

@@ -17,13 +17,13 @@ class Error(Exception):
     """Base class of every hiqlite error (PEP 249).
 
     ``sqlite_errorcode`` is SQLite's extended result code for SQL errors (0 otherwise),
-    ``sqlite_errorname`` its symbolic name, ``kind`` the core's error kind (``sql``,
-    ``no_leader``, ``outcome_unknown``...).
+    ``sqlite_errorname`` its symbolic name, ``code`` the name the error has in every hiqlite binding
+    (``SQLITE_CONSTRAINT_UNIQUE``, ``HIQLITE_NO_LEADER``, ``HIQLITE_OUTCOME_UNKNOWN``...).
     """
 
     sqlite_errorcode: int = 0
     sqlite_errorname: str = ""
-    kind: str = ""
+    code: str = ""
 
 
 class InterfaceError(Error):
@@ -78,52 +78,38 @@ class UnauthorizedError(OperationalError):
     """The server refused the credentials."""
 
 
-_SQLITE_NAMES: Dict[int, str] = {
-    1: "SQLITE_ERROR", 2: "SQLITE_INTERNAL", 3: "SQLITE_PERM", 4: "SQLITE_ABORT", 5: "SQLITE_BUSY",
-    6: "SQLITE_LOCKED", 7: "SQLITE_NOMEM", 8: "SQLITE_READONLY", 9: "SQLITE_INTERRUPT",
-    10: "SQLITE_IOERR", 11: "SQLITE_CORRUPT", 12: "SQLITE_NOTFOUND", 13: "SQLITE_FULL",
-    14: "SQLITE_CANTOPEN", 15: "SQLITE_PROTOCOL", 17: "SQLITE_SCHEMA", 18: "SQLITE_TOOBIG",
-    19: "SQLITE_CONSTRAINT", 20: "SQLITE_MISMATCH", 21: "SQLITE_MISUSE", 23: "SQLITE_AUTH",
-    25: "SQLITE_RANGE", 26: "SQLITE_NOTADB",
-    275: "SQLITE_CONSTRAINT_CHECK", 531: "SQLITE_CONSTRAINT_COMMITHOOK",
-    787: "SQLITE_CONSTRAINT_FOREIGNKEY", 1043: "SQLITE_CONSTRAINT_FUNCTION",
-    1299: "SQLITE_CONSTRAINT_NOTNULL", 1555: "SQLITE_CONSTRAINT_PRIMARYKEY",
-    1811: "SQLITE_CONSTRAINT_TRIGGER", 2067: "SQLITE_CONSTRAINT_UNIQUE",
-    2323: "SQLITE_CONSTRAINT_VTAB", 2579: "SQLITE_CONSTRAINT_ROWID",
-    3091: "SQLITE_CONSTRAINT_DATATYPE",
-}
-
 # As the standard library's sqlite3 module classifies SQLite's primary codes.
 _BY_PRIMARY: Dict[int, type] = {
     2: InternalError, 11: DatabaseError, 26: DatabaseError, 23: DatabaseError,
     18: DataError, 19: IntegrityError, 20: IntegrityError, 21: ProgrammingError, 25: ProgrammingError,
 }
 
-_BY_KIND: Dict[str, type] = {
-    "no_leader": NoLeaderError, "not_leader": NoLeaderError, "unreachable": UnreachableError,
-    "timeout": ClusterTimeoutError, "outcome_unknown": OutcomeUnknownError,
-    "unauthorized": UnauthorizedError, "config": InterfaceError, "shutdown": InterfaceError,
-    "invalid_request": ProgrammingError, "decode": DataError, "storage": InternalError,
-    "raft": InternalError,
+_BY_NAME: Dict[str, type] = {
+    "HIQLITE_NO_LEADER": NoLeaderError, "HIQLITE_NOT_LEADER": NoLeaderError,
+    "HIQLITE_UNREACHABLE": UnreachableError, "HIQLITE_TIMEOUT": ClusterTimeoutError,
+    "HIQLITE_OUTCOME_UNKNOWN": OutcomeUnknownError, "HIQLITE_UNAUTHORIZED": UnauthorizedError,
+    "HIQLITE_CONFIG": InterfaceError, "HIQLITE_SHUTDOWN": InterfaceError,
+    "HIQLITE_INVALID_REQUEST": ProgrammingError, "HIQLITE_DECODE": DataError,
+    "HIQLITE_STORAGE": InternalError, "HIQLITE_RAFT": InternalError,
 }
 
 
 def translate(e: BaseException) -> Error:
     """The PEP 249 exception for an error raised by the native module."""
     if isinstance(e, _native.NativeError):
-        kind, code, message = e.args
-        if kind == "sql":
+        name, code, message = e.args
+        if name.startswith("SQLITE_"):
             cls = _BY_PRIMARY.get(code & 0xFF, OperationalError)
         else:
-            cls = _BY_KIND.get(kind, OperationalError)
+            cls = _BY_NAME.get(name, OperationalError)
         err: Error = cls(message)
-        err.kind = kind
+        err.code = name
         err.sqlite_errorcode = code
-        err.sqlite_errorname = _SQLITE_NAMES.get(code, _SQLITE_NAMES.get(code & 0xFF, ""))
+        err.sqlite_errorname = name if name.startswith("SQLITE_") else ""
         return err
     # Parameter conversion: unsupported types, integers beyond 64 bits, bad option values.
     err = ProgrammingError(str(e))
-    err.kind = "invalid_request"
+    err.code = "HIQLITE_INVALID_REQUEST"
     return err
 
 
