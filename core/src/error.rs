@@ -215,23 +215,6 @@ code_names!(
     SQLITE_AUTH_USER,
 );
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn code_names() {
-        assert_eq!(sqlite_code_name(1), "SQLITE_ERROR");
-        assert_eq!(sqlite_code_name(2067), "SQLITE_CONSTRAINT_UNIQUE");
-        assert_eq!(sqlite_code_name(19 | (99 << 8)), "SQLITE_CONSTRAINT", "unknown extended: its primary");
-        assert_eq!(
-            Error::Sql { code: 1299, message: String::new() }.code_name(),
-            "SQLITE_CONSTRAINT_NOTNULL"
-        );
-        assert_eq!(Error::OutcomeUnknown(String::new()).code_name(), "HIQLITE_OUTCOME_UNKNOWN");
-    }
-}
-
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::Error as E;
@@ -263,5 +246,22 @@ impl From<rusqlite::Error> for Error {
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Storage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names() {
+        assert_eq!(sqlite_code_name(1), "SQLITE_ERROR");
+        assert_eq!(sqlite_code_name(2067), "SQLITE_CONSTRAINT_UNIQUE");
+        assert_eq!(sqlite_code_name(19 | (99 << 8)), "SQLITE_CONSTRAINT", "unknown extended: its primary");
+        assert_eq!(
+            Error::Sql { code: 1299, message: String::new() }.code_name(),
+            "SQLITE_CONSTRAINT_NOTNULL"
+        );
+        assert_eq!(Error::OutcomeUnknown(String::new()).code_name(), "HIQLITE_OUTCOME_UNKNOWN");
     }
 }
