@@ -63,6 +63,28 @@ impl Value {
             Value::Blob(b) => b.iter().map(|x| serde_json::Value::from(*x)).collect(),
         }
     }
+
+    /// A parameter from JSON as rqlite's API takes it: null, bool (stored as 0/1), integer,
+    /// float, string, or an array of bytes for a BLOB. The error says what was wrong.
+    pub fn from_json(v: &serde_json::Value) -> std::result::Result<Value, String> {
+        use serde_json::Value as J;
+        Ok(match v {
+            J::Null => Value::Null,
+            J::Bool(b) => Value::Integer(i64::from(*b)),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Value::Integer(i),
+                None => Value::Real(n.as_f64().ok_or_else(|| format!("number {n} is out of range"))?),
+            },
+            J::String(s) => Value::Text(s.clone()),
+            J::Array(a) => Value::Blob(
+                a.iter()
+                    .map(|x| x.as_u64().filter(|b| *b < 256).map(|b| b as u8))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or("an array parameter must be a byte array (integers 0..255)")?,
+            ),
+            J::Object(_) => return Err("an object is only allowed as the map of named parameters".into()),
+        })
+    }
 }
 
 impl rusqlite::ToSql for Value {
@@ -278,6 +300,11 @@ impl Rows {
     /// Index of a column by name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
+    }
+    /// The rows as rqlite's `/db/query` renders one result: `{"columns", "types", "values"}`,
+    /// `values` left out when there is no row, BLOBs base64.
+    pub fn to_rqlite_json(&self) -> serde_json::Value {
+        crate::http::rqlite::query_result(self, Default::default(), 0.0)
     }
     /// Rows as JSON objects keyed by column name (blobs as byte arrays).
     pub fn to_json_objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {

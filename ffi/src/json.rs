@@ -1,9 +1,8 @@
 //! JSON for `hiqlite_query_json`: parameters in rqlite's request form, results in rqlite's answer
 //! form (the shape `/db/query` returns, so code written against rqlite reads it unchanged).
 
-use base64::Engine;
 use engine::{Params, Rows, Value};
-use serde_json::{json, Map, Value as J};
+use serde_json::{json, Value as J};
 
 use crate::error::{FfiError, FfiResult, HIQLITE_INVALID_REQUEST};
 
@@ -12,22 +11,7 @@ fn bad(msg: impl Into<String>) -> FfiError {
 }
 
 fn value(v: &J) -> FfiResult<Value> {
-    Ok(match v {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Integer(i64::from(*b)),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Integer(i),
-            None => Value::Real(n.as_f64().ok_or_else(|| bad(format!("number {n} is out of range")))?),
-        },
-        J::String(s) => Value::Text(s.clone()),
-        J::Array(a) => Value::Blob(
-            a.iter()
-                .map(|x| x.as_u64().filter(|b| *b < 256).map(|b| b as u8))
-                .collect::<Option<Vec<u8>>>()
-                .ok_or_else(|| bad("an array parameter must be a byte array (integers 0..255)"))?,
-        ),
-        J::Object(_) => return Err(bad("a parameter cannot be an object")),
-    })
+    Value::from_json(v).map_err(bad)
 }
 
 /// Parameters as JSON: an array (positional) or an object (named); blobs as byte arrays.
@@ -43,24 +27,10 @@ pub(crate) fn params(text: &str) -> FfiResult<Params> {
     })
 }
 
-fn render(v: &Value) -> J {
-    match v {
-        Value::Blob(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
-        other => other.to_json(),
-    }
-}
-
 /// `{"results": [{"columns": [...], "types": [...], "values": [[...]]}]}`, `values` left out when
 /// there is no row, BLOBs base64 — as rqlite renders a query.
 pub(crate) fn query_answer(rows: &Rows) -> String {
-    let mut o = Map::new();
-    o.insert("columns".into(), json!(rows.columns));
-    o.insert("types".into(), json!(rows.types));
-    if !rows.rows.is_empty() {
-        let values: Vec<J> = rows.rows.iter().map(|r| J::Array(r.iter().map(render).collect())).collect();
-        o.insert("values".into(), J::Array(values));
-    }
-    json!({ "results": [J::Object(o)] }).to_string()
+    json!({ "results": [rows.to_rqlite_json()] }).to_string()
 }
 
 #[cfg(test)]

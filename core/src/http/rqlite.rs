@@ -20,22 +20,7 @@ pub(crate) struct Format {
 }
 
 fn json_to_value(v: &J) -> Result<Value, String> {
-    Ok(match v {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Integer(i64::from(*b)),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Integer(i),
-            None => Value::Real(n.as_f64().ok_or_else(|| format!("number {n} is out of range"))?),
-        },
-        J::String(s) => Value::Text(s.clone()),
-        J::Array(a) => Value::Blob(
-            a.iter()
-                .map(|x| x.as_u64().filter(|b| *b < 256).map(|b| b as u8))
-                .collect::<Option<Vec<u8>>>()
-                .ok_or("an array parameter must be a byte array (integers 0..255)")?,
-        ),
-        J::Object(_) => return Err("an object is only allowed as the map of named parameters".into()),
-    })
+    Value::from_json(v)
 }
 
 /// Parse a request body: a JSON array of `"sql"`, `["sql", p1, ...]` or `["sql", {"name": v}]`;
