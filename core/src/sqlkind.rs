@@ -11,12 +11,14 @@ pub enum StatementKind {
     Read,
     /// Changes data or schema (everything else).
     Write,
-    /// `BEGIN` / `SAVEPOINT`.
+    /// `BEGIN`.
     Begin,
-    /// `COMMIT` / `END` / `RELEASE`.
+    /// `COMMIT` / `END`.
     Commit,
-    /// `ROLLBACK`.
+    /// `ROLLBACK` (of the whole transaction).
     Rollback,
+    /// `SAVEPOINT`, `RELEASE`, `ROLLBACK TO`: nested transaction control.
+    Savepoint,
     /// Nothing but whitespace and comments.
     Empty,
 }
@@ -41,34 +43,118 @@ fn words(s: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_ascii_uppercase)
 }
 
+/// The words of `sql` outside string literals, quoted names and comments, each with its
+/// parenthesis depth.
+fn top_words(sql: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut word = String::new();
+    let mut chars = sql.chars().peekable();
+    let flush = |word: &mut String, out: &mut Vec<(usize, String)>, depth: usize| {
+        if !word.is_empty() {
+            out.push((depth, word.to_ascii_uppercase()));
+            word.clear();
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '`' | '[' => {
+                flush(&mut word, &mut out, depth);
+                let close = if c == '[' { ']' } else { c };
+                for d in chars.by_ref() {
+                    if d == close {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                flush(&mut word, &mut out, depth);
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                flush(&mut word, &mut out, depth);
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            '(' => {
+                flush(&mut word, &mut out, depth);
+                depth += 1;
+            }
+            ')' => {
+                flush(&mut word, &mut out, depth);
+                depth = depth.saturating_sub(1);
+            }
+            c if c.is_ascii_alphanumeric() || c == '_' => word.push(c),
+            _ => flush(&mut word, &mut out, depth),
+        }
+    }
+    flush(&mut word, &mut out, depth);
+    out
+}
+
+/// PRAGMAs that take an argument in parentheses and only read.
+const READ_PRAGMAS: &[&str] = &[
+    "TABLE_INFO",
+    "TABLE_XINFO",
+    "TABLE_LIST",
+    "INDEX_LIST",
+    "INDEX_INFO",
+    "INDEX_XINFO",
+    "FOREIGN_KEY_LIST",
+    "FOREIGN_KEY_CHECK",
+    "INTEGRITY_CHECK",
+    "QUICK_CHECK",
+];
+
 /// Classify one statement (see [`StatementKind`]).
 pub fn statement_kind(sql: &str) -> StatementKind {
     let body = skip_noise(sql);
     let Some(first) = words(body).next() else { return StatementKind::Empty };
     match first.as_str() {
         "SELECT" | "VALUES" | "EXPLAIN" => StatementKind::Read,
-        "PRAGMA" if !body.contains('=') => StatementKind::Read,
-        "WITH" => {
-            // Quoted text could hide a keyword; strip string literals before looking.
-            let mut plain = String::with_capacity(body.len());
-            let mut quote = None;
-            for c in body.chars() {
-                match quote {
-                    Some(q) if c == q => quote = None,
-                    Some(_) => {}
-                    None if c == '\'' || c == '"' || c == '`' => quote = Some(c),
-                    None => plain.push(c),
-                }
-            }
-            if words(&plain).any(|w| matches!(w.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE")) {
+        "PRAGMA" => {
+            let w = top_words(body);
+            // `PRAGMA [schema.]name`: the name is the last word before `=`, `(` or the end.
+            let name = w.iter().skip(1).take_while(|(d, _)| *d == 0).last().map(|(_, n)| n.as_str());
+            let has_arg = body.contains('(');
+            if body.contains('=') || (has_arg && !name.is_some_and(|n| READ_PRAGMAS.contains(&n))) {
                 StatementKind::Write
             } else {
                 StatementKind::Read
             }
         }
-        "BEGIN" | "SAVEPOINT" => StatementKind::Begin,
-        "COMMIT" | "END" | "RELEASE" => StatementKind::Commit,
-        "ROLLBACK" => StatementKind::Rollback,
+        "WITH" => {
+            // The CTE bodies are in parentheses; the statement's own verb is the first one at
+            // depth 0.
+            let verb = top_words(body).into_iter().filter(|(d, _)| *d == 0).map(|(_, w)| w).find(|w| {
+                matches!(w.as_str(), "SELECT" | "VALUES" | "INSERT" | "UPDATE" | "DELETE" | "REPLACE")
+            });
+            match verb.as_deref() {
+                Some("SELECT") | Some("VALUES") => StatementKind::Read,
+                _ => StatementKind::Write,
+            }
+        }
+        "BEGIN" => StatementKind::Begin,
+        "COMMIT" | "END" => StatementKind::Commit,
+        "ROLLBACK" => {
+            if words(body).nth(1).is_some_and(|w| w == "TO") || words(body).nth(2).is_some_and(|w| w == "TO")
+            {
+                StatementKind::Savepoint
+            } else {
+                StatementKind::Rollback
+            }
+        }
+        "SAVEPOINT" | "RELEASE" => StatementKind::Savepoint,
         _ => StatementKind::Write,
     }
 }
@@ -89,6 +175,18 @@ mod tests {
             ("WITH x AS (SELECT 1) SELECT * FROM x", Read),
             ("WITH x AS (SELECT 'delete') SELECT * FROM x", Read),
             ("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", Write),
+            ("WITH x AS (SELECT 1) -- don't\nINSERT INTO t SELECT * FROM x", Write),
+            ("WITH c AS (SELECT replace(a, 'x', 'y') FROM t) SELECT * FROM c", Read),
+            ("WITH c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 5) DELETE FROM t WHERE x IN c", Write),
+            ("PRAGMA user_version(5)", Write),
+            ("PRAGMA foreign_keys(ON)", Write),
+            ("PRAGMA main.table_info(t)", Read),
+            ("PRAGMA integrity_check", Read),
+            ("SAVEPOINT a", Savepoint),
+            ("RELEASE a", Savepoint),
+            ("ROLLBACK TO a", Savepoint),
+            ("ROLLBACK TRANSACTION TO SAVEPOINT a", Savepoint),
+            ("ROLLBACK TRANSACTION", Rollback),
             ("insert into t values (1)", Write),
             ("CREATE TABLE t (x)", Write),
             ("begin immediate", Begin),

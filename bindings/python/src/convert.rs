@@ -4,7 +4,7 @@ use hiqlite::{ExecResult, Params, Rows, Value};
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyMemoryView, PyString, PyTuple,
 };
 
 /// One SQL value from Python: None, bool (stored as 0/1), int (64-bit), float, str, bytes-like.
@@ -54,6 +54,17 @@ pub fn to_params(p: Option<&Bound<'_, PyAny>>) -> PyResult<Params> {
         for (k, v) in d.iter() {
             let k: String =
                 k.extract().map_err(|_| PyTypeError::new_err("named parameters need str keys"))?;
+            named.push((k, to_value(&v)?));
+        }
+        return Ok(Params::Named(named));
+    }
+    if let Ok(m) = p.cast::<PyMapping>() {
+        // Any other mapping (MappingProxyType, a user class...): by its items, never as a
+        // sequence of its keys.
+        let mut named = Vec::new();
+        for item in m.items()?.iter() {
+            let (k, v): (String, Bound<'_, PyAny>) =
+                item.extract().map_err(|_| PyTypeError::new_err("named parameters need str keys"))?;
             named.push((k, to_value(&v)?));
         }
         return Ok(Params::Named(named));

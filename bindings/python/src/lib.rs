@@ -258,7 +258,8 @@ impl Database {
     }
 }
 
-/// What a statement is, from its text: `read`, `write`, `begin`, `commit`, `rollback` or `empty`.
+/// What a statement is, from its text: `read`, `write`, `begin`, `commit`, `rollback`,
+/// `savepoint` (SAVEPOINT, RELEASE, ROLLBACK TO) or `empty`.
 #[pyfunction]
 fn statement_kind(sql: &str) -> &'static str {
     match hiqlite::statement_kind(sql) {
@@ -268,6 +269,7 @@ fn statement_kind(sql: &str) -> &'static str {
         hiqlite::StatementKind::Commit => "commit",
         hiqlite::StatementKind::Rollback => "rollback",
         hiqlite::StatementKind::Empty => "empty",
+        hiqlite::StatementKind::Savepoint => "savepoint",
     }
 }
 

@@ -159,3 +159,43 @@ def test_row_factory_executescript_and_cached_reads(db):
     for _ in range(3):
         assert db.query("SELECT count(*) FROM p", cached=True) == [(2,)]
     assert db.query("SELECT name FROM p WHERE id = :id", {"id": 2}, consistency="linearizable") == [("bob",)]
+
+
+def test_savepoints_begin_in_autocommit_and_buffered_parameters(db):
+    import types
+
+    db.autocommit = True
+    db.execute("CREATE TABLE s (a INTEGER, b TEXT)")
+    for sql in ("SAVEPOINT sp", "RELEASE sp", "ROLLBACK TO sp"):
+        with pytest.raises(hiqlite.NotSupportedError):
+            db.execute(sql)
+    # An explicit BEGIN buffers even in autocommit mode, until ROLLBACK or COMMIT.
+    db.execute("BEGIN")
+    db.execute("INSERT INTO s VALUES (1, 'x')")
+    assert db.in_transaction
+    db.execute("ROLLBACK")
+    assert db.execute("SELECT count(*) FROM s").fetchone() == (0,)
+    # Buffered parameters are copies: mutating the caller's list afterwards changes nothing.
+    db.execute("BEGIN")
+    params = [1, "first"]
+    db.execute("INSERT INTO s VALUES (?, ?)", params)
+    params[0], params[1] = 2, "second"
+    db.execute("INSERT INTO s VALUES (?, ?)", params)
+    db.execute("COMMIT")
+    assert not db.in_transaction
+    assert db.execute("SELECT a, b FROM s ORDER BY a").fetchall() == [(1, "first"), (2, "second")]
+    # Any mapping binds by name, never as a sequence of its keys.
+    db.execute("INSERT INTO s VALUES (:a, :b)", types.MappingProxyType({"a": 3, "b": "proxy"}))
+    assert db.execute("SELECT b FROM s WHERE a = 3").fetchone() == ("proxy",)
+
+
+def test_a_commit_that_reached_no_node_keeps_the_transaction():
+    from conftest import free_port
+
+    conn = hiqlite.connect(f"http://127.0.0.1:{free_port()}", timeout=1)
+    conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(hiqlite.UnreachableError):
+        conn.commit()
+    assert conn.in_transaction, "nothing was applied: commit() can be called again"
+    conn.rollback()
+    assert not conn.in_transaction

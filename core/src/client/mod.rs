@@ -112,19 +112,18 @@ impl Client {
     /// Run one write statement through Raft; returns rows affected and the last insert id.
     /// Sent to the leader wherever it is called.
     pub async fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult> {
-        let mut results = self.run(vec![Statement::new(sql, params)], ExecMode::Transaction).await?;
+        let stmt = Statement::new(sql, params);
+        let mut results = match &self.inner {
+            Inner::Embedded(_) => self.run(vec![stmt], ExecMode::Transaction).await?,
+            // `/db/request`, so that the rows of a `RETURNING` come back too.
+            Inner::Remote(r) => r.execute(&[stmt], false, true).await?,
+        };
         results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
     }
 
     /// Run a write statement that returns rows (`INSERT ... RETURNING`).
     pub async fn execute_returning(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
-        match &self.inner {
-            Inner::Embedded(_) => Ok(self.execute(sql, params).await?.rows),
-            Inner::Remote(r) => {
-                let mut results = r.execute(&[Statement::new(sql, params)], false, true).await?;
-                Ok(results.pop().unwrap_or_else(|| Ok(ExecResult::default()))?.rows)
-            }
-        }
+        Ok(self.execute(sql, params).await?.rows)
     }
 
     /// Run statements atomically: all are applied or, on the first error, none; that error is

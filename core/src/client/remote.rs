@@ -152,6 +152,7 @@ struct Known {
     nodes: Vec<Slot>,
     leader: Option<String>,
     discovered_at: Option<Instant>,
+    discovery_tried_at: Option<Instant>,
 }
 
 /// Where a request should go.
@@ -255,7 +256,7 @@ impl Remote {
             consistency: b.consistency,
             retry: b.retry,
             discover: b.discover,
-            known: Mutex::new(Known { nodes, leader: None, discovered_at: None }),
+            known: Mutex::new(Known { nodes, leader: None, discovered_at: None, discovery_tried_at: None }),
             discovering: tokio::sync::Mutex::new(()),
         })
     }
@@ -340,15 +341,17 @@ impl Remote {
     }
 
     /// Learn the cluster from `/nodes` of the first node that answers. Concurrent callers share
-    /// one round; a round younger than `fresh` is not repeated.
-    async fn discover_nodes(&self, fresh: Duration) -> Result<Vec<NodeInfo>> {
+    /// one round; a round (successful or not) younger than `fresh` is not repeated, and none
+    /// runs past `deadline`.
+    async fn discover_nodes(&self, fresh: Duration, deadline: Instant) -> Result<Vec<NodeInfo>> {
         let _g = self.discovering.lock().await;
         if !self.discover {
             return Ok(Vec::new());
         }
-        if lock(&self.known).discovered_at.is_some_and(|t| t.elapsed() < fresh) {
+        if lock(&self.known).discovery_tried_at.is_some_and(|t| t.elapsed() < fresh) {
             return Ok(Vec::new());
         }
+        lock(&self.known).discovery_tried_at = Some(Instant::now());
         let urls: Vec<String> = {
             let k = lock(&self.known);
             let now = Instant::now();
@@ -358,7 +361,11 @@ impl Remote {
         };
         let mut last = Error::Unreachable("no node URL to ask".into());
         for url in urls {
-            match self.fetch_nodes(&url).await {
+            let remaining = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(5));
+            if remaining.is_zero() {
+                break;
+            }
+            match self.fetch_nodes(&url, remaining).await {
                 Ok(list) => {
                     let mut k = lock(&self.known);
                     for n in &list {
@@ -372,7 +379,9 @@ impl Remote {
                     k.discovered_at = Some(Instant::now());
                     return Ok(list);
                 }
-                Err(e @ Error::Unauthorized(_)) => return Err(e),
+                // The node answered: it is up, it just will not list the cluster (no `status`
+                // permission, a proxy without /nodes...). Ask the next one.
+                Err(e @ (Error::Unauthorized(_) | Error::InvalidRequest(_))) => last = e,
                 Err(e) => {
                     self.mark_down(&url);
                     last = e;
@@ -382,9 +391,9 @@ impl Remote {
         Err(last)
     }
 
-    async fn fetch_nodes(&self, url: &str) -> Result<Vec<NodeInfo>> {
+    async fn fetch_nodes(&self, url: &str, timeout: Duration) -> Result<Vec<NodeInfo>> {
         let t = Instant::now();
-        let mut rb = self.http.get(format!("{url}/nodes?ver=2&nonvoters")).timeout(Duration::from_secs(5));
+        let mut rb = self.http.get(format!("{url}/nodes?ver=2&nonvoters")).timeout(timeout);
         if let Some(a) = &self.auth {
             rb = rb.header(reqwest::header::AUTHORIZATION, a);
         }
@@ -398,53 +407,63 @@ impl Remote {
         parse_nodes(&body)
     }
 
+    /// The deadline of a call started now (far in the future for absurd timeouts).
+    fn deadline(&self, timeout: Duration) -> Instant {
+        let now = Instant::now();
+        now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+    }
+
     /// Make a call, routing and retrying as the module documentation says.
     async fn call(&self, c: Call<'_>) -> Result<Vec<u8>> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline(self.timeout);
         if self.discover && lock(&self.known).discovered_at.is_none() {
             // Best effort: a cluster that cannot be listed may still answer the call.
-            let _ = self.discover_nodes(Duration::from_secs(1)).await;
+            let _ = self.discover_nodes(Duration::from_secs(1), deadline).await;
         }
         let mut attempts = 0u32;
         let mut redirects = 0u32;
         let mut backoff = self.retry.initial_backoff;
+        let mut last: Option<Error> = None;
         loop {
+            if Instant::now() >= deadline {
+                // The last real reason beats a bare "out of time".
+                return Err(
+                    last.unwrap_or_else(|| Error::Timeout(format!("no answer within {:?}", self.timeout)))
+                );
+            }
             let url = self.pick(c.target);
-            match self.attempt(&c, &url, deadline).await {
+            let e = match self.attempt(&c, &url, deadline).await {
                 Outcome::Done(body) => return Ok(body),
                 Outcome::Fail(e) => return Err(e),
-                Outcome::Redirected if redirects < MAX_REDIRECTS => redirects += 1,
+                Outcome::Redirected if redirects < MAX_REDIRECTS => {
+                    redirects += 1;
+                    continue;
+                }
+                // Nodes pointing at each other during an election: nothing was applied, so
+                // wait and try again like any other refusal.
                 Outcome::Redirected => {
-                    return Err(Error::NoLeader(format!("more than {MAX_REDIRECTS} redirects in a row")))
+                    Error::NoLeader(format!("more than {MAX_REDIRECTS} redirects in a row"))
                 }
-                Outcome::Retry(e) => {
-                    redirects = 0;
-                    attempts += 1;
-                    let now = Instant::now();
-                    if attempts >= self.retry.max_attempts.max(1) || now >= deadline {
-                        return Err(e);
-                    }
-                    tracing::debug!(url, "remote call failed, retrying: {e}");
-                    if self.discover {
-                        let _ = self.discover_nodes(Duration::from_millis(200)).await;
-                    }
-                    let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
-                    tokio::time::sleep(pause).await;
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
-                }
+                Outcome::Retry(e) => e,
+            };
+            redirects = 0;
+            attempts += 1;
+            if attempts >= self.retry.max_attempts.max(1) {
+                return Err(e);
             }
+            tracing::debug!(url, "remote call failed, retrying: {e}");
+            last = Some(e);
+            if self.discover {
+                let _ = self.discover_nodes(Duration::from_millis(200), deadline).await;
+            }
+            let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
+            backoff = (backoff * 2).min(self.retry.max_backoff);
         }
     }
 
     async fn attempt(&self, c: &Call<'_>, url: &str, deadline: Instant) -> Outcome {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Outcome::Fail(if c.idempotent {
-                Error::Timeout(format!("no answer within {:?}", self.timeout))
-            } else {
-                Error::Unreachable(format!("no node accepted the write within {:?}", self.timeout))
-            });
-        }
         let mut full = format!("{url}{}", c.path);
         let mut q = c.query.clone();
         if c.target == Target::Leader {
@@ -629,7 +648,7 @@ impl Remote {
             .call(Call {
                 method: Method::POST,
                 path: "/db/migrate",
-                query: String::new(),
+                query: "hiqlite_errors".into(),
                 body: Some(body),
                 target: Target::Leader,
                 idempotent: false,
@@ -669,12 +688,10 @@ impl Remote {
 
     /// Wait until some node names a leader; returns its id (0 if the server does not say).
     pub(crate) async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
-        let deadline = Instant::now() + timeout;
+        let deadline = self.deadline(timeout);
         let mut last = Error::NoLeader("no leader yet".into());
         loop {
-            // Force a fresh round each time: an old answer would repeat itself.
-            lock(&self.known).discovered_at = None;
-            match self.discover_nodes(Duration::ZERO).await {
+            match self.discover_nodes(Duration::ZERO, deadline).await {
                 Ok(list) => {
                     if let Some(l) = list.iter().find(|n| n.leader) {
                         return Ok(l.id);
@@ -822,32 +839,15 @@ fn real_affinity(decl: &str) -> bool {
     !d.contains("INT") && (d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB"))
 }
 
-fn json_to_value(v: &J, decl: &str, blob_b64: bool) -> Result<Value> {
-    Ok(match v {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Integer(i64::from(*b)),
-        J::Number(n) => match n.as_i64() {
-            // Go renders 1.0 as 1: a REAL column says it is a float.
-            Some(i) if !real_affinity(decl) || n.is_f64() => Value::Integer(i),
-            _ => Value::Real(n.as_f64().ok_or_else(|| Error::Decode(format!("number {n} out of range")))?),
-        },
-        J::String(s) if blob_b64 => {
-            use base64::Engine;
-            Value::Blob(
-                base64::engine::general_purpose::STANDARD
-                    .decode(s)
-                    .map_err(|e| Error::Decode(format!("BLOB column is not base64: {e}")))?,
-            )
+fn json_to_value(v: &J, decl: &str) -> Result<Value> {
+    match v {
+        // Go renders 1.0 as 1: a REAL column says it is a float.
+        J::Number(n) if n.is_i64() && real_affinity(decl) => {
+            Ok(Value::Real(n.as_f64().ok_or_else(|| Error::Decode(format!("number {n} out of range")))?))
         }
-        J::String(s) => Value::Text(s.clone()),
-        J::Array(a) => Value::Blob(
-            a.iter()
-                .map(|x| x.as_u64().filter(|b| *b < 256).map(|b| b as u8))
-                .collect::<Option<Vec<u8>>>()
-                .ok_or_else(|| Error::Decode("a BLOB array holds something other than bytes".into()))?,
-        ),
-        J::Object(_) => return Err(Error::Decode("unexpected object as a column value".into())),
-    })
+        J::Object(_) => Err(Error::Decode("unexpected object as a column value".into())),
+        other => Value::from_json(other).map_err(Error::Decode),
+    }
 }
 
 fn parse_results(body: &[u8]) -> Result<Vec<Result<Answer>>> {
@@ -883,11 +883,9 @@ fn parse_one(r: &J) -> Result<Result<Answer>> {
                 let row = row.as_array().ok_or_else(|| Error::Decode("a row is not an array".into()))?;
                 let mut out = Vec::with_capacity(row.len());
                 for (i, x) in row.iter().enumerate() {
-                    let decl = types.get(i).map_or("", String::as_str);
-                    // We ask for `blob_array`; a server that ignores it sends base64 text for
-                    // columns declared BLOB.
-                    let b64 = x.is_string() && decl.eq_ignore_ascii_case("blob");
-                    out.push(json_to_value(x, decl, b64)?);
+                    // `blob_array` is always asked for (rqlite 8 and hiqlite honour it), so a
+                    // JSON string is TEXT even in a column declared BLOB.
+                    out.push(json_to_value(x, types.get(i).map_or("", String::as_str))?);
                 }
                 rows.push(out);
             }
@@ -1034,10 +1032,13 @@ mod tests {
     }
 
     #[test]
-    fn base64_blobs_from_servers_without_blob_array() {
-        let body = br#"{"results":[{"columns":["b"],"types":["blob"],"values":[["3q0="]]}]}"#;
+    fn text_in_a_blob_column_stays_text() {
+        let body = br#"{"results":[{"columns":["b"],"types":["blob"],"values":[["abcd"],[[1,2]]]}]}"#;
         match parse_results(body).expect("parse").pop() {
-            Some(Ok(Answer::Rows(r))) => assert_eq!(r.rows[0][0], Value::Blob(vec![0xde, 0xad])),
+            Some(Ok(Answer::Rows(r))) => {
+                assert_eq!(r.rows[0][0], Value::Text("abcd".into()));
+                assert_eq!(r.rows[1][0], Value::Blob(vec![1, 2]));
+            }
             _ => panic!("rows expected"),
         }
     }

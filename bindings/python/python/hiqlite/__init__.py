@@ -7,8 +7,11 @@ Transactions under Raft: outside autocommit mode, writes are buffered in the con
 as one atomic batch by ``commit()``; ``rollback()`` discards them. Reads run at once against the
 database and see committed data only, never the transaction's own buffered writes. ``rowcount``
 of a buffered write is -1 and its ``lastrowid`` None (nothing ran yet). ``BEGIN``/``COMMIT``/
-``ROLLBACK`` statements map to these operations. With ``autocommit=True`` every write is
-committed when ``execute`` returns, and reads see it.
+``ROLLBACK`` statements map to these operations (an explicit ``BEGIN`` buffers even in autocommit
+mode); ``SAVEPOINT``/``RELEASE``/``ROLLBACK TO`` raise ``NotSupportedError``. A ``commit()`` that
+fails with ``NoLeaderError`` or ``UnreachableError`` (nothing applied) keeps the writes buffered, so
+it can be called again; after any other error the transaction is gone. With ``autocommit=True``
+every write is committed when ``execute`` returns, and reads see it.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import (
 )
 
 from . import _native
-from ._cursor import CursorState, Params, RowFactory, check_params, many
+from ._cursor import CursorState, Params, RowFactory, buffered, keep_on_failure, many, savepoints_unsupported
 from ._errors import (
     ClusterTimeoutError,
     DatabaseError,
@@ -234,6 +237,8 @@ class Connection:
         self._db: Optional[_native.Database] = db
         self._pending: List[Tuple[str, Params]] = []
         self._owns_node = owns_node
+        # An explicit BEGIN buffers writes even in autocommit mode, until COMMIT or ROLLBACK.
+        self._explicit = False
         #: Commit every write as it is executed (no buffering).
         self.autocommit = autocommit
         #: Default read consistency (``None``: the client's default).
@@ -250,15 +255,22 @@ class Connection:
     def commit(self) -> None:
         """Send the buffered writes as one atomic transaction."""
         db = self._check()
+        self._explicit = False
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        call(db.run, pending, True)
+        try:
+            call(db.run, pending, True)
+        except Error as e:
+            if keep_on_failure(e):
+                self._pending = pending + self._pending
+            raise
 
     def rollback(self) -> None:
         """Discard the buffered writes."""
         self._check()
         self._pending = []
+        self._explicit = False
 
     def close(self) -> None:
         """Close the connection (pending writes are discarded; an embedded node is stopped).
@@ -286,8 +298,11 @@ class Connection:
 
     @property
     def in_transaction(self) -> bool:
-        """True while writes are buffered."""
-        return bool(self._pending)
+        """True while writes are buffered (or after an explicit BEGIN)."""
+        return bool(self._pending) or self._explicit
+
+    def _buffering(self) -> bool:
+        return not self.autocommit or self._explicit
 
     @property
     def closed(self) -> bool:
@@ -387,13 +402,16 @@ class Cursor(CursorState):
             self.connection.commit()
         elif kind == "rollback":
             self.connection.rollback()
-        elif kind in ("begin", "empty"):
+        elif kind == "begin":
+            self.connection._explicit = True
+        elif kind == "savepoint":
+            raise savepoints_unsupported()
+        elif kind == "empty":
             pass
-        elif self.connection.autocommit:
+        elif not self.connection._buffering():
             self._set_written(call(db.execute, operation, parameters))
         else:
-            check_params(parameters)
-            self.connection._pending.append((operation, parameters))
+            self.connection._pending.append((operation, buffered(parameters)))
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
@@ -402,7 +420,7 @@ class Cursor(CursorState):
         db = self._db()
         self._reset()
         stmts = many(statement_kind(operation), operation, seq_of_parameters)
-        if self.connection.autocommit:
+        if not self.connection._buffering():
             self._set_many(call(db.run, stmts, True))
         else:
             self.connection._pending.extend(stmts)

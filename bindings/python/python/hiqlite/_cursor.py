@@ -3,9 +3,9 @@ how they call the native module."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._errors import ProgrammingError
+from ._errors import Error, NoLeaderError, NotSupportedError, ProgrammingError, UnreachableError
 
 Params = Union[Sequence[Any], Mapping[str, Any], None]
 RowFactory = Callable[[Any, Tuple[Any, ...]], Any]
@@ -13,29 +13,44 @@ Description = Tuple[Tuple[str, Any, None, None, None, None, None], ...]
 NativeRows = Tuple[List[str], List[str], List[Tuple[Any, ...]]]
 
 
-def check_params(p: Params) -> None:
-    """Raise ProgrammingError now for parameters the engine could never bind (so that a
-    buffered write fails at `execute`, not at `commit`)."""
+def buffered(p: Params) -> Params:
+    """A copy of `p` to keep in a transaction's buffer (the caller may reuse or mutate its own),
+    checked now for what the engine could never bind, so a bad parameter fails at `execute`
+    and not at `commit`."""
     if p is None:
-        return
+        return None
     if isinstance(p, (str, bytes)):
         raise ProgrammingError("parameters must be a sequence or a dict, not a str or bytes")
-    values: Iterable[Any] = p.values() if isinstance(p, Mapping) else p
+    copy: Union[Dict[str, Any], Tuple[Any, ...]] = dict(p) if isinstance(p, Mapping) else tuple(p)
+    values: Iterable[Any] = copy.values() if isinstance(copy, dict) else copy
     for v in values:
         if v is not None and not isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
             raise ProgrammingError(f"unsupported parameter type {type(v).__name__}")
         if isinstance(v, int) and not -(2**63) <= v < 2**63:
             raise ProgrammingError("integer parameter does not fit in 64 bits (SQLite INTEGER)")
+    return copy
+
+
+def savepoints_unsupported() -> NotSupportedError:
+    return NotSupportedError(
+        "SAVEPOINT, RELEASE and ROLLBACK TO are not supported: a transaction's writes are buffered "
+        "and sent as one atomic batch at commit()"
+    )
+
+
+def keep_on_failure(e: Error) -> bool:
+    """Whether a failed commit leaves its writes buffered: yes when they certainly were not
+    applied and can be sent again (no leader, unreachable). After an SQL error the transaction
+    failed as a whole and is gone; after a lost answer it may have been applied, so it must not
+    be sent twice."""
+    return isinstance(e, (NoLeaderError, UnreachableError))
 
 
 def many(kind: str, operation: str, seq_of_parameters: Iterable[Params]) -> List[Tuple[str, Params]]:
     """The statements of an `executemany`, validated."""
     if kind == "read":
         raise ProgrammingError("executemany() is for writes; use execute() for queries")
-    stmts = [(operation, p) for p in seq_of_parameters]
-    for _, p in stmts:
-        check_params(p)
-    return stmts
+    return [(operation, buffered(p)) for p in seq_of_parameters]
 
 
 class CursorState:

@@ -13,8 +13,8 @@ import json
 from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _native, _native_db, statement_kind
-from ._cursor import CursorState, Params, RowFactory, check_params, many
-from ._errors import ProgrammingError, translate
+from ._cursor import CursorState, Params, RowFactory, buffered, keep_on_failure, many, savepoints_unsupported
+from ._errors import Error, ProgrammingError, translate
 
 __all__ = ["connect", "Connection", "Cursor"]
 
@@ -40,6 +40,7 @@ class Connection:
         self._db: Optional[_native.Database] = db
         self._pending: List[Tuple[str, Params]] = []
         self._owns_node = owns_node
+        self._explicit = False
         self.autocommit = autocommit
         self.consistency = consistency
         self.row_factory: Optional[RowFactory] = None
@@ -61,14 +62,21 @@ class Connection:
 
     async def commit(self) -> None:
         db = self._check()
+        self._explicit = False
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        await _await(_start(db.run_async, pending, True))
+        try:
+            await _await(_start(db.run_async, pending, True))
+        except Error as e:
+            if keep_on_failure(e):
+                self._pending = pending + self._pending
+            raise
 
     async def rollback(self) -> None:
         self._check()
         self._pending = []
+        self._explicit = False
 
     async def close(self) -> None:
         db = self._check()
@@ -87,7 +95,10 @@ class Connection:
 
     @property
     def in_transaction(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending) or self._explicit
+
+    def _buffering(self) -> bool:
+        return not self.autocommit or self._explicit
 
     @property
     def closed(self) -> bool:
@@ -132,20 +143,23 @@ class Cursor(CursorState):
             await self.connection.commit()
         elif kind == "rollback":
             await self.connection.rollback()
-        elif kind in ("begin", "empty"):
+        elif kind == "begin":
+            self.connection._explicit = True
+        elif kind == "savepoint":
+            raise savepoints_unsupported()
+        elif kind == "empty":
             pass
-        elif self.connection.autocommit:
+        elif not self.connection._buffering():
             self._set_written(await _await(_start(db.execute_async, operation, parameters)))
         else:
-            check_params(parameters)
-            self.connection._pending.append((operation, parameters))
+            self.connection._pending.append((operation, buffered(parameters)))
         return self
 
     async def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
         db = self.connection._check()
         self._reset()
         stmts = many(statement_kind(operation), operation, seq_of_parameters)
-        if self.connection.autocommit:
+        if not self.connection._buffering():
             self._set_many(await _await(_start(db.run_async, stmts, True)))
         else:
             self.connection._pending.extend(stmts)
