@@ -562,26 +562,31 @@ async fn backup(State(node): State<Node>, Query(q): Query<HashMap<String, String
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let path = dir.join(format!("backup-{n}.db"));
     let r = node.backup(&path).await;
-    let out = match r {
-        Ok(index) => match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                let mut resp = (StatusCode::OK, bytes).into_response();
-                let h = resp.headers_mut();
-                h.insert(
-                    axum::http::header::CONTENT_TYPE,
-                    axum::http::HeaderValue::from_static("application/octet-stream"),
-                );
-                if let Some(i) = index.and_then(|i| axum::http::HeaderValue::from_str(&i.to_string()).ok()) {
-                    h.insert("x-hiqlite-log-index", i);
-                }
-                resp
-            }
-            Err(e) => service_error(Error::Storage(e.to_string())),
-        },
-        Err(e) => service_error(e),
+    let opened = match r {
+        Ok(index) => tokio::fs::File::open(&path).await.map(|f| (f, index)).map_err(Error::from),
+        Err(e) => Err(e),
     };
+    // The open file stays readable after the name is gone: stream it instead of holding a copy
+    // of the whole database in memory, and leave nothing behind whatever the client does.
     let _ = tokio::fs::remove_file(&path).await;
-    out
+    match opened {
+        Ok((file, index)) => {
+            let len = file.metadata().await.map(|m| m.len()).ok();
+            let body =
+                axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024));
+            let mut resp = (StatusCode::OK, body).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            if let Some(l) = len {
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(l));
+            }
+            if let Some(i) = index.and_then(|i| HeaderValue::from_str(&i.to_string()).ok()) {
+                h.insert("x-hiqlite-log-index", i);
+            }
+            resp
+        }
+        Err(e) => service_error(e),
+    }
 }
 
 async fn metrics(State(node): State<Node>) -> Response {
