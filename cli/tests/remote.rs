@@ -152,7 +152,13 @@ async fn remote_client_has_the_embedded_api() {
         assert_eq!(v["results"][0]["values"][0][0], 2, "node {i}");
     }
 
-    // Credentials are checked; a wrong password is `Unauthorized`, not a retry loop.
+    // A backup streamed from the leader is a complete SQLite database.
+    let dest = c.root.path().join("remote-backup.db");
+    db.backup(&dest).await.expect("remote backup");
+    let copy = rusqlite::Connection::open(&dest).expect("open the backup");
+    let n: i64 = copy.query_row("SELECT count(*) FROM item", [], |r| r.get(0)).expect("count");
+    assert_eq!(n, 2);
+    assert!(!dest.with_extension("part").exists());
     drop(db);
 }
 

@@ -173,6 +173,8 @@ struct Call<'a> {
     target: Target,
     /// Safe to send twice (reads): retried even after a lost answer.
     idempotent: bool,
+    /// Stream a successful answer's body into this file instead of memory.
+    sink: Option<&'a std::path::Path>,
 }
 
 /// What an attempt came to.
@@ -503,6 +505,16 @@ impl Remote {
                 }
             };
         }
+        if let (true, Some(dest)) = (status.is_success(), c.sink) {
+            return match stream_to_file(resp, dest).await {
+                Ok(()) => {
+                    self.mark_up(url, started.elapsed());
+                    Outcome::Done(Vec::new())
+                }
+                Err(Ok(e)) => self.transport_error(c, url, &e),
+                Err(Err(e)) => Outcome::Fail(e),
+            };
+        }
         let body = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => return self.transport_error(c, url, &e),
@@ -581,6 +593,7 @@ impl Remote {
                 body: Some(body),
                 target: Target::Leader,
                 idempotent: false,
+                sink: None,
             })
             .await?;
         let results = parse_results(&out)?;
@@ -632,6 +645,7 @@ impl Remote {
                 body: Some(body),
                 target,
                 idempotent: true,
+                sink: None,
             })
             .await?;
         match parse_results(&out)?.into_iter().next() {
@@ -652,6 +666,7 @@ impl Remote {
                 body: Some(body),
                 target: Target::Leader,
                 idempotent: false,
+                sink: None,
             })
             .await?;
         let v: J = serde_json::from_slice(&out).map_err(|e| Error::Decode(format!("migrate answer: {e}")))?;
@@ -667,6 +682,7 @@ impl Remote {
                 body: None,
                 target: Target::Nearest,
                 idempotent: true,
+                sink: None,
             })
             .await?;
         parse_status(&out)
@@ -681,6 +697,7 @@ impl Remote {
                 body: None,
                 target: Target::Nearest,
                 idempotent: true,
+                sink: None,
             })
             .await?;
         parse_nodes(&out)
@@ -723,27 +740,49 @@ impl Remote {
             body: Some(body),
             target: Target::Leader,
             idempotent: false,
+            sink: None,
         })
         .await
         .map(|_| ())
     }
 
     pub(crate) async fn backup(&self, dest: &std::path::Path) -> Result<()> {
-        let out = self
-            .call(Call {
-                method: Method::GET,
-                path: "/db/backup",
-                query: String::new(),
-                body: None,
-                target: Target::Leader,
-                idempotent: true,
-            })
-            .await?;
-        let tmp = dest.with_extension("part");
-        std::fs::write(&tmp, &out)?;
-        std::fs::rename(&tmp, dest)?;
-        Ok(())
+        self.call(Call {
+            method: Method::GET,
+            path: "/db/backup",
+            query: String::new(),
+            body: None,
+            target: Target::Leader,
+            idempotent: true,
+            sink: Some(dest),
+        })
+        .await
+        .map(|_| ())
     }
+}
+
+/// Write a response body to `dest` as it arrives (through `dest.part`, renamed when complete).
+/// `Err(Ok(_))`: the transfer broke (retry elsewhere); `Err(Err(_))`: the local file failed.
+async fn stream_to_file(
+    mut resp: reqwest::Response,
+    dest: &std::path::Path,
+) -> std::result::Result<(), std::result::Result<reqwest::Error, Error>> {
+    use tokio::io::AsyncWriteExt;
+    let tmp = dest.with_extension("part");
+    let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| Err(Error::from(e)))?;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => f.write_all(&c).await.map_err(|e| Err(Error::from(e)))?,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(Ok(e));
+            }
+        }
+    }
+    f.sync_all().await.map_err(|e| Err(Error::from(e)))?;
+    drop(f);
+    tokio::fs::rename(&tmp, dest).await.map_err(|e| Err(Error::from(e)))
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
