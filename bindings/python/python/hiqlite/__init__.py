@@ -34,7 +34,7 @@ from typing import (
 )
 
 from . import _native
-from ._cursor import CursorState, Params, RowFactory, buffered, keep_on_failure, many, savepoints_unsupported
+from ._shared import ConnectionState, CursorState, Params, plan, plan_many
 from ._errors import (
     ClusterTimeoutError,
     DatabaseError,
@@ -211,7 +211,7 @@ def connect(
     return Connection(db, autocommit=autocommit, consistency=consistency, owns_node=node is not None)
 
 
-class Connection:
+class Connection(ConnectionState):
     """A PEP 249 connection. Thread-safe (threadsafety 2); the pending transaction is shared by
     every thread using the connection."""
 
@@ -234,17 +234,7 @@ class Connection:
         consistency: Optional[str] = None,
         owns_node: bool = False,
     ) -> None:
-        self._db: Optional[_native.Database] = db
-        self._pending: List[Tuple[str, Params]] = []
-        self._owns_node = owns_node
-        # An explicit BEGIN buffers writes even in autocommit mode, until COMMIT or ROLLBACK.
-        self._explicit = False
-        #: Commit every write as it is executed (no buffering).
-        self.autocommit = autocommit
-        #: Default read consistency (``None``: the client's default).
-        self.consistency = consistency
-        #: Builds each fetched row from ``(cursor, values)``; ``None`` gives tuples.
-        self.row_factory: Optional[RowFactory] = None
+        super().__init__(db, autocommit=autocommit, consistency=consistency, owns_node=owns_node)
 
     # -- PEP 249 --
 
@@ -255,29 +245,23 @@ class Connection:
     def commit(self) -> None:
         """Send the buffered writes as one atomic transaction."""
         db = self._check()
-        self._explicit = False
-        if not self._pending:
+        pending = self._take_pending()
+        if not pending:
             return
-        pending, self._pending = self._pending, []
         try:
             call(db.run, pending, True)
         except Error as e:
-            if keep_on_failure(e):
-                self._pending = pending + self._pending
+            self._commit_failed(pending, e)
             raise
 
     def rollback(self) -> None:
         """Discard the buffered writes."""
-        self._check()
-        self._pending = []
-        self._explicit = False
+        self._discard()
 
     def close(self) -> None:
         """Close the connection (pending writes are discarded; an embedded node is stopped).
         Closing a closed connection raises ``ProgrammingError``."""
-        db = self._check()
-        self._pending = []
-        self._db = None
+        db = self._detach()
         if self._owns_node:
             call(db.close)
 
@@ -295,18 +279,6 @@ class Connection:
         self.commit()
         call(db.run, [(script, None)], True)
         return self.cursor()
-
-    @property
-    def in_transaction(self) -> bool:
-        """True while writes are buffered (or after an explicit BEGIN)."""
-        return bool(self._pending) or self._explicit
-
-    def _buffering(self) -> bool:
-        return not self.autocommit or self._explicit
-
-    @property
-    def closed(self) -> bool:
-        return self._db is None
 
     def __enter__(self) -> "Connection":
         return self
@@ -359,13 +331,6 @@ class Connection:
         """Run a read and return all rows (``cached``: through the node's query cache)."""
         return self.execute(sql, parameters, consistency=consistency, cached=cached, ttl=ttl).fetchall()
 
-    # -- internals --
-
-    def _check(self) -> "_native.Database":
-        if self._db is None:
-            raise ProgrammingError("cannot operate on a closed connection")
-        return self._db
-
 
 class Cursor(CursorState):
     """A PEP 249 cursor. Not thread-safe: use one per thread."""
@@ -394,24 +359,16 @@ class Cursor(CursorState):
         buffered until ``commit()`` unless the connection is in autocommit mode."""
         db = self._db()
         self._reset()
-        kind = statement_kind(operation)
-        if kind == "read":
+        action = plan(self.connection, operation, parameters)
+        if action == "read":
             level = consistency or self.connection.consistency
             self._set_rows(call(db.query, operation, parameters, level, cached, ttl))
-        elif kind == "commit":
-            self.connection.commit()
-        elif kind == "rollback":
-            self.connection.rollback()
-        elif kind == "begin":
-            self.connection._explicit = True
-        elif kind == "savepoint":
-            raise savepoints_unsupported()
-        elif kind == "empty":
-            pass
-        elif not self.connection._buffering():
+        elif action == "write":
             self._set_written(call(db.execute, operation, parameters))
-        else:
-            self.connection._pending.append((operation, buffered(parameters)))
+        elif action == "commit":
+            self.connection.commit()
+        elif action == "rollback":
+            self.connection.rollback()
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
@@ -419,11 +376,9 @@ class Cursor(CursorState):
         buffered into the transaction."""
         db = self._db()
         self._reset()
-        stmts = many(statement_kind(operation), operation, seq_of_parameters)
-        if not self.connection._buffering():
+        stmts = plan_many(self.connection, operation, seq_of_parameters)
+        if stmts:
             self._set_many(call(db.run, stmts, True))
-        else:
-            self.connection._pending.extend(stmts)
         return self
 
     def _next_rows(self, n: Optional[int]) -> List[Any]:

@@ -10,10 +10,10 @@ with awaitable calls driven by the library's Tokio runtime (no thread per call).
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Union
 
-from . import _native, _native_db, statement_kind
-from ._cursor import CursorState, Params, RowFactory, buffered, keep_on_failure, many, savepoints_unsupported
+from . import _native, _native_db
+from ._shared import ConnectionState, CursorState, Params, plan, plan_many
 from ._errors import Error, ProgrammingError, translate
 
 __all__ = ["connect", "Connection", "Cursor"]
@@ -33,22 +33,8 @@ def _start(f: Any, *args: Any) -> Awaitable[Any]:
         raise translate(e) from None
 
 
-class Connection:
+class Connection(ConnectionState):
     """An asyncio connection; same transaction rules as :class:`hiqlite.Connection`."""
-
-    def __init__(self, db: "_native.Database", *, autocommit: bool, consistency: Optional[str], owns_node: bool) -> None:
-        self._db: Optional[_native.Database] = db
-        self._pending: List[Tuple[str, Params]] = []
-        self._owns_node = owns_node
-        self._explicit = False
-        self.autocommit = autocommit
-        self.consistency = consistency
-        self.row_factory: Optional[RowFactory] = None
-
-    def _check(self) -> "_native.Database":
-        if self._db is None:
-            raise ProgrammingError("cannot operate on a closed connection")
-        return self._db
 
     def cursor(self) -> "Cursor":
         self._check()
@@ -62,26 +48,20 @@ class Connection:
 
     async def commit(self) -> None:
         db = self._check()
-        self._explicit = False
-        if not self._pending:
+        pending = self._take_pending()
+        if not pending:
             return
-        pending, self._pending = self._pending, []
         try:
             await _await(_start(db.run_async, pending, True))
         except Error as e:
-            if keep_on_failure(e):
-                self._pending = pending + self._pending
+            self._commit_failed(pending, e)
             raise
 
     async def rollback(self) -> None:
-        self._check()
-        self._pending = []
-        self._explicit = False
+        self._discard()
 
     async def close(self) -> None:
-        db = self._check()
-        self._pending = []
-        self._db = None
+        db = self._detach()
         if self._owns_node:
             await _await(db.close_async())
 
@@ -92,17 +72,6 @@ class Connection:
     async def is_leader(self) -> bool:
         st = await self.status()
         return st.get("leader") is not None and st.get("leader") == st.get("id")
-
-    @property
-    def in_transaction(self) -> bool:
-        return bool(self._pending) or self._explicit
-
-    def _buffering(self) -> bool:
-        return not self.autocommit or self._explicit
-
-    @property
-    def closed(self) -> bool:
-        return self._db is None
 
     async def __aenter__(self) -> "Connection":
         return self
@@ -135,34 +104,24 @@ class Cursor(CursorState):
     ) -> "Cursor":
         db = self.connection._check()
         self._reset()
-        kind = statement_kind(operation)
-        if kind == "read":
+        action = plan(self.connection, operation, parameters)
+        if action == "read":
             level = consistency or self.connection.consistency
             self._set_rows(await _await(_start(db.query_async, operation, parameters, level, cached, ttl)))
-        elif kind == "commit":
-            await self.connection.commit()
-        elif kind == "rollback":
-            await self.connection.rollback()
-        elif kind == "begin":
-            self.connection._explicit = True
-        elif kind == "savepoint":
-            raise savepoints_unsupported()
-        elif kind == "empty":
-            pass
-        elif not self.connection._buffering():
+        elif action == "write":
             self._set_written(await _await(_start(db.execute_async, operation, parameters)))
-        else:
-            self.connection._pending.append((operation, buffered(parameters)))
+        elif action == "commit":
+            await self.connection.commit()
+        elif action == "rollback":
+            await self.connection.rollback()
         return self
 
     async def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
         db = self.connection._check()
         self._reset()
-        stmts = many(statement_kind(operation), operation, seq_of_parameters)
-        if not self.connection._buffering():
+        stmts = plan_many(self.connection, operation, seq_of_parameters)
+        if stmts:
             self._set_many(await _await(_start(db.run_async, stmts, True)))
-        else:
-            self.connection._pending.extend(stmts)
         return self
 
     async def fetchone(self) -> Any:

@@ -1,10 +1,12 @@
-"""The state and row handling both cursor kinds share (DB-API and asyncio); they differ only in
-how they call the native module."""
+"""What the DB-API and asyncio faces share: connection state (the transaction buffer, explicit
+BEGIN, closing), what `execute` must do with a statement, and cursor state. The faces differ only
+in how they call the native module (blocking or awaitable)."""
 
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import _native
 from ._errors import Error, NoLeaderError, NotSupportedError, ProgrammingError, UnreachableError
 
 Params = Union[Sequence[Any], Mapping[str, Any], None]
@@ -90,3 +92,89 @@ class CursorState:
         chunk, self._pos = self._rows[self._pos:end], end
         f = self.row_factory
         return list(chunk) if f is None else [f(self, r) for r in chunk]
+
+
+class ConnectionState:
+    """The state of a connection. Outside autocommit mode (or after an explicit BEGIN) writes
+    are buffered in `_pending` and sent as one atomic batch at commit."""
+
+    def __init__(self, db: "_native.Database", *, autocommit: bool, consistency: Optional[str], owns_node: bool) -> None:
+        self._db: Optional[_native.Database] = db
+        self._pending: List[Tuple[str, Params]] = []
+        self._owns_node = owns_node
+        # An explicit BEGIN buffers writes even in autocommit mode, until COMMIT or ROLLBACK.
+        self._explicit = False
+        #: Commit every write as it is executed (no buffering).
+        self.autocommit = autocommit
+        #: Default read consistency (``None``: the client's default).
+        self.consistency = consistency
+        #: Builds each fetched row from ``(cursor, values)``; ``None`` gives tuples.
+        self.row_factory: Optional[RowFactory] = None
+
+    def _check(self) -> "_native.Database":
+        if self._db is None:
+            raise ProgrammingError("cannot operate on a closed connection")
+        return self._db
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while writes are buffered (or after an explicit BEGIN)."""
+        return bool(self._pending) or self._explicit
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def _buffering(self) -> bool:
+        return not self.autocommit or self._explicit
+
+    def _take_pending(self) -> List[Tuple[str, Params]]:
+        """End the transaction and hand over its writes for sending (empty: nothing to send)."""
+        self._check()
+        self._explicit = False
+        pending, self._pending = self._pending, []
+        return pending
+
+    def _commit_failed(self, pending: List[Tuple[str, Params]], e: Error) -> None:
+        if keep_on_failure(e):
+            self._pending = pending + self._pending
+
+    def _discard(self) -> None:
+        self._check()
+        self._pending = []
+        self._explicit = False
+
+    def _detach(self) -> "_native.Database":
+        """Close the connection's state; returns the handle (to stop an owned node)."""
+        db = self._check()
+        self._pending = []
+        self._db = None
+        return db
+
+
+def plan(conn: ConnectionState, operation: str, parameters: Params) -> str:
+    """What `execute` must do with `operation`: ``read``, ``write`` (now), ``commit``,
+    ``rollback``, or ``""`` when it is already handled (buffered, BEGIN, nothing to run)."""
+    kind = _native.statement_kind(operation)
+    if kind in ("read", "commit", "rollback"):
+        return kind
+    if kind == "begin":
+        conn._explicit = True
+        return ""
+    if kind == "savepoint":
+        raise savepoints_unsupported()
+    if kind == "empty":
+        return ""
+    if not conn._buffering():
+        return "write"
+    conn._pending.append((operation, buffered(parameters)))
+    return ""
+
+
+def plan_many(conn: ConnectionState, operation: str, seq_of_parameters: Iterable[Params]) -> List[Tuple[str, Params]]:
+    """The statements `executemany` must run now (none when they went into the buffer)."""
+    stmts = many(_native.statement_kind(operation), operation, seq_of_parameters)
+    if not conn._buffering():
+        return stmts
+    conn._pending.extend(stmts)
+    return []
