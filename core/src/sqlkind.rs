@@ -116,6 +116,12 @@ const READ_PRAGMAS: &[&str] = &[
     "QUICK_CHECK",
 ];
 
+/// True when a write's text has a `RETURNING` clause (outside literals and comments), i.e. it
+/// answers with rows.
+pub(crate) fn has_returning(sql: &str) -> bool {
+    top_words(sql).iter().any(|(_, w)| w == "RETURNING")
+}
+
 /// Classify one statement (see [`StatementKind`]).
 pub fn statement_kind(sql: &str) -> StatementKind {
     let body = skip_noise(sql);
@@ -198,5 +204,12 @@ mod tests {
         ] {
             assert_eq!(statement_kind(sql), k, "{sql}");
         }
+    }
+
+    #[test]
+    fn returning_clauses() {
+        assert!(has_returning("INSERT INTO t VALUES (1) returning id"));
+        assert!(!has_returning("INSERT INTO t VALUES ('returning') -- returning"));
+        assert!(!has_returning("UPDATE t SET \"returning\" = 1"));
     }
 }

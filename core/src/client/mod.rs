@@ -115,8 +115,9 @@ impl Client {
         let stmt = Statement::new(sql, params);
         let mut results = match &self.inner {
             Inner::Embedded(_) => self.run(vec![stmt], ExecMode::Transaction).await?,
-            // `/db/request`, so that the rows of a `RETURNING` come back too.
-            Inner::Remote(r) => r.execute(&[stmt], false, true).await?,
+            // A `RETURNING` needs `/db/request` to bring its rows back; plain writes take
+            // `/db/execute`, which spares the server a read-only check per request.
+            Inner::Remote(r) => r.execute(&[stmt], false, crate::sqlkind::has_returning(sql)).await?,
         };
         results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
     }

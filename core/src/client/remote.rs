@@ -826,19 +826,15 @@ fn error_from_status(status: StatusCode, body: &[u8]) -> Error {
     }
 }
 
+/// A parameter as rqlite's JSON takes it ([`Value::to_json`]), refusing what JSON cannot carry
+/// rather than sending it as null.
 fn value_to_json(v: &Value) -> Result<J> {
-    Ok(match v {
-        Value::Null => J::Null,
-        Value::Integer(i) => json!(i),
+    match v {
         Value::Real(f) if !f.is_finite() => {
-            return Err(Error::InvalidRequest(format!(
-                "parameter {f} cannot be sent: JSON has no NaN or infinity"
-            )))
+            Err(Error::InvalidRequest(format!("parameter {f} cannot be sent: JSON has no NaN or infinity")))
         }
-        Value::Real(f) => json!(f),
-        Value::Text(s) => J::String(s.clone()),
-        Value::Blob(b) => J::Array(b.iter().map(|x| json!(x)).collect()),
-    })
+        other => Ok(other.to_json()),
+    }
 }
 
 fn encode_statements(stmts: &[Statement]) -> Result<Vec<u8>> {

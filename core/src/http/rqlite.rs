@@ -19,10 +19,6 @@ pub(crate) struct Format {
     pub hiqlite_errors: bool,
 }
 
-fn json_to_value(v: &J) -> Result<Value, String> {
-    Value::from_json(v)
-}
-
 /// Parse a request body: a JSON array of `"sql"`, `["sql", p1, ...]` or `["sql", {"name": v}]`;
 /// a `text/plain` body is one SQL string (possibly several `;`-separated statements).
 /// Empty statements are skipped.
@@ -49,11 +45,11 @@ pub(crate) fn parse_statements(body: &[u8], plain_text: bool) -> Result<Vec<Stat
                     [] => Params::None,
                     [J::Object(map)] => Params::Named(
                         map.iter()
-                            .map(|(k, v)| Ok((k.clone(), json_to_value(v)?)))
+                            .map(|(k, v)| Ok((k.clone(), Value::from_json(v)?)))
                             .collect::<Result<_, String>>()?,
                     ),
                     vals => {
-                        Params::Positional(vals.iter().map(json_to_value).collect::<Result<_, String>>()?)
+                        Params::Positional(vals.iter().map(Value::from_json).collect::<Result<_, String>>()?)
                     }
                 };
                 out.push(Statement { sql, params });
