@@ -119,7 +119,9 @@ const READ_PRAGMAS: &[&str] = &[
 /// True when a write's text has a `RETURNING` clause (outside literals and comments), i.e. it
 /// answers with rows.
 pub(crate) fn has_returning(sql: &str) -> bool {
-    top_words(sql).iter().any(|(_, w)| w == "RETURNING")
+    // This runs on every remote write: tokenize only texts that mention the word at all.
+    sql.as_bytes().windows(9).any(|w| w.eq_ignore_ascii_case(b"returning"))
+        && top_words(sql).iter().any(|(_, w)| w == "RETURNING")
 }
 
 /// Classify one statement (see [`StatementKind`]).

@@ -373,12 +373,11 @@ async fn migrate(
                 match r {
                     Ok(x) => applied += usize::from(x.rows_affected > 0),
                     Err(e) => {
-                        let mut r =
-                            (StatusCode::BAD_REQUEST, axum::Json(rqlite::error_result(&e, flags.format())))
-                                .into_response();
-                        r.headers_mut()
-                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                        return r;
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            axum::Json(rqlite::error_result(&e, flags.format())),
+                        )
+                            .into_response()
                     }
                 }
             }
