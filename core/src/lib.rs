@@ -34,7 +34,9 @@ mod de;
 mod error;
 mod http;
 mod node;
-pub mod raft;
+mod peer;
+mod raft;
+mod routing;
 mod sqlite;
 mod sqlkind;
 mod tls;
@@ -54,6 +56,7 @@ pub use value::{ExecResult, Params, Rows, Statement, Value};
 pub mod storage {
     pub use crate::raft::log_store::LogStore;
     pub use crate::raft::state_machine::StateMachine;
+    pub use crate::raft::{StorageError, TypeConfig};
 
     /// Open a log store and a state machine in `dir`, as a node does (without the heal step).
     pub fn open(dir: &std::path::Path) -> crate::Result<(LogStore, StateMachine)> {
@@ -68,6 +71,13 @@ pub mod storage {
         let writer = crate::sqlite::writer::Writer::start(&dir.join("db").join("hiqlite.db"), cache)?;
         Ok((log, StateMachine::new(writer, snaps)))
     }
+}
+
+/// Every path of the peer protocol (for tests that check each route demands the cluster
+/// secret).
+#[doc(hidden)]
+pub fn peer_paths() -> &'static [&'static str] {
+    peer::PATHS
 }
 
 /// Compiles the README's Rust example as a doctest so that it cannot go stale.

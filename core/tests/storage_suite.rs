@@ -1,7 +1,6 @@
 //! openraft's storage conformance suite against the real log store and SQLite state machine.
 
-use hiqlite::raft::{StorageError, TypeConfig};
-use hiqlite::storage::{LogStore, StateMachine};
+use hiqlite::storage::{LogStore, StateMachine, StorageError, TypeConfig};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageIOError;
 

@@ -321,9 +321,10 @@ async fn basic_auth_permissions_and_peer_secret() {
         "{t}"
     );
 
-    // Peer routes need the cluster secret.
+    // Every peer route needs the cluster secret.
     let raft = c.configs[0].raft_addr.clone();
-    for path in ["/raft/append", "/raft/vote", "/raft/snapshot", "/cluster/write", "/cluster/join"] {
+    assert!(hiqlite::peer_paths().len() >= 10);
+    for path in hiqlite::peer_paths() {
         let r = http.post(format!("http://{raft}{path}")).body("x").send().await.expect("send");
         assert_eq!(r.status().as_u16(), 401, "{path}");
         let r = http

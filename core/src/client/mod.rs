@@ -281,19 +281,13 @@ impl Client {
                     .into(),
             ));
         };
-        let member = crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() };
-        let req = crate::node::JoinRequest { id, member: member.clone() };
-        let n = node.clone();
-        node.via_leader("/cluster/join", &req, || n.add_member(id, member.clone())).await
+        node.add_node(id, crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() }).await
     }
 
     /// Remove a node from the cluster.
     pub async fn remove_node(&self, id: u64) -> Result<()> {
         match &self.inner {
-            Inner::Embedded(node) => {
-                let n = node.clone();
-                node.via_leader("/cluster/remove", &id, || n.remove_member(id)).await
-            }
+            Inner::Embedded(node) => node.remove_node(id).await,
             Inner::Remote(r) => r.remove_node(id).await,
         }
     }

@@ -1,7 +1,9 @@
 //! HTTP servers: the peer (Raft) API and the client API.
 
+pub(crate) mod admin;
 pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod metrics;
 pub(crate) mod peer;
 pub(crate) mod rqlite;
+mod server;

@@ -1,7 +1,5 @@
-//! Peer HTTP client: Raft RPCs and forwarded requests over pooled keep-alive connections, with
-//! postcard bodies. Every request carries the cluster secret.
-
-use std::time::Duration;
+//! openraft's network over the peer protocol: Raft RPCs are the `Append`, `Vote` and
+//! `Snapshot` routes of [`crate::peer`], and peer failures become openraft's `RPCError`s.
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -9,122 +7,19 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::{Member, TypeConfig};
-
-/// Header carrying the cluster secret on peer routes.
-pub const SECRET_HEADER: &str = "x-hiqlite-secret";
-/// Content type of peer bodies.
-pub const POSTCARD: &str = "application/x-postcard";
-
-/// Why a peer call failed, from the caller's point of view.
-#[derive(Debug, thiserror::Error)]
-pub enum PeerError {
-    /// The connection could not be made: the request was not delivered.
-    #[error("cannot connect to {0}")]
-    Unreachable(String),
-    /// Delivered (or maybe delivered) but no usable answer came back.
-    #[error("peer {0} failed: {1}")]
-    Network(String, String),
-    /// The peer answered with an HTTP error status.
-    #[error("peer {0} answered {1}: {2}")]
-    Status(String, u16, String),
-}
-
-/// HTTP client for peer routes; clones share one connection pool.
-#[derive(Clone)]
-pub struct PeerClient {
-    http: reqwest::Client,
-    secret: String,
-    scheme: &'static str,
-}
-
-impl PeerClient {
-    /// A client presenting `secret` to peers over plain HTTP.
-    pub fn new(secret: &str) -> crate::Result<Self> {
-        Self::with_tls(secret, None, false, None)
-    }
-
-    /// A client presenting `secret` to peers; with `ca_pem`, over HTTPS trusting those CAs. With
-    /// `source`, connections leave from that local address (the one the node listens on), so
-    /// that on a host with several addresses peers see the node's own.
-    pub fn with_tls(
-        secret: &str,
-        ca_pem: Option<&[u8]>,
-        insecure: bool,
-        source: Option<std::net::IpAddr>,
-    ) -> crate::Result<Self> {
-        crate::tls::install_crypto_provider();
-        let cfg_err = |e: reqwest::Error| crate::Error::Config(format!("cannot build HTTP client: {e}"));
-        let mut b = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .local_address(source)
-            .connect_timeout(Duration::from_secs(2));
-        let scheme = match ca_pem {
-            None => "http",
-            Some(pem) => {
-                let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(cfg_err)?;
-                b = b.tls_certs_only(certs).tls_danger_accept_invalid_certs(insecure);
-                "https"
-            }
-        };
-        let http = b.build().map_err(cfg_err)?;
-        Ok(PeerClient { http, secret: secret.to_owned(), scheme })
-    }
-
-    /// `http` or `https`.
-    pub fn scheme(&self) -> &'static str {
-        self.scheme
-    }
-
-    /// POST a postcard body to `http://addr/path` and decode a postcard answer.
-    pub async fn post<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        addr: &str,
-        path: &str,
-        req: &Req,
-        timeout: Duration,
-    ) -> Result<Resp, PeerError> {
-        let body = postcard::to_stdvec(req).map_err(|e| PeerError::Network(addr.into(), e.to_string()))?;
-        let resp = self
-            .http
-            .post(format!("{}://{addr}{path}", self.scheme))
-            .header(SECRET_HEADER, &self.secret)
-            .header(reqwest::header::CONTENT_TYPE, POSTCARD)
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    PeerError::Unreachable(addr.into())
-                } else {
-                    PeerError::Network(addr.into(), e.to_string())
-                }
-            })?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| PeerError::Network(addr.into(), e.to_string()))?;
-        if !status.is_success() {
-            return Err(PeerError::Status(
-                addr.into(),
-                status.as_u16(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ));
-        }
-        postcard::from_bytes(&bytes).map_err(|e| PeerError::Network(addr.into(), format!("bad answer: {e}")))
-    }
-}
+use crate::peer::client::PeerClient;
+use crate::peer::{self, Route};
+use crate::routing::Failure;
 
 /// Creates one connection object per target; all share the pooled client.
-pub struct Network {
+pub(crate) struct Network {
     pub(crate) client: PeerClient,
 }
 
 /// Raft RPCs to one peer.
-pub struct Connection {
+pub(crate) struct Connection {
     client: PeerClient,
     target: u64,
     addr: String,
@@ -138,25 +33,35 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+#[derive(Debug)]
+struct Why(String);
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Why {}
+
 impl Connection {
-    async fn rpc<Req, Resp, E>(
+    async fn rpc<R, T, E>(
         &self,
-        path: &str,
-        req: &Req,
+        req: &R::Req,
         option: &RPCOption,
-    ) -> Result<Resp, RPCError<u64, Member, RaftError<u64, E>>>
+    ) -> Result<T, RPCError<u64, Member, RaftError<u64, E>>>
     where
-        Req: Serialize,
-        Resp: DeserializeOwned,
-        E: std::error::Error + DeserializeOwned,
+        R: Route<Resp = Result<T, RaftError<u64, E>>>,
+        E: std::error::Error,
     {
-        let r: Result<Result<Resp, RaftError<u64, E>>, PeerError> =
-            self.client.post(&self.addr, path, req, option.hard_ttl()).await;
-        match r {
+        match self.client.call::<R>(&self.addr, req, option.hard_ttl()).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
-            Err(e @ PeerError::Unreachable(_)) => Err(RPCError::Unreachable(Unreachable::new(&e))),
-            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+            // Never sent: openraft backs off from an unreachable node.
+            Err(Failure::ConnectFailed(m) | Failure::ConnectTimeout(m)) => {
+                Err(RPCError::Unreachable(Unreachable::new(&Why(m))))
+            }
+            Err(f) => Err(RPCError::Network(NetworkError::new(&Why(f.to_string())))),
         }
     }
 }
@@ -167,7 +72,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        self.rpc("/raft/append", &rpc, &option).await
+        self.rpc::<peer::Append, _, _>(&rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -176,7 +81,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>>
     {
-        self.rpc("/raft/snapshot", &rpc, &option).await
+        self.rpc::<peer::Snapshot, _, _>(&rpc, &option).await
     }
 
     async fn vote(
@@ -184,6 +89,6 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        self.rpc("/raft/vote", &rpc, &option).await
+        self.rpc::<peer::Vote, _, _>(&rpc, &option).await
     }
 }

@@ -1,0 +1,261 @@
+//! Starting a node: the data-directory lock, healing after an unclean stop, seeding from a
+//! backup, opening storage, building Raft and binding the listeners. Serving the listeners is
+//! the HTTP layer's job: it receives them with the node.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::SnapshotPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{propose, Node, NodeInner};
+use crate::config::NodeConfig;
+use crate::error::{Error, Result};
+use crate::peer::client::PeerClient;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::Network;
+use crate::raft::state_machine::{SnapshotStore, StateMachine};
+use crate::raft::Raft;
+use crate::sqlite::pool::ReadPool;
+use crate::sqlite::writer::Writer;
+
+/// The bound, not yet served, listeners of a node.
+pub(crate) struct Listeners {
+    /// The peer (Raft) listener.
+    pub raft: TcpListener,
+    /// The client API listener.
+    pub api: TcpListener,
+}
+
+fn remove_db_files(db: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::remove_file(PathBuf::from(p)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Lock the data directory; the flag says whether a lock file was left behind (unclean stop).
+fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
+    let path = dir.join("hiqlite.lock");
+    let existed = path.exists();
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::Config(format!(
+                "data directory {} is in use by another hiqlite process (lock held on {})",
+                dir.display(),
+                path.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
+    use std::io::Write;
+    let mut f = &file;
+    let _ = f.write_all(format!("{}\n", std::process::id()).as_bytes());
+    let _ = file.sync_all();
+    Ok((file, path, existed))
+}
+
+/// Seed a pristine node's database from a backup file. The backup's Raft metadata belongs to the
+/// cluster it came from and is dropped: the data becomes the initial state of a new cluster.
+fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
+    let has_log = std::fs::read_dir(log_dir)
+        .map(|rd| rd.flatten().any(|d| d.file_name().to_string_lossy().ends_with(".seg")))
+        .unwrap_or(false);
+    if db_path.exists() || has_log || log_dir.join("vote").exists() {
+        return Err(Error::Config("restoring from a backup needs an empty data directory".into()));
+    }
+    let src = rusqlite::Connection::open_with_flags(backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::Config(format!("cannot open backup {}: {e}", backup.display())))?;
+    let ok: String = src
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| Error::Config(format!("{} is not a usable SQLite database: {e}", backup.display())))?;
+    if ok != "ok" {
+        return Err(Error::Config(format!("backup {} fails its integrity check: {ok}", backup.display())));
+    }
+    let mut dst = rusqlite::Connection::open(db_path)?;
+    {
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        if b.step(-1)? != rusqlite::backup::StepResult::Done {
+            return Err(Error::Storage("restore copy did not complete".into()));
+        }
+    }
+    dst.execute_batch("DROP TABLE IF EXISTS _hiqlite_meta; PRAGMA journal_mode=WAL;")?;
+    drop(dst);
+    std::fs::File::open(db_path)?.sync_all()?;
+    tracing::info!(backup = %backup.display(), "database restored from backup");
+    Ok(())
+}
+
+/// The peer client, over TLS when the node serves TLS.
+fn peer_client(config: &NodeConfig, source: Option<std::net::IpAddr>) -> Result<PeerClient> {
+    match (&config.tls_cert, &config.tls_ca) {
+        (None, _) => PeerClient::new(&config.secret, None, false, source),
+        (Some(cert), ca) => {
+            let ca = ca.as_ref().unwrap_or(cert);
+            let pem = std::fs::read(ca)
+                .map_err(|e| Error::Config(format!("cannot read CA file {}: {e}", ca.display())))?;
+            PeerClient::new(&config.secret, Some(&pem), config.tls_insecure, source)
+        }
+    }
+}
+
+fn raft_config(config: &NodeConfig) -> Result<openraft::Config> {
+    openraft::Config {
+        cluster_name: "hiqlite".into(),
+        heartbeat_interval: config.heartbeat_ms,
+        election_timeout_min: config.election_timeout_min_ms,
+        election_timeout_max: config.election_timeout_max_ms,
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: config.log_keep_after_snapshot,
+        snapshot_max_chunk_size: 4 * 1024 * 1024,
+        max_payload_entries: 4096,
+        purge_batch_size: 1,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| Error::Config(format!("raft settings: {e}")))
+}
+
+impl Node {
+    /// Open a node: lock and (if needed) heal or seed its data directory, open storage, build
+    /// Raft and bind the listeners. The caller serves the listeners, then calls
+    /// [`Node::form_cluster`].
+    pub(crate) async fn open(config: NodeConfig) -> Result<(Node, Listeners)> {
+        config.validate()?;
+        let started = Instant::now();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Config(format!("cannot create data dir {}: {e}", config.data_dir.display()))
+        })?;
+        let (lock_file, lock_path, unclean) = acquire_lock(&config.data_dir)?;
+
+        let raft_listener = TcpListener::bind(&config.raft_addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on raft_addr {}: {e}", config.raft_addr)))?;
+        let api_listener = TcpListener::bind(&config.api_addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on api_addr {}: {e}", config.api_addr)))?;
+        // What other nodes and clients are told: the advertised address, else the bound one.
+        let raft_addr = config.raft_advertise.clone().unwrap_or(raft_listener.local_addr()?.to_string());
+        let api_addr = config.api_advertise.clone().unwrap_or(api_listener.local_addr()?.to_string());
+
+        let log = LogStore::open(config.data_dir.join("log"), config.log_segment_bytes)?;
+        let snapshots = Arc::new(SnapshotStore::open(config.data_dir.join("snapshots"))?);
+        let db_dir = config.data_dir.join("db");
+        std::fs::create_dir_all(&db_dir)?;
+        let db_path = db_dir.join("hiqlite.db");
+        if let Some(backup) = &config.restore_from {
+            restore_into(backup, &db_path, &config.data_dir.join("log"))?;
+        }
+        let startup = if config.restore_from.is_some() {
+            "restored"
+        } else if unclean {
+            // The previous process died: SQLite ran with synchronous=OFF and its recorded
+            // last_applied is stale. Rebuild from the newest snapshot; openraft re-applies the log.
+            remove_db_files(&db_path)?;
+            if let Some((meta, snap)) = snapshots.current() {
+                std::fs::copy(&snap, &db_path)?;
+                tracing::warn!(
+                    node = config.node_id,
+                    snapshot = ?meta.last_log_id,
+                    "unclean shutdown detected: state machine rebuilt from snapshot, log will be re-applied"
+                );
+            } else {
+                tracing::warn!(
+                    node = config.node_id,
+                    "unclean shutdown detected: state machine rebuilt from the log"
+                );
+            }
+            "healed"
+        } else if db_path.exists() {
+            "clean"
+        } else {
+            "new"
+        };
+        let restoring = config.restore_from.is_some();
+        let cache = Arc::new(crate::cache::QueryCache::new(config.cache.clone()));
+        let writer = Writer::start(&db_path, cache.clone())?;
+        let (applied, _) = writer.applied();
+        tracing::info!(
+            node = config.node_id,
+            startup,
+            applied = ?applied,
+            took_ms = started.elapsed().as_millis() as u64,
+            "state machine opened"
+        );
+
+        // Peer traffic leaves from the address the Raft listener is bound to (when it is a
+        // specific one), so peers, firewalls and the fault-injection proxies see who it is.
+        let source = raft_listener.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
+        let peers = peer_client(&config, source)?;
+        let mut sm = StateMachine::new(writer.clone(), snapshots.clone());
+        // A cut log tail can leave the database ahead of the log. openraft then purges the log up
+        // to the applied index, which it only accepts when a snapshot covers that far: make one.
+        let applied_id = writer.applied().0;
+        let (last_log, _) = log.bounds();
+        let snap_last = snapshots.current().and_then(|(m, _)| m.last_log_id);
+        if applied_id.is_some() && last_log < applied_id && snap_last < applied_id {
+            tracing::warn!(?applied_id, ?last_log, "database is ahead of the log; snapshotting it");
+            use openraft::RaftSnapshotBuilder;
+            sm.build_snapshot().await.map_err(Error::storage)?;
+        }
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config(&config)?),
+            Network { client: peers.clone() },
+            log.clone(),
+            sm,
+        )
+        .await
+        .map_err(Error::raft)?;
+
+        let (shutdown_tx, _) = watch::channel(false);
+        let (proposer_tx, proposer_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(propose::proposer(
+            raft.clone(),
+            proposer_rx,
+            Duration::from_millis(config.request_timeout_ms),
+        ));
+        let inner = Arc::new(NodeInner {
+            proposer: proposer_tx,
+            id: config.node_id,
+            reads: ReadPool::new(db_path.clone(), config.read_pool_size),
+            cache,
+            config,
+            raft,
+            log,
+            writer,
+            snapshots,
+            peers,
+            raft_addr,
+            api_addr,
+            startup: startup.to_string(),
+            restoring: std::sync::atomic::AtomicBool::new(restoring),
+            last_leader_contact_ms: Default::default(),
+            shutdown_tx,
+            servers: Mutex::new(Vec::new()),
+            lock: Mutex::new(Some((lock_file, lock_path))),
+            stopped: tokio::sync::Mutex::new(false),
+        });
+        let node = Node { inner };
+        tracing::info!(
+            node = node.inner.id,
+            raft = %node.inner.raft_addr,
+            api = %node.inner.api_addr,
+            took_ms = started.elapsed().as_millis() as u64,
+            "node opened"
+        );
+        Ok((node, Listeners { raft: raft_listener, api: api_listener }))
+    }
+}

@@ -1,0 +1,333 @@
+//! A running node: the [`Node`] handle, its state, status and shutdown. The jobs a node does
+//! live in the files beside this one: `boot` (lock, heal, restore, Raft, listeners), `propose`
+//! (group commit), `read` (local, leader, linearizable, cached reads), `membership` (formation,
+//! joins, removals, leadership transfer), `leader` (the one forwarding rule), `rpc` (what it
+//! answers to peers) and `maintenance` (backups, snapshots, dumps).
+
+mod boot;
+mod leader;
+mod maintenance;
+mod membership;
+mod propose;
+mod read;
+mod rpc;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+use crate::error::{Error, Result};
+use crate::peer::client::PeerClient;
+use crate::raft::log_store::LogStore;
+use crate::raft::state_machine::SnapshotStore;
+use crate::raft::{Member, Raft};
+use crate::sqlite::pool::ReadPool;
+use crate::sqlite::writer::Writer;
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Consistency {
+    /// Read this node's replica as it is (fastest; may lag on a follower).
+    #[default]
+    Local,
+    /// Read on the node that believes it is the leader (forwarded if needed).
+    Leader,
+    /// Linearizable: confirm leadership with a quorum (read index), wait until this node has
+    /// applied up to it, then read locally. Works on followers too.
+    Linearizable,
+}
+
+/// A snapshot of a node's state, for humans and health checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's id.
+    pub id: u64,
+    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
+    pub state: String,
+    /// The current leader, if known.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Last index in the log.
+    pub last_log_index: Option<u64>,
+    /// Last index applied to SQLite.
+    pub applied_index: Option<u64>,
+    /// Index of the newest snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Snapshots received from a leader and installed since start.
+    pub snapshots_installed: u64,
+    /// Snapshots built locally since start.
+    pub snapshots_built: u64,
+    /// Voters and learners: id -> (raft address, api address).
+    pub members: BTreeMap<u64, Member>,
+    /// Ids of the voters.
+    pub voters: Vec<u64>,
+    /// Raft address this node listens on.
+    pub raft_addr: String,
+    /// API address this node listens on.
+    pub api_addr: String,
+    /// How the state machine was opened: `clean`, `healed`, or `new`.
+    pub startup: String,
+    /// The applied index recorded in the database when this node started.
+    pub applied_index_at_start: Option<u64>,
+    /// Log entries applied to SQLite since this node started.
+    pub entries_applied_since_start: u64,
+    /// False when Raft stopped on a fatal error (e.g. its storage failed); see `error`.
+    pub healthy: bool,
+    /// Why the node is unhealthy.
+    pub error: Option<String>,
+}
+
+/// A member of the cluster as seen from one node (`GET /nodes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: u64,
+    /// Base URL of its client API, e.g. `http://10.0.0.1:4001`.
+    pub api_addr: String,
+    /// Address of its peer (Raft) listener.
+    pub raft_addr: String,
+    /// True for voters, false for learners.
+    pub voter: bool,
+    /// True if it is the leader, as the answering node knows it.
+    pub leader: bool,
+    /// Whether the answering node could reach it.
+    pub reachable: bool,
+    /// Round trip of the reachability probe.
+    pub rtt: Option<Duration>,
+    /// Why it is unreachable.
+    pub error: Option<String>,
+}
+
+struct NodeInner {
+    id: u64,
+    config: NodeConfig,
+    raft: Raft,
+    log: LogStore,
+    writer: Arc<Writer>,
+    snapshots: Arc<SnapshotStore>,
+    reads: ReadPool,
+    cache: Arc<crate::cache::QueryCache>,
+    peers: PeerClient,
+    raft_addr: String,
+    api_addr: String,
+    startup: String,
+    /// When this node last heard from a leader (ms since the Unix epoch), for `freshness`.
+    last_leader_contact_ms: AtomicU64,
+    /// True until a node started from a backup has snapshotted it (joins wait until then).
+    restoring: AtomicBool,
+    proposer: tokio::sync::mpsc::UnboundedSender<propose::Proposal>,
+    shutdown_tx: watch::Sender<bool>,
+    /// Tasks serving this node's listeners (handed over by whoever serves them).
+    servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    lock: Mutex<Option<(File, PathBuf)>>,
+    stopped: tokio::sync::Mutex<bool>,
+}
+
+/// A running hiqlite node. Clones share the node.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.id)
+            .field("raft_addr", &self.inner.raft_addr)
+            .field("api_addr", &self.inner.api_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Node {
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Address of the peer (Raft) listener.
+    pub fn raft_addr(&self) -> &str {
+        &self.inner.raft_addr
+    }
+
+    /// Address of the client API listener.
+    pub fn api_addr(&self) -> &str {
+        &self.inner.api_addr
+    }
+
+    /// The configuration the node was started with.
+    pub(crate) fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// `http` or `https`: how this cluster's listeners are reached.
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.inner.peers.scheme()
+    }
+
+    /// A stop signal that turns true when the node shuts down (for the servers of its listeners).
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown_tx.subscribe()
+    }
+
+    /// Hand over the tasks serving this node's listeners; shutdown waits for them.
+    pub(crate) fn attach_servers(&self, handles: Vec<tokio::task::JoinHandle<()>>) {
+        self.inner.servers.lock().unwrap_or_else(|p| p.into_inner()).extend(handles);
+    }
+
+    /// The current leader's id, as this node knows it.
+    pub fn leader(&self) -> Option<u64> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// True if this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.inner.id)
+    }
+
+    /// Wait until a leader is known (up to `timeout`) and return its id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
+        let mut rx = self.inner.raft.metrics();
+        let r = tokio::time::timeout(timeout, rx.wait_for(|m| m.current_leader.is_some())).await;
+        match r {
+            Ok(Ok(m)) => m.current_leader.ok_or_else(|| Error::NoLeader("no leader elected".into())),
+            Ok(Err(_)) => Err(Error::ShutDown),
+            Err(_) => Err(Error::NoLeader(format!("no leader elected within {timeout:?}"))),
+        }
+    }
+
+    /// The addresses of a member, if it is one.
+    pub(crate) fn member(&self, id: u64) -> Option<Member> {
+        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_node(&id).cloned()
+    }
+
+    /// Milliseconds since this node last heard from the leader (0 on the leader).
+    pub(crate) fn ms_since_leader_contact(&self) -> Option<u64> {
+        if self.is_leader() {
+            return Some(0);
+        }
+        let last = self.inner.last_leader_contact_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            return None;
+        }
+        Some(now_ms().saturating_sub(last))
+    }
+
+    /// Status of this node.
+    pub fn status(&self) -> Status {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        Status {
+            id: self.inner.id,
+            state: format!("{:?}", m.state),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            applied_index: self.inner.writer.applied().0.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            snapshots_installed: self.inner.snapshots.installed.load(Ordering::Relaxed),
+            snapshots_built: self.inner.snapshots.built.load(Ordering::Relaxed),
+            members: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+            voters: membership.voter_ids().collect(),
+            raft_addr: self.inner.raft_addr.clone(),
+            api_addr: self.inner.api_addr.clone(),
+            startup: self.inner.startup.clone(),
+            applied_index_at_start: self.inner.writer.applied_at_open.map(|l| l.index),
+            entries_applied_since_start: self.inner.writer.entries_applied.load(Ordering::Relaxed),
+            healthy: m.running_state.is_ok(),
+            error: m.running_state.as_ref().err().map(|e| e.to_string()),
+        }
+    }
+
+    /// The cluster's members as this node knows them, each probed over the peer API (up to 2 s)
+    /// to report whether it is reachable from here.
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        let st = &self.status();
+        let scheme = self.scheme();
+        let probes = st.members.iter().map(|(id, m)| async move {
+            let t = std::time::Instant::now();
+            let error = if *id == st.id {
+                None
+            } else {
+                let r = self.inner.peers.call::<crate::peer::Info>(&m.raft_addr, &(), Duration::from_secs(2)).await;
+                r.err().map(|e| e.to_string())
+            };
+            NodeInfo {
+                id: *id,
+                api_addr: format!("{scheme}://{}", m.api_addr),
+                raft_addr: m.raft_addr.clone(),
+                voter: st.voters.contains(id),
+                leader: st.leader == Some(*id),
+                reachable: error.is_none(),
+                rtt: error.is_none().then(|| t.elapsed()),
+                error,
+            }
+        });
+        futures::future::join_all(probes).await
+    }
+
+    /// The deadline of one request (`request_timeout_ms`).
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.config.request_timeout_ms)
+    }
+
+    /// A counter of state-machine commits: odd while one is being applied, even otherwise. Two
+    /// equal even readings bracket reads that all saw the same applied state.
+    pub fn apply_seq(&self) -> u64 {
+        self.inner.writer.apply_seq.load(Ordering::Acquire)
+    }
+
+    /// Cache counters.
+    pub fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// Empty this node's query cache.
+    pub fn cache_clear(&self) {
+        self.inner.cache.invalidate_all();
+    }
+
+    /// Stop gracefully: leave Raft, persist the applied log id, flush the log, release the data
+    /// directory. Idempotent.
+    pub async fn shutdown(&self) -> Result<()> {
+        let mut stopped = self.inner.stopped.lock().await;
+        if *stopped {
+            return Ok(());
+        }
+        *stopped = true;
+        let _ = self.inner.shutdown_tx.send(true);
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+        let handles: Vec<_> =
+            std::mem::take(&mut *self.inner.servers.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+        }
+        let r = self.inner.writer.shutdown().await;
+        self.inner.log.close().await;
+        self.inner.reads.clear();
+        if r.is_ok() {
+            let lock = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((file, path)) = lock {
+                let _ = std::fs::remove_file(&path);
+                drop(file);
+            }
+        }
+        tracing::info!(node = self.inner.id, "node stopped");
+        r
+    }
+}
