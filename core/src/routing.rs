@@ -119,6 +119,42 @@ fn answered(write: bool, status: Option<u16>, e: Error) -> Verdict {
     }
 }
 
+/// What a reqwest error says happened: never connected, connect timed out, timed out after
+/// sending, or lost the connection after sending.
+pub(crate) fn transport_failure(addr: &str, e: &reqwest::Error) -> Failure {
+    let m = format!("{addr}: {}", error_chain(e));
+    match (e.is_connect(), e.is_timeout()) {
+        (true, true) => Failure::ConnectTimeout(m),
+        (true, false) => Failure::ConnectFailed(m),
+        (false, true) => Failure::TimedOut(m),
+        (false, false) => Failure::ConnectionLost(m),
+    }
+}
+
+/// An error and its sources, each once.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let m = x.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = x.source();
+    }
+    s
+}
+
+impl Verdict {
+    /// The error, whether or not a retry could follow.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Verdict::Retry(e) | Verdict::Fail(e) => e,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

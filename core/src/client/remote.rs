@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value as J};
 
 use crate::error::{Error, Result};
+use crate::routing::{self, transport_failure, Failure, Kind, Verdict};
 use crate::node::{Consistency, NodeInfo, Status};
 use crate::raft::Migration;
 use crate::value::{ExecResult, Params, Rows, Statement, Value};
@@ -175,6 +176,15 @@ struct Call<'a> {
     idempotent: bool,
     /// Stream a successful answer's body into this file instead of memory.
     sink: Option<&'a std::path::Path>,
+}
+
+/// What one exchange came to, when it did not fail.
+enum Sent {
+    Done(Vec<u8>),
+    /// A follower named the leader (already recorded).
+    Redirected(String),
+    /// A local failure (the destination file of a download).
+    Local(Error),
 }
 
 /// What an attempt came to.
@@ -465,6 +475,39 @@ impl Remote {
     }
 
     async fn attempt(&self, c: &Call<'_>, url: &str, deadline: Instant) -> Outcome {
+        let kind = if c.idempotent { Kind::Read } else { Kind::Write };
+        let failure = match self.send(c, url, deadline).await {
+            Ok(Sent::Done(body)) => return Outcome::Done(body),
+            Ok(Sent::Redirected(to)) => {
+                // Nothing ran; go to the named leader at once.
+                return match routing::classify(kind, Failure::Redirect(to)) {
+                    Verdict::Retry(_) => Outcome::Redirected,
+                    Verdict::Fail(e) => Outcome::Fail(e),
+                };
+            }
+            Ok(Sent::Local(e)) => return Outcome::Fail(e),
+            Err(f) => f,
+        };
+        // What the failure says about the node, before what it means for the request.
+        match &failure {
+            Failure::ConnectFailed(_)
+            | Failure::ConnectTimeout(_)
+            | Failure::ConnectionLost(_)
+            | Failure::TimedOut(_) => self.mark_down(url),
+            Failure::Status(_, Error::NoLeader(_) | Error::NotLeader { .. } | Error::Unreachable(_)) => {
+                self.forget_leader()
+            }
+            Failure::Status(s, _) if *s >= 500 => self.mark_down(url),
+            _ => {}
+        }
+        match routing::classify(kind, failure) {
+            Verdict::Retry(e) => Outcome::Retry(e),
+            Verdict::Fail(e) => Outcome::Fail(e),
+        }
+    }
+
+    /// One HTTP exchange with `url`; its failures as the routing table knows them.
+    async fn send(&self, c: &Call<'_>, url: &str, deadline: Instant) -> std::result::Result<Sent, Failure> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let mut full = format!("{url}{}", c.path);
         let mut q = c.query.clone();
@@ -483,87 +526,40 @@ impl Remote {
             rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
         }
         let started = Instant::now();
-        let resp = match rb.send().await {
-            Ok(r) => r,
-            Err(e) => return self.transport_error(c, url, &e),
-        };
+        let resp = rb.send().await.map_err(|e| transport_failure(url, &e))?;
         let status = resp.status();
         if status.is_redirection() {
             let loc = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
             return match loc.map(normalize) {
                 // A follower that has not noticed the leader's death yet points at it: wait
                 // for the election rather than bounce between the two.
-                Some(Ok(leader)) if self.is_down(&leader) => {
-                    Outcome::Retry(Error::NoLeader(format!("{url} names {leader} as leader, which is down")))
-                }
+                Some(Ok(leader)) if self.is_down(&leader) => Err(Failure::Status(
+                    status.as_u16(),
+                    Error::NoLeader(format!("{url} names {leader} as leader, which is down")),
+                )),
                 Some(Ok(leader)) => {
                     self.set_leader(&leader);
-                    Outcome::Redirected
+                    Ok(Sent::Redirected(leader))
                 }
-                _ => {
-                    Outcome::Fail(Error::Decode(format!("{url} answered {status} without a usable Location")))
-                }
+                _ => Err(Failure::Decode(format!("{url} answered {status} without a usable Location"))),
             };
         }
         if let (true, Some(dest)) = (status.is_success(), c.sink) {
             return match stream_to_file(resp, dest).await {
                 Ok(()) => {
                     self.mark_up(url, started.elapsed());
-                    Outcome::Done(Vec::new())
+                    Ok(Sent::Done(Vec::new()))
                 }
-                Err(Ok(e)) => self.transport_error(c, url, &e),
-                Err(Err(e)) => Outcome::Fail(e),
+                Err(Ok(e)) => Err(transport_failure(url, &e)),
+                Err(Err(e)) => Ok(Sent::Local(e)),
             };
         }
-        let body = match resp.bytes().await {
-            Ok(b) => b.to_vec(),
-            Err(e) => return self.transport_error(c, url, &e),
-        };
+        let body = resp.bytes().await.map_err(|e| transport_failure(url, &e))?.to_vec();
         self.mark_up(url, started.elapsed());
         if status.is_success() {
-            return Outcome::Done(body);
+            return Ok(Sent::Done(body));
         }
-        let e = error_from_status(status, &body);
-        match (&e, status) {
-            (Error::NoLeader(_) | Error::NotLeader { .. } | Error::Unreachable(_), _) => {
-                self.forget_leader();
-                Outcome::Retry(e)
-            }
-            (Error::ShutDown, _) if c.idempotent => {
-                self.mark_down(url);
-                Outcome::Retry(e)
-            }
-            (Error::ShutDown, _) => {
-                Outcome::Fail(Error::OutcomeUnknown(format!("{url} shut down while the write was in flight")))
-            }
-            (Error::Timeout(_) | Error::OutcomeUnknown(_), _) if c.idempotent => Outcome::Retry(e),
-            (Error::Timeout(m), _) => Outcome::Fail(Error::OutcomeUnknown(m.clone())),
-            (_, s) if s.is_server_error() && c.idempotent => {
-                self.mark_down(url);
-                Outcome::Retry(e)
-            }
-            _ => Outcome::Fail(e),
-        }
-    }
-
-    fn transport_error(&self, c: &Call<'_>, url: &str, e: &reqwest::Error) -> Outcome {
-        self.mark_down(url);
-        // `is_connect`: the connection was never made, so the request never left.
-        if e.is_connect() {
-            return Outcome::Retry(Error::Unreachable(format!("{url}: {}", error_chain(e))));
-        }
-        if c.idempotent {
-            return Outcome::Retry(if e.is_timeout() {
-                Error::Timeout(format!("{url}: {}", error_chain(e)))
-            } else {
-                Error::Unreachable(format!("{url}: {}", error_chain(e)))
-            });
-        }
-        Outcome::Fail(Error::OutcomeUnknown(format!(
-            "the write was sent to {url} but no answer came back ({}); it may or may not have been \
-             applied, so it was not re-sent",
-            error_chain(e)
-        )))
+        Err(Failure::Status(status.as_u16(), error_from_status(status, &body)))
     }
 
     fn data_query(&self, extra: &[&str]) -> String {
@@ -596,7 +592,11 @@ impl Remote {
                 sink: None,
             })
             .await?;
-        let results = parse_results(&out)?;
+        // The write ran; an answer that cannot be read leaves its outcome unknown.
+        let results = parse_results(&out).map_err(|e| match e {
+            Error::Decode(m) => routing::classify(Kind::Write, Failure::Decode(m)).into_error(),
+            e => e,
+        })?;
         if transaction {
             // rqlite stops a transaction at the first error and reports nothing after it.
             if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
@@ -783,20 +783,6 @@ async fn stream_to_file(
     f.sync_all().await.map_err(|e| Err(Error::from(e)))?;
     drop(f);
     tokio::fs::rename(&tmp, dest).await.map_err(|e| Err(Error::from(e)))
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        let m = x.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = x.source();
-    }
-    s
 }
 
 /// The error an HTTP error answer stands for: hiqlite's exact error when the server sent it,

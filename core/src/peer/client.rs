@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Route, POSTCARD, SECRET_HEADER};
 use crate::error::Error;
-use crate::routing::Failure;
+use crate::routing::{transport_failure, Failure};
 
 /// HTTP client for peer routes; clones share one connection pool.
 #[derive(Clone)]
@@ -83,33 +83,6 @@ impl PeerClient {
         }
         postcard::from_bytes(&bytes).map_err(|e| Failure::Decode(format!("answer of {addr}: {e}")))
     }
-}
-
-/// What a reqwest error says happened: never connected, connect timed out, timed out after
-/// sending, or lost the connection after sending.
-pub(crate) fn transport_failure(addr: &str, e: &reqwest::Error) -> Failure {
-    let m = format!("{addr}: {}", error_chain(e));
-    match (e.is_connect(), e.is_timeout()) {
-        (true, true) => Failure::ConnectTimeout(m),
-        (true, false) => Failure::ConnectFailed(m),
-        (false, true) => Failure::TimedOut(m),
-        (false, false) => Failure::ConnectionLost(m),
-    }
-}
-
-/// An error and its sources, each once.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        let m = x.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = x.source();
-    }
-    s
 }
 
 /// The error a peer route's HTTP error status stands for (its typed errors travel in 200
