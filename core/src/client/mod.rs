@@ -281,7 +281,8 @@ impl Client {
                     .into(),
             ));
         };
-        node.add_node(id, crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() }).await
+        node.add_node(id, crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() })
+            .await
     }
 
     /// Remove a node from the cluster.

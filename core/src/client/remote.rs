@@ -18,9 +18,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value as J};
 
 use crate::error::{Error, Result};
-use crate::routing::{self, transport_failure, Failure, Kind, Verdict};
 use crate::node::{Consistency, NodeInfo, Status};
 use crate::raft::Migration;
+use crate::routing::{self, transport_failure, Failure, Kind, Verdict};
 use crate::value::{ExecResult, Params, Rows, Statement, Value};
 
 /// How long a node that failed is skipped before it is tried again.

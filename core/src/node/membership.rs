@@ -128,23 +128,35 @@ impl Node {
     /// Add a node to the cluster (learner, then voter), on the leader wherever it is.
     pub(crate) async fn add_node(&self, id: u64, member: Member) -> Result<()> {
         let req = JoinRequest { id, member };
-        self.on_leader::<peer::Join, _, _, _>(Kind::Write, req, MEMBERSHIP_CALL, "add the node", |req| async move {
-            match self.add_member(req.id, req.member.clone()).await {
-                Err(e @ Error::NotLeader { .. }) => Here::Refused(req, e),
-                r => Here::Done(r),
-            }
-        })
+        self.on_leader::<peer::Join, _, _, _>(
+            Kind::Write,
+            req,
+            MEMBERSHIP_CALL,
+            "add the node",
+            |req| async move {
+                match self.add_member(req.id, req.member.clone()).await {
+                    Err(e @ Error::NotLeader { .. }) => Here::Refused(req, e),
+                    r => Here::Done(r),
+                }
+            },
+        )
         .await
     }
 
     /// Remove a node from the cluster, on the leader wherever it is.
     pub(crate) async fn remove_node(&self, id: u64) -> Result<()> {
-        self.on_leader::<peer::Remove, _, _, _>(Kind::Write, id, MEMBERSHIP_CALL, "remove the node", |id| async move {
-            match self.remove_member(id).await {
-                Err(e @ Error::NotLeader { .. }) => Here::Refused(id, e),
-                r => Here::Done(r),
-            }
-        })
+        self.on_leader::<peer::Remove, _, _, _>(
+            Kind::Write,
+            id,
+            MEMBERSHIP_CALL,
+            "remove the node",
+            |id| async move {
+                match self.remove_member(id).await {
+                    Err(e @ Error::NotLeader { .. }) => Here::Refused(id, e),
+                    r => Here::Done(r),
+                }
+            },
+        )
         .await
     }
 

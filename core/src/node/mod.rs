@@ -262,7 +262,11 @@ impl Node {
             let error = if *id == st.id {
                 None
             } else {
-                let r = self.inner.peers.call::<crate::peer::Info>(&m.raft_addr, &(), Duration::from_secs(2)).await;
+                let r = self
+                    .inner
+                    .peers
+                    .call::<crate::peer::Info>(&m.raft_addr, &(), Duration::from_secs(2))
+                    .await;
                 r.err().map(|e| e.to_string())
             };
             NodeInfo {

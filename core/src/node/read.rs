@@ -31,10 +31,16 @@ impl Node {
             }
             Consistency::Leader => {
                 let req = QueryRequest { sql: sql.to_owned(), params: params.clone() };
-                self.on_leader::<peer::Query, _, _, _>(Kind::Read, req, self.timeout(), "serve the read", |q| {
-                    let r = self.inner.reads.query(&q.sql, &q.params);
-                    async move { Here::Done(r) }
-                })
+                self.on_leader::<peer::Query, _, _, _>(
+                    Kind::Read,
+                    req,
+                    self.timeout(),
+                    "serve the read",
+                    |q| {
+                        let r = self.inner.reads.query(&q.sql, &q.params);
+                        async move { Here::Done(r) }
+                    },
+                )
                 .await
             }
         }
