@@ -29,6 +29,7 @@
 
 mod cache;
 mod client;
+mod command;
 mod config;
 mod de;
 mod error;

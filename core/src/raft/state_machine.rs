@@ -4,19 +4,23 @@
 //! openraft metadata beside it (`.meta.json`). It is built from a read transaction pinned by the
 //! writer between two applies, so building never blocks the writer; it is sent to followers in
 //! chunks by openraft and installed with SQLite's backup API into the live database.
+//!
+//! The writer knows no openraft: this adapter converts log ids to [`LogPos`] and back, entries
+//! to [`Op`]s, memberships to opaque JSON blobs (the `_hiqlite_meta` layout of earlier
+//! versions) and back, and the writer's errors to openraft's `StorageError`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use openraft::{CommittedLeaderId, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use tokio::io::AsyncSeekExt;
 
 use super::log_store::{fsync_dir, write_atomic};
 use super::{io_err, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::error::{Error, Result};
-use crate::sqlite::writer::{copy_pinned, Writer};
+use crate::sqlite::writer::{copy_pinned, Applied, LogPos, MembershipBlob, Op, Writer};
 
 /// Snapshot files of one node.
 pub(crate) struct SnapshotStore {
@@ -141,6 +145,46 @@ fn snap_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_snapshot(None, &io_err(e)).into()
 }
 
+impl From<LogId> for LogPos {
+    fn from(l: LogId) -> Self {
+        LogPos { index: l.index, term: l.leader_id.term, node_id: l.leader_id.node_id }
+    }
+}
+
+impl From<LogPos> for LogId {
+    fn from(p: LogPos) -> Self {
+        LogId::new(CommittedLeaderId::new(p.term, p.node_id), p.index)
+    }
+}
+
+fn encode_membership(m: &StoredMembership) -> Result<MembershipBlob> {
+    Ok(serde_json::to_string(m).map_err(Error::storage)?.into())
+}
+
+fn decode_membership(m: Option<&MembershipBlob>) -> Result<StoredMembership> {
+    match m {
+        None => Ok(StoredMembership::default()),
+        Some(s) => serde_json::from_str(s).map_err(|e| Error::Storage(format!("bad membership meta: {e}"))),
+    }
+}
+
+/// The writer's applied state in openraft's types.
+fn to_raft(applied: &Applied) -> Result<(Option<LogId>, StoredMembership)> {
+    Ok((applied.0.map(LogId::from), decode_membership(applied.1.as_ref())?))
+}
+
+/// What the writer is to do for one openraft entry.
+fn to_op(e: Entry) -> Result<(LogPos, Op)> {
+    let op = match e.payload {
+        EntryPayload::Blank => Op::Blank,
+        EntryPayload::Normal(cmd) => Op::Command(cmd),
+        EntryPayload::Membership(m) => {
+            Op::Membership(encode_membership(&StoredMembership::new(Some(e.log_id), m))?)
+        }
+    };
+    Ok((e.log_id.into(), op))
+}
+
 impl StateMachine {
     pub(crate) fn new(writer: Arc<Writer>, snapshots: Arc<SnapshotStore>) -> Self {
         StateMachine { writer, snapshots }
@@ -151,7 +195,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let started = std::time::Instant::now();
         let pinned = self.writer.pin().await.map_err(snap_err)?;
-        let (last_applied, membership) = pinned.applied.clone();
+        let (last_applied, membership) = to_raft(&pinned.applied).map_err(snap_err)?;
         let tmp = self.snapshots.tmp_path("build");
         let tmp2 = tmp.clone();
         tokio::task::spawn_blocking(move || copy_pinned(&pinned, &tmp2))
@@ -183,7 +227,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        Ok(self.writer.applied())
+        to_raft(&self.writer.applied()).map_err(|e| StorageIOError::read_state_machine(&io_err(e)).into())
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
@@ -191,7 +235,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.writer.apply(entries.into_iter().collect()).await
+        let entries = entries.into_iter();
+        let mut ops = Vec::with_capacity(entries.size_hint().0);
+        let mut last = None;
+        for e in entries {
+            let id = e.log_id;
+            last = Some(id);
+            ops.push(to_op(e).map_err(|err| StorageError::from(StorageIOError::apply(id, &io_err(err))))?);
+        }
+        self.writer.apply(ops).await.map_err(|err| match (err, last) {
+            (Error::ShutDown, _) => sm_err("writer stopped"),
+            (err, Some(last)) => StorageIOError::apply(last, &io_err(err)).into(),
+            (err, None) => sm_err(err),
+        })
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -232,7 +288,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(snap_err)?
             .map_err(snap_err)?;
-        self.writer.restore(db, meta.clone()).await.map_err(sm_err)?;
+        let applied = (
+            meta.last_log_id.map(LogPos::from),
+            Some(encode_membership(&meta.last_membership).map_err(sm_err)?),
+        );
+        self.writer.restore(db, applied).await.map_err(sm_err)?;
         self.snapshots.installed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(last = ?meta.last_log_id, took_ms = started.elapsed().as_millis() as u64, "snapshot installed");
         Ok(())
@@ -246,5 +306,58 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_memberships_convert_both_ways() {
+        let id = LogId::new(CommittedLeaderId::new(4, 9), 17);
+        let pos = LogPos::from(id);
+        assert_eq!(pos, LogPos { index: 17, term: 4, node_id: 9 });
+        assert_eq!(LogId::from(pos), id);
+
+        let mut nodes = std::collections::BTreeMap::new();
+        nodes.insert(1u64, crate::Member { raft_addr: "a:1".into(), api_addr: "a:2".into() });
+        let m = StoredMembership::new(Some(id), openraft::Membership::new(vec![[1u64].into()], nodes));
+        let blob = encode_membership(&m).expect("test step");
+        assert_eq!(decode_membership(Some(&blob)).expect("test step"), m);
+        assert_eq!(decode_membership(None).expect("test step"), StoredMembership::default());
+    }
+
+    /// The writer records the applied position and membership in `_hiqlite_meta` in the
+    /// layout openraft's own types had there before the writer stopped knowing openraft, and
+    /// reads them back after a restart.
+    #[tokio::test]
+    async fn meta_keeps_the_openraft_json_layout() {
+        let dir = tempfile::tempdir().expect("test step");
+        let db = dir.path().join("m.db");
+        let cache = || Arc::new(crate::cache::QueryCache::new(crate::CacheConfig::default()));
+        let id = LogId::new(CommittedLeaderId::new(3, 2), 7);
+        let mut nodes = std::collections::BTreeMap::new();
+        nodes.insert(2u64, crate::Member::default());
+        let m = StoredMembership::new(Some(id), openraft::Membership::new(vec![[2u64].into()], nodes));
+        let op = Op::Membership(encode_membership(&m).expect("test step"));
+        let w = Writer::start(&db, cache()).expect("test step");
+        let blank = LogId::new(CommittedLeaderId::new(3, 2), 8);
+        w.apply(vec![(id.into(), op), (blank.into(), Op::Blank)]).await.expect("test step");
+        w.shutdown().await.expect("test step");
+
+        let conn = rusqlite::Connection::open(&db).expect("test step");
+        let get = |k: &str| -> String {
+            conn.query_row("SELECT value FROM _hiqlite_meta WHERE key = ?1", [k], |r| r.get(0))
+                .expect("test step")
+        };
+        assert_eq!(get("last_applied"), serde_json::to_string(&Some(blank)).expect("test step"));
+        assert_eq!(get("membership"), serde_json::to_string(&m).expect("test step"));
+        drop(conn);
+
+        let w = Writer::start(&db, cache()).expect("test step");
+        assert_eq!(to_raft(&w.applied()).expect("test step"), (Some(blank), m));
+        assert_eq!(w.applied_at_open, Some(blank.into()));
+        w.shutdown().await.expect("test step");
     }
 }

@@ -1,9 +1,12 @@
 //! SQLite access: one writer connection on its own thread (the state machine), a pool of
 //! read-only connections for local reads, and the determinism layer for replicated writes.
 
+mod apply;
+mod authorize;
 pub(crate) mod det;
 pub(crate) mod dump;
 pub(crate) mod exec;
+mod meta;
 pub(crate) mod pool;
 pub(crate) mod writer;
 

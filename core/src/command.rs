@@ -1,0 +1,114 @@
+//! The replicated command and its answer: what one Raft log entry asks the state machine
+//! (`Command`, with its `ExecMode` and `Migration`s), what it answers (`Response`), and what the
+//! cluster records about each member (`Member`). Neutral data: neither consensus nor SQLite.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::value::{ExecResult, Statement};
+
+/// What the cluster records about each member: where to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `host:port` of the peer (Raft) listener.
+    pub raft_addr: String,
+    /// `host:port` of the client API listener.
+    pub api_addr: String,
+}
+
+/// How the statements of one [`Command::Execute`] are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecMode {
+    /// All statements or none: the first error rolls the whole command back.
+    Transaction,
+    /// Each statement on its own (rqlite's default): an error undoes only that statement.
+    Independent,
+}
+
+/// A numbered SQL migration (see `Client::migrate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    /// Position in the ordered list; applied in increasing order, each once.
+    pub id: u32,
+    /// A human name, recorded with the migration.
+    pub name: String,
+    /// The SQL script (may hold several statements).
+    pub sql: String,
+}
+
+/// The replicated log payload. `ts_ms` and `seed` are stamped by the leader, so that
+/// `datetime('now')`, `random()` and friends give the same answer on every replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Run statements.
+    Execute {
+        /// The statements, in order.
+        stmts: Vec<Statement>,
+        /// Atomic or independent.
+        mode: ExecMode,
+        /// Unix time in milliseconds that `'now'` means while applying this entry.
+        ts_ms: i64,
+        /// Seed of `random()` / `randomblob()` while applying this entry.
+        seed: u64,
+    },
+    /// Apply the migrations not applied yet, each atomically, in order.
+    Migrate {
+        /// All migrations, in order.
+        migrations: Vec<Migration>,
+        /// As in `Execute`.
+        ts_ms: i64,
+        /// As in `Execute`.
+        seed: u64,
+    },
+    /// Several independent client commands proposed as one log entry (group commit at the
+    /// proposer: one append, one fsync and one replication round for all of them). Each is
+    /// applied in its own savepoint and answered in `Response::batch`.
+    Batch(Vec<Command>),
+}
+
+impl Command {
+    /// Stamp the leader's clock and a fresh seed into the command.
+    pub(crate) fn stamp(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let fresh = getrandom::u64().unwrap_or(now as u64 ^ 0x9E37_79B9_7F4A_7C15);
+        self.stamp_with(now, fresh);
+    }
+
+    fn stamp_with(&mut self, now: i64, seed_base: u64) {
+        match self {
+            Command::Execute { ts_ms, seed, .. } | Command::Migrate { ts_ms, seed, .. } => {
+                *ts_ms = now;
+                *seed = seed_base;
+            }
+            Command::Batch(cmds) => {
+                for (i, c) in cmds.iter_mut().enumerate() {
+                    c.stamp_with(now, seed_base.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                }
+            }
+        }
+    }
+}
+
+/// The state machine's answer to one log entry.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Response {
+    /// One result per statement (for a rolled-back transaction: up to the failing statement).
+    pub results: Vec<Result<ExecResult, Error>>,
+    /// True when a transaction failed and nothing of it was applied.
+    pub rolled_back: bool,
+    /// For [`Command::Batch`]: one response per command, in order.
+    pub batch: Vec<Response>,
+    /// Index of the log entry this answer comes from.
+    pub log_index: u64,
+}
+
+impl Response {
+    pub(crate) fn set_index(&mut self, index: u64) {
+        self.log_index = index;
+        for b in &mut self.batch {
+            b.set_index(index);
+        }
+    }
+}

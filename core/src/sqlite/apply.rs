@@ -1,0 +1,356 @@
+//! The apply loop: runs a batch of committed log entries in one SQLite transaction with a
+//! savepoint per entry (and per command of a batch entry), re-applies a run without a command
+//! that ended the transaction (poisoning), stops on environmental errors, and tells the query
+//! cache what the committed run changed.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use super::authorize::WriteSeen;
+use super::meta::{LogPos, MembershipBlob};
+use super::writer::State;
+use super::{det, exec};
+use crate::command::{Command, ExecMode, Migration, Response};
+use crate::error::{Error, Result};
+use crate::value::ExecResult;
+
+/// What one log entry asks the writer to do.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    /// Nothing (a blank entry): it only moves the applied position.
+    Blank,
+    /// Record a new cluster membership (opaque, encoded by the consensus layer).
+    Membership(MembershipBlob),
+    /// Run a command.
+    Command(Command),
+}
+
+/// Where a command sits in a run: entry position, and position inside a batch entry.
+type Pos = (usize, Option<usize>);
+
+/// Why applying a command stopped early.
+enum Step {
+    /// This machine cannot apply (disk full, I/O error...): stop, never skip.
+    Fatal(Error),
+    /// The command ended the enclosing transaction; re-apply the run without it.
+    Poisoned(Pos, Error),
+}
+
+/// SQLite result codes that describe this machine (disk full, I/O error, corruption...), not
+/// the statement: applying must stop instead of recording a per-statement error, or this
+/// replica would silently differ from the others.
+fn is_environmental(e: &Error) -> bool {
+    use rusqlite::ffi as f;
+    match e {
+        Error::Sql { code, .. } => matches!(
+            code & 0xff,
+            f::SQLITE_NOMEM
+                | f::SQLITE_IOERR
+                | f::SQLITE_CORRUPT
+                | f::SQLITE_FULL
+                | f::SQLITE_CANTOPEN
+                | f::SQLITE_PROTOCOL
+                | f::SQLITE_NOTADB
+                | f::SQLITE_BUSY
+                | f::SQLITE_LOCKED
+                | f::SQLITE_READONLY
+                | f::SQLITE_INTERRUPT
+                | f::SQLITE_PERM
+        ),
+        Error::Storage(_) => true,
+        _ => false,
+    }
+}
+
+impl State {
+    fn ctl(&self, sql: &str) -> Result<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    fn user_err(&self, e: Error) -> Error {
+        let reason = self.denied.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match (reason, e) {
+            (Some(why), Error::Sql { code, .. }) => Error::Sql { code, message: why.to_string() },
+            (_, e) => e,
+        }
+    }
+
+    fn user_exec(&mut self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = WriteSeen::default();
+        self.user_mode.store(true, Ordering::Relaxed);
+        let r = exec::execute(&self.conn, sql, params);
+        self.user_mode.store(false, Ordering::Relaxed);
+        if self.cache.enabled() {
+            let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+            if seen.fired {
+                let tables: Vec<String> = seen.tables.into_iter().collect();
+                if self.learned.len() >= 10_000 {
+                    self.learned.clear();
+                }
+                self.changed.extend(tables.iter().cloned());
+                self.changed_all |= seen.ddl;
+                self.learned.insert(sql.to_owned(), (tables, seen.ddl));
+            } else if let Some((tables, ddl)) = self.learned.get(sql) {
+                self.changed.extend(tables.iter().cloned());
+                self.changed_all |= *ddl;
+            } else if r.is_ok() {
+                // Not seen and not learned: assume the worst.
+                self.changed_all = true;
+            }
+        }
+        r.map_err(|e| self.user_err(e))
+    }
+
+    /// Tell the query cache what the committed run changed. Runs after COMMIT and before the
+    /// run is reported applied.
+    fn invalidate_changed(&mut self) {
+        if self.changed_all {
+            self.cache.invalidate_all();
+            // A schema change can change what a statement writes (a new trigger, say): forget
+            // what was learned and let every statement be prepared, and so authorized, afresh.
+            self.learned.clear();
+            self.conn.flush_prepared_statement_cache();
+        } else if !self.changed.is_empty() {
+            self.cache.invalidate_tables(self.changed.iter());
+        }
+        self.changed.clear();
+        self.changed_all = false;
+    }
+
+    /// Connection state that SQL can observe (`last_insert_rowid()`, `changes()`) must not leak
+    /// from one entry into the next: replicas apply entries in differently sized runs, and a
+    /// restart or snapshot starts from a fresh connection.
+    fn reset_connection_state(&self) -> Result<()> {
+        // SAFETY: the handle belongs to this open connection and is used on its own thread.
+        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.conn.handle(), 0) };
+        self.conn.prepare_cached("DELETE FROM _hiqlite_meta WHERE 0")?.execute([])?;
+        Ok(())
+    }
+
+    /// Apply a run of entries in one transaction, a savepoint per entry. An error stops the
+    /// writer's progress: nothing of the run is committed.
+    pub(super) fn apply(&mut self, entries: &[(LogPos, Op)]) -> Result<Vec<Response>> {
+        let Some(&(last_pos, _)) = entries.last() else {
+            return Ok(Vec::new());
+        };
+        // A statement with a ROLLBACK conflict clause (or RAISE(ROLLBACK) in a trigger) ends the
+        // whole transaction, taking earlier entries of this run with it. Such a command is
+        // remembered as poisoned and the run is applied again without it; every replica makes
+        // the same decision because the outcome is a function of the entry alone.
+        let mut poisoned: HashMap<Pos, Error> = HashMap::new();
+        loop {
+            self.ctl("BEGIN")?;
+            let mut out = Vec::with_capacity(entries.len());
+            let mut membership = self.applied.1.clone();
+            let mut restarted = false;
+            for (i, (pos, op)) in entries.iter().enumerate() {
+                let resp = match op {
+                    Op::Blank => Response::default(),
+                    Op::Membership(m) => {
+                        membership = Some(m.clone());
+                        Response::default()
+                    }
+                    Op::Command(cmd) => {
+                        self.ctl("SAVEPOINT entry")?;
+                        match self.apply_command(cmd, (i, None), &poisoned) {
+                            Err(Step::Fatal(e)) => {
+                                let _ = self.ctl("ROLLBACK");
+                                return Err(e);
+                            }
+                            Err(Step::Poisoned(pos, err)) => {
+                                tracing::debug!(
+                                    ?pos,
+                                    "a command rolled back the apply transaction; re-applying the run"
+                                );
+                                poisoned.insert(pos, err);
+                                restarted = true;
+                                break;
+                            }
+                            Ok(resp) => {
+                                if resp.rolled_back {
+                                    self.ctl("ROLLBACK TO entry")?;
+                                }
+                                self.ctl("RELEASE entry")?;
+                                resp
+                            }
+                        }
+                    }
+                };
+                let mut resp = resp;
+                resp.set_index(pos.index);
+                out.push(resp);
+            }
+            if restarted {
+                if !self.conn.is_autocommit() {
+                    self.ctl("ROLLBACK")?;
+                }
+                continue;
+            }
+            self.apply_seq.fetch_add(1, Ordering::AcqRel);
+            let committed = self.ctl("COMMIT");
+            self.invalidate_changed();
+            if committed.is_ok() {
+                self.applied = (Some(last_pos), membership);
+                self.entries_applied.fetch_add(entries.len() as u64, Ordering::Relaxed);
+                *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
+            }
+            self.apply_seq.fetch_add(1, Ordering::AcqRel);
+            committed?;
+            return Ok(out);
+        }
+    }
+
+    /// Apply one command inside the savepoint its caller opened.
+    fn apply_command(
+        &mut self,
+        cmd: &Command,
+        pos: Pos,
+        poisoned: &HashMap<Pos, Error>,
+    ) -> Result<Response, Step> {
+        if let Some(err) = poisoned.get(&pos) {
+            return Ok(Response { results: vec![Err(err.clone())], rolled_back: true, ..Default::default() });
+        }
+        match cmd {
+            Command::Batch(cmds) => {
+                let mut out = Response::default();
+                for (j, c) in cmds.iter().enumerate() {
+                    self.ctl("SAVEPOINT sub").map_err(Step::Fatal)?;
+                    let r = self.apply_command(c, (pos.0, Some(j)), poisoned)?;
+                    if r.rolled_back {
+                        self.ctl("ROLLBACK TO sub").map_err(Step::Fatal)?;
+                    }
+                    self.ctl("RELEASE sub").map_err(Step::Fatal)?;
+                    out.batch.push(r);
+                }
+                Ok(out)
+            }
+            Command::Execute { stmts, mode, ts_ms, seed } => {
+                self.reset_connection_state().map_err(Step::Fatal)?;
+                det::enter_entry(*ts_ms, *seed);
+                let r = self.run_statements(stmts, *mode);
+                det::leave_entry();
+                self.settle(r, pos)
+            }
+            Command::Migrate { migrations, ts_ms, seed } => {
+                self.reset_connection_state().map_err(Step::Fatal)?;
+                det::enter_entry(*ts_ms, *seed);
+                let r = self.run_migrations(migrations, *ts_ms);
+                det::leave_entry();
+                self.settle(r, pos)
+            }
+        }
+    }
+
+    /// Turn a command's outcome into a response, or into a fatal stop / a poisoned restart.
+    fn settle(&self, r: Result<Response>, pos: Pos) -> Result<Response, Step> {
+        if self.conn.is_autocommit() {
+            let err = match &r {
+                Ok(resp) => resp.results.iter().rev().find_map(|x| x.as_ref().err().cloned()),
+                Err(e) => Some(e.clone()),
+            }
+            .unwrap_or_else(|| Error::Sql {
+                code: rusqlite::ffi::SQLITE_CONSTRAINT,
+                message: "the statement aborted its transaction (ROLLBACK)".into(),
+            });
+            return Err(Step::Poisoned(pos, err));
+        }
+        match r {
+            Err(e) => Err(Step::Fatal(e)),
+            Ok(resp) => {
+                match resp.results.iter().find_map(|r| r.as_ref().err().filter(|e| is_environmental(e))) {
+                    Some(e) => Err(Step::Fatal(e.clone())),
+                    None => Ok(resp),
+                }
+            }
+        }
+    }
+
+    fn run_statements(&mut self, stmts: &[crate::value::Statement], mode: ExecMode) -> Result<Response> {
+        let mut resp = Response::default();
+        let independent = mode == ExecMode::Independent && stmts.len() > 1;
+        for s in stmts {
+            if independent {
+                self.ctl("SAVEPOINT stmt")?;
+            }
+            let r = self.user_exec(&s.sql, &s.params);
+            if self.conn.is_autocommit() {
+                resp.results.push(r);
+                return Ok(resp);
+            }
+            let failed = r.is_err();
+            resp.results.push(r);
+            if independent {
+                if failed {
+                    self.ctl("ROLLBACK TO stmt")?;
+                }
+                self.ctl("RELEASE stmt")?;
+            } else if failed {
+                resp.rolled_back = true;
+                return Ok(resp);
+            }
+        }
+        Ok(resp)
+    }
+
+    fn run_migrations(&mut self, migrations: &[Migration], ts_ms: i64) -> Result<Response> {
+        let mut resp = Response::default();
+        let mut sorted: Vec<&Migration> = migrations.iter().collect();
+        sorted.sort_by_key(|m| m.id);
+        for m in sorted {
+            let sum = i64::from(crc32fast::hash(m.sql.as_bytes()));
+            let existing: Option<i64> = {
+                let mut st =
+                    self.conn.prepare_cached("SELECT checksum FROM _hiqlite_migrations WHERE id = ?1")?;
+                let mut rows = st.query([m.id])?;
+                match rows.next()? {
+                    Some(r) => Some(r.get(0)?),
+                    None => None,
+                }
+            };
+            match existing {
+                Some(prev) if prev == sum => resp.results.push(Ok(ExecResult::default())),
+                Some(_) => {
+                    resp.results.push(Err(Error::InvalidRequest(format!(
+                        "migration {} ({}) was changed after it was applied",
+                        m.id, m.name
+                    ))));
+                    resp.rolled_back = true;
+                    return Ok(resp);
+                }
+                None => {
+                    let r = self.user_exec(&m.sql, &crate::value::Params::None);
+                    if self.conn.is_autocommit() {
+                        resp.results.push(r);
+                        return Ok(resp);
+                    }
+                    match r {
+                        Ok(_) => {
+                            self.conn
+                                .prepare_cached(
+                                    "INSERT INTO _hiqlite_migrations (id, name, checksum, applied_at) \
+                                     VALUES (?1, ?2, ?3, ?4)",
+                                )?
+                                .execute(rusqlite::params![m.id, m.name, sum, ts_ms])?;
+                            resp.results.push(Ok(ExecResult { rows_affected: 1, ..Default::default() }));
+                        }
+                        Err(Error::Sql { code, message }) => {
+                            resp.results.push(Err(Error::Sql {
+                                code,
+                                message: format!("migration {} ({}): {message}", m.id, m.name),
+                            }));
+                            resp.rolled_back = true;
+                            return Ok(resp);
+                        }
+                        Err(e) => {
+                            resp.results.push(Err(e));
+                            resp.rolled_back = true;
+                            return Ok(resp);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(resp)
+    }
+}
