@@ -45,10 +45,10 @@ mod value;
 
 pub use cache::{CacheConfig, CacheStats};
 pub use client::{Client, RemoteBuilder, RetryPolicy};
+pub use command::{ExecMode, Member, Migration};
 pub use config::{NodeConfig, Peer};
 pub use error::{sqlite_code_name, Error, Result};
 pub use node::{Consistency, Node, NodeInfo, Status};
-pub use raft::{ExecMode, Member, Migration};
 pub use sqlkind::{statement_kind, StatementKind};
 pub use tls::install_crypto_provider;
 pub use value::{ExecResult, Params, Rows, Statement, Value};

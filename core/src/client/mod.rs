@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::command::{Command, ExecMode, Migration};
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
 use crate::node::{Consistency, Node, NodeInfo, Status};
-use crate::raft::{Command, ExecMode, Migration};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
 mod remote;
@@ -281,7 +281,7 @@ impl Client {
                     .into(),
             ));
         };
-        node.add_node(id, crate::raft::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() })
+        node.add_node(id, crate::command::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() })
             .await
     }
 

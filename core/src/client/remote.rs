@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value as J};
 
+use crate::command::Migration;
 use crate::error::{Error, Result};
 use crate::node::{Consistency, NodeInfo, Status};
-use crate::raft::Migration;
 use crate::routing::{self, transport_failure, Failure, Kind, Verdict};
 use crate::value::{ExecResult, Params, Rows, Statement, Value};
 

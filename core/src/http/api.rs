@@ -14,9 +14,9 @@ use serde_json::{json, Value as J};
 
 use super::admin;
 use super::rqlite::{self, Format};
+use crate::command::{Command, ExecMode};
 use crate::error::Error;
 use crate::node::{Consistency, Node};
-use crate::raft::{Command, ExecMode};
 use crate::value::Statement;
 
 /// What the client API's handlers share: the node, and state only the API needs.
@@ -383,7 +383,7 @@ async fn migrate(
     body: Bytes,
 ) -> Response {
     let flags = Flags { q };
-    let migrations: Vec<crate::raft::Migration> = match serde_json::from_slice(&body) {
+    let migrations: Vec<crate::command::Migration> = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => return bad(format!("body must be a JSON array of {{id, name, sql}} migrations: {e}")),
     };

@@ -202,7 +202,7 @@ impl Node {
         let mut sm = StateMachine::new(writer.clone(), snapshots.clone());
         // A cut log tail can leave the database ahead of the log. openraft then purges the log up
         // to the applied index, which it only accepts when a snapshot covers that far: make one.
-        let applied_id = writer.applied().0;
+        let applied_id = writer.applied().0.map(crate::raft::LogId::from);
         let (last_log, _) = log.bounds();
         let snap_last = snapshots.current().and_then(|(m, _)| m.last_log_id);
         if applied_id.is_some() && last_log < applied_id && snap_last < applied_id {

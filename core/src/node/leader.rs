@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::propose::Proposed;
 use super::Node;
+use crate::command::{Command, Response};
 use crate::error::{Error, Result};
 use crate::peer::{self, Route};
-use crate::raft::{Command, Response};
 use crate::routing::{self, Failure, Kind, Verdict};
 
 /// What running a request on this node came to.

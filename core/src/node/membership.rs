@@ -9,9 +9,9 @@ use openraft::error::{ClientWriteError, RaftError};
 
 use super::leader::Here;
 use super::Node;
+use crate::command::Member;
 use crate::error::{Error, Result};
 use crate::peer::{self, JoinRequest};
-use crate::raft::Member;
 use crate::routing::Kind;
 
 /// A membership change waits for a learner to catch up: peer calls get this long.

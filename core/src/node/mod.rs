@@ -22,12 +22,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::command::Member;
 use crate::config::NodeConfig;
 use crate::error::{Error, Result};
 use crate::peer::client::PeerClient;
 use crate::raft::log_store::LogStore;
 use crate::raft::state_machine::SnapshotStore;
-use crate::raft::{Member, Raft};
+use crate::raft::Raft;
 use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
 

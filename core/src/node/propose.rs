@@ -9,8 +9,9 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::Node;
+use crate::command::{Command, Response};
 use crate::error::{Error, Result};
-use crate::raft::{Command, Raft, Response};
+use crate::raft::Raft;
 use crate::value::Params;
 
 pub(super) type Proposal = (Command, tokio::sync::oneshot::Sender<Proposed>);

@@ -10,9 +10,10 @@ use openraft::raft::{
 };
 
 use super::{now_ms, Node};
+use crate::command::{Command, Response};
 use crate::error::{Error, Result};
 use crate::peer::ClusterInfo;
-use crate::raft::{Command, Response, TypeConfig};
+use crate::raft::TypeConfig;
 
 impl Node {
     /// Raft: entries (or a heartbeat) from the leader.

@@ -13,8 +13,9 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::command::{Command, Member, Response};
 use crate::error::Error;
-use crate::raft::{Command, LogId, Member, Response, TypeConfig};
+use crate::raft::{LogId, TypeConfig};
 use crate::value::{Params, Rows};
 
 /// Header carrying the cluster secret on peer routes.

@@ -5,7 +5,7 @@ pub mod log_store;
 pub mod network;
 pub mod state_machine;
 
-pub use crate::command::{Command, ExecMode, Member, Migration, Response};
+pub use crate::command::{Command, Member, Response};
 
 openraft::declare_raft_types!(
     /// openraft's type configuration for hiqlite.
