@@ -40,6 +40,7 @@ mod raft;
 mod routing;
 mod sqlite;
 mod sqlkind;
+mod status;
 mod tls;
 mod value;
 

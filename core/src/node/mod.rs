@@ -12,7 +12,6 @@ mod propose;
 mod read;
 mod rpc;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +30,7 @@ use crate::raft::state_machine::SnapshotStore;
 use crate::raft::Raft;
 use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
+pub use crate::status::{NodeInfo, Status};
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -43,68 +43,6 @@ pub enum Consistency {
     /// Linearizable: confirm leadership with a quorum (read index), wait until this node has
     /// applied up to it, then read locally. Works on followers too.
     Linearizable,
-}
-
-/// A snapshot of a node's state, for humans and health checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    /// This node's id.
-    pub id: u64,
-    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
-    pub state: String,
-    /// The current leader, if known.
-    pub leader: Option<u64>,
-    /// Current term.
-    pub term: u64,
-    /// Last index in the log.
-    pub last_log_index: Option<u64>,
-    /// Last index applied to SQLite.
-    pub applied_index: Option<u64>,
-    /// Index of the newest snapshot.
-    pub snapshot_index: Option<u64>,
-    /// Snapshots received from a leader and installed since start.
-    pub snapshots_installed: u64,
-    /// Snapshots built locally since start.
-    pub snapshots_built: u64,
-    /// Voters and learners: id -> (raft address, api address).
-    pub members: BTreeMap<u64, Member>,
-    /// Ids of the voters.
-    pub voters: Vec<u64>,
-    /// Raft address this node listens on.
-    pub raft_addr: String,
-    /// API address this node listens on.
-    pub api_addr: String,
-    /// How the state machine was opened: `clean`, `healed`, or `new`.
-    pub startup: String,
-    /// The applied index recorded in the database when this node started.
-    pub applied_index_at_start: Option<u64>,
-    /// Log entries applied to SQLite since this node started.
-    pub entries_applied_since_start: u64,
-    /// False when Raft stopped on a fatal error (e.g. its storage failed); see `error`.
-    pub healthy: bool,
-    /// Why the node is unhealthy.
-    pub error: Option<String>,
-}
-
-/// A member of the cluster as seen from one node (`GET /nodes`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// Node id.
-    pub id: u64,
-    /// Base URL of its client API, e.g. `http://10.0.0.1:4001`.
-    pub api_addr: String,
-    /// Address of its peer (Raft) listener.
-    pub raft_addr: String,
-    /// True for voters, false for learners.
-    pub voter: bool,
-    /// True if it is the leader, as the answering node knows it.
-    pub leader: bool,
-    /// Whether the answering node could reach it.
-    pub reachable: bool,
-    /// Round trip of the reachability probe.
-    pub rtt: Option<Duration>,
-    /// Why it is unreachable.
-    pub error: Option<String>,
 }
 
 struct NodeInner {

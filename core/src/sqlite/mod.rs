@@ -3,6 +3,7 @@
 
 mod apply;
 mod authorize;
+mod bind;
 pub(crate) mod det;
 pub(crate) mod dump;
 pub(crate) mod exec;
