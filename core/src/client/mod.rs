@@ -313,6 +313,18 @@ impl Client {
     }
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            Inner::Embedded(n) => f.debug_tuple("Client::Embedded").field(n).finish(),
+            Inner::Remote(r) => {
+                let (nodes, leader) = r.known_nodes();
+                f.debug_struct("Client::Remote").field("nodes", &nodes).field("leader", &leader).finish()
+            }
+        }
+    }
+}
+
 impl From<Node> for Client {
     fn from(node: Node) -> Self {
         Client::from_node(node)

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::api::ApiState;
 use crate::config::NodeConfig;
 use crate::error::Result;
-use crate::node::Node;
+use crate::node::{Listeners, Node};
 
 impl Node {
     /// Start a node: open (or heal) storage, start Raft and the HTTP listeners, and form or join
@@ -24,33 +24,51 @@ impl Node {
             _ => None,
         };
         let (node, listeners) = Node::open(config).await?;
-        let peer_router = super::peer::router(node.clone());
-        let api_router = super::api::router(ApiState::new(node.clone(), users));
-        let mut handles = Vec::new();
-        for (listener, router) in [(listeners.raft, peer_router), (listeners.api, api_router)] {
-            let mut rx = node.stop_signal();
-            let stop = async move {
-                let _ = rx.wait_for(|v| *v).await;
-            };
-            handles.push(match &tls {
-                None => tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
-                        tracing::error!("HTTP server stopped: {e}");
-                    }
-                }),
-                Some(cfg) => {
-                    let listener = crate::tls::TlsListener::new(listener, cfg.clone())?;
-                    tokio::spawn(async move {
-                        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
-                            tracing::error!("HTTPS server stopped: {e}");
-                        }
-                    })
-                }
-            });
-        }
+        let handles = match serve(&node, listeners, users, tls) {
+            Ok(h) => h,
+            Err(e) => {
+                // Release the data directory and Raft: the node never served.
+                let _ = node.shutdown().await;
+                return Err(e);
+            }
+        };
         node.attach_servers(handles);
         node.spawn_formation();
         tracing::info!(node = node.id(), took_ms = started.elapsed().as_millis() as u64, "node started");
         Ok(node)
     }
+}
+
+/// Serve the node's peer and client APIs on its listeners until it stops.
+fn serve(
+    node: &Node,
+    listeners: Listeners,
+    users: Option<super::auth::Users>,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let peer_router = super::peer::router(node.clone());
+    let api_router = super::api::router(ApiState::new(node.clone(), users));
+    let mut handles = Vec::new();
+    for (listener, router) in [(listeners.raft, peer_router), (listeners.api, api_router)] {
+        let mut rx = node.stop_signal();
+        let stop = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        handles.push(match &tls {
+            None => tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                    tracing::error!("HTTP server stopped: {e}");
+                }
+            }),
+            Some(cfg) => {
+                let listener = crate::tls::TlsListener::new(listener, cfg.clone())?;
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                        tracing::error!("HTTPS server stopped: {e}");
+                    }
+                })
+            }
+        });
+    }
+    Ok(handles)
 }

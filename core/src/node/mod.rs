@@ -31,6 +31,7 @@ use crate::raft::Raft;
 use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
 pub use crate::status::{NodeInfo, Status};
+pub(crate) use boot::Listeners;
 
 /// How fresh a read must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

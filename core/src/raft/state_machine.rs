@@ -138,6 +138,12 @@ pub struct StateMachine {
     pub(crate) snapshots: Arc<SnapshotStore>,
 }
 
+impl std::fmt::Debug for StateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachine").finish_non_exhaustive()
+    }
+}
+
 fn sm_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_state_machine(&io_err(e)).into()
 }

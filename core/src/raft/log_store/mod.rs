@@ -108,6 +108,12 @@ pub struct LogStore {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").finish_non_exhaustive()
+    }
+}
+
 fn seg_name(first: u64) -> String {
     format!("{first:020}.seg")
 }
