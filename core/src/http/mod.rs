@@ -7,3 +7,4 @@ pub(crate) mod metrics;
 pub(crate) mod peer;
 pub(crate) mod rqlite;
 mod server;
+mod tls;

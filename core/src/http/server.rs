@@ -20,7 +20,7 @@ impl Node {
             None => None,
         };
         let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(c), Some(k)) => Some(crate::tls::server_config(c, k)?),
+            (Some(c), Some(k)) => Some(super::tls::server_config(c, k)?),
             _ => None,
         };
         let (node, listeners) = Node::open(config).await?;
@@ -61,7 +61,7 @@ fn serve(
                 }
             }),
             Some(cfg) => {
-                let listener = crate::tls::TlsListener::new(listener, cfg.clone())?;
+                let listener = super::tls::TlsListener::new(listener, cfg.clone())?;
                 tokio::spawn(async move {
                     if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
                         tracing::error!("HTTPS server stopped: {e}");
