@@ -24,18 +24,7 @@ use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
 use crate::value::{Params, Rows};
 
-/// How fresh a read must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Consistency {
-    /// Read this node's replica as it is (fastest; may lag on a follower).
-    #[default]
-    Local,
-    /// Read on the node that believes it is the leader (forwarded if needed).
-    Leader,
-    /// Linearizable: confirm leadership with a quorum (read index), wait until this node has
-    /// applied up to it, then read locally. Works on followers too.
-    Linearizable,
-}
+pub use crate::consistency::Consistency;
 
 /// A snapshot of a node's state, for humans and health checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

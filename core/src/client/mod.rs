@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::config::NodeConfig;
+use crate::consistency::{CacheRead, Consistency};
 use crate::error::{Error, Result};
-use crate::node::{Consistency, Node, NodeInfo, Status};
+use crate::node::{Node, NodeInfo, Status};
 use crate::raft::{Command, ExecMode, Migration};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
@@ -168,7 +169,7 @@ impl Client {
     ) -> Result<Rows> {
         match &self.inner {
             Inner::Embedded(n) => n.query(sql, &params.into(), consistency).await,
-            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, None).await,
+            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, CacheRead::Bypass).await,
         }
     }
 
@@ -207,7 +208,9 @@ impl Client {
     ) -> Result<Rows> {
         match &self.inner {
             Inner::Embedded(n) => n.query_cached(sql, &params.into(), consistency, ttl).await,
-            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, Some(ttl)).await,
+            Inner::Remote(r) => {
+                r.query(&Statement::new(sql, params), consistency, CacheRead::cached(ttl)).await
+            }
         }
     }
 

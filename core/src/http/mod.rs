@@ -4,4 +4,3 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod metrics;
 pub(crate) mod peer;
-pub(crate) mod rqlite;

@@ -3,6 +3,7 @@
 
 pub(crate) mod det;
 pub(crate) mod dump;
+mod error;
 pub(crate) mod exec;
 pub(crate) mod pool;
 pub(crate) mod writer;
