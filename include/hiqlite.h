@@ -151,6 +151,12 @@
 #define HIQLITE_INVALID_UTF8 1013
 
 /**
+ * A remote server failed the request (an HTTP 5xx without a more precise error); local storage
+ * is `HIQLITE_STORAGE` (hiqlite code).
+ */
+#define HIQLITE_SERVER 1014
+
+/**
  * Storage class of a value: a 64-bit signed integer (as SQLite's `SQLITE_INTEGER`).
  */
 #define HIQLITE_INTEGER 1
@@ -374,9 +380,10 @@ int hiqlite_open_remote(const char *urls, struct hiqlite_db **db);
  * `hiqlite_open_remote` with options as TOML or JSON text (NULL or empty: none): `username` and
  * `password` (HTTP Basic auth), `timeout_ms` (one call, retries included; default 10000),
  * `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
- * `"linearizable"`: the default level of statements), `ca_file` (PEM CA certificates to trust
- * for `https://`), `discover` (learn the other nodes from `/nodes`; default true),
- * `danger_accept_invalid_certs` (tests only). An unknown option is `HIQLITE_CONFIG`.
+ * `"linearizable"`, in any case: the default level of statements), `ca_file` (PEM CA
+ * certificates to trust for `https://`), `discover` (learn the other nodes from `/nodes`;
+ * default true), `danger_accept_invalid_certs` (tests only). An unknown option is
+ * `HIQLITE_CONFIG`.
  *
  * # Safety
  * `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.

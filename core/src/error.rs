@@ -8,6 +8,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong, with variants a caller can match on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Error {
     /// SQLite refused the statement: syntax error, constraint violation, wrong parameters...
     /// `code` is SQLite's extended result code (e.g. 2067 = SQLITE_CONSTRAINT_UNIQUE).
@@ -42,6 +43,10 @@ pub enum Error {
     /// Local storage (log, state machine, snapshot files) failed.
     #[error("storage error: {0}")]
     Storage(String),
+    /// A remote server failed the request (an HTTP 5xx, or an error answer without a more
+    /// precise meaning); whether it was applied is the server's to say, and it said "failed".
+    #[error("server error: {0}")]
+    Server(String),
     /// Raft refused or failed the operation.
     #[error("raft error: {0}")]
     Raft(String),
@@ -86,6 +91,7 @@ impl Error {
             Error::Timeout(_) => "HIQLITE_TIMEOUT",
             Error::Config(_) => "HIQLITE_CONFIG",
             Error::Storage(_) => "HIQLITE_STORAGE",
+            Error::Server(_) => "HIQLITE_SERVER",
             Error::Raft(_) => "HIQLITE_RAFT",
             Error::InvalidRequest(_) => "HIQLITE_INVALID_REQUEST",
             Error::Decode(_) => "HIQLITE_DECODE",
@@ -95,153 +101,141 @@ impl Error {
     }
 }
 
-macro_rules! code_names {
-    ($($name:ident),* $(,)?) => {
+/// SQLite's result codes by name, as plain numbers (the values of SQLite's `sqlite3.h`), so that
+/// naming a code needs no SQLite: a remote client has none.
+macro_rules! sqlite_codes {
+    ($($name:ident = $value:literal),* $(,)?) => {
+        /// SQLite's primary and extended result codes ([sqlite.org/rescode.html]).
+        ///
+        /// [sqlite.org/rescode.html]: https://sqlite.org/rescode.html
+        pub(crate) mod codes {
+            $(pub const $name: i32 = $value;)*
+        }
+
         /// SQLite's symbolic name of a primary or extended result code; an extended code this
         /// table does not know is named by its primary code (the low byte).
         pub fn sqlite_code_name(code: i32) -> &'static str {
             match code {
-                $(rusqlite::ffi::$name => stringify!($name),)*
+                $(codes::$name => stringify!($name),)*
                 _ if code > 0xff => sqlite_code_name(code & 0xff),
                 _ => "SQLITE_ERROR",
             }
         }
+
+        /// Every value of the table against the SQLite that hiqlite links.
+        #[cfg(test)]
+        #[test]
+        fn sqlite_codes_match_rusqlite() {
+            $(assert_eq!(codes::$name, rusqlite::ffi::$name, stringify!($name));)*
+        }
     };
 }
 
-code_names!(
-    SQLITE_OK,
-    SQLITE_ERROR,
-    SQLITE_INTERNAL,
-    SQLITE_PERM,
-    SQLITE_ABORT,
-    SQLITE_BUSY,
-    SQLITE_LOCKED,
-    SQLITE_NOMEM,
-    SQLITE_READONLY,
-    SQLITE_INTERRUPT,
-    SQLITE_IOERR,
-    SQLITE_CORRUPT,
-    SQLITE_NOTFOUND,
-    SQLITE_FULL,
-    SQLITE_CANTOPEN,
-    SQLITE_PROTOCOL,
-    SQLITE_EMPTY,
-    SQLITE_SCHEMA,
-    SQLITE_TOOBIG,
-    SQLITE_CONSTRAINT,
-    SQLITE_MISMATCH,
-    SQLITE_MISUSE,
-    SQLITE_NOLFS,
-    SQLITE_AUTH,
-    SQLITE_FORMAT,
-    SQLITE_RANGE,
-    SQLITE_NOTADB,
-    SQLITE_NOTICE,
-    SQLITE_WARNING,
-    SQLITE_ROW,
-    SQLITE_DONE,
-    SQLITE_ERROR_MISSING_COLLSEQ,
-    SQLITE_ERROR_RETRY,
-    SQLITE_ERROR_SNAPSHOT,
-    SQLITE_IOERR_READ,
-    SQLITE_IOERR_SHORT_READ,
-    SQLITE_IOERR_WRITE,
-    SQLITE_IOERR_FSYNC,
-    SQLITE_IOERR_DIR_FSYNC,
-    SQLITE_IOERR_TRUNCATE,
-    SQLITE_IOERR_FSTAT,
-    SQLITE_IOERR_UNLOCK,
-    SQLITE_IOERR_RDLOCK,
-    SQLITE_IOERR_DELETE,
-    SQLITE_IOERR_BLOCKED,
-    SQLITE_IOERR_NOMEM,
-    SQLITE_IOERR_ACCESS,
-    SQLITE_IOERR_CHECKRESERVEDLOCK,
-    SQLITE_IOERR_LOCK,
-    SQLITE_IOERR_CLOSE,
-    SQLITE_IOERR_DIR_CLOSE,
-    SQLITE_IOERR_SHMOPEN,
-    SQLITE_IOERR_SHMSIZE,
-    SQLITE_IOERR_SHMLOCK,
-    SQLITE_IOERR_SHMMAP,
-    SQLITE_IOERR_SEEK,
-    SQLITE_IOERR_DELETE_NOENT,
-    SQLITE_IOERR_MMAP,
-    SQLITE_IOERR_GETTEMPPATH,
-    SQLITE_IOERR_CONVPATH,
-    SQLITE_IOERR_VNODE,
-    SQLITE_IOERR_AUTH,
-    SQLITE_IOERR_BEGIN_ATOMIC,
-    SQLITE_IOERR_COMMIT_ATOMIC,
-    SQLITE_IOERR_ROLLBACK_ATOMIC,
-    SQLITE_IOERR_DATA,
-    SQLITE_IOERR_CORRUPTFS,
-    SQLITE_LOCKED_SHAREDCACHE,
-    SQLITE_LOCKED_VTAB,
-    SQLITE_BUSY_RECOVERY,
-    SQLITE_BUSY_SNAPSHOT,
-    SQLITE_BUSY_TIMEOUT,
-    SQLITE_CANTOPEN_NOTEMPDIR,
-    SQLITE_CANTOPEN_ISDIR,
-    SQLITE_CANTOPEN_FULLPATH,
-    SQLITE_CANTOPEN_CONVPATH,
-    SQLITE_CANTOPEN_SYMLINK,
-    SQLITE_CORRUPT_VTAB,
-    SQLITE_CORRUPT_SEQUENCE,
-    SQLITE_CORRUPT_INDEX,
-    SQLITE_READONLY_RECOVERY,
-    SQLITE_READONLY_CANTLOCK,
-    SQLITE_READONLY_ROLLBACK,
-    SQLITE_READONLY_DBMOVED,
-    SQLITE_READONLY_CANTINIT,
-    SQLITE_READONLY_DIRECTORY,
-    SQLITE_ABORT_ROLLBACK,
-    SQLITE_CONSTRAINT_CHECK,
-    SQLITE_CONSTRAINT_COMMITHOOK,
-    SQLITE_CONSTRAINT_FOREIGNKEY,
-    SQLITE_CONSTRAINT_FUNCTION,
-    SQLITE_CONSTRAINT_NOTNULL,
-    SQLITE_CONSTRAINT_PRIMARYKEY,
-    SQLITE_CONSTRAINT_TRIGGER,
-    SQLITE_CONSTRAINT_UNIQUE,
-    SQLITE_CONSTRAINT_VTAB,
-    SQLITE_CONSTRAINT_ROWID,
-    SQLITE_CONSTRAINT_PINNED,
-    SQLITE_CONSTRAINT_DATATYPE,
-    SQLITE_NOTICE_RECOVER_WAL,
-    SQLITE_NOTICE_RECOVER_ROLLBACK,
-    SQLITE_WARNING_AUTOINDEX,
-    SQLITE_AUTH_USER,
+sqlite_codes!(
+    SQLITE_OK = 0,
+    SQLITE_ERROR = 1,
+    SQLITE_INTERNAL = 2,
+    SQLITE_PERM = 3,
+    SQLITE_ABORT = 4,
+    SQLITE_BUSY = 5,
+    SQLITE_LOCKED = 6,
+    SQLITE_NOMEM = 7,
+    SQLITE_READONLY = 8,
+    SQLITE_INTERRUPT = 9,
+    SQLITE_IOERR = 10,
+    SQLITE_CORRUPT = 11,
+    SQLITE_NOTFOUND = 12,
+    SQLITE_FULL = 13,
+    SQLITE_CANTOPEN = 14,
+    SQLITE_PROTOCOL = 15,
+    SQLITE_EMPTY = 16,
+    SQLITE_SCHEMA = 17,
+    SQLITE_TOOBIG = 18,
+    SQLITE_CONSTRAINT = 19,
+    SQLITE_MISMATCH = 20,
+    SQLITE_MISUSE = 21,
+    SQLITE_NOLFS = 22,
+    SQLITE_AUTH = 23,
+    SQLITE_FORMAT = 24,
+    SQLITE_RANGE = 25,
+    SQLITE_NOTADB = 26,
+    SQLITE_NOTICE = 27,
+    SQLITE_WARNING = 28,
+    SQLITE_ROW = 100,
+    SQLITE_DONE = 101,
+    SQLITE_ERROR_MISSING_COLLSEQ = 257,
+    SQLITE_ERROR_RETRY = 513,
+    SQLITE_ERROR_SNAPSHOT = 769,
+    SQLITE_IOERR_READ = 266,
+    SQLITE_IOERR_SHORT_READ = 522,
+    SQLITE_IOERR_WRITE = 778,
+    SQLITE_IOERR_FSYNC = 1034,
+    SQLITE_IOERR_DIR_FSYNC = 1290,
+    SQLITE_IOERR_TRUNCATE = 1546,
+    SQLITE_IOERR_FSTAT = 1802,
+    SQLITE_IOERR_UNLOCK = 2058,
+    SQLITE_IOERR_RDLOCK = 2314,
+    SQLITE_IOERR_DELETE = 2570,
+    SQLITE_IOERR_BLOCKED = 2826,
+    SQLITE_IOERR_NOMEM = 3082,
+    SQLITE_IOERR_ACCESS = 3338,
+    SQLITE_IOERR_CHECKRESERVEDLOCK = 3594,
+    SQLITE_IOERR_LOCK = 3850,
+    SQLITE_IOERR_CLOSE = 4106,
+    SQLITE_IOERR_DIR_CLOSE = 4362,
+    SQLITE_IOERR_SHMOPEN = 4618,
+    SQLITE_IOERR_SHMSIZE = 4874,
+    SQLITE_IOERR_SHMLOCK = 5130,
+    SQLITE_IOERR_SHMMAP = 5386,
+    SQLITE_IOERR_SEEK = 5642,
+    SQLITE_IOERR_DELETE_NOENT = 5898,
+    SQLITE_IOERR_MMAP = 6154,
+    SQLITE_IOERR_GETTEMPPATH = 6410,
+    SQLITE_IOERR_CONVPATH = 6666,
+    SQLITE_IOERR_VNODE = 6922,
+    SQLITE_IOERR_AUTH = 7178,
+    SQLITE_IOERR_BEGIN_ATOMIC = 7434,
+    SQLITE_IOERR_COMMIT_ATOMIC = 7690,
+    SQLITE_IOERR_ROLLBACK_ATOMIC = 7946,
+    SQLITE_IOERR_DATA = 8202,
+    SQLITE_IOERR_CORRUPTFS = 8458,
+    SQLITE_LOCKED_SHAREDCACHE = 262,
+    SQLITE_LOCKED_VTAB = 518,
+    SQLITE_BUSY_RECOVERY = 261,
+    SQLITE_BUSY_SNAPSHOT = 517,
+    SQLITE_BUSY_TIMEOUT = 773,
+    SQLITE_CANTOPEN_NOTEMPDIR = 270,
+    SQLITE_CANTOPEN_ISDIR = 526,
+    SQLITE_CANTOPEN_FULLPATH = 782,
+    SQLITE_CANTOPEN_CONVPATH = 1038,
+    SQLITE_CANTOPEN_SYMLINK = 1550,
+    SQLITE_CORRUPT_VTAB = 267,
+    SQLITE_CORRUPT_SEQUENCE = 523,
+    SQLITE_CORRUPT_INDEX = 779,
+    SQLITE_READONLY_RECOVERY = 264,
+    SQLITE_READONLY_CANTLOCK = 520,
+    SQLITE_READONLY_ROLLBACK = 776,
+    SQLITE_READONLY_DBMOVED = 1032,
+    SQLITE_READONLY_CANTINIT = 1288,
+    SQLITE_READONLY_DIRECTORY = 1544,
+    SQLITE_ABORT_ROLLBACK = 516,
+    SQLITE_CONSTRAINT_CHECK = 275,
+    SQLITE_CONSTRAINT_COMMITHOOK = 531,
+    SQLITE_CONSTRAINT_FOREIGNKEY = 787,
+    SQLITE_CONSTRAINT_FUNCTION = 1043,
+    SQLITE_CONSTRAINT_NOTNULL = 1299,
+    SQLITE_CONSTRAINT_PRIMARYKEY = 1555,
+    SQLITE_CONSTRAINT_TRIGGER = 1811,
+    SQLITE_CONSTRAINT_UNIQUE = 2067,
+    SQLITE_CONSTRAINT_VTAB = 2323,
+    SQLITE_CONSTRAINT_ROWID = 2579,
+    SQLITE_CONSTRAINT_PINNED = 2835,
+    SQLITE_CONSTRAINT_DATATYPE = 3091,
+    SQLITE_NOTICE_RECOVER_WAL = 283,
+    SQLITE_NOTICE_RECOVER_ROLLBACK = 539,
+    SQLITE_WARNING_AUTOINDEX = 284,
+    SQLITE_AUTH_USER = 279,
 );
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        use rusqlite::Error as E;
-        match e {
-            E::SqliteFailure(err, msg) => {
-                Error::Sql { code: err.extended_code, message: msg.unwrap_or_else(|| err.to_string()) }
-            }
-            E::InvalidParameterCount(given, expected) => Error::Sql {
-                code: rusqlite::ffi::SQLITE_RANGE,
-                message: format!("wrong number of parameters: statement expects {expected}, got {given}"),
-            },
-            E::InvalidParameterName(name) => Error::Sql {
-                code: rusqlite::ffi::SQLITE_RANGE,
-                message: format!("no parameter named {name} in statement"),
-            },
-            E::MultipleStatement => Error::Sql {
-                code: rusqlite::ffi::SQLITE_MISUSE,
-                message: "parameters given for a string with several statements; send them one by one".into(),
-            },
-            E::SqlInputError { error, msg, offset, .. } => Error::Sql {
-                code: error.extended_code,
-                message: if offset >= 0 { format!("{msg} (at offset {offset})") } else { msg },
-            },
-            other => Error::Sql { code: rusqlite::ffi::SQLITE_ERROR, message: other.to_string() },
-        }
-    }
-}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {

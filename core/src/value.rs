@@ -233,7 +233,7 @@ impl Rows {
     /// The rows as rqlite's `/db/query` renders one result: `{"columns", "types", "values"}`,
     /// `values` left out when there is no row, BLOBs base64.
     pub fn to_rqlite_json(&self) -> serde_json::Value {
-        crate::http::rqlite::query_result(self, Default::default(), 0.0)
+        crate::rqlite::query_result(self, Default::default(), 0.0)
     }
     /// Rows as JSON objects keyed by column name (blobs as byte arrays).
     pub fn to_json_objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::{Client, Consistency, NodeConfig, Peer, Status};
+use engine::{Client, Consistency, Error, NodeConfig, Peer, Status};
 use serde_json::Value as J;
 
 use crate::error::{
@@ -292,12 +292,12 @@ fn open_remote(urls: &str, options: Option<&str>, db: *mut *mut hiqlite_db) -> F
         b = b.connect_timeout(Duration::from_millis(ms));
     }
     if let Some(c) = opts.consistency {
-        b = b.consistency(match c.to_ascii_lowercase().as_str() {
-            "local" | "none" => Consistency::Local,
-            "leader" | "weak" => Consistency::Leader,
-            "linearizable" => Consistency::Linearizable,
-            other => return Err(FfiError::new(HIQLITE_CONFIG, format!("unknown consistency `{other}`"))),
-        });
+        // The core's one spelling per level; a bad value is a bad option, so HIQLITE_CONFIG.
+        let level = c.parse::<Consistency>().map_err(|e| match e {
+            Error::InvalidRequest(m) => FfiError::new(HIQLITE_CONFIG, m),
+            other => FfiError::new(HIQLITE_CONFIG, other.to_string()),
+        })?;
+        b = b.consistency(level);
     }
     if let Some(path) = opts.ca_file {
         let pem = std::fs::read(&path).map_err(|e| {
@@ -337,9 +337,10 @@ pub unsafe extern "C" fn hiqlite_open_remote(urls: *const c_char, db: *mut *mut 
 /// `hiqlite_open_remote` with options as TOML or JSON text (NULL or empty: none): `username` and
 /// `password` (HTTP Basic auth), `timeout_ms` (one call, retries included; default 10000),
 /// `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
-/// `"linearizable"`: the default level of statements), `ca_file` (PEM CA certificates to trust
-/// for `https://`), `discover` (learn the other nodes from `/nodes`; default true),
-/// `danger_accept_invalid_certs` (tests only). An unknown option is `HIQLITE_CONFIG`.
+/// `"linearizable"`, in any case: the default level of statements), `ca_file` (PEM CA
+/// certificates to trust for `https://`), `discover` (learn the other nodes from `/nodes`;
+/// default true), `danger_accept_invalid_certs` (tests only). An unknown option is
+/// `HIQLITE_CONFIG`.
 ///
 /// # Safety
 /// `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.

@@ -62,6 +62,9 @@ pub const HIQLITE_SHUTDOWN: c_int = 1011;
 pub const HIQLITE_PANIC: c_int = 1012;
 /// A string argument is not valid UTF-8 (hiqlite code).
 pub const HIQLITE_INVALID_UTF8: c_int = 1013;
+/// A remote server failed the request (an HTTP 5xx without a more precise error); local storage
+/// is `HIQLITE_STORAGE` (hiqlite code).
+pub const HIQLITE_SERVER: c_int = 1014;
 
 /// An error on its way to C: a code and a message.
 #[derive(Debug)]
@@ -99,10 +102,14 @@ impl From<Error> for FfiError {
             Error::Unauthorized(_) => HIQLITE_UNAUTHORIZED,
             Error::Config(_) => HIQLITE_CONFIG,
             Error::Storage(_) => HIQLITE_STORAGE,
+            Error::Server(_) => HIQLITE_SERVER,
             Error::Raft(_) => HIQLITE_RAFT,
             Error::InvalidRequest(_) => HIQLITE_INVALID_REQUEST,
             Error::Decode(_) => HIQLITE_DECODE,
             Error::ShutDown => HIQLITE_SHUTDOWN,
+            // `Error` is non-exhaustive: a variant newer than this library is a generic error
+            // until it gets its own code.
+            _ => HIQLITE_ERROR,
         };
         // SQLite's own message for SQL errors (as sqlite3_errmsg gives it), the full text else.
         let message = match e {
@@ -243,6 +250,7 @@ pub(crate) fn code_str(code: c_int) -> &'static CStr {
         HIQLITE_UNAUTHORIZED => c"unauthorized",
         HIQLITE_CONFIG => c"configuration error",
         HIQLITE_STORAGE => c"storage error",
+        HIQLITE_SERVER => c"server error",
         HIQLITE_RAFT => c"raft error",
         HIQLITE_INVALID_REQUEST => c"invalid request",
         HIQLITE_DECODE => c"decode error",
@@ -296,6 +304,7 @@ mod tests {
             (Error::Unauthorized("x".into()), HIQLITE_UNAUTHORIZED),
             (Error::Config("x".into()), HIQLITE_CONFIG),
             (Error::Storage("x".into()), HIQLITE_STORAGE),
+            (Error::Server("x".into()), HIQLITE_SERVER),
             (Error::Raft("x".into()), HIQLITE_RAFT),
             (Error::InvalidRequest("x".into()), HIQLITE_INVALID_REQUEST),
             (Error::Decode("x".into()), HIQLITE_DECODE),
@@ -329,6 +338,7 @@ mod tests {
             HIQLITE_SHUTDOWN,
             HIQLITE_PANIC,
             HIQLITE_INVALID_UTF8,
+            HIQLITE_SERVER,
         ];
         for c in own {
             assert!((1000..=1023).contains(&c), "{c}");

@@ -256,22 +256,26 @@ pub(crate) fn options<T: DeserializeOwned + Default>(
     }
 }
 
-/// Consistency levels as JavaScript spells them.
+/// A consistency level from JavaScript, by the core's one name per level (`local`, `leader`,
+/// `linearizable`, any case); anything else fails with the core's message.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum JsConsistency {
-    Local,
-    Leader,
-    Linearizable,
+#[serde(try_from = "String")]
+pub(crate) struct JsConsistency(Consistency);
+
+impl TryFrom<String> for JsConsistency {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map(JsConsistency).map_err(|e| match e {
+            hiqlite::Error::InvalidRequest(m) => m,
+            other => other.to_string(),
+        })
+    }
 }
 
 impl From<JsConsistency> for Consistency {
     fn from(c: JsConsistency) -> Self {
-        match c {
-            JsConsistency::Local => Consistency::Local,
-            JsConsistency::Leader => Consistency::Leader,
-            JsConsistency::Linearizable => Consistency::Linearizable,
-        }
+        c.0
     }
 }
 

@@ -129,6 +129,7 @@ mod tests {
             (hiqlite::Error::Timeout("x".into()), "HIQLITE_TIMEOUT"),
             (hiqlite::Error::Config("x".into()), "HIQLITE_CONFIG"),
             (hiqlite::Error::Storage("x".into()), "HIQLITE_STORAGE"),
+            (hiqlite::Error::Server("x".into()), "HIQLITE_SERVER"),
             (hiqlite::Error::InvalidRequest("x".into()), "HIQLITE_INVALID_REQUEST"),
             (hiqlite::Error::Decode("x".into()), "HIQLITE_DECODE"),
             (hiqlite::Error::Unauthorized("x".into()), "HIQLITE_UNAUTHORIZED"),

@@ -34,18 +34,10 @@ where
     pyo3_async_runtimes::tokio::future_into_py(py, async move { f.await.map_err(error::to_py) })
 }
 
+/// A consistency level by its one name (`local`, `leader` or `linearizable`, as the core parses
+/// it); anything else is the core's `HIQLITE_INVALID_REQUEST`.
 fn level(name: Option<&str>) -> PyResult<Option<Consistency>> {
-    Ok(match name {
-        None => None,
-        Some("local") | Some("none") => Some(Consistency::Local),
-        Some("leader") | Some("weak") => Some(Consistency::Leader),
-        Some("linearizable") | Some("strong") => Some(Consistency::Linearizable),
-        Some(other) => {
-            return Err(PyValueError::new_err(format!(
-                "unknown consistency {other:?}: use 'local', 'leader' or 'linearizable'"
-            )))
-        }
-    })
+    name.map(|n| n.parse::<Consistency>().map_err(error::to_py)).transpose()
 }
 
 fn ttl(seconds: Option<f64>) -> PyResult<Option<Duration>> {

@@ -7,8 +7,10 @@ use serde::de::DeserializeOwned;
 
 use crate::command::{Command, ExecMode, Migration};
 use crate::config::NodeConfig;
+use crate::consistency::{CacheRead, Consistency};
 use crate::error::{Error, Result};
-use crate::node::{Consistency, Node, NodeInfo, Status};
+use crate::node::Node;
+use crate::status::{NodeInfo, Status};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
 mod remote;
@@ -168,7 +170,7 @@ impl Client {
     ) -> Result<Rows> {
         match &self.inner {
             Inner::Embedded(n) => n.query(sql, &params.into(), consistency).await,
-            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, None).await,
+            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, CacheRead::Bypass).await,
         }
     }
 
@@ -207,7 +209,9 @@ impl Client {
     ) -> Result<Rows> {
         match &self.inner {
             Inner::Embedded(n) => n.query_cached(sql, &params.into(), consistency, ttl).await,
-            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, Some(ttl)).await,
+            Inner::Remote(r) => {
+                r.query(&Statement::new(sql, params), consistency, CacheRead::cached(ttl)).await
+            }
         }
     }
 

@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value as J};
 
 use super::api::{answer, bad, service_error, Api, Flags, RQLITE_VERSION};
-use super::rqlite;
 use crate::command::{Command, ExecMode};
 use crate::error::Error;
+use crate::rqlite;
 use crate::value::Statement;
 
 pub(super) async fn status(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {

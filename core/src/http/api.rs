@@ -13,10 +13,11 @@ use axum::Router;
 use serde_json::{json, Value as J};
 
 use super::admin;
-use super::rqlite::{self, Format};
 use crate::command::{Command, ExecMode};
+use crate::consistency::CacheRead;
 use crate::error::Error;
-use crate::node::{Consistency, Node};
+use crate::node::Node;
+use crate::rqlite::{self, Format, Level};
 use crate::value::Statement;
 
 /// What the client API's handlers share: the node, and state only the API needs.
@@ -132,15 +133,7 @@ impl Flags {
         }
     }
     fn level(&self) -> Result<Level, Response> {
-        match self.q.get("level").map(String::as_str) {
-            None | Some("weak") | Some("auto") => Ok(Level::Weak),
-            Some("none") => Ok(Level::None),
-            Some("linearizable") => Ok(Level::Linearizable),
-            Some("strong") => Ok(Level::Strong),
-            Some(other) => {
-                Err(bad(format!("unknown level {other}: use none, weak, linearizable, strong or auto")))
-            }
-        }
+        Level::parse(self.q.get("level").map(String::as_str)).map_err(bad)
     }
     fn timeout(&self) -> Result<Option<Duration>, Response> {
         match self.q.get("timeout").or_else(|| self.q.get("db_timeout")) {
@@ -148,14 +141,6 @@ impl Flags {
             Some(t) => rqlite::parse_duration(t).map(Some).ok_or_else(|| bad(format!("invalid timeout {t}"))),
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Level {
-    None,
-    Weak,
-    Linearizable,
-    Strong,
 }
 
 pub(super) fn bad(msg: impl Into<String>) -> Response {
@@ -294,14 +279,9 @@ async fn run_writes(api: &Api, stmts: Vec<Statement>, flags: &Flags, request: bo
 async fn run_reads(api: &Api, stmts: Vec<Statement>, flags: &Flags, level: Level) -> Response {
     let node = &api.node;
     let f = flags.format();
-    if level == Level::Strong {
-        // Through the log: the answer reflects every write committed before it.
+    let Some(consistency) = level.consistency() else {
+        // `strong`, through the log: the answer reflects every write committed before it.
         return run_writes(api, stmts, flags, true).await;
-    }
-    let consistency = match level {
-        Level::None => Consistency::Local,
-        Level::Weak => Consistency::Leader,
-        _ => Consistency::Linearizable,
     };
     let timeout = match flags.timeout() {
         Ok(t) => t,
@@ -326,22 +306,19 @@ async fn run_reads(api: &Api, stmts: Vec<Statement>, flags: &Flags, level: Level
         }
     }
     // `cache` (default TTL) or `cache_ttl=<duration>` reads through the query cache.
-    let cache_ttl = match flags.q.get("cache_ttl") {
-        Some(d) => match rqlite::parse_duration(d) {
-            Some(d) => Some(Some(d)),
-            None => return bad(format!("invalid cache_ttl {d}")),
-        },
-        None if flags.has("cache") => Some(None),
-        None => None,
+    let cache = match rqlite::parse_cache(flags.has("cache"), flags.q.get("cache_ttl").map(String::as_str)) {
+        Ok(c) => c,
+        Err(e) => return bad(e),
     };
     let started = Instant::now();
     let mut results = Vec::with_capacity(stmts.len());
     for s in stmts {
         let t = Instant::now();
         let read = async {
-            match cache_ttl {
-                Some(ttl) => node.query_cached(&s.sql, &s.params, consistency, ttl).await,
-                None => node.query(&s.sql, &s.params, consistency).await,
+            match cache {
+                CacheRead::Bypass => node.query(&s.sql, &s.params, consistency).await,
+                CacheRead::DefaultTtl => node.query_cached(&s.sql, &s.params, consistency, None).await,
+                CacheRead::Ttl(ttl) => node.query_cached(&s.sql, &s.params, consistency, Some(ttl)).await,
             }
         };
         match with_timeout(timeout, read).await {

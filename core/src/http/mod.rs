@@ -5,6 +5,5 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod metrics;
 pub(crate) mod peer;
-pub(crate) mod rqlite;
 mod server;
 mod tls;

@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::command::Member;
 use crate::config::NodeConfig;
+pub(crate) use crate::consistency::Consistency;
 use crate::error::{Error, Result};
 use crate::peer::client::PeerClient;
 use crate::raft::log_store::LogStore;
@@ -32,19 +32,6 @@ use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
 pub use crate::status::{NodeInfo, Status};
 pub(crate) use boot::Listeners;
-
-/// How fresh a read must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Consistency {
-    /// Read this node's replica as it is (fastest; may lag on a follower).
-    #[default]
-    Local,
-    /// Read on the node that believes it is the leader (forwarded if needed).
-    Leader,
-    /// Linearizable: confirm leadership with a quorum (read index), wait until this node has
-    /// applied up to it, then read locally. Works on followers too.
-    Linearizable,
-}
 
 struct NodeInner {
     id: u64,

@@ -6,6 +6,7 @@ mod authorize;
 mod bind;
 pub(crate) mod det;
 pub(crate) mod dump;
+mod error;
 pub(crate) mod exec;
 mod meta;
 pub(crate) mod pool;

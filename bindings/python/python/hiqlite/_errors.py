@@ -90,7 +90,7 @@ _BY_NAME: Dict[str, type] = {
     "HIQLITE_OUTCOME_UNKNOWN": OutcomeUnknownError, "HIQLITE_UNAUTHORIZED": UnauthorizedError,
     "HIQLITE_CONFIG": InterfaceError, "HIQLITE_SHUTDOWN": InterfaceError,
     "HIQLITE_INVALID_REQUEST": ProgrammingError, "HIQLITE_DECODE": DataError,
-    "HIQLITE_STORAGE": InternalError, "HIQLITE_RAFT": InternalError,
+    "HIQLITE_STORAGE": InternalError, "HIQLITE_RAFT": InternalError, "HIQLITE_SERVER": InternalError,
 }
 
 

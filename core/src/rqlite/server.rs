@@ -1,6 +1,6 @@
-//! rqlite's wire format: parsing request bodies into statements and rendering results exactly as
-//! rqlite does (zero fields omitted, `values` absent for empty results, BLOBs base64 unless
-//! `blob_array`, associative form, per-statement `error`). Pure functions, no I/O.
+//! rqlite's wire format as the server speaks it: request bodies parsed into statements, and
+//! results rendered exactly as rqlite does (zero fields omitted, `values` absent for empty results,
+//! BLOBs base64 unless `blob_array`, associative form, per-statement `error`). Pure functions, no I/O.
 
 use base64::Engine;
 use serde_json::{json, Map, Value as J};
