@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "server")]
 use crate::error::Error;
+#[cfg(feature = "server")]
 use crate::value::{ExecResult, Statement};
 
 /// What the cluster records about each member: where to reach it.
@@ -36,6 +38,7 @@ pub struct Migration {
     pub sql: String,
 }
 
+#[cfg(feature = "server")]
 /// The replicated log payload. `ts_ms` and `seed` are stamped by the leader, so that
 /// `datetime('now')`, `random()` and friends give the same answer on every replica.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +69,7 @@ pub enum Command {
     Batch(Vec<Command>),
 }
 
+#[cfg(feature = "server")]
 impl Command {
     /// Stamp the leader's clock and a fresh seed into the command.
     pub(crate) fn stamp(&mut self) {
@@ -91,6 +95,7 @@ impl Command {
     }
 }
 
+#[cfg(feature = "server")]
 /// The state machine's answer to one log entry.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Response {
@@ -104,6 +109,7 @@ pub struct Response {
     pub log_index: u64,
 }
 
+#[cfg(feature = "server")]
 impl Response {
     pub(crate) fn set_index(&mut self, index: u64) {
         self.log_index = index;

@@ -65,9 +65,11 @@ pub enum Error {
 }
 
 impl Error {
+    #[cfg(feature = "server")]
     pub(crate) fn storage(e: impl std::fmt::Display) -> Self {
         Error::Storage(e.to_string())
     }
+    #[cfg(feature = "server")]
     pub(crate) fn raft(e: impl std::fmt::Display) -> Self {
         Error::Raft(e.to_string())
     }
@@ -123,7 +125,7 @@ macro_rules! sqlite_codes {
         }
 
         /// Every value of the table against the SQLite that hiqlite links.
-        #[cfg(test)]
+        #[cfg(all(test, feature = "server"))]
         #[test]
         fn sqlite_codes_match_rusqlite() {
             $(assert_eq!(codes::$name, rusqlite::ffi::$name, stringify!($name));)*

@@ -27,31 +27,47 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
-mod cache;
+#[cfg(not(feature = "remote"))]
+compile_error!("hiqlite needs feature `server` (the default: embedded node and remote client) or `remote` (the remote client only)");
+
+// Everywhere: the API's types, the rqlite wire format and the routing rule.
 mod client;
 mod command;
-mod config;
 mod consistency;
 mod de;
 mod error;
-mod http;
-mod node;
-mod peer;
-mod raft;
 mod routing;
 mod rqlite;
-mod sqlite;
 mod sqlkind;
 mod status;
 mod tls;
 mod value;
 
+// The embedded node (feature `server`).
+#[cfg(feature = "server")]
+mod cache;
+#[cfg(feature = "server")]
+mod config;
+#[cfg(feature = "server")]
+mod http;
+#[cfg(feature = "server")]
+mod node;
+#[cfg(feature = "server")]
+mod peer;
+#[cfg(feature = "server")]
+mod raft;
+#[cfg(feature = "server")]
+mod sqlite;
+
+#[cfg(feature = "server")]
 pub use cache::{CacheConfig, CacheStats};
 pub use client::{Client, RemoteBuilder, RetryPolicy};
 pub use command::{ExecMode, Member, Migration};
+#[cfg(feature = "server")]
 pub use config::{NodeConfig, Peer};
 pub use consistency::Consistency;
 pub use error::{sqlite_code_name, Error, Result};
+#[cfg(feature = "server")]
 pub use node::Node;
 pub use sqlkind::{statement_kind, StatementKind};
 pub use status::{NodeInfo, Status};
@@ -59,6 +75,7 @@ pub use tls::install_crypto_provider;
 pub use value::{ExecResult, Params, Rows, Statement, Value};
 
 /// Building blocks for storage tests (`openraft::testing::Suite`) and tools.
+#[cfg(feature = "server")]
 pub mod storage {
     pub use crate::raft::log_store::LogStore;
     pub use crate::raft::state_machine::StateMachine;
@@ -82,11 +99,12 @@ pub mod storage {
 /// Every path of the peer protocol (for tests that check each route demands the cluster
 /// secret).
 #[doc(hidden)]
+#[cfg(feature = "server")]
 pub fn peer_paths() -> &'static [&'static str] {
     peer::PATHS
 }
 
 /// Compiles the README's Rust example as a doctest so that it cannot go stale.
 #[doc = include_str!("../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "server"))]
 pub struct ReadmeDoctests;

@@ -35,6 +35,7 @@ pub(crate) enum Failure {
     /// error when it carries one, else what the status means).
     Status(u16, Error),
     /// The node answered with an error of hiqlite's own (the peer protocol's typed answers).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     Answer(Error),
     /// An answer arrived but could not be decoded.
     Decode(String),
@@ -170,7 +171,8 @@ mod tests {
     #[test]
     fn the_table() {
         let m = || "x".to_string();
-        let rows: Vec<(&str, Failure, (&str, &str), (&str, &str))> = vec![
+        type Row = (&'static str, Failure, (&'static str, &'static str), (&'static str, &'static str));
+        let rows: Vec<Row> = vec![
             (
                 "connect refused",
                 Failure::ConnectFailed(m()),

@@ -230,6 +230,7 @@ impl Rows {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
     }
+    #[cfg(feature = "server")]
     /// The rows as rqlite's `/db/query` renders one result: `{"columns", "types", "values"}`,
     /// `values` left out when there is no row, BLOBs base64.
     pub fn to_rqlite_json(&self) -> serde_json::Value {

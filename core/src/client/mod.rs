@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::command::{Command, ExecMode, Migration};
+#[cfg(feature = "server")]
+use crate::command::Command;
+use crate::command::{ExecMode, Migration};
+#[cfg(feature = "server")]
 use crate::config::NodeConfig;
 use crate::consistency::{CacheRead, Consistency};
 use crate::error::{Error, Result};
+#[cfg(feature = "server")]
 use crate::node::Node;
 use crate::status::{NodeInfo, Status};
 use crate::value::{ExecResult, Params, Rows, Statement};
@@ -27,6 +31,7 @@ pub struct Client {
 
 #[derive(Clone)]
 enum Inner {
+    #[cfg(feature = "server")]
     Embedded(Node),
     Remote(Arc<Remote>),
 }
@@ -37,10 +42,12 @@ fn first_error(results: Vec<Result<ExecResult>>) -> Result<Vec<ExecResult>> {
 
 impl Client {
     /// Start an embedded node with `config` and return a client for it.
+    #[cfg(feature = "server")]
     pub async fn start(config: NodeConfig) -> Result<Client> {
         Ok(Client::from_node(Node::start(config).await?))
     }
 
+    #[cfg(feature = "server")]
     /// A client for an already started node.
     pub fn from_node(node: Node) -> Client {
         Client { inner: Inner::Embedded(node) }
@@ -71,9 +78,11 @@ impl Client {
         Client { inner: Inner::Remote(Arc::new(r)) }
     }
 
+    #[cfg(feature = "server")]
     /// The embedded node; `None` for a remote client.
     pub fn node(&self) -> Option<&Node> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => Some(n),
             Inner::Remote(_) => None,
         }
@@ -83,6 +92,7 @@ impl Client {
     /// known. Embedded: nothing (the node routes by itself).
     pub fn endpoints(&self) -> (Vec<String>, Option<String>) {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(_) => (Vec::new(), None),
             Inner::Remote(r) => r.known_nodes(),
         }
@@ -97,6 +107,7 @@ impl Client {
     /// choice (default `Leader`) for a remote client.
     pub fn default_consistency(&self) -> Consistency {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(_) => Consistency::Local,
             Inner::Remote(r) => r.consistency,
         }
@@ -104,6 +115,7 @@ impl Client {
 
     async fn run(&self, stmts: Vec<Statement>, mode: ExecMode) -> Result<Vec<Result<ExecResult>>> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => {
                 Ok(n.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await?.results)
             }
@@ -116,6 +128,7 @@ impl Client {
     pub async fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult> {
         let stmt = Statement::new(sql, params);
         let mut results = match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(_) => self.run(vec![stmt], ExecMode::Transaction).await?,
             // A `RETURNING` needs `/db/request` to bring its rows back; plain writes take
             // `/db/execute`, which spares the server a read-only check per request.
@@ -169,6 +182,7 @@ impl Client {
         consistency: Consistency,
     ) -> Result<Rows> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => n.query(sql, &params.into(), consistency).await,
             Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, CacheRead::Bypass).await,
         }
@@ -208,6 +222,7 @@ impl Client {
         ttl: Option<Duration>,
     ) -> Result<Rows> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => n.query_cached(sql, &params.into(), consistency, ttl).await,
             Inner::Remote(r) => {
                 r.query(&Statement::new(sql, params), consistency, CacheRead::cached(ttl)).await
@@ -224,12 +239,14 @@ impl Client {
         self.query_cached(sql, params).await?.deserialize()
     }
 
+    #[cfg(feature = "server")]
     /// Query cache counters of the embedded node (`None` for a remote client: see the
     /// server's `/metrics`).
     pub fn cache_stats(&self) -> Option<crate::CacheStats> {
         self.node().map(Node::cache_stats)
     }
 
+    #[cfg(feature = "server")]
     /// Empty the embedded node's query cache (a remote client holds no cache of its own).
     pub fn cache_clear(&self) {
         if let Some(n) = self.node() {
@@ -242,6 +259,7 @@ impl Client {
     /// applied now. (Remote: needs a hiqlite server.)
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<usize> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => {
                 let resp =
                     n.write(Command::Migrate { migrations: migrations.to_vec(), ts_ms: 0, seed: 0 }).await?;
@@ -255,6 +273,7 @@ impl Client {
     /// Status of the embedded node, or of the node a remote client reads from.
     pub async fn status(&self) -> Result<Status> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => Ok(n.status()),
             Inner::Remote(r) => r.status().await,
         }
@@ -263,6 +282,7 @@ impl Client {
     /// The cluster's members and whether they are reachable (as the answering node sees it).
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => Ok(n.nodes().await),
             Inner::Remote(r) => r.nodes().await,
         }
@@ -271,6 +291,7 @@ impl Client {
     /// Wait until the cluster has a leader (up to `timeout`); returns its id.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => n.wait_for_leader(timeout).await,
             Inner::Remote(r) => r.wait_for_leader(timeout).await,
         }
@@ -279,19 +300,24 @@ impl Client {
     /// Add a node (by id and addresses) to the cluster: as learner, then voter. Embedded only:
     /// a remote client cannot vouch for a new node; start it with `join` instead.
     pub async fn add_node(&self, id: u64, raft_addr: &str, api_addr: &str) -> Result<()> {
-        let Inner::Embedded(node) = &self.inner else {
-            return Err(Error::InvalidRequest(
-                "a remote client cannot add nodes: start the new node with `join` pointing at the cluster"
-                    .into(),
-            ));
-        };
-        node.add_node(id, crate::command::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() })
-            .await
+        match &self.inner {
+            #[cfg(feature = "server")]
+            Inner::Embedded(node) => {
+                let member =
+                    crate::command::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() };
+                node.add_node(id, member).await
+            }
+            Inner::Remote(_) => Err(Error::InvalidRequest(format!(
+                "a remote client cannot add nodes (asked to add {id} at {raft_addr}/{api_addr}): start the \
+                 new node with `join` pointing at the cluster"
+            ))),
+        }
     }
 
     /// Remove a node from the cluster.
     pub async fn remove_node(&self, id: u64) -> Result<()> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(node) => node.remove_node(id).await,
             Inner::Remote(r) => r.remove_node(id).await,
         }
@@ -302,6 +328,7 @@ impl Client {
     /// `NodeConfig::restore_from`.
     pub async fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<Option<u64>> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => n.backup(dest.as_ref()).await,
             Inner::Remote(r) => r.backup(dest.as_ref()).await.map(|()| None),
         }
@@ -311,6 +338,7 @@ impl Client {
     /// pooled connections close when the last clone is dropped.
     pub async fn shutdown(&self) -> Result<()> {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => n.shutdown().await,
             Inner::Remote(_) => Ok(()),
         }
@@ -320,6 +348,7 @@ impl Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.inner {
+            #[cfg(feature = "server")]
             Inner::Embedded(n) => f.debug_tuple("Client::Embedded").field(n).finish(),
             Inner::Remote(r) => {
                 let (nodes, leader) = r.known_nodes();
@@ -329,6 +358,7 @@ impl std::fmt::Debug for Client {
     }
 }
 
+#[cfg(feature = "server")]
 impl From<Node> for Client {
     fn from(node: Node) -> Self {
         Client::from_node(node)

@@ -430,14 +430,18 @@ impl Remote {
     /// Make a call, routing and retrying as the module documentation says.
     async fn call(&self, c: Call<'_>) -> Result<Vec<u8>> {
         let deadline = self.deadline(self.timeout);
+        let mut last: Option<Error> = None;
         if self.discover && lock(&self.known).discovered_at.is_none() {
-            // Best effort: a cluster that cannot be listed may still answer the call.
-            let _ = self.discover_nodes(Duration::from_secs(1), deadline).await;
+            // Best effort: a cluster that cannot be listed may still answer the call. If the
+            // deadline passes before any request is sent, discovery's failure is the answer
+            // (nothing was sent, so nothing was applied), not a bare timeout.
+            if let Err(e) = self.discover_nodes(Duration::from_secs(1), deadline).await {
+                last = Some(e);
+            }
         }
         let mut attempts = 0u32;
         let mut redirects = 0u32;
         let mut backoff = self.retry.initial_backoff;
-        let mut last: Option<Error> = None;
         loop {
             if Instant::now() >= deadline {
                 // The last real reason beats a bare "out of time".

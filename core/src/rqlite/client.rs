@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value as J;
 
 use crate::error::{Error, Result};
-use crate::node::{NodeInfo, Status};
+use crate::status::{NodeInfo, Status};
 use crate::value::{ExecResult, Params, Rows, Statement, Value};
 
 /// The HTTP status codes the answers are told apart by.

@@ -2,6 +2,7 @@
 //! `strong` and `auto`, and the `cache` / `cache_ttl` flags, mapped to and from hiqlite's
 //! [`Consistency`] and [`CacheRead`]. Both the server and the remote client speak through here.
 
+#[cfg(feature = "server")]
 use super::server::parse_duration;
 use crate::consistency::{CacheRead, Consistency};
 
@@ -15,11 +16,13 @@ pub(crate) enum Level {
     /// `linearizable`: read index, then a local read.
     Linearizable,
     /// `strong`: the read goes through the Raft log, like a write.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     Strong,
 }
 
 impl Level {
     /// The `level` parameter's value (absent: `weak`, as in rqlite).
+    #[cfg(feature = "server")]
     pub(crate) fn parse(v: Option<&str>) -> Result<Level, String> {
         match v {
             None | Some("weak") | Some("auto") => Ok(Level::Weak),
@@ -42,6 +45,7 @@ impl Level {
         }
     }
 
+    #[cfg(feature = "server")]
     /// How a read at this level is served; `None` for `strong`, which is not a read but a pass
     /// through the log.
     pub(crate) fn consistency(self) -> Option<Consistency> {
@@ -64,6 +68,7 @@ impl From<Consistency> for Level {
     }
 }
 
+#[cfg(feature = "server")]
 /// The cache use a query string asks for: `cache_ttl=<Go duration>` (a cached read with that
 /// TTL), `cache` (the default TTL), neither (bypass).
 pub(crate) fn parse_cache(cache_flag: bool, cache_ttl: Option<&str>) -> Result<CacheRead, String> {
@@ -83,7 +88,7 @@ pub(crate) fn cache_param(c: CacheRead) -> Option<String> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod tests {
     use std::time::Duration;
 

@@ -5,12 +5,16 @@
 
 mod client;
 mod level;
+#[cfg(feature = "server")]
 mod server;
 
 pub(crate) use client::{
     encode_statements, error_from_status, parse_nodes, parse_results, parse_status, Answer,
 };
-pub(crate) use level::{cache_param, parse_cache, Level};
+#[cfg(feature = "server")]
+pub(crate) use level::parse_cache;
+pub(crate) use level::{cache_param, Level};
+#[cfg(feature = "server")]
 pub(crate) use server::{
     envelope, error_result, exec_result, parse_duration, parse_statements, query_result, Format,
 };
