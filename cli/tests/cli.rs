@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::free_port;
+use common::{free_port, TEST_TIMINGS};
 
 /// A child process that is killed (by PID) when dropped, whatever the test outcome.
 struct Proc(Child);
@@ -23,6 +23,7 @@ fn serve(dir: &std::path::Path, api: u16, raft: u16) -> Proc {
         .arg(dir)
         .args(["--api-addr", &format!("127.0.0.1:{api}"), "--raft-addr", &format!("127.0.0.1:{raft}")])
         .args(["--secret", "cli-test-secret"])
+        .envs(TEST_TIMINGS)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -33,7 +34,7 @@ fn serve(dir: &std::path::Path, api: u16, raft: u16) -> Proc {
 async fn wait_ready(api: u16) {
     hiqlite::install_crypto_provider();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = http.get(format!("http://127.0.0.1:{api}/readyz")).send().await {
             if r.status().is_success() {
@@ -166,7 +167,14 @@ fn rqlited(dir: &std::path::Path, id: u64, api: u16, raft: u16, join: Option<u16
     if let Some(j) = join {
         cmd.args(["-join", &format!("http://127.0.0.1:{j}")]);
     }
-    Proc(cmd.arg(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn rqlited-style"))
+    Proc(
+        cmd.arg(dir)
+            .envs(TEST_TIMINGS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rqlited-style"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +188,7 @@ async fn starts_with_rqlited_flags_and_rejoins_idempotently() {
     let n2 = rqlited(&root.path().join("n2"), 2, a2, r2, Some(r1));
     hiqlite::install_crypto_provider();
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v: serde_json::Value = match http.get(format!("http://127.0.0.1:{a1}/nodes?ver=2")).send().await {
             Ok(r) => serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or_default(),

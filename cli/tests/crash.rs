@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,8 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
         let (stop, acked, apis) = (stop.clone(), acked.clone(), apis.clone());
         writers.push(tokio::spawn(async move {
             hiqlite::install_crypto_provider();
+            // A write whose answer does not come in time is simply not counted as acknowledged
+            // (and never re-sent): this deadline only keeps a writer from waiting on a dead node.
             let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -70,8 +72,21 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
 
     let mut healed = 0;
     let mut leader_kills = 0;
+    let mut acked_before = 0;
     for round in 0..rounds {
         tokio::time::sleep(Duration::from_millis(400)).await;
+        // The cluster keeps accepting writes: at least one more is acknowledged after every
+        // round's kill and restart (checked as a condition, not as a rate).
+        let deadline = Instant::now() + T;
+        loop {
+            let n = acked.lock().expect("lock").len();
+            if n > acked_before {
+                acked_before = n;
+                break;
+            }
+            assert!(Instant::now() < deadline, "no write acknowledged within {T:?} before round {round}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let victim = if round % 3 == 0 {
             leader_kills += 1;
             c.leader(T).await
@@ -94,7 +109,7 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
     }
     c.converge(T).await;
     let acked = acked.lock().expect("lock").clone();
-    assert!(acked.len() > 50, "the cluster kept accepting writes: {} acknowledged", acked.len());
+    assert!(acked.len() >= rounds, "the cluster kept accepting writes: {} acknowledged", acked.len());
     let mut contents = Vec::new();
     for i in 0..3 {
         contents.push(keys(&c, i).await);
@@ -177,8 +192,9 @@ async fn backup_under_load_restores_to_identical_content() {
     c.execute(li, r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]"#).await.expect("create");
     let api = c.nodes[li].api;
     let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
     let writer = {
-        let stop = stop.clone();
+        let (stop, done) = (stop.clone(), done.clone());
         tokio::spawn(async move {
             hiqlite::install_crypto_provider();
             let http = reqwest::Client::new();
@@ -196,11 +212,24 @@ async fn backup_under_load_restores_to_identical_content() {
                     .await
                     .expect("insert");
                 assert!(r.status().is_success());
+                done.store(id, Ordering::SeqCst);
             }
             id
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Conditions, not durations: rows are written before the backup starts, and more after it
+    // ends, however fast the machine is.
+    let written_at_least = |n: u64| {
+        let done = done.clone();
+        async move {
+            let deadline = Instant::now() + T;
+            while done.load(Ordering::SeqCst) < n {
+                assert!(Instant::now() < deadline, "the writer did not reach {n} rows");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    written_at_least(10).await;
     let file = c.root.path().join("backup.db");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hiqlite"))
         .args(["backup", "--to"])
@@ -209,7 +238,9 @@ async fn backup_under_load_restores_to_identical_content() {
         .output()
         .expect("run backup");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every write acknowledged before the backup finished may be in it: wait for later ones.
+    let at_backup_end = done.load(Ordering::SeqCst);
+    written_at_least(at_backup_end + 10).await;
     stop.store(true, Ordering::Relaxed);
     let written = writer.await.expect("writer");
 

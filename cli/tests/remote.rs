@@ -44,7 +44,7 @@ async fn remote_client_has_the_embedded_api() {
     let li = c.leader(T).await;
     let fi = (li + 1) % 3;
     // Pointed at a follower only, with discovery off: the leader is learned from a redirect.
-    let db = Client::remote([url(&c, fi)]).discover(false).build().expect("client");
+    let db = Client::remote([url(&c, fi)]).discover(false).timeout(T).build().expect("client");
     assert!(db.is_remote() && db.node().is_none());
     db.execute(
         "CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT UNIQUE, price REAL, qty INTEGER, raw BLOB, \
@@ -175,16 +175,29 @@ async fn basic_auth_is_sent_and_refusals_are_typed() {
     let auth = users.to_string_lossy().to_string();
     let mut c = ProcCluster::new(1, &["--auth", &auth]);
     c.start_all();
-    let ok = Client::remote([url(&c, 0)]).basic_auth("app", "pw").build().expect("client");
+    let ok = Client::remote([url(&c, 0)]).basic_auth("app", "pw").timeout(T).build().expect("client");
     ok.wait_for_leader(T).await.expect("leader");
     ok.execute("CREATE TABLE t (x)", ()).await.expect("create");
-    let reader = Client::remote([url(&c, 0)]).basic_auth("reader", "pw").build().expect("client");
+    // A retry would first sleep out a backoff of PAUSE, so a call that returns sooner was not
+    // retried. Nothing else in these calls comes near PAUSE, on any machine, and no deadline
+    // cuts the pause short.
+    const PAUSE: Duration = Duration::from_secs(120);
+    let no_quick_retry = hiqlite::RetryPolicy { max_attempts: 2, initial_backoff: PAUSE, max_backoff: PAUSE };
+    let client = |user: &str, password: &str| {
+        Client::remote([url(&c, 0)])
+            .basic_auth(user, password)
+            .retry(no_quick_retry.clone())
+            .timeout(4 * PAUSE)
+            .build()
+            .expect("client")
+    };
+    let reader = client("reader", "pw");
     assert!(reader.query("SELECT * FROM t", ()).await.is_ok());
     let started = Instant::now();
     assert!(matches!(reader.execute("INSERT INTO t VALUES (1)", ()).await, Err(Error::Unauthorized(_))));
-    let bad = Client::remote([url(&c, 0)]).basic_auth("app", "nope").build().expect("client");
+    let bad = client("app", "nope");
     assert!(matches!(bad.query("SELECT 1", ()).await, Err(Error::Unauthorized(_))));
-    assert!(started.elapsed() < Duration::from_secs(5), "refusals are not retried");
+    assert!(started.elapsed() < PAUSE, "refusals are not retried");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +206,7 @@ async fn one_reachable_address_is_enough_and_the_client_fails_over() {
     let mut c = ProcCluster::new(3, &[]);
     c.start_all();
     c.leader(T).await;
-    let db = Client::remote([dead.clone(), url(&c, 0)]).build().expect("client");
+    let db = Client::remote([dead.clone(), url(&c, 0)]).timeout(T).build().expect("client");
     db.execute("CREATE TABLE t (k INTEGER)", ()).await.expect("create");
     let (known, leader) = db.endpoints();
     for i in 0..3 {
@@ -239,7 +252,7 @@ async fn leader_killed_mid_stream_only_documented_errors_and_no_lost_or_doubled_
     c.start_all();
     let li = c.leader(T).await;
     let urls: Vec<String> = (0..3).map(|i| url(&c, i)).collect();
-    let db = Client::remote(urls).timeout(Duration::from_secs(20)).build().expect("client");
+    let db = Client::remote(urls).timeout(T).build().expect("client");
     db.execute("CREATE TABLE w (seq INTEGER NOT NULL, writer INTEGER NOT NULL)", ()).await.expect("create");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -366,12 +379,15 @@ async fn a_write_whose_answer_is_lost_is_not_resent() {
     let mut c = ProcCluster::new(3, &[]);
     c.start_all();
     let li = c.leader(T).await;
-    let direct = Client::remote([url(&c, li)]).build().expect("client");
+    let direct = Client::remote([url(&c, li)]).timeout(T).build().expect("client");
     direct.execute("CREATE TABLE once (v TEXT)", ()).await.expect("create");
 
     let (port, seen) = answer_dropping_proxy(c.nodes[li].api).await;
-    let via_proxy =
-        Client::remote([format!("http://127.0.0.1:{port}")]).discover(false).build().expect("client");
+    let via_proxy = Client::remote([format!("http://127.0.0.1:{port}")])
+        .discover(false)
+        .timeout(T)
+        .build()
+        .expect("client");
     let r = via_proxy.execute("INSERT INTO once VALUES ('x')", ()).await;
     assert!(matches!(r, Err(Error::OutcomeUnknown(_))), "{r:?}");
     assert_eq!(seen.load(Ordering::SeqCst), 1, "the write was sent exactly once");

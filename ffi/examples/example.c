@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     int rc = hiqlite_open_node(config, &db);
     if (rc != HIQLITE_OK)
         return fail(NULL, "open", rc);
-    if ((rc = hiqlite_wait_for_leader(db, 10000, NULL)) != HIQLITE_OK)
+    if ((rc = hiqlite_wait_for_leader(db, 60000, NULL)) != HIQLITE_OK)
         return fail(db, "wait for leader", rc);
 
     rc = hiqlite_exec(db, "CREATE TABLE IF NOT EXISTS todo (id INTEGER PRIMARY KEY, title TEXT)",

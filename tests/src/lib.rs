@@ -70,10 +70,14 @@ impl TestCluster {
                     api_addr: p.api_addr.clone(),
                     peers: if n > 1 { peers.clone() } else { Vec::new() },
                     secret: "test-secret-123".into(),
-                    heartbeat_ms: 100,
-                    election_timeout_min_ms: 500,
-                    election_timeout_max_ms: 1000,
-                    request_timeout_ms: 5_000,
+                    // Timings with margin for a loaded machine (several test clusters and
+                    // other builds sharing two cores): a follower that misses heartbeats for
+                    // half a second would start a needless election, and a write that waits
+                    // out a few seconds would fail a test that is not about timeouts.
+                    heartbeat_ms: 200,
+                    election_timeout_min_ms: 2_000,
+                    election_timeout_max_ms: 4_000,
+                    request_timeout_ms: 60_000,
                     ..NodeConfig::default()
                 };
                 tweak(&mut c);

@@ -5,7 +5,8 @@ use std::time::Duration;
 use hiqlite_tests::{init_logging, TestCluster};
 use serde_json::{json, Value};
 
-const T: Duration = Duration::from_secs(20);
+/// Deadline of conditions the tests wait for: generous, as they hold on a loaded machine.
+const T: Duration = Duration::from_secs(60);
 
 struct Api {
     http: reqwest::Client,
@@ -39,6 +40,19 @@ impl Api {
         let (s, t, _) = self.post(addr, path, body).await;
         assert_eq!(s, 200, "{path}: {t}");
         serde_json::from_str(&t).expect("json")
+    }
+    /// Repeat a query until its first result has the values `want` (a condition that becomes
+    /// true, e.g. once a follower has applied a write and heard from the leader), up to `T`.
+    async fn eventually_values(&self, addr: &str, path: &str, body: &str, want: Value) {
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let r = self.post_json(addr, path, body).await;
+            if r["results"][0]["values"] == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{path}: {r}, want values {want}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -419,14 +433,24 @@ async fn queued_writes_raft_index_freshness_and_leader_transfer() {
     let r = api.post_json(&la, "/db/query?level=linearizable", r#"["SELECT count(*) FROM t"]"#).await;
     assert_eq!(r["results"][0]["values"], json!([[2]]), "a waited-for queued write is applied");
 
-    // A follower that hears from the leader is fresh; a tiny bound is not met.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = api.post_json(&fa, "/db/query?level=none&freshness=5s", r#"["SELECT count(*) FROM t"]"#).await;
-    assert_eq!(r["results"][0]["values"], json!([[2]]), "{r}");
+    // A follower that hears from the leader is fresh (once it has applied the writes: wait for
+    // that, however long replication takes here); a tiny bound is not met.
+    api.eventually_values(
+        &fa,
+        "/db/query?level=none&freshness=5s",
+        r#"["SELECT count(*) FROM t"]"#,
+        json!([[2]]),
+    )
+    .await;
     let r = api.post_json(&fa, "/db/query?level=none&freshness=1ns", r#"["SELECT 1"]"#).await;
     assert_eq!(r, json!({"results": [{"error": "stale read"}]}));
-    let r = api.post_json(&fa, "/db/query?level=none&freshness=5s&freshness_strict", r#"["SELECT 1"]"#).await;
-    assert_eq!(r["results"][0]["values"], json!([[1]]), "{r}");
+    api.eventually_values(
+        &fa,
+        "/db/query?level=none&freshness=5s&freshness_strict",
+        r#"["SELECT 1"]"#,
+        json!([[1]]),
+    )
+    .await;
     let (s, t, _) =
         api.post(&la, "/db/execute?queue&wait&timeout=1ns", r#"["INSERT INTO t VALUES (0)"]"#).await;
     assert_eq!(s, 408, "a queued write not done within the wait timeout: {t}");

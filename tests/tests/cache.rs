@@ -6,7 +6,8 @@ use std::time::Duration;
 use hiqlite::{params, Client, Consistency, Value};
 use hiqlite_tests::{init_logging, Embedded, TestCluster};
 
-const T: Duration = Duration::from_secs(20);
+/// Deadline of conditions the tests wait for: generous, as they hold on a loaded machine.
+const T: Duration = Duration::from_secs(60);
 
 async fn cached(c: &Client, sql: &str) -> Vec<Vec<Value>> {
     c.query_cached(sql, ()).await.expect("cached read").rows

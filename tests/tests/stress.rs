@@ -20,10 +20,9 @@ async fn snapshots_and_purges_under_replication_keep_nodes_alive_and_identical()
         cfg.snapshot_every = every;
         cfg.log_keep_after_snapshot = 0;
         cfg.log_segment_bytes = 256 * 1024;
-        cfg.request_timeout_ms = 30_000;
     });
     c.start_in_order(&[0, 1, 2]).await;
-    let li = c.leader(Duration::from_secs(20)).await;
+    let li = c.leader(Duration::from_secs(60)).await;
     c.node(li)
         .execute("CREATE TABLE s (id INTEGER PRIMARY KEY, w INTEGER, v TEXT)", ())
         .await

@@ -34,7 +34,10 @@ export function tempDir() {
   return dir
 }
 
-const timing = { heartbeatMs: 100, electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, requestTimeoutMs: 5000 }
+// Margin for a loaded machine (tests share two cores with other work): a follower that misses
+// heartbeats for a second would start needless elections, and a write that waits a few seconds
+// would fail a test that is not about timeouts.
+const timing = { heartbeatMs: 200, electionTimeoutMinMs: 2000, electionTimeoutMaxMs: 4000, requestTimeoutMs: 60_000 }
 
 /** A single-node cluster (ports picked by the OS). */
 export async function openSingle(extra = {}) {
@@ -42,7 +45,7 @@ export async function openSingle(extra = {}) {
     node: { dataDir: tempDir(), raftAddr: '127.0.0.1:0', apiAddr: '127.0.0.1:0', secret: 'node-test-secret', ...timing },
     ...extra,
   })
-  await db.waitForLeader(10_000)
+  await db.waitForLeader(60_000)
   return db
 }
 
@@ -74,7 +77,7 @@ export async function openCluster(n = 3) {
 }
 
 /** Wait until every node names the same leader in the same term; resolves to its index. */
-export async function agreedLeader(dbs, timeoutMs = 20_000) {
+export async function agreedLeader(dbs, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const st = await Promise.all(dbs.map((db) => db.status()))
@@ -88,7 +91,7 @@ export async function agreedLeader(dbs, timeoutMs = 20_000) {
 }
 
 /** Retry `check` until it returns without throwing. */
-export async function eventually(check, timeoutMs = 10_000) {
+export async function eventually(check, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     try {

@@ -30,6 +30,13 @@ def node_config(tmp_path, node_id: int = 1, peers=None, raft=None, api=None) -> 
         "raft_addr": f"127.0.0.1:{raft or 0}",
         "api_addr": f"127.0.0.1:{api or 0}",
         "secret": "python-test-secret-0123",
+        # Margin for a loaded machine (tests share two cores with other work): a follower that
+        # misses heartbeats for a second would start needless elections, and a write that
+        # waits a few seconds would fail a test that is not about timeouts.
+        "heartbeat_ms": 200,
+        "election_timeout_min_ms": 2000,
+        "election_timeout_max_ms": 4000,
+        "request_timeout_ms": 60000,
     }
     if peers:
         cfg["peers"] = peers
@@ -40,7 +47,7 @@ def node_config(tmp_path, node_id: int = 1, peers=None, raft=None, api=None) -> 
 def db(tmp_path) -> Iterator[hiqlite.Connection]:
     """A one-node embedded database (autocommit off, as PEP 249 wants)."""
     conn = hiqlite.connect(node=node_config(tmp_path))
-    conn.wait_for_leader(30)
+    conn.wait_for_leader(60)
     yield conn
     if not conn.closed:
         conn.close()
@@ -59,7 +66,7 @@ def cluster(tmp_path) -> Iterator[List[hiqlite.Connection]]:
         for i, (r, a) in enumerate(ports)
     ]
     for c in conns:
-        c.wait_for_leader(30)
+        c.wait_for_leader(60)
     yield conns
     for c in conns:
         if not c.closed:

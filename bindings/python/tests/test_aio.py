@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -11,13 +12,18 @@ import hiqlite.aio
 from conftest import node_config
 
 
+async def wait_until_leader(conn, timeout: float = 60) -> None:
+    """Wait (a condition, with a generous deadline) until the one node leads."""
+    deadline = time.monotonic() + timeout
+    while not await conn.is_leader():
+        assert time.monotonic() < deadline, "the node never became leader"
+        await asyncio.sleep(0.05)
+
+
 def test_asyncio_connection(tmp_path):
     async def main() -> None:
         async with hiqlite.aio.connect(node=node_config(tmp_path), autocommit=True) as conn:
-            for _ in range(200):
-                if await conn.is_leader():
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until_leader(conn)
             await conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
             cur = await conn.execute("INSERT INTO t (v) VALUES (?)", ("a",))
             assert (cur.rowcount, cur.lastrowid) == (1, 1)
@@ -40,7 +46,7 @@ def test_asyncio_connection(tmp_path):
             assert await cur.fetchone() == (53,)
             await conn.execute("INSERT INTO t (v) VALUES ('leaving the block commits')")
             url = "http://" + (await conn.status())["api_addr"]
-            async with hiqlite.aio.connect(url) as remote:
+            async with hiqlite.aio.connect(url, timeout=300) as remote:  # no call here is about timeouts
                 cur = await remote.execute("SELECT count(*) FROM t")
                 assert await cur.fetchall() == [(53,)], "not yet committed"
                 await remote.execute("INSERT INTO t (v) VALUES ('remote')")
@@ -54,10 +60,7 @@ def test_asyncio_connection(tmp_path):
 def test_asyncio_event_loop_keeps_running_during_a_slow_write(tmp_path):
     async def main() -> int:
         async with hiqlite.aio.connect(node=node_config(tmp_path), autocommit=True) as conn:
-            for _ in range(200):
-                if await conn.is_leader():
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until_leader(conn)
             await conn.execute("CREATE TABLE big (x)")
             ticks = 0
 

@@ -192,7 +192,10 @@ def test_savepoints_begin_in_autocommit_and_buffered_parameters(db):
 def test_a_commit_that_reached_no_node_keeps_the_transaction():
     from conftest import free_port
 
-    conn = hiqlite.connect(f"http://127.0.0.1:{free_port()}", timeout=1)
+    # Every connect is refused at once: the client gives up after its retries (about 8 s), long
+    # before this deadline, so the error is "unreachable" however slow the machine (with a
+    # short deadline a slow first attempt could run out the clock: a timeout, not this test).
+    conn = hiqlite.connect(f"http://127.0.0.1:{free_port()}", timeout=300)
     conn.execute("INSERT INTO t VALUES (1)")
     with pytest.raises(hiqlite.UnreachableError):
         conn.commit()

@@ -29,7 +29,7 @@ def setup_module() -> None:
     api = free_port()
     _node = hiqlite.connect(node={"data_dir": _dir, "raft_addr": f"127.0.0.1:{free_port()}",
                                   "api_addr": f"127.0.0.1:{api}"})
-    _node.wait_for_leader(30)
+    _node.wait_for_leader(60)
     TestHiqliteDbApi20.connect_args = (f"http://127.0.0.1:{api}",)
     TestHiqliteDbApi20Autocommit.connect_args = (f"http://127.0.0.1:{api}",)
 
@@ -62,7 +62,8 @@ def _expect_fail(name):
 class TestHiqliteDbApi20(dbapi20.DatabaseAPI20Test):
     driver = hiqlite
     connect_args = ()
-    connect_kw_args: dict = {}
+    # A deadline no call of the suite can reach on a slow machine: it is not about timeouts.
+    connect_kw_args: dict = {"timeout": 300}
     lower_func = ""  # no stored procedures (`callproc` is optional)
 
     # The suite allows drivers to commit DDL right away.
@@ -89,7 +90,7 @@ class TestHiqliteDbApi20(dbapi20.DatabaseAPI20Test):
 class TestHiqliteDbApi20Autocommit(dbapi20.DatabaseAPI20Test):
     driver = hiqlite
     connect_args = ()
-    connect_kw_args = {"autocommit": True}
+    connect_kw_args = {"autocommit": True, "timeout": 300}
     lower_func = ""
 
     def test_nextset(self):

@@ -9,6 +9,18 @@ use std::time::{Duration, Instant};
 
 pub use hiqlite_tests::free_port;
 
+/// Raft timings for test nodes, as `hiqlite serve` reads them from its environment. The defaults
+/// (elections after 0.6–1.2 s without a heartbeat, writes given up after 10 s) suit a quiet
+/// machine; tests share two cores with other test clusters and builds, where a follower can
+/// miss heartbeats for a second and start needless elections. The tests are about behaviour,
+/// not speed, so they give the nodes margin.
+pub const TEST_TIMINGS: [(&str, &str); 4] = [
+    ("HIQLITE_HEARTBEAT_MS", "200"),
+    ("HIQLITE_ELECTION_TIMEOUT_MIN_MS", "2000"),
+    ("HIQLITE_ELECTION_TIMEOUT_MAX_MS", "4000"),
+    ("HIQLITE_REQUEST_TIMEOUT_MS", "60000"),
+];
+
 pub struct NodeProc {
     pub id: u64,
     pub api: u16,
@@ -50,7 +62,8 @@ impl ProcCluster {
             })
             .collect();
         hiqlite::install_crypto_provider();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        // A deadline only so that a hung request cannot hang the test: far above any answer.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
         ProcCluster { root, nodes, http, static_peers: true }
     }
 
@@ -85,6 +98,7 @@ impl ProcCluster {
             .args(["--secret", "process-test-secret"])
             .args(&n.extra)
             .env("RUST_LOG", "info,openraft=warn")
+            .envs(TEST_TIMINGS)
             .stdout(Stdio::null())
             .stderr(log);
         if !peers.is_empty() {

@@ -61,6 +61,9 @@ static hiqlite_db *node3(const char *dir, const char *join) {
     OK(NULL, hiqlite_config_set(cfg, "election_timeout_max_ms", "8000"));
     OK(NULL, hiqlite_config_set(cfg, "request_timeout_ms", "60000"));
     OK(NULL, hiqlite_config_set(cfg, "cache.enabled", "true"));
+    /* The default lifetime of cached results (used by json_and_cache): long enough that a
+     * slow run cannot see an entry expire between two reads that expect a hit. */
+    OK(NULL, hiqlite_config_set(cfg, "cache.ttl_ms", "3600000"));
     hiqlite_db *db = NULL;
     OK(NULL, hiqlite_open_node_config(cfg, &db));
     hiqlite_config_free(cfg);
@@ -80,6 +83,37 @@ static void wait_for_voters(hiqlite_db *db) {
         sleep_ms(100);
     }
     FAIL("the cluster never had three voters");
+}
+
+/* Wait until all three nodes name the same leader and exactly one of them says it is the
+ * leader; return its id. The nodes' views are read one after the other, so an election between
+ * two reads (a loaded machine can delay heartbeats) makes them disagree for a moment: look
+ * again rather than fail, for up to 5 minutes. */
+static uint64_t agreed_leader(hiqlite_db *nodes[3]) {
+    for (int attempt = 0; attempt < 3000; attempt++) {
+        uint64_t leader_id = 0;
+        int leaders = 0, agreed = 1;
+        for (int i = 0; i < 3; i++) {
+            uint64_t l = 0;
+            char *api = NULL;
+            OK(nodes[i], hiqlite_wait_for_leader(nodes[i], 120000, &l));
+            OK(nodes[i], hiqlite_leader(nodes[i], &l, &api));
+            CHECK(l >= 1 && l <= 3);
+            CHECK(api != NULL && strchr(api, ':') != NULL);
+            hiqlite_free(api);
+            if (leader_id == 0)
+                leader_id = l;
+            agreed &= l == leader_id;
+            int is = -1;
+            OK(nodes[i], hiqlite_is_leader(nodes[i], &is));
+            CHECK(is == 0 || is == 1);
+            leaders += is;
+        }
+        if (agreed && leaders == 1)
+            return leader_id;
+        sleep_ms(100);
+    }
+    FAIL("the nodes never agreed on exactly one leader");
 }
 
 static int64_t count_rows(hiqlite_db *db, const char *table) {
@@ -337,7 +371,13 @@ static void remote(hiqlite_db *nodes[3]) {
         hiqlite_free(api);
     }
     hiqlite_db *rc = NULL;
+    /* Opening without options works (and makes no connection)... */
     OK(NULL, hiqlite_open_remote(urls, &rc));
+    OK(NULL, hiqlite_close(rc));
+    /* ...but the calls below get a deadline no slow run (valgrind, a loaded machine) can reach:
+     * no check here is about a timeout. */
+    rc = NULL;
+    OK(NULL, hiqlite_open_remote_with(urls, "timeout_ms = 300000", &rc));
     int64_t changes = 0, id = 0;
     OK(rc, hiqlite_exec(rc, "INSERT INTO kv (k, v) VALUES (500, 'remote')", &changes, &id));
     CHECK(changes == 1 && id == 500);
@@ -374,7 +414,7 @@ static void remote(hiqlite_db *nodes[3]) {
     /* A transaction through a second client, built with options. */
     hiqlite_db *rc2 = NULL;
     OK(NULL, hiqlite_open_remote_with(urls,
-                                      "timeout_ms = 60000\nconsistency = \"linearizable\"\n"
+                                      "timeout_ms = 300000\nconsistency = \"linearizable\"\n"
                                       "username = \"nobody\"\npassword = \"unused\"\n",
                                       &rc2));
     hiqlite_stmt *a = NULL, *b = NULL;
@@ -392,14 +432,23 @@ static void remote(hiqlite_db *nodes[3]) {
     hiqlite_free(json);
 
     /* Status through the node a client talks to. */
-    uint64_t leader = 0, via = 0;
-    OK(rc, hiqlite_leader(rc, &leader, NULL));
-    CHECK(leader >= 1 && leader <= 3);
-    OK(rc, hiqlite_node_info(rc, &via, NULL, NULL));
-    CHECK(via >= 1 && via <= 3);
-    int is = -1;
-    OK(rc, hiqlite_is_leader(rc, &is));
-    CHECK(is == (via == leader));
+    /* Three calls, three reads of the cluster's state: if an election falls between them (a
+     * loaded machine can delay heartbeats), read again; a stable cluster agrees at once. */
+    for (int attempt = 0;; attempt++) {
+        uint64_t leader = 0, via = 0;
+        OK(rc, hiqlite_leader(rc, &leader, NULL));
+        CHECK(leader >= 1 && leader <= 3);
+        OK(rc, hiqlite_node_info(rc, &via, NULL, NULL));
+        CHECK(via >= 1 && via <= 3);
+        int is = -1;
+        OK(rc, hiqlite_is_leader(rc, &is));
+        CHECK(is == 0 || is == 1);
+        if (is == (via == leader))
+            break;
+        if (attempt == 3000)
+            FAIL("is_leader never agreed with leader and node_info");
+        sleep_ms(100);
+    }
     hiqlite_cache_counters stats;
     EXPECT_RC(rc, HIQLITE_MISUSE, hiqlite_cache_stats(rc, &stats));
 
@@ -425,25 +474,7 @@ int main(int argc, char **argv) {
     hiqlite_free(raft);
     wait_for_voters(nodes[0]);
 
-    uint64_t leader_id = 0;
-    int leaders = 0;
-    for (int i = 0; i < 3; i++) {
-        uint64_t l = 0;
-        char *api = NULL;
-        OK(nodes[i], hiqlite_wait_for_leader(nodes[i], 120000, &l));
-        OK(nodes[i], hiqlite_leader(nodes[i], &l, &api));
-        CHECK(l >= 1 && l <= 3);
-        CHECK(api != NULL && strchr(api, ':') != NULL);
-        hiqlite_free(api);
-        if (leader_id == 0)
-            leader_id = l;
-        CHECK(l == leader_id);
-        int is = -1;
-        OK(nodes[i], hiqlite_is_leader(nodes[i], &is));
-        CHECK(is == 0 || is == 1);
-        leaders += is;
-    }
-    CHECK(leaders == 1);
+    uint64_t leader_id = agreed_leader(nodes);
 
     /* Write through a follower (forwarded to the leader); read everywhere. */
     hiqlite_db *follower = nodes[leader_id == 3 ? 1 : 2];

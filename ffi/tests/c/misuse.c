@@ -66,8 +66,12 @@ static void without_a_database(const char *dir) {
     EXPECT_RC(NULL, HIQLITE_INVALID_UTF8, hiqlite_open_remote("http://\xff", &db));
     CHECK(db == NULL);
 
-    /* Nobody listens on port 1: the write was certainly not applied, and the code says so. */
-    OK(NULL, hiqlite_open_remote_with("http://127.0.0.1:1", "timeout_ms = 1000", &db));
+    /* Nobody listens on port 1: every connect is refused at once, so the write was certainly
+     * not applied, and the code says so. The deadline is far beyond what the client's retries
+     * of a refused connect take (they stop after their attempt count, in about 8 s), so the
+     * answer is UNREACHABLE however slow the machine (valgrind, load): with a short deadline a
+     * slow first attempt could run out the clock and make the answer TIMEOUT instead. */
+    OK(NULL, hiqlite_open_remote_with("http://127.0.0.1:1", "timeout_ms = 300000", &db));
     EXPECT_RC(db, HIQLITE_UNREACHABLE, hiqlite_exec(db, "CREATE TABLE t (x)", NULL, NULL));
     CHECK_CONTAINS(hiqlite_errmsg(db), "unreachable");
     OK(NULL, hiqlite_close(db));
@@ -274,7 +278,10 @@ int main(int argc, char **argv) {
     char cfg[1024];
     snprintf(cfg, sizeof cfg,
              "data_dir = \"%s/node\"\nraft_addr = \"127.0.0.1:0\"\napi_addr = \"127.0.0.1:0\"\n"
-             "heartbeat_ms = 200\nelection_timeout_min_ms = 1000\nelection_timeout_max_ms = 2000\n",
+             "heartbeat_ms = 200\nelection_timeout_min_ms = 1000\nelection_timeout_max_ms = 2000\n"
+             /* Writes wait for the node, never for a clock: a loaded box under valgrind may be
+              * slow, and no check here is about a timeout. */
+             "request_timeout_ms = 300000\n",
              argv[1]);
     hiqlite_db *db = NULL;
     OK(NULL, hiqlite_open_node(cfg, &db));

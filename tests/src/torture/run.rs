@@ -191,7 +191,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Summary> {
     std::fs::create_dir_all(&o.dir)?;
     let mut c = Cluster::start(o.bin.clone(), o.dir.clone(), o.nodes).await?;
     let urls: Vec<String> = (0..o.nodes).map(|i| c.url(i)).collect();
-    let admin = hiqlite::Client::remote(urls.clone()).timeout(Duration::from_secs(30)).build()?;
+    let admin = hiqlite::Client::remote(urls.clone()).timeout(Duration::from_secs(60)).build()?;
     if let Err(e) = admin.wait_for_leader(Duration::from_secs(60)).await {
         anyhow::bail!("no leader: {e}\n{}", c.log_of(0));
     }
