@@ -19,6 +19,15 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "remote-only build: the remote client compiles without openraft, axum or SQLite"
+cargo build --locked -q -p hiqlite --no-default-features --features remote
+cargo clippy --locked -p hiqlite --no-default-features --features remote --all-targets -- -D warnings
+cargo test --locked -q -p hiqlite --no-default-features --features remote --lib
+if cargo tree --locked -p hiqlite --no-default-features --features remote -e normal | grep -E ' (openraft|axum|libsqlite3-sys|rusqlite) v'; then
+    echo "the remote-only build pulls in server crates (above)" >&2
+    exit 1
+fi
+
 step "system tools of the C API tests: a C++ compiler, pkg-config, valgrind"
 missing=()
 command -v c++ >/dev/null || missing+=(g++)
