@@ -67,6 +67,18 @@ pub enum Command {
     /// proposer: one append, one fsync and one replication round for all of them). Each is
     /// applied in its own savepoint and answered in `Response::batch`.
     Batch(Vec<Command>),
+    /// A committed interactive transaction: the statements its client ran, in order, replayed
+    /// with the clock and seed the transaction ran with, so every replica reaches exactly the
+    /// results the client saw. A statement's error is kept in its slot, as SQLite keeps the
+    /// transaction open after a failed statement; savepoints are allowed.
+    Session {
+        /// The statements, in the order the client ran them (failed ones included).
+        stmts: Vec<Statement>,
+        /// The transaction's `'now'`, fixed when it began.
+        ts_ms: i64,
+        /// The transaction's random seed, fixed when it began.
+        seed: u64,
+    },
 }
 
 #[cfg(feature = "server")]
@@ -86,6 +98,8 @@ impl Command {
                 *ts_ms = now;
                 *seed = seed_base;
             }
+            // Stamped when the transaction began: its statements already ran with it.
+            Command::Session { .. } => {}
             Command::Batch(cmds) => {
                 for (i, c) in cmds.iter_mut().enumerate() {
                     c.stamp_with(now, seed_base.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));

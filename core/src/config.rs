@@ -86,6 +86,11 @@ pub struct NodeConfig {
     pub tls_insecure: bool,
     /// The query cache.
     pub cache: crate::cache::CacheConfig,
+    /// How long a write waits for an interactive transaction that holds the database (and a
+    /// transaction for another one) before it fails with `SQLITE_BUSY`.
+    pub busy_timeout_ms: u64,
+    /// An interactive transaction left idle this long is rolled back (its client is gone).
+    pub transaction_idle_timeout_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -116,6 +121,8 @@ impl Default for NodeConfig {
             tls_ca: None,
             tls_insecure: false,
             cache: crate::cache::CacheConfig::default(),
+            busy_timeout_ms: 5_000,
+            transaction_idle_timeout_ms: 30_000,
         }
     }
 }
@@ -143,7 +150,8 @@ impl NodeConfig {
     /// `HIQLITE_API_ADDR`, `HIQLITE_PEERS` (comma-separated `ID=RAFT/API`), `HIQLITE_JOIN`
     /// (comma-separated raft addresses), `HIQLITE_SECRET`, `HIQLITE_SNAPSHOT_EVERY`,
     /// `HIQLITE_LOG_KEEP_AFTER_SNAPSHOT`, `HIQLITE_HEARTBEAT_MS`, `HIQLITE_ELECTION_TIMEOUT_MIN_MS`,
-    /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`.
+    /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`,
+    /// `HIQLITE_BUSY_TIMEOUT_MS`, `HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS`.
     pub fn with_env(self) -> Result<Self> {
         self.with_vars(|k| std::env::var(k).ok())
     }
@@ -194,6 +202,12 @@ impl NodeConfig {
         }
         if let Some(v) = get("HIQLITE_REQUEST_TIMEOUT_MS") {
             self.request_timeout_ms = num("HIQLITE_REQUEST_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_BUSY_TIMEOUT_MS") {
+            self.busy_timeout_ms = num("HIQLITE_BUSY_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS") {
+            self.transaction_idle_timeout_ms = num("HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS", &v)?;
         }
         Ok(self)
     }

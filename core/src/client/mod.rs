@@ -18,8 +18,11 @@ use crate::status::{NodeInfo, Status};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
 mod remote;
+mod tx;
 use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
+pub use tx::Transaction;
+use tx::TxHolder;
 
 /// A handle to a hiqlite database: an embedded node, or a remote cluster reached over HTTP
 /// ([`Client::remote`]). Both have the same methods. Cheap to clone; clones share the node or
@@ -135,6 +138,31 @@ impl Client {
             Inner::Remote(r) => r.execute(&[stmt], false, crate::sqlkind::has_returning(sql)).await?,
         };
         results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
+    }
+
+    /// Begin an interactive transaction: its statements see its own writes, and it commits as
+    /// one replicated entry or not at all. Other writers wait while it is open (up to their busy
+    /// timeout), as with SQLite's single writer.
+    ///
+    /// ```no_run
+    /// # async fn f(db: hiqlite::Client) -> hiqlite::Result<()> {
+    /// let tx = db.begin().await?;
+    /// let rows = tx.query("SELECT bal FROM acct WHERE id = 1", ()).await?;
+    /// if let Some(hiqlite::Value::Integer(bal)) = rows.rows.first().and_then(|r| r.first()) {
+    ///     tx.execute("UPDATE acct SET bal = ? WHERE id = 1", hiqlite::params![bal + 1]).await?;
+    /// }
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin(&self) -> Result<Transaction> {
+        match &self.inner {
+            #[cfg(feature = "server")]
+            Inner::Embedded(n) => Ok(Transaction::new(TxHolder::Embedded(n.clone()), n.tx_begin().await?)),
+            Inner::Remote(r) => {
+                let (id, url) = r.tx_begin().await?;
+                Ok(Transaction::new(TxHolder::Remote(r.clone(), url), id))
+            }
+        }
     }
 
     /// Run a write statement that returns rows (`INSERT ... RETURNING`).

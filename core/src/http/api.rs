@@ -51,6 +51,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/db/query", get(query).post(query))
         .route("/db/request", post(request))
         .route("/db/migrate", post(migrate))
+        .route("/db/tx", post(super::tx::begin))
+        .route("/db/tx/{id}", post(super::tx::exec))
+        .route("/db/tx/{id}/{action}", post(super::tx::end))
         .route("/db/backup", get(admin::backup))
         .route("/db/load", post(admin::load))
         .route("/status", get(admin::status))
@@ -172,7 +175,7 @@ pub(super) fn answer(body: J, pretty: bool) -> Response {
 }
 
 /// The flags and statements of a data request (the common start of the data handlers).
-fn parse_request(
+pub(super) fn parse_request(
     q: HashMap<String, String>,
     headers: &HeaderMap,
     body: &[u8],

@@ -121,6 +121,8 @@ pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'stat
         "/status" | "/nodes" | "/metrics" | "/leader" => "status",
         "/readyz" => "ready",
         "/remove" => "remove",
+        // hiqlite's interactive transactions write.
+        p if p == "/db/tx" || p.starts_with("/db/tx/") => "execute",
         _ => return None,
     })
 }

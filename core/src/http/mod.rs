@@ -7,3 +7,4 @@ pub(crate) mod metrics;
 pub(crate) mod peer;
 mod server;
 mod tls;
+mod tx;

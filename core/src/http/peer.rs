@@ -47,6 +47,10 @@ pub(crate) fn router(node: Node) -> Router {
     let r = serve::<peer::Remove, _, _>(r, |n, id| async move { n.remove_node(id).await });
     let r = serve::<peer::Info, _, _>(r, |n, ()| async move { n.cluster_info().await });
     let r = serve::<peer::Elect, _, _>(r, |n, ()| async move { n.elect().await });
+    let r = serve::<peer::TxBegin, _, _>(r, |n, ()| async move { n.tx_begin_forwarded().await });
+    let r = serve::<peer::TxExec, _, _>(r, |n, (id, st)| async move { n.tx_exec_forwarded(id, st).await });
+    let r = serve::<peer::TxCommit, _, _>(r, |n, id| async move { n.tx_commit_forwarded(id).await });
+    let r = serve::<peer::TxRollback, _, _>(r, |n, id| async move { n.tx_rollback_forwarded(id).await });
     r.layer(middleware::from_fn_with_state(node.clone(), require_secret))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(node)

@@ -229,6 +229,7 @@ impl Node {
         ));
         let inner = Arc::new(NodeInner {
             proposer: proposer_tx,
+            tx: Default::default(),
             id: config.node_id,
             reads: ReadPool::new(db_path.clone(), config.read_pool_size),
             cache,

@@ -11,6 +11,7 @@ mod membership;
 mod propose;
 mod read;
 mod rpc;
+mod tx;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ struct NodeInner {
     /// True until a node started from a backup has snapshotted it (joins wait until then).
     restoring: AtomicBool,
     proposer: tokio::sync::mpsc::UnboundedSender<propose::Proposal>,
+    /// The write gate and the open interactive transaction.
+    tx: tx::TxState,
     shutdown_tx: watch::Sender<bool>,
     /// Tasks serving this node's listeners (handed over by whoever serves them).
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,

@@ -45,6 +45,7 @@ fn command_size(c: &Command) -> usize {
             })
             .sum(),
         Command::Migrate { migrations, .. } => migrations.iter().map(|m| m.sql.len()).sum(),
+        Command::Session { stmts, .. } => stmts.iter().map(|s| s.sql.len()).sum(),
         Command::Batch(cmds) => cmds.iter().map(command_size).sum(),
     }
 }
@@ -136,8 +137,15 @@ async fn propose(raft: &Raft, batch: Vec<Proposal>, timeout: Duration) {
 }
 
 impl Node {
-    /// Hand a command to the proposer of this node.
+    /// Hand a command to the proposer of this node once no interactive transaction holds the
+    /// database (waiting up to the busy timeout), and wait until it is applied.
     pub(super) async fn propose(&self, cmd: Command) -> Result<Proposed> {
+        let _share = self.write_share().await?;
+        self.propose_ungated(cmd).await
+    }
+
+    /// [`Node::propose`] for the holder of the write gate (a committing transaction).
+    pub(super) async fn propose_ungated(&self, cmd: Command) -> Result<Proposed> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner.proposer.send((cmd, tx)).map_err(|_| Error::ShutDown)?;
         rx.await.map_err(|_| Error::ShutDown)

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Command, Member, Response};
 use crate::error::Error;
 use crate::raft::{LogId, TypeConfig};
-use crate::value::{Params, Rows};
+use crate::value::{ExecResult, Params, Rows, Statement};
 
 /// Header carrying the cluster secret on peer routes.
 pub(crate) const SECRET_HEADER: &str = "x-hiqlite-secret";
@@ -71,6 +71,14 @@ routes! {
     Info = "/cluster/info": () => ClusterInfo;
     /// Campaign for leadership now (leadership transfer).
     Elect = "/cluster/elect": () => Result<(), Error>;
+    /// Begin an interactive transaction on the leader.
+    TxBegin = "/cluster/tx/begin": () => Result<u64, Error>;
+    /// Run a statement in an interactive transaction.
+    TxExec = "/cluster/tx/exec": (u64, Statement) => Result<ExecResult, Error>;
+    /// Commit an interactive transaction.
+    TxCommit = "/cluster/tx/commit": u64 => Result<(), Error>;
+    /// Roll an interactive transaction back.
+    TxRollback = "/cluster/tx/rollback": u64 => Result<(), Error>;
 }
 
 /// What `/cluster/info` says about a node.

@@ -63,7 +63,7 @@ fn is_environmental(e: &Error) -> bool {
 }
 
 impl State {
-    fn ctl(&self, sql: &str) -> Result<()> {
+    pub(super) fn ctl(&self, sql: &str) -> Result<()> {
         self.conn.prepare_cached(sql)?.execute([])?;
         Ok(())
     }
@@ -76,7 +76,7 @@ impl State {
         }
     }
 
-    fn user_exec(&mut self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
+    pub(super) fn user_exec(&mut self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = WriteSeen::default();
         self.user_mode.store(true, Ordering::Relaxed);
         let r = exec::execute(&self.conn, sql, params);
@@ -121,7 +121,7 @@ impl State {
     /// Connection state that SQL can observe (`last_insert_rowid()`, `changes()`) must not leak
     /// from one entry into the next: replicas apply entries in differently sized runs, and a
     /// restart or snapshot starts from a fresh connection.
-    fn reset_connection_state(&self) -> Result<()> {
+    pub(super) fn reset_connection_state(&self) -> Result<()> {
         // SAFETY: the handle belongs to this open connection and is used on its own thread.
         unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.conn.handle(), 0) };
         self.conn.prepare_cached("DELETE FROM _hiqlite_meta WHERE 0")?.execute([])?;
@@ -152,7 +152,7 @@ impl State {
                         Response::default()
                     }
                     Op::Command(cmd) => {
-                        self.ctl("SAVEPOINT entry")?;
+                        self.ctl("SAVEPOINT _hiqlite_entry")?;
                         match self.apply_command(cmd, (i, None), &poisoned) {
                             Err(Step::Fatal(e)) => {
                                 let _ = self.ctl("ROLLBACK");
@@ -169,9 +169,9 @@ impl State {
                             }
                             Ok(resp) => {
                                 if resp.rolled_back {
-                                    self.ctl("ROLLBACK TO entry")?;
+                                    self.ctl("ROLLBACK TO _hiqlite_entry")?;
                                 }
-                                self.ctl("RELEASE entry")?;
+                                self.ctl("RELEASE _hiqlite_entry")?;
                                 resp
                             }
                         }
@@ -215,12 +215,12 @@ impl State {
             Command::Batch(cmds) => {
                 let mut out = Response::default();
                 for (j, c) in cmds.iter().enumerate() {
-                    self.ctl("SAVEPOINT sub").map_err(Step::Fatal)?;
+                    self.ctl("SAVEPOINT _hiqlite_sub").map_err(Step::Fatal)?;
                     let r = self.apply_command(c, (pos.0, Some(j)), poisoned)?;
                     if r.rolled_back {
-                        self.ctl("ROLLBACK TO sub").map_err(Step::Fatal)?;
+                        self.ctl("ROLLBACK TO _hiqlite_sub").map_err(Step::Fatal)?;
                     }
-                    self.ctl("RELEASE sub").map_err(Step::Fatal)?;
+                    self.ctl("RELEASE _hiqlite_sub").map_err(Step::Fatal)?;
                     out.batch.push(r);
                 }
                 Ok(out)
@@ -231,6 +231,10 @@ impl State {
                 let r = self.run_statements(stmts, *mode);
                 det::leave_entry();
                 self.settle(r, pos)
+            }
+            Command::Session { stmts, ts_ms, seed } => {
+                let r = self.apply_session(stmts, *ts_ms, *seed).map_err(Step::Fatal)?;
+                self.settle(Ok(r), pos)
             }
             Command::Migrate { migrations, ts_ms, seed } => {
                 self.reset_connection_state().map_err(Step::Fatal)?;
@@ -271,7 +275,7 @@ impl State {
         let independent = mode == ExecMode::Independent && stmts.len() > 1;
         for s in stmts {
             if independent {
-                self.ctl("SAVEPOINT stmt")?;
+                self.ctl("SAVEPOINT _hiqlite_stmt")?;
             }
             let r = self.user_exec(&s.sql, &s.params);
             if self.conn.is_autocommit() {
@@ -282,9 +286,9 @@ impl State {
             resp.results.push(r);
             if independent {
                 if failed {
-                    self.ctl("ROLLBACK TO stmt")?;
+                    self.ctl("ROLLBACK TO _hiqlite_stmt")?;
                 }
-                self.ctl("RELEASE stmt")?;
+                self.ctl("RELEASE _hiqlite_stmt")?;
             } else if failed {
                 resp.rolled_back = true;
                 return Ok(resp);

@@ -83,10 +83,16 @@ const SAFE_PRAGMAS: &[&str] = &[
     "encoding",
 ];
 
-/// Why a user statement in a replicated write must be refused, if it must.
-fn authorize(action: &AuthAction<'_>) -> Option<&'static str> {
+const DENY_SAVEPOINT_NAME: &str = "savepoints named _hiqlite_* belong to hiqlite; pick another name";
+
+/// Why a user statement in a replicated write must be refused, if it must. In an interactive
+/// transaction (`session`), savepoints are the user's to use.
+fn authorize(action: &AuthAction<'_>, session: bool) -> Option<&'static str> {
     let internal = |t: &str| t.starts_with("_hiqlite_");
     match action {
+        AuthAction::Savepoint { savepoint_name, .. } if session => {
+            savepoint_name.to_ascii_lowercase().starts_with("_hiqlite_").then_some(DENY_SAVEPOINT_NAME)
+        }
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => Some(DENY_TX),
         AuthAction::Attach { .. } | AuthAction::Detach { .. } => Some(DENY_ATTACH),
         AuthAction::CreateTempIndex { .. }
@@ -114,6 +120,8 @@ fn authorize(action: &AuthAction<'_>) -> Option<&'static str> {
 pub(super) struct Guard {
     /// True while user SQL runs: the authorizer then refuses transaction control and ATTACH.
     pub(super) user_mode: Arc<AtomicBool>,
+    /// True while an interactive transaction's statements run: savepoints are allowed.
+    pub(super) session_mode: Arc<AtomicBool>,
     /// Why the last refused statement was refused.
     pub(super) denied: Arc<Mutex<Option<&'static str>>>,
     /// What the statement being prepared writes.
@@ -123,16 +131,17 @@ pub(super) struct Guard {
 /// Install the authorizer on the writer connection. It checks nothing outside user mode.
 pub(super) fn install(conn: &mut Connection) -> Result<Guard> {
     let user_mode = Arc::new(AtomicBool::new(false));
+    let session_mode = Arc::new(AtomicBool::new(false));
     let denied: Arc<Mutex<Option<&'static str>>> = Arc::new(Mutex::new(None));
     let seen: Arc<Mutex<WriteSeen>> = Arc::new(Mutex::new(WriteSeen::default()));
     {
-        let (um, dn, sn) = (user_mode.clone(), denied.clone(), seen.clone());
+        let (um, sm, dn, sn) = (user_mode.clone(), session_mode.clone(), denied.clone(), seen.clone());
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             if !um.load(Ordering::Relaxed) {
                 return Authorization::Allow;
             }
             note_write(&mut sn.lock().unwrap_or_else(|p| p.into_inner()), &ctx.action);
-            match authorize(&ctx.action) {
+            match authorize(&ctx.action, sm.load(Ordering::Relaxed)) {
                 None => Authorization::Allow,
                 Some(why) => {
                     *dn.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
@@ -141,5 +150,5 @@ pub(super) fn install(conn: &mut Connection) -> Result<Guard> {
             }
         }))?;
     }
-    Ok(Guard { user_mode, denied, seen })
+    Ok(Guard { user_mode, session_mode, denied, seen })
 }

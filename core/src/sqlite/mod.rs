@@ -10,6 +10,7 @@ mod error;
 pub(crate) mod exec;
 mod meta;
 pub(crate) mod pool;
+mod session;
 pub(crate) mod writer;
 
 use std::path::Path;

@@ -17,8 +17,10 @@ pub(crate) use super::apply::Op;
 use super::authorize::{self, WriteSeen};
 use super::meta::{read_meta, write_meta, META_DDL, MIGRATIONS_DDL};
 pub(crate) use super::meta::{Applied, LogPos, MembershipBlob};
+pub(crate) use super::session::Recorded;
 use crate::command::Response;
 use crate::error::{Error, Result};
+use crate::value::{ExecResult, Statement};
 
 /// A read-only connection holding an open read transaction at exactly `applied`.
 pub(crate) struct Pinned {
@@ -31,6 +33,9 @@ enum Msg {
     Pin(oneshot::Sender<Result<Pinned>>),
     Restore(PathBuf, Applied, oneshot::Sender<Result<()>>),
     Shutdown(oneshot::Sender<Result<()>>),
+    TxBegin(i64, u64, oneshot::Sender<Result<()>>),
+    TxExec(Statement, oneshot::Sender<Result<ExecResult>>),
+    TxEnd(oneshot::Sender<Result<Recorded>>),
 }
 
 /// Handle to the writer thread.
@@ -55,6 +60,10 @@ pub(super) struct State {
     pub(super) entries_applied: Arc<AtomicU64>,
     /// True while user SQL runs: the authorizer then refuses transaction control and ATTACH.
     pub(super) user_mode: Arc<AtomicBool>,
+    /// True while an interactive transaction's statements run (savepoints allowed).
+    pub(super) session_mode: Arc<AtomicBool>,
+    /// The interactive transaction running speculatively on this connection, if any.
+    pub(super) session: Option<super::session::Session>,
     pub(super) denied: Arc<Mutex<Option<&'static str>>>,
     pub(super) seen: Arc<Mutex<WriteSeen>>,
     /// Tables each SQL text writes (and whether it is DDL), learned when it was first prepared:
@@ -74,7 +83,7 @@ impl Writer {
         conn.execute_batch(META_DDL)?;
         conn.execute_batch(MIGRATIONS_DDL)?;
         let applied = read_meta(&conn)?;
-        let authorize::Guard { user_mode, denied, seen } = authorize::install(&mut conn)?;
+        let authorize::Guard { user_mode, session_mode, denied, seen } = authorize::install(&mut conn)?;
         let shared = Arc::new(Mutex::new(applied.clone()));
         let entries_applied = Arc::new(AtomicU64::new(0));
         let applied_at_open = applied.0;
@@ -92,6 +101,8 @@ impl Writer {
             applied,
             shared: shared.clone(),
             user_mode,
+            session_mode,
+            session: None,
             denied,
         };
         let (tx, rx) = mpsc::channel();
@@ -149,6 +160,31 @@ impl Writer {
         rx.await.map_err(|_| Error::ShutDown)?
     }
 
+    async fn ask<T>(&self, msg: impl FnOnce(oneshot::Sender<Result<T>>) -> Msg) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(msg(tx)) {
+            return Err(Error::ShutDown);
+        }
+        rx.await.map_err(|_| Error::ShutDown)?
+    }
+
+    /// Begin an interactive transaction whose `'now'` and random functions answer from `ts_ms`
+    /// and `seed`. One at a time (the node serializes them).
+    pub(crate) async fn tx_begin(&self, ts_ms: i64, seed: u64) -> Result<()> {
+        self.ask(|tx| Msg::TxBegin(ts_ms, seed, tx)).await
+    }
+
+    /// Run a statement in the open interactive transaction (it sees the transaction's writes).
+    pub(crate) async fn tx_exec(&self, stmt: Statement) -> Result<ExecResult> {
+        self.ask(|tx| Msg::TxExec(stmt, tx)).await
+    }
+
+    /// End the interactive transaction: its speculative work is rolled back and its statements
+    /// come back, to be committed through the log (or dropped for a rollback).
+    pub(crate) async fn tx_end(&self) -> Result<Recorded> {
+        self.ask(Msg::TxEnd).await
+    }
+
     /// Persist `last_applied` + membership and close the database. Idempotent.
     pub(crate) async fn shutdown(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
@@ -166,16 +202,32 @@ impl State {
         while let Ok(msg) = rx.recv() {
             match msg {
                 Msg::Apply(entries, done) => {
+                    self.suspend_session();
                     let r = self.apply(&entries);
+                    self.resume_session();
                     let _ = done.send(r);
                 }
                 Msg::Pin(done) => {
-                    let _ = done.send(self.pin());
+                    self.suspend_session();
+                    let r = self.pin();
+                    self.resume_session();
+                    let _ = done.send(r);
                 }
                 Msg::Restore(path, applied, done) => {
+                    self.abort_session();
                     let _ = done.send(self.restore(&path, applied));
                 }
+                Msg::TxBegin(ts_ms, seed, done) => {
+                    let _ = done.send(self.tx_begin(ts_ms, seed));
+                }
+                Msg::TxExec(stmt, done) => {
+                    let _ = done.send(self.tx_exec(stmt));
+                }
+                Msg::TxEnd(done) => {
+                    let _ = done.send(self.tx_end());
+                }
                 Msg::Shutdown(done) => {
+                    self.abort_session();
                     // A clean stop is trusted at the next start (no rebuild), so make it durable:
                     // meta committed with a synced WAL, then checkpointed into the synced file.
                     let r = self

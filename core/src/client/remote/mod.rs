@@ -269,6 +269,70 @@ impl Remote {
         .await
         .map(|_| ())
     }
+
+    /// Begin an interactive transaction (hiqlite servers only); returns its id and the node
+    /// that holds it for this client (it forwards to the leader).
+    pub(crate) async fn tx_begin(&self) -> Result<(u64, String)> {
+        let call = Call {
+            method: Method::POST,
+            path: "/db/tx",
+            query: "hiqlite_errors".into(),
+            body: None,
+            target: Target::Nearest,
+            idempotent: false,
+            sink: None,
+        };
+        let (out, url) = self.call_via(call, None).await?;
+        let v: J = serde_json::from_slice(&out).map_err(|e| Error::Decode(format!("BEGIN answer: {e}")))?;
+        let id = v["id"]
+            .as_str()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+            .ok_or_else(|| Error::Decode(format!("BEGIN answer without a transaction id: {v}")))?;
+        Ok((id, url))
+    }
+
+    /// Run one statement in transaction `id` on the node `url` that holds it.
+    pub(crate) async fn tx_exec(&self, url: &str, id: u64, stmt: Statement) -> Result<ExecResult> {
+        let path = format!("/db/tx/{id:x}");
+        let call = Call {
+            method: Method::POST,
+            path: &path,
+            query: self.data_query(&[]),
+            body: Some(encode_statements(std::slice::from_ref(&stmt))?),
+            target: Target::Nearest,
+            idempotent: false,
+            sink: None,
+        };
+        let (out, _) = self.call_via(call, Some(url)).await?;
+        let answer = parse_results(&out)
+            .map_err(|e| match e {
+                // The statement ran (speculatively); its answer is lost with it.
+                Error::Decode(m) => routing::classify(Kind::Write, Failure::Decode(m)).into_error(),
+                e => e,
+            })?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Decode("the server answered a statement with no result".into()))?;
+        answer.map(|a| match a {
+            Answer::Exec(x) => x,
+            Answer::Rows(rows) => ExecResult { rows, ..Default::default() },
+        })
+    }
+
+    /// Commit (or roll back) transaction `id` on the node `url` that holds it.
+    pub(crate) async fn tx_end(&self, url: &str, id: u64, commit: bool) -> Result<()> {
+        let path = format!("/db/tx/{id:x}/{}", if commit { "commit" } else { "rollback" });
+        let call = Call {
+            method: Method::POST,
+            path: &path,
+            query: "hiqlite_errors".into(),
+            body: None,
+            target: Target::Nearest,
+            idempotent: false,
+            sink: None,
+        };
+        self.call_via(call, Some(url)).await.map(|_| ())
+    }
 }
 
 #[cfg(test)]

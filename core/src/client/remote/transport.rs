@@ -65,6 +65,12 @@ impl Remote {
 
     /// Make a call, routing and retrying as the module documentation says.
     pub(super) async fn call(&self, c: Call<'_>) -> Result<Vec<u8>> {
+        self.call_via(c, None).await.map(|(body, _)| body)
+    }
+
+    /// [`Remote::call`], sent to `pinned` when given (a node holding a transaction) instead of
+    /// the target's choice; returns the answer and the node that gave it.
+    pub(super) async fn call_via(&self, c: Call<'_>, pinned: Option<&str>) -> Result<(Vec<u8>, String)> {
         let deadline = self.deadline(self.timeout);
         let mut last: Option<Error> = None;
         if self.discover && lock(&self.known).discovered_at.is_none() {
@@ -85,9 +91,9 @@ impl Remote {
                     last.unwrap_or_else(|| Error::Timeout(format!("no answer within {:?}", self.timeout)))
                 );
             }
-            let url = self.pick(c.target);
+            let url = pinned.map_or_else(|| self.pick(c.target), str::to_owned);
             let e = match self.attempt(&c, &url, deadline).await {
-                Outcome::Done(body) => return Ok(body),
+                Outcome::Done(body) => return Ok((body, url)),
                 Outcome::Fail(e) => return Err(e),
                 Outcome::Redirected if redirects < MAX_REDIRECTS => {
                     redirects += 1;
