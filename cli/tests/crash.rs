@@ -267,3 +267,109 @@ async fn backup_under_load_restores_to_identical_content() {
     }
     assert_eq!(table(&r, 1).await, restored);
 }
+
+/// Leaders SIGKILLed while interactive transactions are open and committing: every transaction
+/// writes a pair of rows, and no node ever holds half a pair; every acknowledged commit survives;
+/// the replicas end identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leaders_never_leave_a_transaction_half_applied() {
+    let rounds: usize =
+        std::env::var("HIQLITE_TX_KILL_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let mut c = ProcCluster::new(3, &[]);
+    c.start_all();
+    c.leader(T).await;
+    c.execute(
+        0,
+        r#"["CREATE TABLE pair (tx TEXT NOT NULL, part INTEGER NOT NULL, PRIMARY KEY (tx, part))"]"#,
+    )
+    .await
+    .expect("create");
+    let urls: Vec<String> = c.nodes.iter().map(|n| format!("http://127.0.0.1:{}", n.api)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let attempts = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4usize {
+        let (stop, acked, attempts) = (stop.clone(), acked.clone(), attempts.clone());
+        let mut mine = urls.clone();
+        mine.rotate_left(w % urls.len());
+        workers.push(tokio::spawn(async move {
+            // A short deadline only keeps a worker from waiting on a dead node; a commit whose
+            // answer does not come is not counted as acknowledged.
+            let db = hiqlite::Client::remote(mine).timeout(Duration::from_secs(5)).build().expect("client");
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let key = format!("w{w}-{n}");
+                let r = async {
+                    let tx = db.begin().await?;
+                    tx.execute("INSERT INTO pair VALUES (?, 1)", hiqlite::params![key.clone()]).await?;
+                    let seen = tx
+                        .query("SELECT count(*) FROM pair WHERE tx = ?", hiqlite::params![key.clone()])
+                        .await?;
+                    assert_eq!(
+                        seen.rows[0][0],
+                        hiqlite::Value::Integer(1),
+                        "the transaction reads its own write"
+                    );
+                    tx.execute("INSERT INTO pair VALUES (?, 2)", hiqlite::params![key.clone()]).await?;
+                    tx.commit().await
+                }
+                .await;
+                match r {
+                    Ok(()) => {
+                        acked.lock().expect("lock").insert(key);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    let mut acked_before = 0;
+    for round in 0..rounds {
+        // Transactions are committing again before each kill (a condition, not a rate).
+        let deadline = Instant::now() + T;
+        loop {
+            let n = acked.lock().expect("lock").len();
+            if n > acked_before {
+                acked_before = n;
+                break;
+            }
+            assert!(Instant::now() < deadline, "no transaction committed within {T:?} before round {round}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let victim = c.leader(T).await;
+        c.kill9(victim);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.start(victim);
+        c.wait_status(victim, T).await;
+        c.leader(T).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    c.converge(T).await;
+    let acked = acked.lock().expect("lock").clone();
+    let mut contents = Vec::new();
+    for i in 0..3 {
+        let rows = rows_of(&c.query(i, "SELECT tx, count(*) FROM pair GROUP BY tx ORDER BY tx").await);
+        let pairs: BTreeMap<String, i64> = rows
+            .into_iter()
+            .map(|r| (r[0].as_str().unwrap_or_default().to_string(), r[1].as_i64().unwrap_or(0)))
+            .collect();
+        let halves: Vec<_> = pairs.iter().filter(|(_, n)| **n != 2).take(5).collect();
+        assert!(halves.is_empty(), "node {i} holds half-applied transactions: {halves:?}");
+        let missing: Vec<_> = acked.iter().filter(|k| !pairs.contains_key(*k)).take(5).collect();
+        assert!(missing.is_empty(), "node {i} lost committed transactions, e.g. {missing:?}");
+        contents.push(pairs);
+    }
+    assert_eq!(contents[0], contents[1], "replicas differ");
+    assert_eq!(contents[1], contents[2], "replicas differ");
+    println!(
+        "{} of {} transactions committed across {rounds} leader kills; none half-applied",
+        acked.len(),
+        attempts.load(Ordering::Relaxed)
+    );
+}

@@ -149,7 +149,18 @@ pub(crate) fn parse_one(r: &J) -> Result<Result<Answer>> {
                 rows.push(out);
             }
         }
-        return Ok(Ok(Answer::Rows(Rows { columns, types, rows })));
+        let rows = Rows { columns, types, rows };
+        // A hiqlite server also gives a write's counters beside its rows (`RETURNING`).
+        let rows_affected = r.get("rows_affected").and_then(J::as_u64);
+        let last_insert_id = r.get("last_insert_id").and_then(J::as_i64);
+        if rows_affected.is_some() || last_insert_id.is_some() {
+            return Ok(Ok(Answer::Exec(ExecResult {
+                rows_affected: rows_affected.unwrap_or(0),
+                last_insert_id: last_insert_id.unwrap_or(0),
+                rows,
+            })));
+        }
+        return Ok(Ok(Answer::Rows(rows)));
     }
     Ok(Ok(Answer::Exec(ExecResult {
         rows_affected: r.get("rows_affected").and_then(J::as_u64).unwrap_or(0),

@@ -105,7 +105,18 @@ pub(crate) fn query_result(rows: &Rows, f: Format, secs: f64) -> J {
 /// One write result in rqlite's form (`rows: null` in associative `/db/request` answers).
 pub(crate) fn exec_result(r: &ExecResult, f: Format, secs: f64, request: bool) -> J {
     if request && !r.rows.columns.is_empty() {
-        return query_result(&r.rows, f, secs);
+        let mut q = query_result(&r.rows, f, secs);
+        // rqlite answers a write's rows without its counters; hiqlite's own client (which asks
+        // for `hiqlite_errors`) gets both, as SQLite gives both.
+        if let (true, Some(o)) = (f.hiqlite_errors, q.as_object_mut()) {
+            if r.last_insert_id != 0 {
+                o.insert("last_insert_id".into(), json!(r.last_insert_id));
+            }
+            if r.rows_affected != 0 {
+                o.insert("rows_affected".into(), json!(r.rows_affected));
+            }
+        }
+        return q;
     }
     let mut o = Map::new();
     if r.last_insert_id != 0 {

@@ -160,7 +160,7 @@ impl Remote {
             .await?;
         match parse_results(&out)?.into_iter().next() {
             Some(Ok(Answer::Rows(r))) => Ok(r),
-            Some(Ok(Answer::Exec(_))) => Ok(Rows::default()),
+            Some(Ok(Answer::Exec(x))) => Ok(x.rows),
             Some(Err(e)) => Err(e),
             None => Err(Error::Decode("the server answered a query with no result".into())),
         }

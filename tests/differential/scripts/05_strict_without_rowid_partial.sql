@@ -1,0 +1,21 @@
+-- STRICT and WITHOUT ROWID tables, partial and expression indexes.
+CREATE TABLE s (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, t TEXT) STRICT;
+INSERT INTO s (n, t) VALUES (1, 'one');
+INSERT INTO s (n, t) VALUES ('two', 'x');
+INSERT INTO s (n, t) VALUES ('3', 'three');
+SELECT id, n, typeof(n), t FROM s ORDER BY id;
+CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID;
+INSERT INTO kv VALUES ('b', 2), ('a', 1), ('c', 3);
+INSERT INTO kv VALUES ('a', 9);
+SELECT k, v FROM kv;
+UPDATE kv SET v = v * 100 WHERE k > 'a';
+SELECT k, v FROM kv ORDER BY k DESC;
+CREATE TABLE task (id INTEGER PRIMARY KEY, owner TEXT, done INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX one_open_task_per_owner ON task(owner) WHERE done = 0;
+CREATE INDEX task_lower_owner ON task(lower(owner));
+INSERT INTO task (owner) VALUES ('ann');
+INSERT INTO task (owner) VALUES ('ann');
+UPDATE task SET done = 1 WHERE owner = 'ann';
+INSERT INTO task (owner) VALUES ('ann');
+SELECT id, owner, done FROM task WHERE lower(owner) = 'ann' ORDER BY id;
+SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'task' ORDER BY name;
