@@ -132,7 +132,7 @@ fn reference(stmts: &[(String, String)]) -> (Vec<Step>, Vec<Outcome>, Vec<Wrote>
             Err(e) => (false, sqlite_err(e)),
             Ok(mut st) => {
                 let read = st.readonly();
-                let columns: Vec<String> = st.column_names().into_iter().map(str::to_owned).collect();
+                let columns: Vec<String> = st.column_names().map(str::to_owned).collect();
                 let n = columns.len();
                 let mut rows = Vec::new();
                 let r: rusqlite::Result<()> = (|| {
