@@ -31,7 +31,7 @@ pub struct BenchArgs {
     /// Skip the raw SQLite comparison.
     #[arg(long)]
     no_sqlite: bool,
-    /// Run only these scenarios (comma-separated: insert, bulk, select, cached).
+    /// Run only these scenarios (comma-separated: insert, txn, bulk, select, cached).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Benchmark the remote client over HTTP (against `--urls`, or a local cluster started for
@@ -192,6 +192,10 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         s.print(&format!("insert, concurrency {conc}"), hq_mode);
     }
 
+    if a.wants("txn") {
+        txn_scenarios(a, &db, hq_mode).await?;
+    }
+
     let t = Instant::now();
     let mut lat = Vec::new();
     let mut done = 0u64;
@@ -279,6 +283,73 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("leadership changed during the benchmark");
     }
     Ok(())
+}
+
+/// One interactive transaction: BEGIN, read a balance, write it back, COMMIT.
+async fn read_modify_write(c: &hiqlite::Client, i: u64) -> hiqlite::Result<()> {
+    let id = (i.wrapping_mul(2_654_435_761) % 1000) as i64 + 1;
+    let tx = c.begin().await?;
+    let rows = tx.query("SELECT bal FROM acct WHERE id = ?", params![id]).await?;
+    let bal = match rows.rows.first().and_then(|r| r.first()) {
+        Some(hiqlite::Value::Integer(b)) => *b,
+        _ => 0,
+    };
+    tx.execute("UPDATE acct SET bal = ? WHERE id = ?", params![bal + 1, id]).await?;
+    tx.commit().await
+}
+
+/// Interactive transactions at concurrency 1 and 16, and what one transaction client does to
+/// plain writes at concurrency 16 beside it (transactions hold the write gate while open).
+async fn txn_scenarios(a: &BenchArgs, db: &hiqlite::Client, mode: &str) -> anyhow::Result<()> {
+    db.execute("CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)", ()).await?;
+    db.execute(
+        "INSERT INTO acct (id, bal) SELECT value, 0 FROM (WITH RECURSIVE s(value) AS \
+         (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < 1000) SELECT value FROM s)",
+        (),
+    )
+    .await?;
+    for conc in [1usize, 16] {
+        let c = db.clone();
+        let s = timed(conc, a.secs, move |i| {
+            let c = c.clone();
+            async move { read_modify_write(&c, i).await }
+        })
+        .await?;
+        s.print(&format!("txn BEGIN/read/write/COMMIT, conc {conc}"), mode);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (c, flag) = (db.clone(), stop.clone());
+    let beside = tokio::spawn(async move {
+        let mut n = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            read_modify_write(&c, n).await?;
+            n += 1;
+        }
+        Ok::<u64, hiqlite::Error>(n)
+    });
+    let c = db.clone();
+    let s = timed(16, a.secs, move |i| {
+        let c = c.clone();
+        async move {
+            c.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![i as i64, "payload-0123456789"])
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let txns = beside.await??;
+    s.print("insert, conc 16, beside 1 txn client", mode);
+    println!(
+        "{:<34} {:>12.0}   (transactions of that client per second)",
+        "  txn client beside the inserts",
+        txns as f64 / s_secs(a)
+    );
+    Ok(())
+}
+
+fn s_secs(a: &BenchArgs) -> f64 {
+    a.secs.max(f64::EPSILON)
 }
 
 fn raw_sqlite(a: &BenchArgs, sync: &str, label: &str) -> anyhow::Result<()> {
