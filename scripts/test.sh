@@ -62,7 +62,7 @@ VIRTUAL_ENV="$PWD/.venv-test" PATH="$PWD/.venv-test/bin:$PATH" \
     maturin develop --locked -q -m bindings/python/Cargo.toml
 .venv-test/bin/python -m pytest -q bindings/python/tests
 .venv-test/bin/python bindings/python/examples/quickstart.py
-.venv-test/bin/mypy --strict bindings/python/examples/quickstart.py
+.venv-test/bin/mypy --strict bindings/python/examples/quickstart.py bindings/python/python/hiqlite
 
 step "Node.js package (bindings/node): build the addon, node --test, tsc --strict on the shipped types"
 (

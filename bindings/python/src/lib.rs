@@ -1,11 +1,12 @@
 //! The native part of the Python package `hiqlite`: a `Database` handle over `hiqlite::Client`
-//! (embedded node or remote cluster). Every blocking call releases the GIL and runs on the one
-//! Tokio runtime of the library; every `*_async` call returns an asyncio awaitable driven by that
-//! same runtime (no thread per call). The DB-API and asyncio layers are Python, in
-//! `python/hiqlite`.
+//! (embedded node or remote cluster) and a `Transaction` handle over `hiqlite::Transaction`.
+//! Every blocking call releases the GIL and runs on the one Tokio runtime of the library; every
+//! `*_async` call returns an asyncio awaitable driven by that same runtime (no thread per call).
+//! The DB-API and asyncio layers are Python, in `python/hiqlite`.
 
 mod convert;
 mod error;
+mod tx;
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,17 +17,20 @@ use pyo3::prelude::*;
 
 use convert::{to_params, BatchOut, ExecOut, QueryOut};
 
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
 }
 
 /// Run a core future to completion with the GIL released.
-fn block<T: Send, F: Future<Output = hiqlite::Result<T>> + Send>(py: Python<'_>, f: F) -> PyResult<T> {
+pub(crate) fn block<T: Send, F: Future<Output = hiqlite::Result<T>> + Send>(
+    py: Python<'_>,
+    f: F,
+) -> PyResult<T> {
     py.detach(|| runtime().block_on(f)).map_err(error::to_py)
 }
 
 /// Hand a core future to asyncio as an awaitable.
-fn spawn<'py, T, F>(py: Python<'py>, f: F) -> PyResult<Bound<'py, PyAny>>
+pub(crate) fn spawn<'py, T, F>(py: Python<'py>, f: F) -> PyResult<Bound<'py, PyAny>>
 where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
     F: Future<Output = hiqlite::Result<T>> + Send + 'static,
@@ -155,6 +159,18 @@ impl Database {
         }
     }
 
+    /// Begin an interactive transaction (on the leader, wherever it is). Waits while another
+    /// transaction is open, up to the node's busy timeout (then `SQLITE_BUSY`).
+    fn begin(&self, py: Python<'_>) -> PyResult<tx::Transaction> {
+        block(py, self.client.begin()).map(tx::Transaction::new)
+    }
+
+    /// [`Database::begin`] as an awaitable.
+    fn begin_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.begin().await.map(tx::Transaction::new) })
+    }
+
     /// Status of the node (embedded) or of the node a remote client reads from, as JSON text.
     fn status(&self, py: Python<'_>) -> PyResult<String> {
         let st = block(py, self.client.status())?;
@@ -277,6 +293,7 @@ fn open_node_async(py: Python<'_>, config_json: String) -> PyResult<Bound<'_, Py
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hiqlite::install_crypto_provider();
     m.add_class::<Database>()?;
+    m.add_class::<tx::Transaction>()?;
     m.add_function(wrap_pyfunction!(statement_kind, m)?)?;
     m.add_function(wrap_pyfunction!(open_node_async, m)?)?;
     m.add("NativeError", m.py().get_type::<error::NativeError>())?;

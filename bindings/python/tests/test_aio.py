@@ -1,4 +1,4 @@
-"""The asyncio API: awaitable calls on the library's runtime, transactions, errors."""
+"""The asyncio API: awaitable calls on the library's runtime, interactive transactions, errors."""
 
 from __future__ import annotations
 
@@ -35,23 +35,49 @@ def test_asyncio_connection(tmp_path):
             assert len(rows) == 2 and rows[0] == ("a",)
             with pytest.raises(hiqlite.IntegrityError):
                 await conn.execute("INSERT INTO t (id, v) VALUES (1, 'dup')")
-            # Transactions: buffered, sent at commit, discarded by rollback.
+            # Transactions: a write begins one, reads in it see its writes.
             conn.autocommit = False
-            await conn.execute("DELETE FROM t")
-            assert conn.in_transaction
+            cur = await conn.execute("DELETE FROM t")
+            assert conn.in_transaction and cur.rowcount == 51
+            cur = await conn.execute("SELECT count(*) FROM t")
+            assert await cur.fetchone() == (0,)
             await conn.rollback()
-            await conn.executemany("INSERT INTO t (v) VALUES (?)", [("x",), ("y",)])
+            assert not conn.in_transaction
+            cur = await conn.executemany("INSERT INTO t (v) VALUES (?)", [("x",), ("y",)])
+            assert conn.in_transaction and cur.rowcount == 2
+            await conn.execute("SAVEPOINT sp")
+            await conn.execute("INSERT INTO t (v) VALUES ('undone')")
+            await conn.execute("ROLLBACK TO sp")
+            await conn.execute("RELEASE sp")
+            with pytest.raises(hiqlite.ProgrammingError):
+                conn.autocommit = True  # a property cannot await the commit
             await conn.commit()
+            assert not conn.in_transaction
             cur = await conn.execute("SELECT count(*) FROM t", consistency="linearizable")
             assert await cur.fetchone() == (53,)
-            await conn.execute("INSERT INTO t (v) VALUES ('leaving the block commits')")
             url = "http://" + (await conn.status())["api_addr"]
             async with hiqlite.aio.connect(url, timeout=300) as remote:  # no call here is about timeouts
+                cur = await remote.execute("INSERT INTO t (v) VALUES ('remote')")
+                assert (cur.rowcount, cur.lastrowid) == (1, 54)
                 cur = await remote.execute("SELECT count(*) FROM t")
-                assert await cur.fetchall() == [(53,)], "not yet committed"
-                await remote.execute("INSERT INTO t (v) VALUES ('remote')")
+                assert await cur.fetchall() == [(54,)], "the transaction sees its own insert"
+                cur = await conn.execute("SELECT count(*) FROM t")
+                assert await cur.fetchall() == [(53,)], "others do not, before the commit"
             cur = await conn.execute("SELECT count(*) FROM t", consistency="linearizable")
             assert await cur.fetchall() == [(54,)], "the remote block committed on exit"
+            with pytest.raises(ZeroDivisionError):
+                async with hiqlite.aio.connect(url, timeout=300) as remote:
+                    await remote.execute("DELETE FROM t")
+                    1 / 0
+            cur = await conn.execute("SELECT count(*) FROM t", consistency="linearizable")
+            assert await cur.fetchall() == [(54,)], "an exception rolled the block back"
+            # Coroutines sharing a connection share its transaction, one statement at a time.
+            await asyncio.gather(*(conn.execute("INSERT INTO t (v) VALUES (?)", (f"g{i}",)) for i in range(10)))
+            cur = await conn.execute("SELECT count(*) FROM t")
+            assert await cur.fetchone() == (64,) and conn.in_transaction
+            await conn.rollback()
+            cur = await conn.execute("SELECT count(*) FROM t")
+            assert await cur.fetchone() == (54,)
         assert conn.closed
 
     asyncio.run(main())

@@ -57,44 +57,52 @@ def test_cursor_description_rowcount_lastrowid_fetch(db):
         db.execute("DELETE FROM booze WHERE id = 99").fetchall()
 
 
-def test_transaction_commit_rollback_and_what_reads_see(db):
+def test_transaction_control_statements_and_sqlite_errors(db):
     db.execute("CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER)")
-    assert db.in_transaction
+    assert db.in_transaction, "DDL is a write: it begins a transaction"
     db.commit()
-    cur = db.cursor()
-    cur.execute("INSERT INTO acct VALUES (1, 100)")
-    assert cur.rowcount == -1 and cur.lastrowid is None, "buffered: nothing ran yet"
-    # Reads see committed data only, not the transaction's own buffered writes.
-    assert db.execute("SELECT count(*) FROM acct").fetchone() == (0,)
-    db.rollback()
     assert not db.in_transaction
-    db.commit()
-    assert db.execute("SELECT count(*) FROM acct").fetchone() == (0,)
+    db.commit()  # nothing open: nothing to do
+    db.rollback()
+    # SQL transaction statements drive the connection's transaction, with SQLite's errors.
+    with pytest.raises(hiqlite.OperationalError, match="cannot commit - no transaction is active") as e:
+        db.execute("COMMIT")
+    assert e.value.sqlite_errorcode == 1
+    with pytest.raises(hiqlite.OperationalError, match="cannot rollback - no transaction is active"):
+        db.execute("ROLLBACK")
+    with pytest.raises(hiqlite.OperationalError, match="no such savepoint: sp"):
+        db.execute("RELEASE sp")
+    db.execute("BEGIN IMMEDIATE")
+    assert db.in_transaction
+    with pytest.raises(hiqlite.OperationalError, match="cannot start a transaction within a transaction"):
+        db.execute("BEGIN")
     db.execute("INSERT INTO acct VALUES (1, 100)")
-    db.execute("INSERT INTO acct VALUES (2, 50)")
-    db.commit()
-    assert db.execute("SELECT sum(bal) FROM acct").fetchone() == (150,)
-    # A failing statement aborts the whole transaction at commit: nothing of it is applied.
-    db.execute("UPDATE acct SET bal = bal - 10 WHERE id = 1")
-    db.execute("INSERT INTO acct VALUES (2, 0)")
-    with pytest.raises(hiqlite.IntegrityError) as e:
-        db.commit()
-    assert e.value.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
-    assert db.execute("SELECT bal FROM acct WHERE id = 1").fetchone() == (100,)
-    # SQL transaction statements map onto the connection's transaction.
+    db.execute("END")
+    assert not db.in_transaction
     db.execute("BEGIN")
     db.execute("UPDATE acct SET bal = 0")
     db.execute("ROLLBACK")
-    db.execute("COMMIT")
+    assert db.execute("SELECT bal FROM acct").fetchall() == [(100,)]
+    # A failed statement leaves the transaction open, as in SQLite; the rest commits.
+    db.execute("INSERT INTO acct VALUES (2, 50)")
+    with pytest.raises(hiqlite.IntegrityError) as e:
+        db.execute("INSERT INTO acct VALUES (2, 0)")
+    assert e.value.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
+    assert db.in_transaction
+    db.commit()
     assert db.execute("SELECT sum(bal) FROM acct").fetchone() == (150,)
-    # The context manager commits on success and rolls back on error.
-    with db:
-        db.execute("UPDATE acct SET bal = bal + 1")
-    with pytest.raises(ZeroDivisionError):
-        with db:
-            db.execute("UPDATE acct SET bal = 0")
-            1 / 0
-    assert db.execute("SELECT sum(bal) FROM acct").fetchone() == (152,)
+    # isolation_level=None is autocommit mode, as in sqlite3; turning it on commits.
+    db.execute("UPDATE acct SET bal = bal + 1 WHERE id = 1")
+    assert db.isolation_level == ""
+    db.isolation_level = None
+    assert db.autocommit and not db.in_transaction
+    db.execute("UPDATE acct SET bal = bal + 1 WHERE id = 1")
+    assert not db.in_transaction
+    assert db.execute("SELECT bal FROM acct WHERE id = 1").fetchone() == (102,)
+    db.isolation_level = "deferred"
+    assert db.isolation_level == "DEFERRED" and not db.autocommit
+    with pytest.raises(ValueError):
+        db.isolation_level = "SOMETIMES"
 
 
 def test_errors_map_to_pep249_classes(db):
@@ -122,10 +130,11 @@ def test_errors_map_to_pep249_classes(db):
         db.execute("SELECT ?", "a string is not a parameter list")
     with pytest.raises(hiqlite.ProgrammingError):
         db.execute("SELECT 1", consistency="sometimes")
-    # Buffered writes with bad parameters fail at execute, not at commit.
+    # Inside a transaction too; the transaction stays open, as after any failed statement.
     db.autocommit = False
     with pytest.raises(hiqlite.ProgrammingError):
         db.execute("INSERT INTO u VALUES (?, ?)", ("c", {1, 2}))
+    db.rollback()
     assert not db.in_transaction
 
 
@@ -161,21 +170,18 @@ def test_row_factory_executescript_and_cached_reads(db):
     assert db.query("SELECT name FROM p WHERE id = :id", {"id": 2}, consistency="linearizable") == [("bob",)]
 
 
-def test_savepoints_begin_in_autocommit_and_buffered_parameters(db):
+def test_begin_in_autocommit_mode_and_parameters(db):
     import types
 
     db.autocommit = True
     db.execute("CREATE TABLE s (a INTEGER, b TEXT)")
-    for sql in ("SAVEPOINT sp", "RELEASE sp", "ROLLBACK TO sp"):
-        with pytest.raises(hiqlite.NotSupportedError):
-            db.execute(sql)
-    # An explicit BEGIN buffers even in autocommit mode, until ROLLBACK or COMMIT.
+    # An explicit BEGIN opens a transaction even in autocommit mode, until ROLLBACK or COMMIT.
     db.execute("BEGIN")
     db.execute("INSERT INTO s VALUES (1, 'x')")
     assert db.in_transaction
+    assert db.execute("SELECT count(*) FROM s").fetchone() == (1,)
     db.execute("ROLLBACK")
     assert db.execute("SELECT count(*) FROM s").fetchone() == (0,)
-    # Buffered parameters are copies: mutating the caller's list afterwards changes nothing.
     db.execute("BEGIN")
     params = [1, "first"]
     db.execute("INSERT INTO s VALUES (?, ?)", params)
@@ -189,16 +195,14 @@ def test_savepoints_begin_in_autocommit_and_buffered_parameters(db):
     assert db.execute("SELECT b FROM s WHERE a = 3").fetchone() == ("proxy",)
 
 
-def test_a_commit_that_reached_no_node_keeps_the_transaction():
+def test_a_transaction_that_reached_no_node_never_began():
     from conftest import free_port
 
     # Every connect is refused at once: the client gives up after its retries (about 8 s), long
     # before this deadline, so the error is "unreachable" however slow the machine (with a
     # short deadline a slow first attempt could run out the clock: a timeout, not this test).
     conn = hiqlite.connect(f"http://127.0.0.1:{free_port()}", timeout=300)
-    conn.execute("INSERT INTO t VALUES (1)")
     with pytest.raises(hiqlite.UnreachableError):
-        conn.commit()
-    assert conn.in_transaction, "nothing was applied: commit() can be called again"
-    conn.rollback()
-    assert not conn.in_transaction
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert not conn.in_transaction, "the implicit BEGIN reached no node: nothing is open"
+    conn.close()

@@ -3,21 +3,30 @@
 ``hiqlite.connect(node={...})`` embeds a node in this process; ``hiqlite.connect("http://host:4001")``
 (or a list of URLs) talks to a remote cluster. ``hiqlite.aio`` is the asyncio face.
 
-Transactions under Raft: outside autocommit mode, writes are buffered in the connection and sent
-as one atomic batch by ``commit()``; ``rollback()`` discards them. Reads run at once against the
-database and see committed data only, never the transaction's own buffered writes. ``rowcount``
-of a buffered write is -1 and its ``lastrowid`` None (nothing ran yet). ``BEGIN``/``COMMIT``/
-``ROLLBACK`` statements map to these operations (an explicit ``BEGIN`` buffers even in autocommit
-mode); ``SAVEPOINT``/``RELEASE``/``ROLLBACK TO`` raise ``NotSupportedError``. A ``commit()`` that
-fails with ``NoLeaderError`` or ``UnreachableError`` (nothing applied) keeps the writes buffered, so
-it can be called again; after any other error the transaction is gone. With ``autocommit=True``
-every write is committed when ``execute`` returns, and reads see it.
+Transactions are real, interactive and serializable, with the habits of the standard library's
+``sqlite3`` module (its default mode): a write (INSERT, UPDATE, DELETE, REPLACE, DDL...) begins
+a transaction when none is open; while one is open every statement of the connection runs
+inside it, so reads see its writes, ``rowcount``/``lastrowid`` are those of the statement, and a
+failing statement leaves the transaction open. ``commit()`` replicates the whole transaction as
+one Raft log entry (all or nothing); ``rollback()`` discards it; ``with conn:`` commits on success
+and rolls back on an exception. ``BEGIN``, ``COMMIT``/``END``, ``ROLLBACK``, ``SAVEPOINT``,
+``RELEASE`` and ``ROLLBACK TO`` statements work as in SQLite (a ``SAVEPOINT`` outside a
+transaction begins one, and releasing it commits). Reads outside a transaction run on their own
+(``consistency``, ``cached``). A transaction runs on the cluster's leader and holds the right to
+write while it is open: other writers wait for it (up to the node's busy timeout, then
+``OperationalError`` "database is locked"), so keep transactions short, and do not write through
+a second connection while your own transaction is open. A transaction that stays idle too long,
+or whose leader changes, is rolled back by the cluster (nothing of it is applied).
+
+With ``autocommit=True`` (or ``isolation_level=None``) each statement runs and commits on its own
+unless an explicit ``BEGIN`` opened a transaction.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import threading
 import time
 from typing import (
     Any,
@@ -34,7 +43,7 @@ from typing import (
 )
 
 from . import _native
-from ._shared import ConnectionState, CursorState, Params, plan, plan_many
+from ._shared import ConnectionState, CursorState, Params, Route, executemany_kind
 from ._errors import (
     ClusterTimeoutError,
     DatabaseError,
@@ -73,7 +82,8 @@ Value = Union[None, int, float, str, bytes]
 
 
 def statement_kind(sql: str) -> str:
-    """``read``, ``write``, ``begin``, ``commit``, ``rollback`` or ``empty``, from the text."""
+    """``read``, ``write``, ``begin``, ``commit``, ``rollback``, ``savepoint`` (SAVEPOINT,
+    RELEASE, ROLLBACK TO) or ``empty``, from the text."""
     return _native.statement_kind(sql)
 
 
@@ -198,6 +208,7 @@ def connect(
     ca_pem: Optional[bytes] = None,
     discover: bool = True,
     autocommit: bool = False,
+    isolation_level: Optional[str] = "",
 ) -> "Connection":
     """Open a connection.
 
@@ -206,14 +217,18 @@ def connect(
     the API URL(s) of a remote cluster (``user``/``password`` for Basic auth, ``timeout`` seconds
     per call, ``ca_pem`` to trust a private CA, ``discover=False`` to use only these URLs).
     ``consistency``: default read level, ``local``, ``leader`` or ``linearizable``.
+    ``autocommit=True`` or ``isolation_level=None``: statements run and commit on their own
+    (``BEGIN`` still opens a transaction); otherwise writes begin a transaction (PEP 249).
     """
     db = _native_db(target, node, user, password, timeout, consistency, ca_pem, discover)
-    return Connection(db, autocommit=autocommit, consistency=consistency, owns_node=node is not None)
+    return Connection(
+        db, autocommit=autocommit, consistency=consistency, owns_node=node is not None, isolation_level=isolation_level
+    )
 
 
 class Connection(ConnectionState):
-    """A PEP 249 connection. Thread-safe (threadsafety 2); the pending transaction is shared by
-    every thread using the connection."""
+    """A PEP 249 connection. Thread-safe (threadsafety 2): threads may share it, and then share
+    its transaction; statements inside a transaction run one at a time."""
 
     Warning = Warning
     Error = Error
@@ -233,8 +248,13 @@ class Connection(ConnectionState):
         autocommit: bool = False,
         consistency: Optional[str] = None,
         owns_node: bool = False,
+        isolation_level: Optional[str] = "",
     ) -> None:
-        super().__init__(db, autocommit=autocommit, consistency=consistency, owns_node=owns_node)
+        super().__init__(
+            db, autocommit=autocommit, consistency=consistency, owns_node=owns_node, isolation_level=isolation_level
+        )
+        # Guards the transaction state; held while a statement runs inside the transaction.
+        self._lock = threading.RLock()
 
     # -- PEP 249 --
 
@@ -243,27 +263,70 @@ class Connection(ConnectionState):
         return Cursor(self)
 
     def commit(self) -> None:
-        """Send the buffered writes as one atomic transaction."""
-        db = self._check()
-        pending = self._take_pending()
-        if not pending:
-            return
-        try:
-            call(db.run, pending, True)
-        except Error as e:
-            self._commit_failed(pending, e)
-            raise
+        """Commit the open transaction: it is replicated as one log entry, all or nothing. No
+        transaction open: nothing to do. The transaction has ended afterwards, also when this
+        raises (nothing of it was applied, except after ``OutcomeUnknownError``)."""
+        self._check()
+        with self._lock:
+            tx = self._take_tx()
+            if tx is not None:
+                call(tx.commit)
 
     def rollback(self) -> None:
-        """Discard the buffered writes."""
-        self._discard()
+        """Roll the open transaction back (nothing of it is applied). No transaction open:
+        nothing to do."""
+        self._check()
+        with self._lock:
+            tx = self._take_tx()
+            if tx is not None:
+                call(tx.rollback)
 
     def close(self) -> None:
-        """Close the connection (pending writes are discarded; an embedded node is stopped).
-        Closing a closed connection raises ``ProgrammingError``."""
-        db = self._detach()
+        """Close the connection: an open transaction is rolled back, an embedded node is
+        stopped. Closing a closed connection raises ``ProgrammingError``."""
+        with self._lock:
+            self._check()
+            tx = self._take_tx()
+            if tx is not None:
+                try:
+                    call(tx.rollback)
+                except Error:
+                    pass  # unreachable or already ended: the cluster rolls it back by itself
+            db = self._detach()
         if self._owns_node:
             call(db.close)
+
+    def _autocommit_with_open_transaction(self) -> None:
+        # As sqlite3: turning autocommit on commits the open transaction.
+        self.commit()
+
+    def _begin(self, by_savepoint: bool = False) -> None:
+        self._began(call(self._check().begin), by_savepoint)
+
+    def _control(self, route: Route) -> None:
+        """BEGIN / COMMIT / ROLLBACK statements (their preconditions were checked by ``_route``)."""
+        if route.action == "begin":
+            self._begin()
+        elif route.action == "commit":
+            self.commit()
+        elif route.action == "rollback":
+            self.rollback()
+
+    def _in_transaction(self, cur: "Cursor", route: Route, operation: str, parameters: Params) -> None:
+        """Run a statement inside the transaction, beginning it first if the route says so."""
+        if route.begin:
+            self._begin(by_savepoint=route.kind == "savepoint")
+        tx = self._tx
+        assert tx is not None
+        try:
+            out = call(tx.execute, operation, parameters)
+        except Error:
+            if route.begin and route.kind == "savepoint":
+                self.rollback()
+            raise
+        cur._set_result(operation, route.kind, out)
+        if self._ran(operation, route.kind):
+            self.commit()
 
     # -- sqlite3-style conveniences --
 
@@ -274,7 +337,8 @@ class Connection(ConnectionState):
         return self.cursor().executemany(sql, seq_of_parameters)
 
     def executescript(self, script: str) -> "Cursor":
-        """Commit pending writes, then run a script of several statements as one transaction."""
+        """Commit the open transaction, then run a script of several statements as one atomic
+        batch (one log entry; it may not contain transaction control)."""
         db = self._check()
         self.commit()
         call(db.run, [(script, None)], True)
@@ -354,29 +418,46 @@ class Cursor(CursorState):
         cached: bool = False,
         ttl: Optional[float] = None,
     ) -> "Cursor":
-        """Run one statement. Reads run at once (``consistency``: ``local``, ``leader`` or
-        ``linearizable``; ``cached``/``ttl``: through the node's query cache); writes are
-        buffered until ``commit()`` unless the connection is in autocommit mode."""
+        """Run one statement. Inside a transaction (open, or begun now by a write outside
+        autocommit mode) it runs there and sees the transaction's writes; otherwise a read runs
+        on its own (``consistency``: ``local``, ``leader`` or ``linearizable``; ``cached``/``ttl``:
+        through the node's query cache) and a write commits on its own."""
         db = self._db()
         self._reset()
-        action = plan(self.connection, operation, parameters)
-        if action == "read":
-            level = consistency or self.connection.consistency
+        conn = self.connection
+        with conn._lock:
+            route = conn._route(operation)
+            if route.action == "tx":
+                conn._in_transaction(self, route, operation, parameters)
+                return self
+            if route.action in ("begin", "commit", "rollback"):
+                conn._control(route)
+                return self
+        if route.action == "read":
+            level = consistency or conn.consistency
             self._set_rows(call(db.query, operation, parameters, level, cached, ttl))
-        elif action == "write":
-            self._set_written(call(db.execute, operation, parameters))
-        elif action == "commit":
-            self.connection.commit()
-        elif action == "rollback":
-            self.connection.rollback()
+        elif route.action == "write":
+            self._set_written(operation, call(db.execute, operation, parameters))
         return self
 
     def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
-        """Run a write once per parameter set: one atomic batch in autocommit mode, else
-        buffered into the transaction."""
+        """Run a write once per parameter set: inside the transaction (begun now if needed)
+        statement by statement, or in autocommit mode as one atomic batch (one log entry).
+        ``rowcount`` is the sum."""
         db = self._db()
         self._reset()
-        stmts = plan_many(self.connection, operation, seq_of_parameters)
+        executemany_kind(operation)
+        conn = self.connection
+        with conn._lock:
+            route = conn._route(operation)
+            if route.action == "tx":
+                if route.begin:
+                    conn._begin()
+                tx = conn._tx
+                assert tx is not None
+                self._set_many([call(tx.execute, operation, p) for p in seq_of_parameters])
+                return self
+        stmts = [(operation, p) for p in seq_of_parameters]
         if stmts:
             self._set_many(call(db.run, stmts, True))
         return self

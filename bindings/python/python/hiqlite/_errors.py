@@ -113,6 +113,15 @@ def translate(e: BaseException) -> Error:
     return err
 
 
+def sqlite_error(message: str) -> Error:
+    """An error SQLite itself would raise (primary code SQLITE_ERROR), for transaction control
+    the connection answers without a round trip (COMMIT with no transaction, nested BEGIN...)."""
+    err = OperationalError(message)
+    err.code = err.sqlite_errorname = "SQLITE_ERROR"
+    err.sqlite_errorcode = 1
+    return err
+
+
 def call(f: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Call into the native module, raising PEP 249 exceptions."""
     try:

@@ -1,58 +1,104 @@
-"""What the DB-API and asyncio faces share: connection state (the transaction buffer, explicit
-BEGIN, closing), what `execute` must do with a statement, and cursor state. The faces differ only
-in how they call the native module (blocking or awaitable)."""
+"""What the DB-API and asyncio faces share: connection state (the open transaction, its
+savepoints, autocommit), how `execute` routes a statement, and cursor state. The faces differ
+only in how they call the native module (blocking or awaitable).
+
+Routing, as the standard library's ``sqlite3`` module does it (its default, "legacy" mode):
+
+- while a transaction is open, every statement of the connection runs inside it (reads too, so
+  they see its writes);
+- otherwise a write (INSERT, UPDATE, DELETE, REPLACE, DDL... anything but a read) first begins
+  one, unless the connection is in autocommit mode; reads run on their own;
+- ``BEGIN``/``COMMIT``/``END``/``ROLLBACK`` statements begin and end the connection's
+  transaction (SQLite's errors when there is one / none); ``SAVEPOINT`` outside a transaction
+  begins one and releasing that outermost savepoint commits it, as in SQLite; ``RELEASE`` and
+  ``ROLLBACK TO`` run inside the transaction.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+import re
+from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _native
-from ._errors import Error, NoLeaderError, NotSupportedError, ProgrammingError, UnreachableError
+from ._errors import ProgrammingError, sqlite_error
 
 Params = Union[Sequence[Any], Mapping[str, Any], None]
 RowFactory = Callable[[Any, Tuple[Any, ...]], Any]
 Description = Tuple[Tuple[str, Any, None, None, None, None, None], ...]
 NativeRows = Tuple[List[str], List[str], List[Tuple[Any, ...]]]
+NativeExec = Tuple[int, int, NativeRows]
+
+_ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+# Leading whitespace, semicolons and comments; then the statement's words (quoted names whole).
+_NOISE = re.compile(r"(?:\s|;|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
+_TOKEN = re.compile(r'"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`|\'(?:[^\']|\'\')*\'|[^\s;(),"\'`\[]+')
 
 
-def buffered(p: Params) -> Params:
-    """A copy of `p` to keep in a transaction's buffer (the caller may reuse or mutate its own),
-    checked now for what the engine could never bind, so a bad parameter fails at `execute`
-    and not at `commit`."""
-    if p is None:
-        return None
-    if isinstance(p, (str, bytes)):
-        raise ProgrammingError("parameters must be a sequence or a dict, not a str or bytes")
-    copy: Union[Dict[str, Any], Tuple[Any, ...]] = dict(p) if isinstance(p, Mapping) else tuple(p)
-    values: Iterable[Any] = copy.values() if isinstance(copy, dict) else copy
-    for v in values:
-        if v is not None and not isinstance(v, (int, float, str, bytes, bytearray, memoryview)):
-            raise ProgrammingError(f"unsupported parameter type {type(v).__name__}")
-        if isinstance(v, int) and not -(2**63) <= v < 2**63:
-            raise ProgrammingError("integer parameter does not fit in 64 bits (SQLite INTEGER)")
-    return copy
+def _words(sql: str, n: int) -> List[str]:
+    start = _NOISE.match(sql)
+    out: List[str] = []
+    for m in _TOKEN.finditer(sql, start.end() if start else 0):
+        out.append(m.group(0))
+        if len(out) == n:
+            break
+    return out
 
 
-def savepoints_unsupported() -> NotSupportedError:
-    return NotSupportedError(
-        "SAVEPOINT, RELEASE and ROLLBACK TO are not supported: a transaction's writes are buffered "
-        "and sent as one atomic batch at commit()"
-    )
+def _unquote(name: str) -> str:
+    if len(name) >= 2 and name[0] in "\"'`" and name[-1] == name[0]:
+        return name[1:-1].replace(name[0] * 2, name[0])
+    if len(name) >= 2 and name[0] == "[" and name[-1] == "]":
+        return name[1:-1]
+    return name
 
 
-def keep_on_failure(e: Error) -> bool:
-    """Whether a failed commit leaves its writes buffered: yes when they certainly were not
-    applied and can be sent again (no leader, unreachable). After an SQL error the transaction
-    failed as a whole and is gone; after a lost answer it may have been applied, so it must not
-    be sent twice."""
-    return isinstance(e, (NoLeaderError, UnreachableError))
+def savepoint_op(sql: str) -> Tuple[str, str]:
+    """``("savepoint" | "release" | "rollback_to", name)`` of a savepoint statement."""
+    words = _words(sql, 6)
+    head = [w.upper() for w in words]
+    if not head:
+        return "", ""
+    if head[0] == "SAVEPOINT" and len(words) > 1:
+        return "savepoint", _unquote(words[1])
+    if head[0] == "RELEASE":
+        i = 2 if len(head) > 2 and head[1] == "SAVEPOINT" else 1
+        return ("release", _unquote(words[i])) if i < len(words) else ("", "")
+    if head[0] == "ROLLBACK":
+        i = 1
+        for skip in ("TRANSACTION", "TO", "SAVEPOINT"):
+            if i < len(head) and head[i] == skip:
+                i += 1
+        return ("rollback_to", _unquote(words[i])) if i < len(words) else ("", "")
+    return "", ""
 
 
-def many(kind: str, operation: str, seq_of_parameters: Iterable[Params]) -> List[Tuple[str, Params]]:
-    """The statements of an `executemany`, validated."""
-    if kind == "read":
-        raise ProgrammingError("executemany() is for writes; use execute() for queries")
-    return [(operation, buffered(p)) for p in seq_of_parameters]
+def _cannot_begin_implicitly(sql: str) -> bool:
+    """VACUUM cannot run inside a transaction, so it never begins one (nor does it in sqlite3)."""
+    first = _words(sql, 1)
+    return bool(first) and first[0].upper() == "VACUUM"
+
+
+_DML = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
+
+
+def is_dml(sql: str) -> bool:
+    """INSERT, UPDATE, DELETE, REPLACE (also after a WITH clause): the statements whose
+    ``rowcount`` is the number of rows they changed; for others it is -1, as in ``sqlite3``."""
+    first = _words(sql, 1)
+    return bool(first) and first[0].upper() in _DML
+
+
+class Route(NamedTuple):
+    """What ``execute`` does with a statement."""
+
+    #: ``read`` / ``write``: on its own (no transaction is open); ``tx``: inside the
+    #: transaction; ``begin`` / ``commit`` / ``rollback``: transaction control; ``empty``.
+    action: str
+    #: The statement's kind (:func:`hiqlite.statement_kind`).
+    kind: str
+    #: Begin a transaction first (an implicit BEGIN, or a SAVEPOINT outside a transaction).
+    begin: bool = False
 
 
 class CursorState:
@@ -75,11 +121,20 @@ class CursorState:
         self.description = tuple((c, t, None, None, None, None, None) for c, t in zip(columns, types))
         self._rows, self._pos = rows, 0
 
-    def _set_written(self, out: Tuple[int, int, NativeRows]) -> None:
+    def _set_written(self, operation: str, out: NativeExec) -> None:
         affected, last_id, rows = out
-        self.rowcount, self.lastrowid = affected, last_id
+        self.rowcount = affected if is_dml(operation) else -1
+        self.lastrowid = last_id
         if rows[0]:
             self._set_rows(rows)
+
+    def _set_result(self, operation: str, kind: str, out: NativeExec) -> None:
+        """The result of a statement run inside a transaction: rows for a read, counts (and
+        any RETURNING rows) for a write, nothing for savepoint statements."""
+        if kind == "read":
+            self._set_rows(out[2])
+        elif kind == "write":
+            self._set_written(operation, out)
 
     def _set_many(self, results: List[Any]) -> None:
         self.rowcount = sum(r[0] for r in results)
@@ -95,17 +150,27 @@ class CursorState:
 
 
 class ConnectionState:
-    """The state of a connection. Outside autocommit mode (or after an explicit BEGIN) writes
-    are buffered in `_pending` and sent as one atomic batch at commit."""
+    """The state of a connection: the open transaction (a native ``Transaction``, on the
+    cluster's leader) and the savepoints opened in it."""
 
-    def __init__(self, db: "_native.Database", *, autocommit: bool, consistency: Optional[str], owns_node: bool) -> None:
+    def __init__(
+        self,
+        db: "_native.Database",
+        *,
+        autocommit: bool,
+        consistency: Optional[str],
+        owns_node: bool,
+        isolation_level: Optional[str] = "",
+    ) -> None:
         self._db: Optional[_native.Database] = db
-        self._pending: List[Tuple[str, Params]] = []
         self._owns_node = owns_node
-        # An explicit BEGIN buffers writes even in autocommit mode, until COMMIT or ROLLBACK.
-        self._explicit = False
-        #: Commit every write as it is executed (no buffering).
-        self.autocommit = autocommit
+        self._tx: Optional[_native.Transaction] = None
+        # Savepoints open in the transaction (lower-cased: SQLite matches names without case).
+        self._savepoints: List[str] = []
+        # The transaction was begun by a SAVEPOINT: releasing its outermost savepoint commits.
+        self._by_savepoint = False
+        self._autocommit = bool(autocommit) or isolation_level is None
+        self._isolation = _isolation(isolation_level) if isolation_level is not None else ""
         #: Default read consistency (``None``: the client's default).
         self.consistency = consistency
         #: Builds each fetched row from ``(cursor, values)``; ``None`` gives tuples.
@@ -118,63 +183,117 @@ class ConnectionState:
 
     @property
     def in_transaction(self) -> bool:
-        """True while writes are buffered (or after an explicit BEGIN)."""
-        return bool(self._pending) or self._explicit
+        """True while a transaction is open (begun and not yet committed or rolled back)."""
+        return self._tx is not None
 
     @property
     def closed(self) -> bool:
         return self._db is None
 
-    def _buffering(self) -> bool:
-        return not self.autocommit or self._explicit
+    @property
+    def autocommit(self) -> bool:
+        """``True``: a write outside a transaction runs and commits on its own (``BEGIN`` still
+        opens a transaction). ``False`` (the default): a write begins a transaction, which lasts
+        until ``commit()`` / ``rollback()``."""
+        return self._autocommit
 
-    def _take_pending(self) -> List[Tuple[str, Params]]:
-        """End the transaction and hand over its writes for sending (empty: nothing to send)."""
-        self._check()
-        self._explicit = False
-        pending, self._pending = self._pending, []
-        return pending
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        if value and not self._autocommit and self._tx is not None:
+            self._autocommit_with_open_transaction()
+        self._autocommit = bool(value)
 
-    def _commit_failed(self, pending: List[Tuple[str, Params]], e: Error) -> None:
-        if keep_on_failure(e):
-            self._pending = pending + self._pending
+    def _autocommit_with_open_transaction(self) -> None:
+        """Turning autocommit on while a transaction is open: each face decides."""
+        raise NotImplementedError
 
-    def _discard(self) -> None:
-        self._check()
-        self._pending = []
-        self._explicit = False
+    @property
+    def isolation_level(self) -> Optional[str]:
+        """As ``sqlite3``: ``None`` is autocommit mode; ``""`` (the default), ``"DEFERRED"``,
+        ``"IMMEDIATE"`` or ``"EXCLUSIVE"`` is transactional mode. The level itself changes
+        nothing: every hiqlite transaction takes the right to write when it begins (like
+        ``BEGIN IMMEDIATE``) and is serializable."""
+        return None if self._autocommit else self._isolation
+
+    @isolation_level.setter
+    def isolation_level(self, value: Optional[str]) -> None:
+        if value is None:
+            self.autocommit = True
+        else:
+            self._isolation = _isolation(value)
+            self.autocommit = False
+
+    def _route(self, operation: str) -> Route:
+        """What ``execute`` does with ``operation``; raises SQLite's error for transaction
+        control that does not fit the connection's state."""
+        kind = _native.statement_kind(operation)
+        open_ = self._tx is not None
+        if kind == "empty":
+            return Route("empty", kind)
+        if kind == "begin":
+            if open_:
+                raise sqlite_error("cannot start a transaction within a transaction")
+            return Route("begin", kind)
+        if kind in ("commit", "rollback"):
+            if not open_:
+                verb = "commit" if kind == "commit" else "rollback"
+                raise sqlite_error(f"cannot {verb} - no transaction is active")
+            return Route(kind, kind)
+        if open_:
+            return Route("tx", kind)
+        if kind == "savepoint":
+            op, name = savepoint_op(operation)
+            if op == "savepoint":
+                return Route("tx", kind, begin=True)
+            # SQLite's answer to RELEASE / ROLLBACK TO with no transaction.
+            raise sqlite_error(f"no such savepoint: {name}")
+        if kind == "write" and not self._autocommit and not _cannot_begin_implicitly(operation):
+            return Route("tx", kind, begin=True)
+        return Route(kind, kind)
+
+    def _began(self, tx: "_native.Transaction", by_savepoint: bool) -> None:
+        self._tx, self._savepoints, self._by_savepoint = tx, [], by_savepoint
+
+    def _take_tx(self) -> Optional["_native.Transaction"]:
+        """End the transaction's state here; returns it to commit or roll back (``None``: none)."""
+        tx, self._tx, self._savepoints, self._by_savepoint = self._tx, None, [], False
+        return tx
+
+    def _ran(self, operation: str, kind: str) -> bool:
+        """Bookkeeping after a statement succeeded inside the transaction. True when it was the
+        RELEASE of the outermost savepoint of a transaction a SAVEPOINT began: SQLite commits
+        the transaction then, so the caller must commit it."""
+        if kind != "savepoint":
+            return False
+        op, name = savepoint_op(operation)
+        key = name.lower()
+        if op == "savepoint":
+            self._savepoints.append(key)
+            return False
+        matches = [i for i, n in enumerate(self._savepoints) if n == key]
+        if not matches:
+            return False
+        if op == "release":
+            del self._savepoints[matches[-1]:]
+            return not self._savepoints and self._by_savepoint
+        del self._savepoints[matches[-1] + 1:]
+        return False
 
     def _detach(self) -> "_native.Database":
         """Close the connection's state; returns the handle (to stop an owned node)."""
         db = self._check()
-        self._pending = []
         self._db = None
         return db
 
 
-def plan(conn: ConnectionState, operation: str, parameters: Params) -> str:
-    """What `execute` must do with `operation`: ``read``, ``write`` (now), ``commit``,
-    ``rollback``, or ``""`` when it is already handled (buffered, BEGIN, nothing to run)."""
+def _isolation(value: str) -> str:
+    if not isinstance(value, str) or value.upper() not in _ISOLATION_LEVELS:
+        raise ValueError(f"isolation_level must be None, '', 'DEFERRED', 'IMMEDIATE' or 'EXCLUSIVE', not {value!r}")
+    return value.upper()
+
+
+def executemany_kind(operation: str) -> None:
+    """``executemany`` takes writes only (INSERT, UPDATE, DELETE...)."""
     kind = _native.statement_kind(operation)
-    if kind in ("read", "commit", "rollback"):
-        return kind
-    if kind == "begin":
-        conn._explicit = True
-        return ""
-    if kind == "savepoint":
-        raise savepoints_unsupported()
-    if kind == "empty":
-        return ""
-    if not conn._buffering():
-        return "write"
-    conn._pending.append((operation, buffered(parameters)))
-    return ""
-
-
-def plan_many(conn: ConnectionState, operation: str, seq_of_parameters: Iterable[Params]) -> List[Tuple[str, Params]]:
-    """The statements `executemany` must run now (none when they went into the buffer)."""
-    stmts = many(_native.statement_kind(operation), operation, seq_of_parameters)
-    if not conn._buffering():
-        return stmts
-    conn._pending.extend(stmts)
-    return []
+    if kind != "write":
+        raise ProgrammingError(f"executemany() is for writes; this statement is {kind}: use execute()")

@@ -1,19 +1,27 @@
-"""asyncio face of hiqlite: the same connections and transaction rules as the DB-API module,
-with awaitable calls driven by the library's Tokio runtime (no thread per call).
+"""asyncio face of hiqlite: the same connections and transaction rules as the DB-API module
+(a write begins a transaction, every statement runs inside the open one and sees its writes,
+``commit()``/``rollback()`` end it), with awaitable calls driven by the library's Tokio runtime
+(no thread per call).
 
-    async with hiqlite.aio.connect("http://127.0.0.1:4001", autocommit=True) as conn:
-        await conn.execute("INSERT INTO t VALUES (?)", (1,))
-        cur = await conn.execute("SELECT * FROM t")
+    async with hiqlite.aio.connect("http://127.0.0.1:4001") as conn:
+        await conn.execute("INSERT INTO t VALUES (?)", (1,))   # begins a transaction
+        cur = await conn.execute("SELECT * FROM t")            # sees the row
         rows = await cur.fetchall()
+        await conn.commit()
+
+Coroutines sharing one connection share its transaction; statements inside it run one at a
+time. Turning ``autocommit`` on while a transaction is open raises ``ProgrammingError`` (a
+property cannot await the commit): commit or roll back first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _native, _native_db
-from ._shared import ConnectionState, CursorState, Params, plan, plan_many
+from ._shared import ConnectionState, CursorState, Params, Route, executemany_kind
 from ._errors import Error, ProgrammingError, translate
 
 __all__ = ["connect", "Connection", "Cursor"]
@@ -36,6 +44,27 @@ def _start(f: Any, *args: Any) -> Awaitable[Any]:
 class Connection(ConnectionState):
     """An asyncio connection; same transaction rules as :class:`hiqlite.Connection`."""
 
+    def __init__(
+        self,
+        db: "_native.Database",
+        *,
+        autocommit: bool = False,
+        consistency: Optional[str] = None,
+        owns_node: bool = False,
+        isolation_level: Optional[str] = "",
+    ) -> None:
+        super().__init__(
+            db, autocommit=autocommit, consistency=consistency, owns_node=owns_node, isolation_level=isolation_level
+        )
+        self._alock: Optional[asyncio.Lock] = None
+
+    def _lock(self) -> asyncio.Lock:
+        """Guards the transaction state; held while a statement runs inside the transaction.
+        Made on first use, inside the event loop that uses the connection."""
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        return self._alock
+
     def cursor(self) -> "Cursor":
         self._check()
         return Cursor(self)
@@ -46,24 +75,62 @@ class Connection(ConnectionState):
     async def executemany(self, sql: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
         return await self.cursor().executemany(sql, seq_of_parameters)
 
+    async def _end(self, commit: bool) -> None:
+        """Commit or roll back the open transaction (the caller holds the lock)."""
+        tx = self._take_tx()
+        if tx is not None:
+            await _await(_start(tx.commit_async if commit else tx.rollback_async))
+
     async def commit(self) -> None:
-        db = self._check()
-        pending = self._take_pending()
-        if not pending:
-            return
-        try:
-            await _await(_start(db.run_async, pending, True))
-        except Error as e:
-            self._commit_failed(pending, e)
-            raise
+        """Commit the open transaction (one log entry, all or nothing); none open: nothing."""
+        self._check()
+        async with self._lock():
+            await self._end(True)
 
     async def rollback(self) -> None:
-        self._discard()
+        """Roll the open transaction back; none open: nothing."""
+        self._check()
+        async with self._lock():
+            await self._end(False)
 
     async def close(self) -> None:
-        db = self._detach()
+        """Close: an open transaction is rolled back, an embedded node is stopped."""
+        async with self._lock():
+            self._check()
+            try:
+                await self._end(False)
+            except Error:
+                pass  # unreachable or already ended: the cluster rolls it back by itself
+            db = self._detach()
         if self._owns_node:
             await _await(db.close_async())
+
+    def _autocommit_with_open_transaction(self) -> None:
+        raise ProgrammingError("a transaction is open: commit() or rollback() it before turning autocommit on")
+
+    async def _begin(self, by_savepoint: bool = False) -> None:
+        self._began(await _await(_start(self._check().begin_async)), by_savepoint)
+
+    async def _control(self, route: Route) -> None:
+        if route.action == "begin":
+            await self._begin()
+        elif route.action in ("commit", "rollback"):
+            await self._end(route.action == "commit")
+
+    async def _in_transaction(self, cur: "Cursor", route: Route, operation: str, parameters: Params) -> None:
+        if route.begin:
+            await self._begin(by_savepoint=route.kind == "savepoint")
+        tx = self._tx
+        assert tx is not None
+        try:
+            out = await _await(_start(tx.execute_async, operation, parameters))
+        except Error:
+            if route.begin and route.kind == "savepoint":
+                await self._end(False)
+            raise
+        cur._set_result(operation, route.kind, out)
+        if self._ran(operation, route.kind):
+            await self._end(True)
 
     async def status(self) -> Dict[str, Any]:
         result: Dict[str, Any] = json.loads(await _await(self._check().status_async()))
@@ -77,6 +144,7 @@ class Connection(ConnectionState):
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # Commit on success; on an exception, close() rolls the transaction back.
         if self._db is None:
             return
         try:
@@ -102,24 +170,41 @@ class Cursor(CursorState):
         cached: bool = False,
         ttl: Optional[float] = None,
     ) -> "Cursor":
+        """As :meth:`hiqlite.Cursor.execute`."""
         db = self.connection._check()
         self._reset()
-        action = plan(self.connection, operation, parameters)
-        if action == "read":
-            level = consistency or self.connection.consistency
+        conn = self.connection
+        async with conn._lock():
+            route = conn._route(operation)
+            if route.action == "tx":
+                await conn._in_transaction(self, route, operation, parameters)
+                return self
+            if route.action in ("begin", "commit", "rollback"):
+                await conn._control(route)
+                return self
+        if route.action == "read":
+            level = consistency or conn.consistency
             self._set_rows(await _await(_start(db.query_async, operation, parameters, level, cached, ttl)))
-        elif action == "write":
-            self._set_written(await _await(_start(db.execute_async, operation, parameters)))
-        elif action == "commit":
-            await self.connection.commit()
-        elif action == "rollback":
-            await self.connection.rollback()
+        elif route.action == "write":
+            self._set_written(operation, await _await(_start(db.execute_async, operation, parameters)))
         return self
 
     async def executemany(self, operation: str, seq_of_parameters: Iterable[Params]) -> "Cursor":
+        """As :meth:`hiqlite.Cursor.executemany`."""
         db = self.connection._check()
         self._reset()
-        stmts = plan_many(self.connection, operation, seq_of_parameters)
+        executemany_kind(operation)
+        conn = self.connection
+        async with conn._lock():
+            route = conn._route(operation)
+            if route.action == "tx":
+                if route.begin:
+                    await conn._begin()
+                tx = conn._tx
+                assert tx is not None
+                self._set_many([await _await(_start(tx.execute_async, operation, p)) for p in seq_of_parameters])
+                return self
+        stmts = [(operation, p) for p in seq_of_parameters]
         if stmts:
             self._set_many(await _await(_start(db.run_async, stmts, True)))
         return self
@@ -174,9 +259,11 @@ def connect(
     ca_pem: Optional[bytes] = None,
     discover: bool = True,
     autocommit: bool = False,
+    isolation_level: Optional[str] = "",
 ) -> _Connecting:
     """Open an asyncio connection; the arguments are those of :func:`hiqlite.connect`. Leaving
-    an ``async with`` block commits (or, on error, discards) pending writes and closes."""
+    an ``async with`` block commits the open transaction (or, on error, rolls it back) and
+    closes."""
 
     async def make() -> Connection:
         if node is not None:
@@ -185,6 +272,12 @@ def connect(
             db = await _await(_start(_native.open_node_async, json.dumps(dict(node))))
         else:
             db = _native_db(target, None, user, password, timeout, consistency, ca_pem, discover)
-        return Connection(db, autocommit=autocommit, consistency=consistency, owns_node=node is not None)
+        return Connection(
+            db,
+            autocommit=autocommit,
+            consistency=consistency,
+            owns_node=node is not None,
+            isolation_level=isolation_level,
+        )
 
     return _Connecting(make)
