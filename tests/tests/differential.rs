@@ -244,7 +244,13 @@ fn value_from_json(v: &J) -> Value {
             if let Some(i) = o.get("int").and_then(J::as_str) {
                 Value::Integer(i.parse().expect("int as a decimal string"))
             } else if let Some(r) = o.get("real") {
-                Value::Real(r.as_f64().expect("real as a number"))
+                // JSON has no infinity or NaN: runners spell them as strings.
+                Value::Real(match r.as_str() {
+                    Some("inf") => f64::INFINITY,
+                    Some("-inf") => f64::NEG_INFINITY,
+                    Some("nan") => f64::NAN,
+                    _ => r.as_f64().expect("real as a number"),
+                })
             } else if let Some(t) = o.get("text").and_then(J::as_str) {
                 Value::Text(t.to_string())
             } else if let Some(b) = o.get("blob").and_then(J::as_str) {

@@ -104,7 +104,13 @@ pub(crate) fn json_to_value(v: &J, decl: &str) -> Result<Value> {
         J::Number(n) if n.is_i64() && real_affinity(decl) => {
             Ok(Value::Real(n.as_f64().ok_or_else(|| Error::Decode(format!("number {n} out of range")))?))
         }
-        J::Object(_) => Err(Error::Decode("unexpected object as a column value".into())),
+        // A hiqlite server's non-finite REAL.
+        J::Object(o) => match o.get("real").and_then(J::as_str) {
+            Some("inf") => Ok(Value::Real(f64::INFINITY)),
+            Some("-inf") => Ok(Value::Real(f64::NEG_INFINITY)),
+            Some("nan") => Ok(Value::Real(f64::NAN)),
+            _ => Err(Error::Decode("unexpected object as a column value".into())),
+        },
         other => Value::from_json(other).map_err(Error::Decode),
     }
 }

@@ -64,6 +64,11 @@ pub(crate) fn parse_statements(body: &[u8], plain_text: bool) -> Result<Vec<Stat
 fn render_value(v: &Value, f: Format) -> J {
     match v {
         Value::Blob(b) if !f.blob_array => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        // JSON has no infinity or NaN: rqlite's clients get null; hiqlite's own client (which
+        // asks for `hiqlite_errors`) gets the value back exactly.
+        Value::Real(x) if !x.is_finite() && f.hiqlite_errors => {
+            json!({ "real": if x.is_nan() { "nan" } else if *x > 0.0 { "inf" } else { "-inf" } })
+        }
         other => other.to_json(),
     }
 }
