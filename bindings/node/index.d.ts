@@ -41,6 +41,18 @@ export interface RunResult {
   lastInsertRowid: number | bigint
 }
 
+/** Everything a statement answered (`stmt.result()`). */
+export interface StatementResult {
+  /** Column names, in order (known even when there are no rows). */
+  columns: string[]
+  /** The rows, each an array of values in column order. */
+  rows: SqlValue[][]
+  /** Rows changed (0 for a read). */
+  changes: number
+  /** The rowid of the last inserted row, as `RunResult.lastInsertRowid` (0 for a read). */
+  lastInsertRowid: number | bigint
+}
+
 /** How reads are made; per statement (`db.prepare(sql, options)`) or per call (`db.query`). */
 export interface ReadOptions {
   /** Default: the database's (see `OpenOptions.consistency`). */
@@ -114,6 +126,10 @@ export interface NodeOptions {
   readPoolSize?: number
   /** How long a write or leader read may wait for a leader. */
   requestTimeoutMs?: number
+  /** How long a write or `BEGIN` waits for an open transaction to end before `SQLITE_BUSY` (default 5000). */
+  busyTimeoutMs?: number
+  /** An open transaction idle this long is rolled back (default 30000). */
+  transactionIdleTimeoutMs?: number
   maxBodyBytes?: number
   /** Start a new cluster from this backup file. */
   restoreFrom?: string
@@ -187,6 +203,20 @@ export interface HiqliteErrorConstructor {
   readonly prototype: HiqliteError
 }
 
+/** A transaction's callback: `db.transaction(async (tx) => { ... })`. */
+export type TransactionCallback<T> = (tx: Transaction) => T | Promise<T>
+
+// Declared here and merged into the generated class: `src/prelude.js` defines it in JavaScript.
+export interface Database {
+  /**
+   * Run `fn` in an interactive transaction: begin, call `fn(tx)`, commit when it resolves (the
+   * promise resolves to its value), roll back when it throws or rejects (rethrowing). Inside,
+   * `tx` has the database's statement API (`exec`, `prepare`, `query`, `execute`) and reads see
+   * the transaction's own writes. Other writers wait while it is open, so keep it short.
+   */
+  transaction<T>(fn: TransactionCallback<T>): Promise<T>
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
@@ -218,7 +248,9 @@ export declare class Database {
   get remote(): boolean
   /**
    * Run SQL text through Raft: one or more statements separated by `;`, without parameters
-   * (schema, migrations).
+   * (schema, migrations). `BEGIN`, `COMMIT`, `ROLLBACK` and `SAVEPOINT`/`RELEASE`/`ROLLBACK
+   * TO` work as on a SQLite connection: between `BEGIN` and `COMMIT` every statement of this
+   * database runs inside that transaction.
    */
   exec(sql: string): Promise<void>
   /** Prepare a statement. Nothing is sent until it runs; `options` set how its reads are made. */
@@ -233,9 +265,21 @@ export declare class Database {
   /**
    * Run several writes in one Raft log entry. With `transaction: true` (the default) all are
    * applied or none, and the first error rejects; with `transaction: false` each statement
-   * stands alone and a failed one leaves a `HiqliteError` in its slot.
+   * stands alone and a failed one leaves a `HiqliteError` in its slot. Inside an open
+   * transaction the statements run in it (`transaction: true` in a savepoint).
    */
   batch<T extends boolean = true>(statements: Array<string | BatchStatement>, options?: BatchOptions<T>): Promise<BatchResults<T>>
+  /**
+   * Begin an interactive transaction of its own and resolve to it: its statements see its
+   * writes; other writers wait until it commits or rolls back (up to the cluster's busy
+   * timeout, then `SQLITE_BUSY`). Prefer `db.transaction(fn)`, which always ends it.
+   */
+  begin(): Promise<Transaction>
+  /**
+   * True while a transaction begun through `exec`/`run` (`BEGIN`, or `SAVEPOINT` outside a
+   * transaction) is open on this database: as of the last statement that finished.
+   */
+  get inTransaction(): boolean
   /** The state of the embedded node, or of the node a remote client reads from. */
   status(): Promise<NodeStatus>
   /** The cluster's members and whether they are reachable. */
@@ -265,9 +309,10 @@ export declare class RowIterator {
 }
 
 /**
- * A prepared statement of a `Database`. `run` always goes through Raft; `get`, `all` and
- * `iterate` read (at the statement's consistency) unless the statement writes, as
- * `INSERT … RETURNING` does, in which case it goes through Raft too.
+ * A prepared statement of a `Database` or a `Transaction`. On a database `run` always goes
+ * through Raft; `get`, `all` and `iterate` read (at the statement's consistency) unless the
+ * statement writes, as `INSERT … RETURNING` does, in which case it goes through Raft too. On a
+ * transaction (or a database with a transaction open) every call runs inside the transaction.
  */
 export declare class Statement {
   /** The SQL text. */
@@ -277,18 +322,66 @@ export declare class Statement {
    * not fit a number exactly (`false`). Returns the statement.
    */
   safeIntegers(on?: boolean): this
-  /** Execute through Raft and resolve to `{ changes, lastInsertRowid }`. */
+  /**
+   * Execute (through Raft, or inside the open transaction) and resolve to
+   * `{ changes, lastInsertRowid }`.
+   */
   run(...params: BindParameters): Promise<RunResult>
   /** The first row, or `undefined` when there is none. */
   get<T = Row>(...params: BindParameters): Promise<T | undefined>
   /** All rows. */
   all<T = Row>(...params: BindParameters): Promise<T[]>
   /**
+   * Everything the statement answered: `{ columns, rows, changes, lastInsertRowid }`, rows
+   * as arrays of values in column order (`columns` is known even when there are no rows).
+   * Routed as `get`/`all` are: a read is queried, a write goes through Raft (or runs inside
+   * the open transaction).
+   */
+  result(...params: BindParameters): Promise<StatementResult>
+  /**
    * Rows one at a time: `for await (const row of stmt.iterate(...))`. The query runs when
    * iteration starts. (The core returns whole result sets, so the rows are fetched at once
    * and handed out one by one.)
    */
   iterate(...params: BindParameters): RowIterator
+}
+
+/**
+ * An interactive transaction (`db.begin()`, or the argument of `db.transaction(fn)`): the
+ * database's statement API, run inside the transaction, one statement at a time in call
+ * order. Its reads see its writes; a failed statement leaves it open (as in SQLite). Other
+ * writers wait while it is open, so keep it short; end it with `commit()` or `rollback()`
+ * (a transaction left behind rolls back when collected, or after the cluster's idle timeout).
+ */
+export declare class Transaction {
+  /**
+   * True until `commit()` or `rollback()` (or `COMMIT`/`ROLLBACK` through `exec`) has ended
+   * it: as of the last statement that finished.
+   */
+  get active(): boolean
+  /**
+   * Run SQL text inside the transaction: one or more statements separated by `;`, without
+   * parameters. `SAVEPOINT`/`RELEASE`/`ROLLBACK TO` nest; `COMMIT`/`ROLLBACK` end the
+   * transaction; `BEGIN` fails, as SQLite's does inside a transaction.
+   */
+  exec(sql: string): Promise<void>
+  /** Prepare a statement whose `run`/`get`/`all`/`iterate` run inside the transaction. */
+  prepare(sql: string, options?: StatementOptions): Statement
+  /**
+   * Read rows inside the transaction (seeing its writes). Consistency and cache options do
+   * not apply: the transaction reads on the leader, where it runs.
+   */
+  query<T = Row>(sql: string, params?: BindValue[] | NamedParameters | null, options?: QueryOptions): Promise<T[]>
+  /** Run one statement inside the transaction and resolve to `{ changes, lastInsertRowid }`. */
+  execute(sql: string, params?: BindValue[] | NamedParameters | null): Promise<RunResult>
+  /**
+   * Commit: the transaction is replicated as one log entry, with the results it saw. On an
+   * error nothing of it is applied (except `HIQLITE_OUTCOME_UNKNOWN`: it may have been).
+   * Either way the transaction has ended.
+   */
+  commit(): Promise<void>
+  /** Roll back: nothing of the transaction is applied. */
+  rollback(): Promise<void>
 }
 
 /** A cluster member's addresses. */

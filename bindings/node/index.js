@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.Database = nativeBinding.Database
 module.exports.RowIterator = nativeBinding.RowIterator
 module.exports.Statement = nativeBinding.Statement
+module.exports.Transaction = nativeBinding.Transaction
 module.exports.HiqliteError = nativeBinding.HiqliteError

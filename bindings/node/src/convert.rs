@@ -70,6 +70,29 @@ pub(crate) fn rows_array<'env>(env: &'env Env, rows: Rows, safe_integers: bool) 
     Ok(arr)
 }
 
+/// `{ columns, rows, changes, lastInsertRowid }`, rows as arrays (`stmt.result()`).
+pub(crate) fn full_result<'env>(
+    env: &'env Env,
+    r: ExecResult,
+    safe_integers: bool,
+) -> napi::Result<Object<'env>> {
+    let mut obj = run_result(env, &r, safe_integers)?;
+    let Rows { columns, rows, .. } = r.rows;
+    let len = u32::try_from(rows.len())
+        .map_err(|_| napi::Error::from_reason("result has too many rows for a JavaScript array"))?;
+    let mut arr = env.create_array(len)?;
+    for (i, row) in (0..len).zip(rows) {
+        let mut values = env.create_array(row.len() as u32)?;
+        for (j, v) in (0u32..).zip(row) {
+            values.set(j, out(v, safe_integers))?;
+        }
+        arr.set(i, values)?;
+    }
+    obj.set("columns", columns)?;
+    obj.set("rows", arr)?;
+    Ok(obj)
+}
+
 /// `{ changes, lastInsertRowid }`.
 pub(crate) fn run_result<'env>(
     env: &'env Env,

@@ -41,6 +41,18 @@ export interface RunResult {
   lastInsertRowid: number | bigint
 }
 
+/** Everything a statement answered (`stmt.result()`). */
+export interface StatementResult {
+  /** Column names, in order (known even when there are no rows). */
+  columns: string[]
+  /** The rows, each an array of values in column order. */
+  rows: SqlValue[][]
+  /** Rows changed (0 for a read). */
+  changes: number
+  /** The rowid of the last inserted row, as `RunResult.lastInsertRowid` (0 for a read). */
+  lastInsertRowid: number | bigint
+}
+
 /** How reads are made; per statement (`db.prepare(sql, options)`) or per call (`db.query`). */
 export interface ReadOptions {
   /** Default: the database's (see `OpenOptions.consistency`). */
@@ -114,6 +126,10 @@ export interface NodeOptions {
   readPoolSize?: number
   /** How long a write or leader read may wait for a leader. */
   requestTimeoutMs?: number
+  /** How long a write or `BEGIN` waits for an open transaction to end before `SQLITE_BUSY` (default 5000). */
+  busyTimeoutMs?: number
+  /** An open transaction idle this long is rolled back (default 30000). */
+  transactionIdleTimeoutMs?: number
   maxBodyBytes?: number
   /** Start a new cluster from this backup file. */
   restoreFrom?: string
@@ -185,4 +201,18 @@ export interface HiqliteError extends Error {
 export interface HiqliteErrorConstructor {
   new (message: string, code: HiqliteErrorCode): HiqliteError
   readonly prototype: HiqliteError
+}
+
+/** A transaction's callback: `db.transaction(async (tx) => { ... })`. */
+export type TransactionCallback<T> = (tx: Transaction) => T | Promise<T>
+
+// Declared here and merged into the generated class: `src/prelude.js` defines it in JavaScript.
+export interface Database {
+  /**
+   * Run `fn` in an interactive transaction: begin, call `fn(tx)`, commit when it resolves (the
+   * promise resolves to its value), roll back when it throws or rejects (rethrowing). Inside,
+   * `tx` has the database's statement API (`exec`, `prepare`, `query`, `execute`) and reads see
+   * the transaction's own writes. Other writers wait while it is open, so keep it short.
+   */
+  transaction<T>(fn: TransactionCallback<T>): Promise<T>
 }

@@ -7,6 +7,7 @@
 
 mod convert;
 mod error;
+mod session;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -19,10 +20,11 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 
-use hiqlite::{Client, Consistency, Params, Rows};
+use hiqlite::{Client, Consistency, ExecResult, Params, Rows};
 
 use crate::convert::{BatchOptions, ConnectOptions, OpenOptions, ReadOptions};
 use crate::error::{ErrorClass, Failure};
+use crate::session::{Job, Op, Out, Session, Source};
 
 /// One Tokio runtime for the whole addon, named so that its threads are recognisable; napi
 /// settles every promise from it. Falls back to napi's default runtime if it cannot be built.
@@ -60,8 +62,10 @@ where
 }
 
 /// The client shared by a database and its statements; `None` once closed.
-struct Shared {
+pub(crate) struct Shared {
     client: Mutex<Option<Client>>,
+    /// The connection-level transaction's session (see `session.rs`), while there is one.
+    conn: Mutex<Option<Arc<Session>>>,
     /// Held while an embedded node runs: a referenced threadsafe function keeps the event loop
     /// (and so the process) alive, as a listening `net.Server` does, until `close()`.
     keep_alive: Mutex<Option<KeepAlive>>,
@@ -75,7 +79,15 @@ fn keep_alive(env: &Env) -> napi::Result<KeepAlive> {
 }
 
 impl Shared {
-    fn client(&self) -> Result<Client, Failure> {
+    fn new(client: Client, keep_alive: Option<KeepAlive>) -> Arc<Shared> {
+        Arc::new(Shared {
+            client: Mutex::new(Some(client)),
+            conn: Mutex::new(None),
+            keep_alive: Mutex::new(keep_alive),
+        })
+    }
+
+    pub(crate) fn client(&self) -> Result<Client, Failure> {
         self.client.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(Failure::closed)
     }
 }
@@ -100,13 +112,13 @@ fn initial_kind(sql: &str) -> Arc<AtomicU8> {
 /// goes straight through Raft. Otherwise it is queried; should it write after all, the core's
 /// query path refuses it with `SQLITE_READONLY` before running it (SQLite's own
 /// `sqlite3_stmt_readonly`), and it is executed through Raft and remembered as a write.
-async fn read(
+pub(crate) async fn read(
     client: Client,
     sql: Arc<str>,
     params: Params,
     opts: ReadOptions,
     kind: Arc<AtomicU8>,
-) -> Result<Rows, Failure> {
+) -> Result<ExecResult, Failure> {
     if kind.load(Ordering::Relaxed) != KIND_WRITE {
         let consistency = opts.consistency.map_or_else(|| client.default_consistency(), Consistency::from);
         let retry = (kind.load(Ordering::Relaxed) == KIND_UNKNOWN).then(|| params.clone());
@@ -117,16 +129,97 @@ async fn read(
         match (r, retry) {
             (Ok(rows), _) => {
                 kind.store(KIND_READ, Ordering::Relaxed);
-                return Ok(rows);
+                return Ok(ExecResult { rows, ..Default::default() });
             }
             (Err(hiqlite::Error::Sql { code: rusqlite::ffi::SQLITE_READONLY, .. }), Some(params)) => {
                 kind.store(KIND_WRITE, Ordering::Relaxed);
-                return Ok(client.execute_returning(&sql, params).await?);
+                return Ok(client.execute(&sql, params).await?);
             }
             (Err(e), _) => return Err(e.into()),
         }
     }
-    Ok(client.execute_returning(&sql, params).await?)
+    Ok(client.execute(&sql, params).await?)
+}
+
+/// A call's work from what was prepared on the JavaScript thread (now, so that it keeps its
+/// place in a transaction's order).
+fn submit(source: &Source, prepared: Result<Op, Failure>) -> Job<Out> {
+    match prepared {
+        Ok(op) => source.submit(op),
+        Err(f) => Box::pin(async move { Err(f) }),
+    }
+}
+
+fn exec_on<'env>(env: &'env Env, source: &Source, sql: Unknown<'_>) -> napi::Result<PromiseRaw<'env, ()>> {
+    let job = submit(source, convert::string(sql, "sql").map(|sql| Op::Script { sql }));
+    settle(
+        env,
+        async move {
+            job.await?;
+            Ok(())
+        },
+        |_, ()| Ok(()),
+    )
+}
+
+fn prepare_on(
+    env: &Env,
+    source: Source,
+    defaults: ReadOptions,
+    sql: Unknown<'_>,
+    options: Option<Unknown<'_>>,
+) -> napi::Result<Statement> {
+    let prepared = convert::string(sql, "sql").and_then(|sql| {
+        let opts = convert::options::<ReadOptions>(env, options, "statement options")?;
+        opts.cache_ttl()?;
+        Ok((sql, opts))
+    });
+    let (sql, opts) = prepared.map_err(|f| error::to_napi(env, &f))?;
+    let kind = initial_kind(&sql);
+    Ok(Statement { source, sql: sql.into(), opts: opts.over(defaults), kind })
+}
+
+fn query_on<'env>(
+    env: &'env Env,
+    source: &Source,
+    defaults: ReadOptions,
+    sql: Unknown<'_>,
+    params: Option<Unknown<'_>>,
+    options: Option<Unknown<'_>>,
+) -> napi::Result<PromiseRaw<'env, Array<'env>>> {
+    let prepared = (|| -> Result<_, Failure> {
+        let sql = convert::string(sql, "sql")?;
+        let params = convert::params_from_value(params)?;
+        let opts = convert::options::<ReadOptions>(env, options, "query options")?.over(defaults);
+        // Checked now: inside a transaction the read options are not used, but still wrong.
+        opts.cache_ttl()?;
+        let kind = initial_kind(&sql);
+        Ok(Op::Read { sql: sql.into(), params, opts, kind })
+    })();
+    let safe = match &prepared {
+        Ok(Op::Read { opts, .. }) => opts.safe_integers.unwrap_or(false),
+        _ => false,
+    };
+    let job = submit(source, prepared);
+    settle(env, async move { job.await?.rows() }, move |env, rows| convert::rows_array(env, rows, safe))
+}
+
+fn execute_on<'env>(
+    env: &'env Env,
+    source: &Source,
+    defaults: ReadOptions,
+    sql: Unknown<'_>,
+    params: Option<Unknown<'_>>,
+) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
+    let prepared = (|| -> Result<_, Failure> {
+        Ok(Op::Write {
+            sql: convert::string(sql, "sql")?.into(),
+            params: convert::params_from_value(params)?,
+        })
+    })();
+    let job = submit(source, prepared);
+    let safe = defaults.safe_integers.unwrap_or(false);
+    settle(env, async move { job.await?.exec() }, move |env, r| convert::run_result(env, &r, safe))
 }
 
 /// A hiqlite database: an embedded node of a cluster (`Database.open`) or a client of a
@@ -137,6 +230,12 @@ pub struct Database {
     shared: Arc<Shared>,
     remote: bool,
     defaults: ReadOptions,
+}
+
+impl Database {
+    fn source(&self) -> Source {
+        Source::Db(self.shared.clone())
+    }
 }
 
 #[napi]
@@ -168,11 +267,8 @@ impl Database {
                 Ok((Client::start(config).await?, defaults))
             },
             |env, (client, defaults)| {
-                let shared = Shared {
-                    client: Mutex::new(Some(client)),
-                    keep_alive: Mutex::new(Some(keep_alive(env)?)),
-                };
-                Ok(Database { shared: Arc::new(shared), remote: false, defaults })
+                let shared = Shared::new(client, Some(keep_alive(env)?));
+                Ok(Database { shared, remote: false, defaults })
             },
         )
     }
@@ -229,8 +325,7 @@ impl Database {
                 Ok((builder.build()?, defaults))
             },
             |_, (client, defaults)| {
-                let shared = Shared { client: Mutex::new(Some(client)), keep_alive: Mutex::new(None) };
-                Ok(Database { shared: Arc::new(shared), remote: true, defaults })
+                Ok(Database { shared: Shared::new(client, None), remote: true, defaults })
             },
         )
     }
@@ -242,19 +337,12 @@ impl Database {
     }
 
     /// Run SQL text through Raft: one or more statements separated by `;`, without parameters
-    /// (schema, migrations).
+    /// (schema, migrations). `BEGIN`, `COMMIT`, `ROLLBACK` and `SAVEPOINT`/`RELEASE`/`ROLLBACK
+    /// TO` work as on a SQLite connection: between `BEGIN` and `COMMIT` every statement of this
+    /// database runs inside that transaction.
     #[napi(ts_args_type = "sql: string", ts_return_type = "Promise<void>")]
     pub fn exec<'env>(&self, env: &'env Env, sql: Unknown<'_>) -> napi::Result<PromiseRaw<'env, ()>> {
-        let prepared = convert::string(sql, "sql").and_then(|sql| Ok((self.shared.client()?, sql)));
-        settle(
-            env,
-            async move {
-                let (client, sql) = prepared?;
-                client.execute(&sql, Params::None).await?;
-                Ok(())
-            },
-            |_, ()| Ok(()),
-        )
+        exec_on(env, &self.source(), sql)
     }
 
     /// Prepare a statement. Nothing is sent until it runs; `options` set how its reads are made.
@@ -265,11 +353,7 @@ impl Database {
         sql: Unknown<'_>,
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Statement> {
-        let prepared = convert::string(sql, "sql")
-            .and_then(|sql| Ok((sql, convert::options::<ReadOptions>(env, options, "statement options")?)));
-        let (sql, opts) = prepared.map_err(|f| error::to_napi(env, &f))?;
-        let kind = initial_kind(&sql);
-        Ok(Statement { shared: self.shared.clone(), sql: sql.into(), opts: opts.over(self.defaults), kind })
+        prepare_on(env, self.source(), self.defaults, sql, options)
     }
 
     /// Read rows, with this call's consistency, cache and integer settings. A write with
@@ -286,22 +370,7 @@ impl Database {
         params: Option<Unknown<'_>>,
         options: Option<Unknown<'_>>,
     ) -> napi::Result<PromiseRaw<'env, Array<'env>>> {
-        let prepared = (|| -> Result<_, Failure> {
-            let sql = convert::string(sql, "sql")?;
-            let params = convert::params_from_value(params)?;
-            let opts = convert::options::<ReadOptions>(env, options, "query options")?.over(self.defaults);
-            Ok((self.shared.client()?, sql, params, opts))
-        })();
-        let safe = prepared.as_ref().map(|p| p.3.safe_integers.unwrap_or(false)).unwrap_or(false);
-        settle(
-            env,
-            async move {
-                let (client, sql, params, opts) = prepared?;
-                let kind = initial_kind(&sql);
-                read(client, sql.into(), params, opts, kind).await
-            },
-            move |env, rows| convert::rows_array(env, rows, safe),
-        )
+        query_on(env, &self.source(), self.defaults, sql, params, options)
     }
 
     /// Run one write through Raft and resolve to `{ changes, lastInsertRowid }`.
@@ -315,23 +384,13 @@ impl Database {
         sql: Unknown<'_>,
         params: Option<Unknown<'_>>,
     ) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
-        let prepared = (|| -> Result<_, Failure> {
-            Ok((self.shared.client()?, convert::string(sql, "sql")?, convert::params_from_value(params)?))
-        })();
-        let safe = self.defaults.safe_integers.unwrap_or(false);
-        settle(
-            env,
-            async move {
-                let (client, sql, params) = prepared?;
-                Ok(client.execute(&sql, params).await?)
-            },
-            move |env, r| convert::run_result(env, &r, safe),
-        )
+        execute_on(env, &self.source(), self.defaults, sql, params)
     }
 
     /// Run several writes in one Raft log entry. With `transaction: true` (the default) all are
     /// applied or none, and the first error rejects; with `transaction: false` each statement
-    /// stands alone and a failed one leaves a `HiqliteError` in its slot.
+    /// stands alone and a failed one leaves a `HiqliteError` in its slot. Inside an open
+    /// transaction the statements run in it (`transaction: true` in a savepoint).
     #[napi(
         ts_generic_types = "T extends boolean = true",
         ts_args_type = "statements: Array<string | BatchStatement>, options?: BatchOptions<T>",
@@ -345,30 +404,39 @@ impl Database {
     ) -> napi::Result<PromiseRaw<'env, Array<'env>>> {
         let prepared = (|| -> Result<_, Failure> {
             let o = convert::options::<BatchOptions>(env, options, "batch options")?;
-            Ok((self.shared.client()?, batch_statements(statements)?, o.transaction.unwrap_or(true)))
+            Ok(Op::Batch { stmts: batch_statements(statements)?, transaction: o.transaction.unwrap_or(true) })
         })();
+        let job = submit(&self.source(), prepared);
         let safe = self.defaults.safe_integers.unwrap_or(false);
-        settle(
-            env,
-            async move {
-                let (client, stmts, transaction) = prepared?;
-                if transaction {
-                    Ok(client.transaction(stmts).await?.into_iter().map(Ok).collect::<Vec<_>>())
-                } else {
-                    Ok(client.batch(stmts).await?)
+        settle(env, async move { job.await?.batch() }, move |env, results| {
+            let mut arr = env.create_array(results.len() as u32)?;
+            for (i, r) in (0u32..).zip(results) {
+                match r {
+                    Ok(r) => arr.set(i, convert::run_result(env, &r, safe)?)?,
+                    Err(e) => arr.set(i, error::error_value(env, &Failure::from(e))?)?,
                 }
-            },
-            move |env, results| {
-                let mut arr = env.create_array(results.len() as u32)?;
-                for (i, r) in (0u32..).zip(results) {
-                    match r {
-                        Ok(r) => arr.set(i, convert::run_result(env, &r, safe)?)?,
-                        Err(e) => arr.set(i, error::error_value(env, &Failure::from(e))?)?,
-                    }
-                }
-                Ok(arr)
-            },
-        )
+            }
+            Ok(arr)
+        })
+    }
+
+    /// Begin an interactive transaction of its own and resolve to it: its statements see its
+    /// writes; other writers wait until it commits or rolls back (up to the cluster's busy
+    /// timeout, then `SQLITE_BUSY`). Prefer `db.transaction(fn)`, which always ends it.
+    #[napi(ts_return_type = "Promise<Transaction>")]
+    pub fn begin<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Transaction>> {
+        let job = self.source().submit(Op::Begin);
+        let defaults = self.defaults;
+        settle(env, async move { Ok(Arc::new(Session::with(job.await?.tx()?))) }, move |_, session| {
+            Ok(Transaction { session, defaults })
+        })
+    }
+
+    /// True while a transaction begun through `exec`/`run` (`BEGIN`, or `SAVEPOINT` outside a
+    /// transaction) is open on this database: as of the last statement that finished.
+    #[napi(getter)]
+    pub fn in_transaction(&self) -> bool {
+        self.shared.conn.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.is_open())
     }
 
     /// The state of the embedded node, or of the node a remote client reads from.
@@ -419,11 +487,15 @@ impl Database {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
         let client = self.shared.client.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let session = self.shared.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
         // The pending promise keeps the process alive until the node has stopped.
         drop(self.shared.keep_alive.lock().unwrap_or_else(|p| p.into_inner()).take());
         settle(
             env,
             async move {
+                if let Some(s) = session {
+                    s.abandon().await;
+                }
                 if let Some(c) = client {
                     c.shutdown().await?;
                 }
@@ -464,12 +536,13 @@ fn batch_statements(v: Unknown<'_>) -> Result<Vec<hiqlite::Statement>, Failure> 
     Ok(out)
 }
 
-/// A prepared statement of a `Database`. `run` always goes through Raft; `get`, `all` and
-/// `iterate` read (at the statement's consistency) unless the statement writes, as
-/// `INSERT … RETURNING` does, in which case it goes through Raft too.
+/// A prepared statement of a `Database` or a `Transaction`. On a database `run` always goes
+/// through Raft; `get`, `all` and `iterate` read (at the statement's consistency) unless the
+/// statement writes, as `INSERT … RETURNING` does, in which case it goes through Raft too. On a
+/// transaction (or a database with a transaction open) every call runs inside the transaction.
 #[napi]
 pub struct Statement {
-    shared: Arc<Shared>,
+    source: Source,
     sql: Arc<str>,
     opts: ReadOptions,
     kind: Arc<AtomicU8>,
@@ -505,28 +578,28 @@ impl Statement {
         Ok(this)
     }
 
-    fn start(&self, params: Unknown<'_>) -> Result<(Client, Params), Failure> {
-        Ok((self.shared.client()?, convert::params_from_args(params)?))
+    fn read_op(&self, params: Unknown<'_>) -> Result<Op, Failure> {
+        Ok(Op::Read {
+            sql: self.sql.clone(),
+            params: convert::params_from_args(params)?,
+            opts: self.opts,
+            kind: self.kind.clone(),
+        })
     }
 
-    /// Execute through Raft and resolve to `{ changes, lastInsertRowid }`.
+    /// Execute (through Raft, or inside the open transaction) and resolve to
+    /// `{ changes, lastInsertRowid }`.
     #[napi(ts_args_type = "...params: BindParameters", ts_return_type = "Promise<RunResult>")]
     pub fn run<'env>(
         &self,
         env: &'env Env,
         params: Unknown<'_>,
     ) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
-        let prepared = self.start(params);
-        let sql = self.sql.clone();
+        let prepared =
+            convert::params_from_args(params).map(|params| Op::Write { sql: self.sql.clone(), params });
+        let job = submit(&self.source, prepared);
         let safe = self.opts.safe_integers.unwrap_or(false);
-        settle(
-            env,
-            async move {
-                let (client, params) = prepared?;
-                Ok(client.execute(&sql, params).await?)
-            },
-            move |env, r| convert::run_result(env, &r, safe),
-        )
+        settle(env, async move { job.await?.exec() }, move |env, r| convert::run_result(env, &r, safe))
     }
 
     /// The first row, or `undefined` when there is none.
@@ -540,27 +613,15 @@ impl Statement {
         env: &'env Env,
         params: Unknown<'_>,
     ) -> napi::Result<PromiseRaw<'env, Either<Object<'env>, ()>>> {
-        let prepared = self.start(params);
-        let (sql, opts, kind) = (self.sql.clone(), self.opts, self.kind.clone());
-        settle(
-            env,
-            async move {
-                let (client, params) = prepared?;
-                read(client, sql, params, opts, kind).await
-            },
-            move |env, rows| {
-                let Rows { columns, rows, .. } = rows;
-                match rows.into_iter().next() {
-                    Some(row) => Ok(Either::A(convert::row_object(
-                        env,
-                        &columns,
-                        row,
-                        opts.safe_integers.unwrap_or(false),
-                    )?)),
-                    None => Ok(Either::B(())),
-                }
-            },
-        )
+        let job = submit(&self.source, self.read_op(params));
+        let safe = self.opts.safe_integers.unwrap_or(false);
+        settle(env, async move { job.await?.rows() }, move |env, rows| {
+            let Rows { columns, rows, .. } = rows;
+            match rows.into_iter().next() {
+                Some(row) => Ok(Either::A(convert::row_object(env, &columns, row, safe)?)),
+                None => Ok(Either::B(())),
+            }
+        })
     }
 
     /// All rows.
@@ -574,16 +635,24 @@ impl Statement {
         env: &'env Env,
         params: Unknown<'_>,
     ) -> napi::Result<PromiseRaw<'env, Array<'env>>> {
-        let prepared = self.start(params);
-        let (sql, opts, kind) = (self.sql.clone(), self.opts, self.kind.clone());
-        settle(
-            env,
-            async move {
-                let (client, params) = prepared?;
-                read(client, sql, params, opts, kind).await
-            },
-            move |env, rows| convert::rows_array(env, rows, opts.safe_integers.unwrap_or(false)),
-        )
+        let job = submit(&self.source, self.read_op(params));
+        let safe = self.opts.safe_integers.unwrap_or(false);
+        settle(env, async move { job.await?.rows() }, move |env, rows| convert::rows_array(env, rows, safe))
+    }
+
+    /// Everything the statement answered: `{ columns, rows, changes, lastInsertRowid }`, rows
+    /// as arrays of values in column order (`columns` is known even when there are no rows).
+    /// Routed as `get`/`all` are: a read is queried, a write goes through Raft (or runs inside
+    /// the open transaction).
+    #[napi(ts_args_type = "...params: BindParameters", ts_return_type = "Promise<StatementResult>")]
+    pub fn result<'env>(
+        &self,
+        env: &'env Env,
+        params: Unknown<'_>,
+    ) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
+        let job = submit(&self.source, self.read_op(params));
+        let safe = self.opts.safe_integers.unwrap_or(false);
+        settle(env, async move { job.await?.exec() }, move |env, r| convert::full_result(env, r, safe))
     }
 
     /// Rows one at a time: `for await (const row of stmt.iterate(...))`. The query runs when
@@ -591,16 +660,17 @@ impl Statement {
     /// and handed out one by one.)
     #[napi(ts_args_type = "...params: BindParameters")]
     pub fn iterate(&self, env: &Env, params: Unknown<'_>) -> napi::Result<RowIterator> {
-        let (client, params) = self.start(params).map_err(|f| error::to_napi(env, &f))?;
+        let op = self.read_op(params).map_err(|f| error::to_napi(env, &f))?;
+        if let Source::Db(shared) = &self.source {
+            shared.client().map_err(|f| error::to_napi(env, &f))?;
+        }
         Ok(RowIterator {
             fetch: Arc::new(Fetch {
-                client,
-                sql: self.sql.clone(),
-                params,
-                opts: self.opts,
-                kind: self.kind.clone(),
+                safe: self.opts.safe_integers.unwrap_or(false),
+                job: Mutex::new(None),
                 rows: tokio::sync::OnceCell::new(),
             }),
+            start: Some((self.source.clone(), op)),
             next_index: 0,
             finished: false,
         })
@@ -608,19 +678,21 @@ impl Statement {
 }
 
 struct Fetch {
-    client: Client,
-    sql: Arc<str>,
-    params: Params,
-    opts: ReadOptions,
-    kind: Arc<AtomicU8>,
+    safe: bool,
+    /// The query, submitted by the first `next()`.
+    job: Mutex<Option<Job<Out>>>,
     rows: tokio::sync::OnceCell<Result<Rows, Failure>>,
 }
 
 impl Fetch {
     async fn rows(&self) -> &Result<Rows, Failure> {
         self.rows
-            .get_or_init(|| {
-                read(self.client.clone(), self.sql.clone(), self.params.clone(), self.opts, self.kind.clone())
+            .get_or_init(|| async {
+                let job = self.job.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match job {
+                    Some(job) => job.await.and_then(Out::rows),
+                    None => Err(Failure::invalid("internal: the iteration's query was never started")),
+                }
             })
             .await
     }
@@ -631,8 +703,10 @@ impl Fetch {
         let mut obj = Object::new(env)?;
         match self.rows.get() {
             Some(Ok(rows)) if index < rows.rows.len() => {
-                let safe = self.opts.safe_integers.unwrap_or(false);
-                obj.set("value", convert::row_object(env, &rows.columns, rows.rows[index].clone(), safe)?)?;
+                obj.set(
+                    "value",
+                    convert::row_object(env, &rows.columns, rows.rows[index].clone(), self.safe)?,
+                )?;
                 obj.set("done", false)?;
             }
             Some(Err(f)) if index == 0 => return Err(error::to_napi(env, f)),
@@ -649,6 +723,9 @@ impl Fetch {
 #[napi]
 pub struct RowIterator {
     fetch: Arc<Fetch>,
+    /// Where and what to query, until the first `next()` submits it (it takes its place in a
+    /// transaction's order then, not when `iterate()` was called).
+    start: Option<(Source, Op)>,
     next_index: usize,
     finished: bool,
 }
@@ -662,6 +739,14 @@ impl RowIterator {
         // rows in call order whatever order their promises settle in.
         let index = if self.finished { usize::MAX } else { self.next_index };
         self.next_index = self.next_index.saturating_add(1);
+        if let Some((source, op)) = self.start.take() {
+            if self.finished {
+                // Ended before it started: nothing to query.
+                let _ = self.fetch.rows.set(Ok(Rows::default()));
+            } else {
+                *self.fetch.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(source.submit(op));
+            }
+        }
         if self.fetch.rows.initialized() {
             return match self.fetch.result(env, index) {
                 Ok(v) => PromiseRaw::resolve(env, v),
@@ -694,6 +779,107 @@ impl RowIterator {
     #[napi(well_known_symbol = "asyncIterator", ts_return_type = "this")]
     pub fn async_iterator<'a>(&self, this: This<'a>) -> This<'a> {
         this
+    }
+}
+
+/// An interactive transaction (`db.begin()`, or the argument of `db.transaction(fn)`): the
+/// database's statement API, run inside the transaction, one statement at a time in call
+/// order. Its reads see its writes; a failed statement leaves it open (as in SQLite). Other
+/// writers wait while it is open, so keep it short; end it with `commit()` or `rollback()`
+/// (a transaction left behind rolls back when collected, or after the cluster's idle timeout).
+#[napi]
+pub struct Transaction {
+    session: Arc<Session>,
+    defaults: ReadOptions,
+}
+
+#[napi]
+impl Transaction {
+    fn source(&self) -> Source {
+        Source::Tx(self.session.clone())
+    }
+
+    /// True until `commit()` or `rollback()` (or `COMMIT`/`ROLLBACK` through `exec`) has ended
+    /// it: as of the last statement that finished.
+    #[napi(getter)]
+    pub fn active(&self) -> bool {
+        self.session.is_open()
+    }
+
+    /// Run SQL text inside the transaction: one or more statements separated by `;`, without
+    /// parameters. `SAVEPOINT`/`RELEASE`/`ROLLBACK TO` nest; `COMMIT`/`ROLLBACK` end the
+    /// transaction; `BEGIN` fails, as SQLite's does inside a transaction.
+    #[napi(ts_args_type = "sql: string", ts_return_type = "Promise<void>")]
+    pub fn exec<'env>(&self, env: &'env Env, sql: Unknown<'_>) -> napi::Result<PromiseRaw<'env, ()>> {
+        exec_on(env, &self.source(), sql)
+    }
+
+    /// Prepare a statement whose `run`/`get`/`all`/`iterate` run inside the transaction.
+    #[napi(ts_args_type = "sql: string, options?: StatementOptions")]
+    pub fn prepare(
+        &self,
+        env: &Env,
+        sql: Unknown<'_>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<Statement> {
+        prepare_on(env, self.source(), self.defaults, sql, options)
+    }
+
+    /// Read rows inside the transaction (seeing its writes). Consistency and cache options do
+    /// not apply: the transaction reads on the leader, where it runs.
+    #[napi(
+        ts_generic_types = "T = Row",
+        ts_args_type = "sql: string, params?: BindValue[] | NamedParameters | null, options?: QueryOptions",
+        ts_return_type = "Promise<T[]>"
+    )]
+    pub fn query<'env>(
+        &self,
+        env: &'env Env,
+        sql: Unknown<'_>,
+        params: Option<Unknown<'_>>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<PromiseRaw<'env, Array<'env>>> {
+        query_on(env, &self.source(), self.defaults, sql, params, options)
+    }
+
+    /// Run one statement inside the transaction and resolve to `{ changes, lastInsertRowid }`.
+    #[napi(
+        ts_args_type = "sql: string, params?: BindValue[] | NamedParameters | null",
+        ts_return_type = "Promise<RunResult>"
+    )]
+    pub fn execute<'env>(
+        &self,
+        env: &'env Env,
+        sql: Unknown<'_>,
+        params: Option<Unknown<'_>>,
+    ) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
+        execute_on(env, &self.source(), self.defaults, sql, params)
+    }
+
+    /// Commit: the transaction is replicated as one log entry, with the results it saw. On an
+    /// error nothing of it is applied (except `HIQLITE_OUTCOME_UNKNOWN`: it may have been).
+    /// Either way the transaction has ended.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn commit<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        self.end(env, true)
+    }
+
+    /// Roll back: nothing of the transaction is applied.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn rollback<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, ()>> {
+        self.end(env, false)
+    }
+
+    fn end<'env>(&self, env: &'env Env, commit: bool) -> napi::Result<PromiseRaw<'env, ()>> {
+        let job = self.source().submit(Op::End { commit });
+        settle(
+            env,
+            async move {
+                job.await?;
+                Ok(())
+            },
+            |_, ()| Ok(()),
+        )
     }
 }
 

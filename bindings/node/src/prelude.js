@@ -21,7 +21,7 @@
   // separate arguments, as with better-sqlite3: stmt.run(1, 'a'), stmt.run([1, 'a']),
   // stmt.run({ x: 1 }).
   const proto = exports.Statement.prototype
-  for (const name of ['run', 'get', 'all', 'iterate']) {
+  for (const name of ['run', 'get', 'all', 'iterate', 'result']) {
     const native = proto[name]
     const wrapped = {
       [name](...params) {
@@ -30,6 +30,32 @@
     }[name]
     Object.defineProperty(proto, name, { value: wrapped, writable: true, configurable: true })
   }
+
+  // db.transaction(fn): begin, run `fn(tx)`, commit when it resolves (to its value), roll back
+  // when it throws (rethrowing). Written here because it awaits a JavaScript callback.
+  async function transaction(fn) {
+    if (typeof fn !== 'function') {
+      throw new HiqliteError('transaction takes a function: db.transaction(async (tx) => { ... })', 'HIQLITE_INVALID_REQUEST')
+    }
+    const tx = await this.begin()
+    let result
+    try {
+      result = await fn(tx)
+    } catch (e) {
+      if (tx.active) {
+        // The callback's error is the one to report; a failed rollback still ends the transaction.
+        await tx.rollback().catch(() => {})
+      }
+      throw e
+    }
+    if (tx.active) await tx.commit()
+    return result
+  }
+  Object.defineProperty(exports.Database.prototype, 'transaction', {
+    value: transaction,
+    writable: true,
+    configurable: true,
+  })
 
   exports.HiqliteError = HiqliteError
   return HiqliteError

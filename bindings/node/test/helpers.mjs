@@ -36,8 +36,15 @@ export function tempDir() {
 
 // Margin for a loaded machine (tests share two cores with other work): a follower that misses
 // heartbeats for a second would start needless elections, and a write that waits a few seconds
-// would fail a test that is not about timeouts.
-const timing = { heartbeatMs: 200, electionTimeoutMinMs: 2000, electionTimeoutMaxMs: 4000, requestTimeoutMs: 60_000 }
+// would fail a test that is not about timeouts. Transactions queue behind each other: a write
+// or BEGIN waits for the open one (a condition) up to a generous busy timeout.
+const timing = {
+  heartbeatMs: 200,
+  electionTimeoutMinMs: 2000,
+  electionTimeoutMaxMs: 4000,
+  requestTimeoutMs: 60_000,
+  busyTimeoutMs: 60_000,
+}
 
 /** A single-node cluster (ports picked by the OS). */
 export async function openSingle(extra = {}) {

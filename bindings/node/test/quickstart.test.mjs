@@ -1,4 +1,4 @@
-// The README's Node.js example (examples/quickstart.mjs) runs as written.
+// The README's Node.js examples (examples/quickstart.mjs, examples/transactions.mjs) run as written.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
@@ -19,9 +19,27 @@ test('examples/quickstart.mjs', async () => {
   assert.equal(stdout, '1. [x] write docs\n2. [ ] ship it\n2 todos\nrefused: SQLITE_CONSTRAINT_UNIQUE\n')
 })
 
-test('the README shows examples/quickstart.mjs as it is', () => {
+test('examples/transactions.mjs', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'transactions.mjs')], {
+    cwd: pkg,
+    timeout: 60_000,
+  })
+  assert.equal(
+    stdout,
+    "ann has 70 left\nrolled back: ann has only 70\ninside: bob has 31\nfalse [ { name: 'ann', bal: 70 }, { name: 'bob', bal: 30 } ]\n",
+  )
+})
+
+test('the README shows the examples as they are', () => {
   const readme = fs.readFileSync(path.join(pkg, '..', '..', 'README.md'), 'utf8')
-  const section = readme.slice(readme.indexOf('## Node.js'))
-  const block = section.slice(section.indexOf('```js\n') + 6, section.indexOf('```\n', section.indexOf('```js\n') + 6))
-  assert.equal(block, fs.readFileSync(path.join(pkg, 'examples', 'quickstart.mjs'), 'utf8'))
+  let section = readme.slice(readme.indexOf('## Node.js'))
+  section = section.slice(0, section.indexOf('\n## ', 1))
+  const blocks = []
+  for (let at = section.indexOf('```js\n'); at >= 0; at = section.indexOf('```js\n', at + 1)) {
+    blocks.push(section.slice(at + 6, section.indexOf('```\n', at + 6)))
+  }
+  assert.deepEqual(blocks, [
+    fs.readFileSync(path.join(pkg, 'examples', 'quickstart.mjs'), 'utf8'),
+    fs.readFileSync(path.join(pkg, 'examples', 'transactions.mjs'), 'utf8'),
+  ])
 })

@@ -8,6 +8,8 @@ import {
   type RunResult,
   type SqlValue,
   type Statement,
+  type Transaction,
+  type TransactionCallback,
 } from '../index.js'
 
 interface Todo {
@@ -90,6 +92,31 @@ async function remote(): Promise<void> {
     }
   }
   void isRemote
+
+  // Interactive transactions: the callback's value comes back typed.
+  const total: number = await db.transaction(async (t: Transaction) => {
+    await t.exec('SAVEPOINT a')
+    const row = await t.prepare('SELECT bal FROM acct WHERE id = ?').get<{ bal: number }>(1)
+    const r: RunResult = await t.execute('UPDATE acct SET bal = ? WHERE id = 1', [(row?.bal ?? 0) + 1])
+    const rows: Row[] = await t.query('SELECT * FROM acct')
+    const active: boolean = t.active
+    void [r, rows, active]
+    return row?.bal ?? 0
+  })
+  const sync: string = await db.transaction(() => 'no await needed')
+  const cb: TransactionCallback<void> = async (t) => {
+    await t.exec('INSERT INTO t VALUES (2)')
+  }
+  await db.transaction(cb)
+  const manual: Transaction = await db.begin()
+  await manual.execute('INSERT INTO t VALUES (3)')
+  await manual.rollback()
+  await db.exec('BEGIN')
+  const open: boolean = db.inTransaction
+  await db.prepare('COMMIT').run()
+  void [total, sync, open]
+  // @ts-expect-error: the callback takes the transaction, not a string
+  void db.transaction(async (t: string) => t)
   await db.close()
 }
 
