@@ -86,6 +86,10 @@ pub struct NodeConfig {
     pub tls_insecure: bool,
     /// The query cache.
     pub cache: crate::cache::CacheConfig,
+    /// Foreign-key enforcement of a new cluster (default true). This is only the initial value:
+    /// the setting is the cluster's, replicated and persisted, and `PRAGMA foreign_keys = ON|OFF`
+    /// changes it. The first leader to write to a cluster that never had one records its value.
+    pub foreign_keys: bool,
 }
 
 impl Default for NodeConfig {
@@ -116,6 +120,7 @@ impl Default for NodeConfig {
             tls_ca: None,
             tls_insecure: false,
             cache: crate::cache::CacheConfig::default(),
+            foreign_keys: true,
         }
     }
 }
@@ -143,7 +148,8 @@ impl NodeConfig {
     /// `HIQLITE_API_ADDR`, `HIQLITE_PEERS` (comma-separated `ID=RAFT/API`), `HIQLITE_JOIN`
     /// (comma-separated raft addresses), `HIQLITE_SECRET`, `HIQLITE_SNAPSHOT_EVERY`,
     /// `HIQLITE_LOG_KEEP_AFTER_SNAPSHOT`, `HIQLITE_HEARTBEAT_MS`, `HIQLITE_ELECTION_TIMEOUT_MIN_MS`,
-    /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`.
+    /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`,
+    /// `HIQLITE_FOREIGN_KEYS` (true/false, 1/0, on/off, yes/no).
     pub fn with_env(self) -> Result<Self> {
         self.with_vars(|k| std::env::var(k).ok())
     }
@@ -194,6 +200,13 @@ impl NodeConfig {
         }
         if let Some(v) = get("HIQLITE_REQUEST_TIMEOUT_MS") {
             self.request_timeout_ms = num("HIQLITE_REQUEST_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_FOREIGN_KEYS") {
+            self.foreign_keys = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" => false,
+                _ => return Err(Error::Config(format!("HIQLITE_FOREIGN_KEYS={v} is not true or false"))),
+            };
         }
         Ok(self)
     }
@@ -252,12 +265,14 @@ mod tests {
             ("HIQLITE_NODE_ID", "2"),
             ("HIQLITE_PEERS", "1=127.0.0.1:1/127.0.0.1:2, 2=127.0.0.1:3/127.0.0.1:4"),
             ("HIQLITE_SNAPSHOT_EVERY", "50"),
+            ("HIQLITE_FOREIGN_KEYS", "off"),
         ];
         let cfg = NodeConfig::default()
             .with_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
             .expect("valid env");
         assert_eq!(cfg.node_id, 2);
         assert_eq!(cfg.snapshot_every, 50);
+        assert!(!cfg.foreign_keys && NodeConfig::default().foreign_keys);
         assert_eq!(
             cfg.peers[1],
             Peer { id: 2, raft_addr: "127.0.0.1:3".into(), api_addr: "127.0.0.1:4".into() }
@@ -275,6 +290,7 @@ mod tests {
         .expect("valid toml");
         assert_eq!(cfg.node_id, 3);
         assert_eq!(cfg.peers.len(), 1);
+        assert!(NodeConfig::from_toml_str("foreign_keys = false").is_ok_and(|c| !c.foreign_keys));
         assert!(NodeConfig::from_toml_str("nodeid = 3").is_err());
     }
 }
