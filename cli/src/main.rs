@@ -97,6 +97,10 @@ struct ServeArgs {
     /// Skip verification of peers' certificates (testing only).
     #[arg(long)]
     tls_insecure: bool,
+    /// Foreign-key enforcement of a new cluster (`PRAGMA foreign_keys` changes it later).
+    /// Default true; false when started with rqlited's command line unless `-fk` is given.
+    #[arg(long)]
+    foreign_keys: Option<bool>,
 }
 
 #[derive(Args)]
@@ -164,6 +168,9 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
         cfg.tls_ca = a.tls_ca;
     }
     cfg.tls_insecure |= a.tls_insecure;
+    if let Some(v) = a.foreign_keys {
+        cfg.foreign_keys = v;
+    }
     Ok(cfg)
 }
 
@@ -313,6 +320,8 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
     };
     let mut out = vec![args[0].clone(), "serve".to_string()];
     let mut seen = std::collections::HashSet::new();
+    // rqlite enforces foreign keys only with -fk.
+    let mut fk = false;
     let mut it = args.into_iter().skip(1).peekable();
     while let Some(a) = it.next() {
         if let Some(flag) = a.strip_prefix('-').filter(|f| !f.starts_with('-')) {
@@ -320,6 +329,10 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (flag, None),
             };
+            if name == "fk" {
+                fk = inline.as_deref() != Some("false");
+                continue;
+            }
             if matches!(name, "node-no-verify" | "http-no-verify") {
                 if inline.as_deref() != Some("false") && seen.insert("--tls-insecure") {
                     out.push("--tls-insecure".to_string());
@@ -355,6 +368,8 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
             out.push(a);
         }
     }
+    out.push("--foreign-keys".to_string());
+    out.push(fk.to_string());
     Ok(out)
 }
 
@@ -400,8 +415,13 @@ mod tests {
             got,
             args(
                 "hiqlite serve --node-id 2 --api-addr 0.0.0.0:4001 --raft-addr 0.0.0.0:4002 --api-advertise h:4001 \
-                 --join a:4002,b:4002 --tls-cert c.pem --tls-key k.pem --tls-insecure --data-dir data"
+                 --join a:4002,b:4002 --tls-cert c.pem --tls-key k.pem --tls-insecure --data-dir data \
+                 --foreign-keys false"
             )
+        );
+        assert_eq!(
+            rqlited_args(args("hiqlite -node-id 1 -fk data")).expect("mapped"),
+            args("hiqlite serve --node-id 1 --data-dir data --foreign-keys true")
         );
         assert_eq!(
             rqlited_args(args("hiqlite serve --node-id 1")).expect("as is"),

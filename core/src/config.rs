@@ -91,6 +91,10 @@ pub struct NodeConfig {
     pub busy_timeout_ms: u64,
     /// An interactive transaction left idle this long is rolled back (its client is gone).
     pub transaction_idle_timeout_ms: u64,
+    /// Foreign-key enforcement of a new cluster (default true). This is only the initial value:
+    /// the setting is the cluster's, replicated and persisted, and `PRAGMA foreign_keys = ON|OFF`
+    /// changes it. The first leader to write to a cluster that never had one records its value.
+    pub foreign_keys: bool,
 }
 
 impl Default for NodeConfig {
@@ -123,6 +127,7 @@ impl Default for NodeConfig {
             cache: crate::cache::CacheConfig::default(),
             busy_timeout_ms: 5_000,
             transaction_idle_timeout_ms: 30_000,
+            foreign_keys: true,
         }
     }
 }
@@ -151,7 +156,8 @@ impl NodeConfig {
     /// (comma-separated raft addresses), `HIQLITE_SECRET`, `HIQLITE_SNAPSHOT_EVERY`,
     /// `HIQLITE_LOG_KEEP_AFTER_SNAPSHOT`, `HIQLITE_HEARTBEAT_MS`, `HIQLITE_ELECTION_TIMEOUT_MIN_MS`,
     /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`,
-    /// `HIQLITE_BUSY_TIMEOUT_MS`, `HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS`.
+    /// `HIQLITE_BUSY_TIMEOUT_MS`, `HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS`,
+    /// `HIQLITE_FOREIGN_KEYS` (true/false, 1/0, on/off, yes/no).
     pub fn with_env(self) -> Result<Self> {
         self.with_vars(|k| std::env::var(k).ok())
     }
@@ -208,6 +214,13 @@ impl NodeConfig {
         }
         if let Some(v) = get("HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS") {
             self.transaction_idle_timeout_ms = num("HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_FOREIGN_KEYS") {
+            self.foreign_keys = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" => false,
+                _ => return Err(Error::Config(format!("HIQLITE_FOREIGN_KEYS={v} is not true or false"))),
+            };
         }
         Ok(self)
     }
@@ -266,12 +279,14 @@ mod tests {
             ("HIQLITE_NODE_ID", "2"),
             ("HIQLITE_PEERS", "1=127.0.0.1:1/127.0.0.1:2, 2=127.0.0.1:3/127.0.0.1:4"),
             ("HIQLITE_SNAPSHOT_EVERY", "50"),
+            ("HIQLITE_FOREIGN_KEYS", "off"),
         ];
         let cfg = NodeConfig::default()
             .with_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
             .expect("valid env");
         assert_eq!(cfg.node_id, 2);
         assert_eq!(cfg.snapshot_every, 50);
+        assert!(!cfg.foreign_keys && NodeConfig::default().foreign_keys);
         assert_eq!(
             cfg.peers[1],
             Peer { id: 2, raft_addr: "127.0.0.1:3".into(), api_addr: "127.0.0.1:4".into() }
@@ -289,6 +304,7 @@ mod tests {
         .expect("valid toml");
         assert_eq!(cfg.node_id, 3);
         assert_eq!(cfg.peers.len(), 1);
+        assert!(NodeConfig::from_toml_str("foreign_keys = false").is_ok_and(|c| !c.foreign_keys));
         assert!(NodeConfig::from_toml_str("nodeid = 3").is_err());
     }
 }

@@ -167,6 +167,160 @@ pub fn statement_kind(sql: &str) -> StatementKind {
     }
 }
 
+/// A statement the writer must run outside its apply transaction, because SQLite only honours
+/// it there (or refuses it in a replicated write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Special {
+    /// `VACUUM [schema]` (SQLite refuses it inside a transaction).
+    Vacuum(Option<String>),
+    /// `VACUUM ... INTO file`: writes a file on every node; refused.
+    VacuumInto,
+    /// `PRAGMA [schema.]foreign_keys = X` / `(X)` (a no-op inside a transaction).
+    ForeignKeys,
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Word(String),
+    Punct(char),
+}
+
+/// Words (upper-cased) and punctuation of `sql`, outside string literals and comments; a
+/// quoted name is one word (unquoted, upper-cased).
+fn tokens(sql: &str) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut chars = sql.chars().peekable();
+    let flush = |word: &mut String, out: &mut Vec<Tok>| {
+        if !word.is_empty() {
+            out.push(Tok::Word(word.to_ascii_uppercase()));
+            word.clear();
+        }
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                flush(&mut word, &mut out);
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        break;
+                    }
+                }
+                out.push(Tok::Punct('\''));
+            }
+            '"' | '`' | '[' => {
+                flush(&mut word, &mut out);
+                let close = if c == '[' { ']' } else { c };
+                let mut name = String::new();
+                for d in chars.by_ref() {
+                    if d == close {
+                        break;
+                    }
+                    name.push(d);
+                }
+                out.push(Tok::Word(name.to_ascii_uppercase()));
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                flush(&mut word, &mut out);
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                flush(&mut word, &mut out);
+                chars.next();
+                let mut prev = ' ';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+            }
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '$' => word.push(c),
+            c if c.is_whitespace() => flush(&mut word, &mut out),
+            c => {
+                flush(&mut word, &mut out);
+                out.push(Tok::Punct(c));
+            }
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+fn classify(toks: &[Tok]) -> Option<Special> {
+    let word = |i: usize| match toks.get(i) {
+        Some(Tok::Word(w)) => Some(w.as_str()),
+        _ => None,
+    };
+    let punct = |i: usize, c: char| toks.get(i) == Some(&Tok::Punct(c));
+    match word(0)? {
+        "VACUUM" => {
+            if toks.iter().any(|t| *t == Tok::Word("INTO".into())) {
+                Some(Special::VacuumInto)
+            } else {
+                Some(Special::Vacuum(word(1).map(str::to_ascii_lowercase)))
+            }
+        }
+        "PRAGMA" => {
+            let name = if punct(2, '.') { 3 } else { 1 };
+            (word(name) == Some("FOREIGN_KEYS") && (punct(name + 1, '=') || punct(name + 1, '(')))
+                .then_some(Special::ForeignKeys)
+        }
+        _ => None,
+    }
+}
+
+/// What one statement is, if the writer must handle it outside its transaction.
+pub(crate) fn special_statement(sql: &str) -> Option<Special> {
+    let toks = tokens(sql);
+    let end = toks.iter().position(|t| *t == Tok::Punct(';')).unwrap_or(toks.len());
+    classify(&toks[..end])
+}
+
+/// True for `PRAGMA [schema.]foreign_keys` (the query form).
+pub(crate) fn is_foreign_keys_query(sql: &str) -> bool {
+    if !sql.as_bytes().windows(12).any(|w| w.eq_ignore_ascii_case(b"foreign_keys")) {
+        return false;
+    }
+    let toks = tokens(sql);
+    let end = toks.iter().position(|t| *t == Tok::Punct(';')).unwrap_or(toks.len());
+    if toks[end..].iter().any(|t| *t != Tok::Punct(';')) {
+        return false;
+    }
+    let t = &toks[..end];
+    let pragma = |i: usize| t.first() == Some(&Tok::Word("PRAGMA".into())) && t.len() == i + 1;
+    let fk = |i: usize| t.get(i) == Some(&Tok::Word("FOREIGN_KEYS".into()));
+    (pragma(1) && fk(1)) || (pragma(3) && t.get(2) == Some(&Tok::Punct('.')) && fk(3))
+}
+
+/// True when some statement of the text is [`Special`] (conservative: a statement that merely
+/// looks like one costs the writer a transaction boundary, never a different result).
+pub(crate) fn has_special(sql: &str) -> bool {
+    let up = sql.to_ascii_uppercase();
+    if !up.contains("VACUUM") && !up.contains("FOREIGN_KEYS") {
+        return false;
+    }
+    tokens(sql).split(|t| *t == Tok::Punct(';')).any(|s| classify(s).is_some())
+}
+
+#[cfg(feature = "server")]
+/// True when the writer applies `cmd` on its own, outside the apply transaction: a command in
+/// autocommit context (rqlite-style independent statements, or a single statement) holding a
+/// [`Special`] statement. The proposer gives such a command a log entry of its own.
+pub(crate) fn runs_alone(cmd: &crate::command::Command) -> bool {
+    match cmd {
+        crate::command::Command::Execute { stmts, mode, .. } => {
+            (*mode == crate::command::ExecMode::Independent || stmts.len() == 1)
+                && stmts.iter().any(|s| has_special(&s.sql))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +360,34 @@ mod tests {
         ] {
             assert_eq!(statement_kind(sql), k, "{sql}");
         }
+    }
+
+    #[test]
+    fn special_statements() {
+        use Special::*;
+        for (sql, want) in [
+            ("VACUUM", Some(Vacuum(None))),
+            ("  /* x */ vacuum main;", Some(Vacuum(Some("main".into())))),
+            ("VACUUM INTO '/tmp/x.db'", Some(VacuumInto)),
+            ("vacuum main into 'f'", Some(VacuumInto)),
+            ("PRAGMA foreign_keys=ON", Some(ForeignKeys)),
+            ("pragma  Foreign_Keys = 'yes'", Some(ForeignKeys)),
+            ("PRAGMA main.foreign_keys(0)", Some(ForeignKeys)),
+            ("PRAGMA \"foreign_keys\" = true", Some(ForeignKeys)),
+            ("PRAGMA foreign_keys", None),
+            ("PRAGMA foreign_key_check", None),
+            ("SELECT 'VACUUM'", None),
+            ("INSERT INTO t VALUES ('PRAGMA foreign_keys=ON')", None),
+        ] {
+            assert_eq!(special_statement(sql), want, "{sql}");
+        }
+        assert!(has_special("INSERT INTO t VALUES (1); PRAGMA foreign_keys = 1; INSERT INTO t VALUES (2)"));
+        assert!(is_foreign_keys_query(" pragma FOREIGN_KEYS ;"));
+        assert!(is_foreign_keys_query("PRAGMA main.foreign_keys"));
+        assert!(!is_foreign_keys_query("PRAGMA foreign_keys=1"));
+        assert!(!is_foreign_keys_query("PRAGMA foreign_keys; SELECT 1"));
+        assert!(!has_special("INSERT INTO t VALUES ('; VACUUM')"));
+        assert!(!has_special("-- VACUUM\nSELECT 1"));
     }
 
     #[test]

@@ -30,14 +30,17 @@ pub(crate) struct Listeners {
     pub api: TcpListener,
 }
 
+/// Remove the database and hiqlite's state file beside it, with their WAL and journal files.
 fn remove_db_files(db: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p = db.as_os_str().to_owned();
-        p.push(suffix);
-        match std::fs::remove_file(PathBuf::from(p)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+    for file in [db.to_path_buf(), crate::sqlite::meta::state_path(db)] {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = file.as_os_str().to_owned();
+            p.push(suffix);
+            match std::fs::remove_file(PathBuf::from(p)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())
@@ -83,16 +86,8 @@ fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
     if ok != "ok" {
         return Err(Error::Config(format!("backup {} fails its integrity check: {ok}", backup.display())));
     }
-    let mut dst = rusqlite::Connection::open(db_path)?;
-    {
-        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
-        if b.step(-1)? != rusqlite::backup::StepResult::Done {
-            return Err(Error::Storage("restore copy did not complete".into()));
-        }
-    }
-    dst.execute_batch("DROP TABLE IF EXISTS _hiqlite_meta; PRAGMA journal_mode=WAL;")?;
-    drop(dst);
-    std::fs::File::open(db_path)?.sync_all()?;
+    drop(src);
+    crate::sqlite::meta::seed_from(backup, db_path, true)?;
     tracing::info!(backup = %backup.display(), "database restored from backup");
     Ok(())
 }
@@ -165,7 +160,7 @@ impl Node {
             // last_applied is stale. Rebuild from the newest snapshot; openraft re-applies the log.
             remove_db_files(&db_path)?;
             if let Some((meta, snap)) = snapshots.current() {
-                std::fs::copy(&snap, &db_path)?;
+                crate::sqlite::meta::seed_from(&snap, &db_path, false)?;
                 tracing::warn!(
                     node = config.node_id,
                     snapshot = ?meta.last_log_id,
@@ -226,12 +221,13 @@ impl Node {
             raft.clone(),
             proposer_rx,
             Duration::from_millis(config.request_timeout_ms),
+            propose::FkInit { applied: writer.foreign_keys.clone(), initial: config.foreign_keys },
         ));
         let inner = Arc::new(NodeInner {
             proposer: proposer_tx,
             tx: Default::default(),
             id: config.node_id,
-            reads: ReadPool::new(db_path.clone(), config.read_pool_size),
+            reads: ReadPool::new(db_path.clone(), config.read_pool_size, writer.foreign_keys.clone()),
             cache,
             config,
             raft,

@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 use crate::value::Statement;
 
 impl Node {
-    /// Write a consistent online copy of the database to `dest` (a standalone SQLite file
-    /// holding the applied log id and membership in `_hiqlite_meta`). Writes go on meanwhile.
+    /// Write a consistent online copy of the database to `dest`: a standalone SQLite file of the
+    /// user's objects, followed by hiqlite's state (applied log id, membership, foreign-key
+    /// setting, migrations; see `sqlite/meta.rs`), which SQLite ignores. Writes go on meanwhile.
     /// Returns the log index the copy reflects.
     pub async fn backup(&self, dest: &Path) -> Result<Option<u64>> {
         if dest.exists() {
@@ -57,7 +58,7 @@ impl Node {
         let mut all = self.inner.reads.with(|c| {
             let mut st = c.prepare(
                 "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') \
-                 AND name NOT LIKE '_hiqlite_%' AND name NOT LIKE 'sqlite_%'",
+                 AND name NOT LIKE 'sqlite_%'",
             )?;
             let drops = st
                 .query_map([], |r| {
@@ -67,7 +68,12 @@ impl Node {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(drops)
         })?;
-        all.extend(crate::sqlite::dump::statements(&src)?);
+        // A file of an earlier hiqlite version holds its state in `_hiqlite_*` tables: not data.
+        let legacy = crate::sqlite::meta::bundled_state(path)?.is_none();
+        // Rows arrive table by table, children possibly before parents: foreign keys are
+        // checked once, at the end of the load (the command).
+        all.insert(0, "PRAGMA defer_foreign_keys=ON".to_string());
+        all.extend(crate::sqlite::dump::statements(&src, legacy)?);
         Ok(all.into_iter().map(Statement::from).collect())
     }
 }

@@ -92,10 +92,16 @@ impl Node {
                 }
             }
         }
-        match self.inner.raft.initialize(members).await {
-            Ok(()) => tracing::info!(node = self.inner.id, "bootstrapped a new cluster"),
-            Err(e) => tracing::info!(node = self.inner.id, "not bootstrapping: {e}"),
-        }
+        let bootstrapped = match self.inner.raft.initialize(members).await {
+            Ok(()) => {
+                tracing::info!(node = self.inner.id, "bootstrapped a new cluster");
+                true
+            }
+            Err(e) => {
+                tracing::info!(node = self.inner.id, "not bootstrapping: {e}");
+                false
+            }
+        };
         if cfg.restore_from.is_some() {
             match self.seal_restored().await {
                 Ok(()) => tracing::info!(
@@ -106,6 +112,25 @@ impl Node {
             }
         }
         self.inner.restoring.store(false, Ordering::Release);
+        if bootstrapped {
+            // The new cluster's foreign-key setting (kept if restored data brought one).
+            let cmd = crate::command::Command::Execute {
+                stmts: vec![crate::value::Statement::from(super::propose::initial_fk_sql(cfg.foreign_keys))],
+                mode: crate::command::ExecMode::Transaction,
+                ts_ms: 0,
+                seed: 0,
+            };
+            let r = match self.wait_for_leader(self.timeout()).await {
+                Ok(_) => self.write(cmd).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                tracing::info!(
+                    node = self.inner.id,
+                    "initial foreign-key setting left to the first write: {e}"
+                );
+            }
+        }
     }
 
     /// The restored data is not in the log: snapshot it and purge the log before anyone joins,

@@ -50,19 +50,64 @@ fn command_size(c: &Command) -> usize {
     }
 }
 
+/// The text of the entry that gives a cluster its first foreign-key setting. The writer applies
+/// it only while the cluster has none (the marker comment says so), so however many leaders
+/// propose it, the first one applied decides, identically on every replica.
+pub(crate) fn initial_fk_sql(on: bool) -> String {
+    format!(
+        "PRAGMA foreign_keys = {} /* {} */",
+        if on { "ON" } else { "OFF" },
+        crate::sqlite::INITIAL_FK_MARK
+    )
+}
+
+fn initial_fk_command(on: bool) -> Command {
+    Command::Execute {
+        stmts: vec![crate::value::Statement::from(initial_fk_sql(on))],
+        mode: crate::command::ExecMode::Transaction,
+        ts_ms: 0,
+        seed: 0,
+    }
+}
+
+/// What the proposer needs to give a new cluster its foreign-key setting.
+pub(super) struct FkInit {
+    /// The cluster's setting as this node's writer last applied it.
+    pub applied: crate::sqlite::writer::FkSetting,
+    /// This node's configured initial value.
+    pub initial: bool,
+}
+
 /// The proposer task: one per node, fed by [`Node::propose`].
 pub(super) async fn proposer(
     raft: Raft,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
     timeout: Duration,
+    fk: FkInit,
 ) {
+    let fk = Arc::new(fk);
     let slots = Arc::new(tokio::sync::Semaphore::new(PROPOSALS_IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
+    let mut held: Option<Proposal> = None;
+    loop {
+        let first = match held.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
         let mut size = command_size(&first.0);
+        // A command the writer applies outside its transaction (VACUUM, foreign_keys = ...)
+        // gets an entry of its own, so it never shares a batch's savepoints.
+        let alone = crate::sqlkind::runs_alone(&first.0);
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
+        while !alone && batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
             match rx.try_recv() {
+                Ok(p) if crate::sqlkind::runs_alone(&p.0) => {
+                    held = Some(p);
+                    break;
+                }
                 Ok(p) => {
                     size += command_size(&p.0);
                     batch.push(p);
@@ -71,7 +116,15 @@ pub(super) async fn proposer(
             }
         }
         let raft = raft.clone();
+        let fk = fk.clone();
         tokio::spawn(async move {
+            if fk.applied.load(std::sync::atomic::Ordering::Acquire) == crate::sqlite::writer::FK_UNSET {
+                // The cluster has no foreign-key setting yet: record this node's initial value
+                // in an entry before this write (a no-op if another got there first).
+                let mut init = initial_fk_command(fk.initial);
+                init.stamp();
+                let _ = tokio::time::timeout(timeout, raft.client_write(init)).await;
+            }
             propose(&raft, batch, timeout).await;
             drop(permit);
         });

@@ -139,7 +139,17 @@ impl Node {
     /// Commit transaction `id`: its statements go through the log as one entry.
     async fn tx_commit_here(&self, id: u64) -> Result<()> {
         let mut active = self.inner.tx.active.lock().await;
-        let Some(a) = active.take().filter(|a| a.id == id) else {
+        if active.as_ref().is_none_or(|a| a.id != id) {
+            return Err(unknown_tx(id));
+        }
+        // A COMMIT refused (deferred foreign-key violations) ends the transaction, rolled back:
+        // every face's commit consumes its handle, so nobody could roll it back otherwise.
+        if let Err(e) = self.inner.writer.tx_check_commit().await {
+            let _ = self.inner.writer.tx_end().await;
+            *active = None;
+            return Err(e);
+        }
+        let Some(a) = active.take() else {
             return Err(unknown_tx(id));
         };
         let recorded = self.inner.writer.tx_end().await;

@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(decode_membership(None).expect("test step"), StoredMembership::default());
     }
 
-    /// The writer records the applied position and membership in `_hiqlite_meta` in the
+    /// The writer records the applied position and membership in its state file in the
     /// layout openraft's own types had there before the writer stopped knowing openraft, and
     /// reads them back after a restart.
     #[tokio::test]
@@ -352,9 +352,9 @@ mod tests {
         w.apply(vec![(id.into(), op), (blank.into(), Op::Blank)]).await.expect("test step");
         w.shutdown().await.expect("test step");
 
-        let conn = rusqlite::Connection::open(&db).expect("test step");
+        let conn = rusqlite::Connection::open(crate::sqlite::meta::state_path(&db)).expect("test step");
         let get = |k: &str| -> String {
-            conn.query_row("SELECT value FROM _hiqlite_meta WHERE key = ?1", [k], |r| r.get(0))
+            conn.query_row("SELECT value FROM _hiqlite_state_meta WHERE key = ?1", [k], |r| r.get(0))
                 .expect("test step")
         };
         assert_eq!(get("last_applied"), serde_json::to_string(&Some(blank)).expect("test step"));

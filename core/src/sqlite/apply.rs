@@ -68,10 +68,19 @@ impl State {
         Ok(())
     }
 
-    fn user_err(&self, e: Error) -> Error {
+    /// A refused statement's error names the statement and says why it was refused.
+    fn user_err(&self, e: Error, sql: &str) -> Error {
         let reason = self.denied.lock().unwrap_or_else(|p| p.into_inner()).take();
         match (reason, e) {
-            (Some(why), Error::Sql { code, .. }) => Error::Sql { code, message: why.to_string() },
+            (Some(why), Error::Sql { code, .. }) => {
+                let mut stmt: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+                if stmt.len() > 80 {
+                    let cut = (0..=77).rev().find(|&i| stmt.is_char_boundary(i)).unwrap_or(0);
+                    stmt.truncate(cut);
+                    stmt.push_str("...");
+                }
+                Error::Sql { code, message: format!("`{stmt}` refused: {why}") }
+            }
             (_, e) => e,
         }
     }
@@ -99,7 +108,7 @@ impl State {
                 self.changed_all = true;
             }
         }
-        r.map_err(|e| self.user_err(e))
+        r.map_err(|e| self.user_err(e, sql))
     }
 
     /// Tell the query cache what the committed run changed. Runs after COMMIT and before the
@@ -124,13 +133,61 @@ impl State {
     pub(super) fn reset_connection_state(&self) -> Result<()> {
         // SAFETY: the handle belongs to this open connection and is used on its own thread.
         unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.conn.handle(), 0) };
-        self.conn.prepare_cached("DELETE FROM _hiqlite_meta WHERE 0")?.execute([])?;
+        self.conn.prepare_cached("DELETE FROM hiqlite_state._hiqlite_state_meta WHERE 0")?.execute([])?;
+        // `defer_foreign_keys` ends with the user's transaction in SQLite; here many commands
+        // share one, so it ends with each command.
+        self.conn.prepare_cached("PRAGMA defer_foreign_keys=OFF")?.execute([])?;
         Ok(())
+    }
+
+    /// SQLite checks deferred foreign keys at COMMIT; the user's COMMIT is the end of a command
+    /// (or of an independent statement), so check there: a violation fails it with
+    /// `SQLITE_CONSTRAINT_FOREIGNKEY`, as SQLite's COMMIT would.
+    pub(super) fn deferred_fk_violation(&self) -> Option<Error> {
+        let (mut cur, mut hi) = (0, 0);
+        // SAFETY: the handle belongs to this open connection and is used on its own thread.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                self.conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_DEFERRED_FKS,
+                &mut cur,
+                &mut hi,
+                0,
+            )
+        };
+        (rc == rusqlite::ffi::SQLITE_OK && cur > 0).then(|| Error::Sql {
+            code: rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
+            message: "FOREIGN KEY constraint failed".into(),
+        })
+    }
+
+    /// Apply a run of entries: in one transaction, except that a command SQLite only honours
+    /// outside a transaction (VACUUM, a `foreign_keys` assignment: [`sqlkind::runs_alone`]) is
+    /// applied on its own between the transactions of what precedes and follows it. Every
+    /// replica splits the same way, since the split depends on the entries alone.
+    pub(super) fn apply(&mut self, entries: &[(LogPos, Op)]) -> Result<Vec<Response>> {
+        let mut out = Vec::with_capacity(entries.len());
+        let mut start = 0;
+        for (i, (pos, op)) in entries.iter().enumerate() {
+            if let Op::Command(cmd @ Command::Execute { .. }) = op {
+                if crate::sqlkind::runs_alone(cmd) {
+                    if start < i {
+                        out.extend(self.apply_run(&entries[start..i])?);
+                    }
+                    out.push(self.apply_alone(*pos, cmd)?);
+                    start = i + 1;
+                }
+            }
+        }
+        if start < entries.len() {
+            out.extend(self.apply_run(&entries[start..])?);
+        }
+        Ok(out)
     }
 
     /// Apply a run of entries in one transaction, a savepoint per entry. An error stops the
     /// writer's progress: nothing of the run is committed.
-    pub(super) fn apply(&mut self, entries: &[(LogPos, Op)]) -> Result<Vec<Response>> {
+    fn apply_run(&mut self, entries: &[(LogPos, Op)]) -> Result<Vec<Response>> {
         let Some(&(last_pos, _)) = entries.last() else {
             return Ok(Vec::new());
         };
@@ -277,10 +334,15 @@ impl State {
             if independent {
                 self.ctl("SAVEPOINT _hiqlite_stmt")?;
             }
-            let r = self.user_exec(&s.sql, &s.params);
+            let mut r = self.user_exec(&s.sql, &s.params);
             if self.conn.is_autocommit() {
                 resp.results.push(r);
                 return Ok(resp);
+            }
+            if independent && r.is_ok() {
+                if let Some(e) = self.deferred_fk_violation() {
+                    r = Err(e);
+                }
             }
             let failed = r.is_err();
             resp.results.push(r);
@@ -294,7 +356,149 @@ impl State {
                 return Ok(resp);
             }
         }
+        if !independent {
+            if let Some(e) = self.deferred_fk_violation() {
+                if let Some(last) = resp.results.last_mut() {
+                    *last = Err(e);
+                }
+                resp.rolled_back = true;
+            }
+        }
         Ok(resp)
+    }
+
+    /// Apply one command outside the apply transaction, in SQLite's autocommit mode: each
+    /// statement of it commits on its own (as `sqlite3_exec` would run the text), VACUUM runs
+    /// between transactions, and a `foreign_keys` assignment takes effect on the connection and
+    /// is recorded as the cluster's setting. Reported applied once it is done.
+    fn apply_alone(&mut self, pos: LogPos, cmd: &Command) -> Result<Response> {
+        let Command::Execute { stmts, mode, ts_ms, seed } = cmd else {
+            return Err(Error::Storage("only Execute commands are applied alone".into()));
+        };
+        self.reset_connection_state()?;
+        det::enter_entry(*ts_ms, *seed);
+        let mut resp = Response::default();
+        let mut fatal = None;
+        for s in stmts {
+            let r = self.run_text_alone(&s.sql, &s.params);
+            if let Err(e) = &r {
+                if is_environmental(e) {
+                    fatal = Some(e.clone());
+                    break;
+                }
+            }
+            let failed = r.is_err();
+            resp.results.push(r);
+            if failed && *mode == ExecMode::Transaction {
+                break;
+            }
+        }
+        det::leave_entry();
+        if !self.conn.is_autocommit() {
+            let _ = self.ctl("ROLLBACK");
+        }
+        self.apply_seq.fetch_add(1, Ordering::AcqRel);
+        self.invalidate_changed();
+        if fatal.is_none() {
+            self.applied = (Some(pos), self.applied.1.clone());
+            self.entries_applied.fetch_add(1, Ordering::Relaxed);
+            *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
+        }
+        self.apply_seq.fetch_add(1, Ordering::AcqRel);
+        if let Some(e) = fatal {
+            return Err(e);
+        }
+        resp.set_index(pos.index);
+        Ok(resp)
+    }
+
+    /// One statement text (maybe several statements) in autocommit mode; results are summed as
+    /// [`exec::execute`] sums them, and the first error ends the text.
+    fn run_text_alone(&mut self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
+        if !params.is_empty() {
+            return self.run_one_alone(sql, params);
+        }
+        let mut total = ExecResult::default();
+        let mut any = false;
+        for piece in split_statements(sql) {
+            let r = self.run_one_alone(piece, params)?;
+            any = true;
+            total.rows_affected += r.rows_affected;
+            total.last_insert_id = r.last_insert_id;
+            if !r.rows.columns.is_empty() {
+                total.rows = r.rows;
+            }
+        }
+        if !any {
+            total.last_insert_id = self.conn.last_insert_rowid();
+        }
+        Ok(total)
+    }
+
+    fn run_one_alone(&mut self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
+        use crate::sqlkind::Special;
+        match crate::sqlkind::special_statement(sql) {
+            Some(Special::VacuumInto) => Err(Error::Sql {
+                code: rusqlite::ffi::SQLITE_AUTH,
+                message: format!(
+                    "`{}` is not allowed in replicated writes: VACUUM INTO writes a file on every node's \
+                     disk; take a backup instead (Client::backup, /db/backup)",
+                    sql.trim().trim_end_matches(';')
+                ),
+            }),
+            Some(Special::Vacuum(schema)) if schema.as_deref().is_some_and(|s| s != "main") => {
+                Err(Error::Sql {
+                    code: rusqlite::ffi::SQLITE_ERROR,
+                    message: format!("`{}`: only the main database can be vacuumed", sql.trim()),
+                })
+            }
+            Some(Special::Vacuum(_)) => {
+                // SQLite's own statement, outside any transaction; it keeps changes() as it was.
+                let r = exec::execute(&self.conn, sql, params);
+                // Rowids of tables without an INTEGER PRIMARY KEY may be renumbered.
+                self.changed_all = true;
+                r
+            }
+            Some(Special::ForeignKeys) => {
+                if sql.contains(super::INITIAL_FK_MARK)
+                    && self.foreign_keys.load(Ordering::Acquire) != super::writer::FK_UNSET
+                {
+                    // A new cluster's initial setting, and the cluster has one already.
+                    return Ok(ExecResult::default());
+                }
+                let r = self.user_exec(sql, params)?;
+                // SQLite parsed the value (ON/1/yes/true...): read back what it made of it.
+                let on: bool = self.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+                let before = self.foreign_keys.load(Ordering::Acquire);
+                if before != if on { super::writer::FK_ON } else { super::writer::FK_OFF } {
+                    super::meta::write_fk(&self.conn, on)?;
+                    super::writer::sync_fk(&self.conn, &self.foreign_keys)?;
+                    // What a statement writes now includes foreign-key actions (or no longer).
+                    self.learned.clear();
+                    self.changed_all = true;
+                }
+                Ok(r)
+            }
+            None => {
+                self.ctl("BEGIN")?;
+                let mut r = self.user_exec(sql, params);
+                if self.conn.is_autocommit() {
+                    // A ROLLBACK conflict ended the transaction: the statement failed alone.
+                    return r;
+                }
+                if r.is_ok() {
+                    if let Some(e) = self.deferred_fk_violation() {
+                        r = Err(e);
+                    }
+                }
+                if r.is_ok() {
+                    self.ctl("COMMIT")?;
+                } else {
+                    self.ctl("ROLLBACK")?;
+                }
+                r
+            }
+        }
     }
 
     fn run_migrations(&mut self, migrations: &[Migration], ts_ms: i64) -> Result<Response> {
@@ -304,8 +508,9 @@ impl State {
         for m in sorted {
             let sum = i64::from(crc32fast::hash(m.sql.as_bytes()));
             let existing: Option<i64> = {
-                let mut st =
-                    self.conn.prepare_cached("SELECT checksum FROM _hiqlite_migrations WHERE id = ?1")?;
+                let mut st = self.conn.prepare_cached(
+                    "SELECT checksum FROM hiqlite_state._hiqlite_state_migrations WHERE id = ?1",
+                )?;
                 let mut rows = st.query([m.id])?;
                 match rows.next()? {
                     Some(r) => Some(r.get(0)?),
@@ -323,7 +528,12 @@ impl State {
                     return Ok(resp);
                 }
                 None => {
-                    let r = self.user_exec(&m.sql, &crate::value::Params::None);
+                    let mut r = self.user_exec(&m.sql, &crate::value::Params::None);
+                    if r.is_ok() {
+                        if let Some(e) = self.deferred_fk_violation() {
+                            r = Err(e);
+                        }
+                    }
                     if self.conn.is_autocommit() {
                         resp.results.push(r);
                         return Ok(resp);
@@ -332,7 +542,7 @@ impl State {
                         Ok(_) => {
                             self.conn
                                 .prepare_cached(
-                                    "INSERT INTO _hiqlite_migrations (id, name, checksum, applied_at) \
+                                    "INSERT INTO hiqlite_state._hiqlite_state_migrations (id, name, checksum, applied_at) \
                                      VALUES (?1, ?2, ?3, ?4)",
                                 )?
                                 .execute(rusqlite::params![m.id, m.name, sum, ts_ms])?;
@@ -356,5 +566,44 @@ impl State {
             }
         }
         Ok(resp)
+    }
+}
+
+/// The statements of `sql`, split where SQLite itself would end them (`sqlite3_complete`, which
+/// knows string literals, comments and trigger bodies).
+fn split_statements(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, b) in sql.bytes().enumerate() {
+        if b != b';' {
+            continue;
+        }
+        let piece = &sql[start..=i];
+        let Ok(c) = std::ffi::CString::new(piece) else { break };
+        // SAFETY: a valid NUL-terminated string, read only during the call.
+        if unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) } != 0 {
+            if !piece.trim_matches(|c: char| c.is_whitespace() || c == ';').is_empty() {
+                out.push(piece);
+            }
+            start = i + 1;
+        }
+    }
+    let rest = &sql[start..];
+    if crate::sqlkind::statement_kind(rest) != crate::sqlkind::StatementKind::Empty {
+        out.push(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statements_split_as_sqlite_ends_them() {
+        let sql = "CREATE TABLE t (a); INSERT INTO t VALUES ('x;y'); -- c;\n\
+                   CREATE TRIGGER g AFTER INSERT ON t BEGIN DELETE FROM t; SELECT 1; END; VACUUM";
+        let got = super::split_statements(sql);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got[2].trim_start().starts_with("-- c;\n") && got[2].trim_end().ends_with("END;"), "{got:?}");
+        assert_eq!(got[3].trim(), "VACUUM");
     }
 }

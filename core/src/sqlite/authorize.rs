@@ -54,7 +54,7 @@ const DENY_TEMP: &str =
 const DENY_PRAGMA: &str =
     "this PRAGMA is not allowed in replicated writes: it changes connection state that \
      replicas and restarts would not share";
-const DENY_INTERNAL: &str = "tables named _hiqlite_* belong to hiqlite and cannot be changed";
+const DENY_INTERNAL: &str = "the schema hiqlite_state belongs to hiqlite and cannot be read or changed";
 
 /// Pragmas that only read (or change state stored in the database file itself) and so behave
 /// the same on every replica.
@@ -81,6 +81,14 @@ const SAFE_PRAGMAS: &[&str] = &[
     "page_size",
     "freelist_count",
     "encoding",
+    // Replicated settings and maintenance: `foreign_keys` is applied outside the apply
+    // transaction and recorded as the cluster's setting (apply.rs); the rest act on the
+    // database file the same way on every replica.
+    "foreign_keys",
+    "defer_foreign_keys",
+    "optimize",
+    "incremental_vacuum",
+    "auto_vacuum",
 ];
 
 const DENY_SAVEPOINT_NAME: &str = "savepoints named _hiqlite_* belong to hiqlite; pick another name";
@@ -88,7 +96,6 @@ const DENY_SAVEPOINT_NAME: &str = "savepoints named _hiqlite_* belong to hiqlite
 /// Why a user statement in a replicated write must be refused, if it must. In an interactive
 /// transaction (`session`), savepoints are the user's to use.
 fn authorize(action: &AuthAction<'_>, session: bool) -> Option<&'static str> {
-    let internal = |t: &str| t.starts_with("_hiqlite_");
     match action {
         AuthAction::Savepoint { savepoint_name, .. } if session => {
             savepoint_name.to_ascii_lowercase().starts_with("_hiqlite_").then_some(DENY_SAVEPOINT_NAME)
@@ -102,15 +109,6 @@ fn authorize(action: &AuthAction<'_>, session: bool) -> Option<&'static str> {
         AuthAction::Pragma { pragma_name, .. } => {
             let name = pragma_name.to_ascii_lowercase();
             (!SAFE_PRAGMAS.contains(&name.as_str())).then_some(DENY_PRAGMA)
-        }
-        AuthAction::Insert { table_name }
-        | AuthAction::Delete { table_name }
-        | AuthAction::Update { table_name, .. }
-        | AuthAction::DropTable { table_name }
-        | AuthAction::AlterTable { table_name, .. }
-            if internal(table_name) =>
-        {
-            Some(DENY_INTERNAL)
         }
         _ => None,
     }
@@ -139,6 +137,28 @@ pub(super) fn install(conn: &mut Connection) -> Result<Guard> {
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             if !um.load(Ordering::Relaxed) {
                 return Authorization::Allow;
+            }
+            // hiqlite's state file, attached under its own schema: not the user's to touch.
+            // ANALYZE / PRAGMA optimize without a schema name visit it too: skip it there.
+            if ctx.database_name == Some(super::meta::STATE_SCHEMA) {
+                match ctx.action {
+                    AuthAction::Analyze { .. } => return Authorization::Ignore,
+                    // REINDEX without a name rebuilds every index, these too: harmless.
+                    AuthAction::Reindex { .. } => return Authorization::Allow,
+                    // ANALYZE's own bookkeeping (its statistics tables) in every schema.
+                    AuthAction::Insert { table_name }
+                    | AuthAction::Delete { table_name }
+                    | AuthAction::Update { table_name, .. }
+                    | AuthAction::Read { table_name, .. }
+                    | AuthAction::CreateTable { table_name }
+                        if table_name.starts_with("sqlite_") =>
+                    {
+                        return Authorization::Allow
+                    }
+                    _ => {}
+                }
+                *dn.lock().unwrap_or_else(|p| p.into_inner()) = Some(DENY_INTERNAL);
+                return Authorization::Deny;
             }
             note_write(&mut sn.lock().unwrap_or_else(|p| p.into_inner()), &ctx.action);
             match authorize(&ctx.action, sm.load(Ordering::Relaxed)) {

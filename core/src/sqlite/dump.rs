@@ -1,5 +1,6 @@
 //! SQL text dumps in the form of the sqlite3 shell's `.dump`, and the reverse (loading a dump or
-//! a database file as statements). hiqlite's own `_hiqlite_*` tables are left out.
+//! a database file as statements). hiqlite's own state lives outside the user database
+//! (`meta.rs`), so everything here is the user's.
 
 use std::fmt::Write;
 
@@ -54,13 +55,16 @@ pub(crate) fn literal(v: ValueRef<'_>) -> String {
 
 /// The schema and data of `conn` as statements (no transaction wrapper), in an order that
 /// recreates it: tables with their rows, then indexes, triggers and views.
-pub(crate) fn statements(conn: &Connection) -> Result<Vec<String>> {
+/// `skip_legacy` leaves out the `_hiqlite_meta` / `_hiqlite_migrations` tables that files
+/// written by earlier versions hold.
+pub(crate) fn statements(conn: &Connection, skip_legacy: bool) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let mut objects = conn.prepare(
-        "SELECT type, name, sql FROM sqlite_master WHERE sql NOT NULL AND name NOT LIKE '_hiqlite_%' \
+    let legacy = if skip_legacy { "AND name NOT IN ('_hiqlite_meta', '_hiqlite_migrations')" } else { "" };
+    let mut objects = conn.prepare(&format!(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql NOT NULL {legacy} \
          AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 \
-         WHEN 'trigger' THEN 2 ELSE 3 END, rowid",
-    )?;
+         WHEN 'trigger' THEN 2 ELSE 3 END, rowid"
+    ))?;
     let objs: Vec<(String, String, String)> =
         objects.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
     for (kind, name, sql) in &objs {
@@ -105,7 +109,7 @@ pub(crate) fn statements(conn: &Connection) -> Result<Vec<String>> {
 /// A complete dump as the sqlite3 shell writes it.
 pub(crate) fn dump(conn: &Connection) -> Result<String> {
     conn.execute_batch("BEGIN")?;
-    let r = statements(conn);
+    let r = statements(conn, false);
     let _ = conn.execute_batch("COMMIT");
     let mut s = String::from("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n");
     for line in r? {

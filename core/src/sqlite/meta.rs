@@ -1,17 +1,44 @@
-//! The state machine's own tables: `_hiqlite_meta` (the last applied log position and the
-//! membership, written at snapshots, backups and clean shutdown only) and `_hiqlite_migrations`.
+//! hiqlite's own state, kept out of the user's database: a second SQLite file beside it
+//! (`hiqlite.state.db`) attached to the writer connection as schema [`STATE_SCHEMA`], with
+//! `meta` (the last applied log position and membership, written at snapshots, backups and
+//! clean shutdown; the cluster's `foreign_keys` setting, written when it changes) and
+//! `migrations` (what `Client::migrate` applied). Readers never attach it, so `sqlite_master`,
+//! `PRAGMA table_list` and dumps show only user objects, and every table name is the user's.
+//!
+//! Snapshots and backups travel as one file: the user database's pages followed by this state
+//! (JSON), its length and a magic trailer ([`append_state`]). SQLite reads a database only up
+//! to the size its header records, so such a file opens in any SQLite tool showing user objects
+//! only. Databases written before the state moved out (`_hiqlite_meta` / `_hiqlite_migrations`
+//! inside the main file) are migrated when opened or installed ([`migrate_legacy`]).
 
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub(super) const META_DDL: &str =
-    "CREATE TABLE IF NOT EXISTS _hiqlite_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
-pub(super) const MIGRATIONS_DDL: &str = "CREATE TABLE IF NOT EXISTS _hiqlite_migrations (\
+/// The schema name the state file is attached under on the writer connection. User SQL is
+/// refused any access to it (authorizer) and cannot ATTACH, so no user name collides with it.
+pub(crate) const STATE_SCHEMA: &str = "hiqlite_state";
+
+const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state_migrations (\
      id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum INTEGER NOT NULL, applied_at INTEGER NOT NULL);";
+
+/// The key of the cluster's foreign-key setting in `meta` (`"1"` / `"0"`; absent: never set,
+/// which means off).
+pub(crate) const FK_KEY: &str = "foreign_keys";
+/// Set once the state lives in the state file (legacy tables migrated out of the main file).
+const FORMAT_KEY: &str = "format";
+const MAGIC: &[u8; 8] = b"HIQLST01";
+
+/// The state file that belongs to the database at `db`.
+pub(crate) fn state_path(db: &Path) -> PathBuf {
+    db.with_extension("state.db")
+}
 
 /// Where an entry sits in the replicated log: its index and the term and node id of the leader
 /// that proposed it. The consensus layer converts its own log ids to and from this.
@@ -33,7 +60,7 @@ pub(crate) type MembershipBlob = Arc<str>;
 /// the writer last committed them.
 pub(crate) type Applied = (Option<LogPos>, Option<MembershipBlob>);
 
-/// On-disk form of a [`LogPos`] in `_hiqlite_meta`: the JSON layout earlier versions wrote
+/// On-disk form of a [`LogPos`] in `meta`: the JSON layout earlier versions wrote
 /// (the consensus library's log id, `{"leader_id":{"term":T,"node_id":N},"index":I}`).
 #[derive(Serialize, Deserialize)]
 struct PosJson {
@@ -55,38 +82,240 @@ fn pos_from_json(j: PosJson) -> LogPos {
     LogPos { index: j.index, term: j.leader_id.term, node_id: j.leader_id.node_id }
 }
 
-/// Read `last_applied` and membership from the database's meta table.
-pub(crate) fn read_meta(conn: &Connection) -> Result<Applied> {
-    conn.execute_batch(META_DDL)?;
-    let get = |k: &str| -> Result<Option<String>> {
-        let mut st = conn.prepare("SELECT value FROM _hiqlite_meta WHERE key = ?1")?;
-        let mut rows = st.query([k])?;
-        Ok(match rows.next()? {
-            Some(r) => Some(r.get::<_, String>(0)?),
-            None => None,
+/// Attach the state file of `db` to `conn` (creating it) and migrate a legacy main file.
+pub(crate) fn attach_state(conn: &Connection, db: &Path) -> Result<()> {
+    let path = state_path(db);
+    let p = path.to_str().ok_or_else(|| Error::Storage(format!("{} is not UTF-8", path.display())))?;
+    conn.execute("ATTACH DATABASE ?1 AS hiqlite_state", [p])?;
+    conn.execute_batch("PRAGMA hiqlite_state.journal_mode=WAL; PRAGMA hiqlite_state.synchronous=OFF;")?;
+    conn.execute_batch(STATE_DDL)?;
+    let migrated: Option<String> = conn
+        .query_row("SELECT value FROM hiqlite_state._hiqlite_state_meta WHERE key = ?1", [FORMAT_KEY], |r| {
+            r.get(0)
         })
-    };
-    let last: Option<PosJson> = match get("last_applied")? {
+        .optional()?;
+    if migrated.is_none() {
+        migrate_legacy(conn)?;
+    }
+    Ok(())
+}
+
+fn has_table(conn: &Connection, schema: &str, name: &str) -> Result<bool> {
+    let q = format!("SELECT count(*) FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?1");
+    Ok(conn.query_row(&q, [name], |r| r.get::<_, i64>(0))? > 0)
+}
+
+/// Move `_hiqlite_meta` / `_hiqlite_migrations` of a main file written by an earlier version
+/// into the state file, then drop them from the main file. Each step is its own transaction
+/// and the steps are idempotent; the format marker is set last, so an interrupted migration is
+/// finished at the next open.
+pub(crate) fn migrate_legacy(conn: &Connection) -> Result<()> {
+    let meta = has_table(conn, "main", "_hiqlite_meta")?;
+    let migrations = has_table(conn, "main", "_hiqlite_migrations")?;
+    if meta || migrations {
+        let tx = conn.unchecked_transaction()?;
+        if meta {
+            tx.execute_batch(
+                "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) SELECT key, value FROM main._hiqlite_meta",
+            )?;
+        }
+        if migrations {
+            tx.execute_batch(
+                "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_migrations (id, name, checksum, applied_at) \
+                 SELECT id, name, checksum, applied_at FROM main._hiqlite_migrations",
+            )?;
+        }
+        tx.commit()?;
+        conn.execute_batch(
+            "BEGIN; DROP TABLE IF EXISTS main._hiqlite_meta; DROP TABLE IF EXISTS main._hiqlite_migrations; COMMIT;",
+        )?;
+        tracing::info!("hiqlite's tables moved out of the user database into its state file");
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES (?1, '2')",
+        [FORMAT_KEY],
+    )?;
+    Ok(())
+}
+
+fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    let mut st = conn.prepare_cached("SELECT value FROM hiqlite_state._hiqlite_state_meta WHERE key = ?1")?;
+    Ok(st.query_row([key], |r| r.get::<_, String>(0)).optional()?)
+}
+
+/// Read `last_applied` and membership from the state file.
+pub(crate) fn read_meta(conn: &Connection) -> Result<Applied> {
+    let last: Option<PosJson> = match get_meta(conn, "last_applied")? {
         Some(s) => {
             serde_json::from_str(&s).map_err(|e| Error::Storage(format!("bad last_applied meta: {e}")))?
         }
         None => None,
     };
-    let membership = get("membership")?.map(MembershipBlob::from);
+    let membership = get_meta(conn, "membership")?.map(MembershipBlob::from);
     Ok((last.map(pos_from_json), membership))
 }
 
-/// Record `applied` in the meta table, in its own transaction. A membership never recorded
+/// The cluster's foreign-key setting as recorded (`None`: never set).
+pub(crate) fn read_fk(conn: &Connection) -> Result<Option<bool>> {
+    Ok(get_meta(conn, FK_KEY)?.map(|v| v == "1"))
+}
+
+/// Record the cluster's foreign-key setting (inside the caller's transaction).
+pub(crate) fn write_fk(conn: &Connection, on: bool) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES (?1, ?2)",
+    )?
+    .execute([FK_KEY, if on { "1" } else { "0" }])?;
+    Ok(())
+}
+
+/// Record `applied` in the state file, in its own transaction. A membership never recorded
 /// leaves its row absent (read back as `None`).
-pub(super) fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {
+pub(crate) fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {
     let last = serde_json::to_string(&applied.0.map(pos_to_json)).map_err(Error::storage)?;
-    conn.execute_batch(META_DDL)?;
     let tx = conn.unchecked_transaction()?;
-    tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('last_applied', ?1)", [last])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES ('last_applied', ?1)",
+        [last],
+    )?;
     if let Some(mem) = &applied.1 {
-        tx.execute("INSERT OR REPLACE INTO _hiqlite_meta (key, value) VALUES ('membership', ?1)", [&**mem])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES ('membership', ?1)",
+            [&**mem],
+        )?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Everything in the state file, as it travels inside a snapshot or backup file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StateData {
+    meta: Vec<(String, String)>,
+    migrations: Vec<(i64, String, i64, i64)>,
+}
+
+impl StateData {
+    /// Forget the applied position and membership (a backup seeding a new cluster).
+    pub(crate) fn drop_position(&mut self) {
+        self.meta.retain(|(k, _)| k != "last_applied" && k != "membership");
+    }
+}
+
+/// Read the whole state (the caller decides the transaction it is read in).
+pub(crate) fn read_state(conn: &Connection) -> Result<StateData> {
+    let mut st = conn.prepare("SELECT key, value FROM hiqlite_state._hiqlite_state_meta ORDER BY key")?;
+    let meta = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare(
+        "SELECT id, name, checksum, applied_at FROM hiqlite_state._hiqlite_state_migrations ORDER BY id",
+    )?;
+    let migrations = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(StateData { meta, migrations })
+}
+
+/// Replace the whole state with `data`, in one transaction.
+pub(crate) fn load_state(conn: &Connection, data: &StateData) -> Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "DELETE FROM hiqlite_state._hiqlite_state_meta; DELETE FROM hiqlite_state._hiqlite_state_migrations;",
+    )?;
+    for (k, v) in &data.meta {
+        tx.execute(
+            "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES (?1, ?2)",
+            [k, v],
+        )?;
+    }
+    for (id, name, sum, at) in &data.migrations {
+        tx.execute(
+            "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_migrations (id, name, checksum, applied_at) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![id, name, sum, at],
+        )?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES (?1, '2')",
+        [FORMAT_KEY],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Append `data` to the standalone database file at `path`: `[json][len u64 LE][MAGIC]`.
+pub(crate) fn append_state(path: &Path, data: &StateData) -> Result<()> {
+    let json = serde_json::to_vec(data).map_err(Error::storage)?;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+    f.write_all(&json)?;
+    f.write_all(&(json.len() as u64).to_le_bytes())?;
+    f.write_all(MAGIC)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The state appended to a snapshot or backup file, if it carries one (`None`: a plain SQLite
+/// file, or one written by an earlier version with the state inside).
+pub(crate) fn bundled_state(path: &Path) -> Result<Option<StateData>> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len < 16 {
+        return Ok(None);
+    }
+    let mut tail = [0u8; 16];
+    f.seek(SeekFrom::Start(len - 16))?;
+    f.read_exact(&mut tail)?;
+    if &tail[8..] != MAGIC {
+        return Ok(None);
+    }
+    let n = u64::from_le_bytes(tail[..8].try_into().map_err(Error::storage)?);
+    if n > len - 16 {
+        return Err(Error::Storage(format!("{}: bad hiqlite state trailer", path.display())));
+    }
+    let mut json = vec![0u8; n as usize];
+    f.seek(SeekFrom::Start(len - 16 - n))?;
+    f.read_exact(&mut json)?;
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|e| Error::Storage(format!("{}: bad hiqlite state: {e}", path.display())))
+}
+
+/// Seed a database (and its state file) that does not exist yet from the snapshot or backup
+/// file `src`: the user pages with SQLite's backup API, the state from its trailer (a legacy
+/// file's in-database tables are migrated when the writer opens it). `drop_position` forgets
+/// the applied position and membership (a backup seeding a new cluster).
+pub(crate) fn seed_from(src: &Path, db: &Path, drop_position: bool) -> Result<()> {
+    let from = Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut dst = Connection::open(db)?;
+    {
+        let b = rusqlite::backup::Backup::new(&from, &mut dst)?;
+        if b.step(-1)? != rusqlite::backup::StepResult::Done {
+            return Err(Error::Storage("database copy did not complete".into()));
+        }
+    }
+    dst.execute_batch("PRAGMA journal_mode=WAL;")?;
+    let p = state_path(db);
+    let p = p.to_str().ok_or_else(|| Error::Storage("state path is not UTF-8".into()))?;
+    dst.execute("ATTACH DATABASE ?1 AS hiqlite_state", [p])?;
+    dst.execute_batch(STATE_DDL)?;
+    match bundled_state(src)? {
+        Some(mut data) => {
+            if drop_position {
+                data.drop_position();
+            }
+            load_state(&dst, &data)?;
+        }
+        None => {
+            migrate_legacy(&dst)?;
+            if drop_position {
+                dst.execute_batch(
+                    "DELETE FROM hiqlite_state._hiqlite_state_meta WHERE key IN ('last_applied', 'membership')",
+                )?;
+            }
+        }
+    }
+    dst.execute_batch("DETACH DATABASE hiqlite_state;")?;
+    drop(dst);
+    std::fs::File::open(db)?.sync_all()?;
+    std::fs::File::open(state_path(db))?.sync_all()?;
     Ok(())
 }
 
@@ -94,24 +323,97 @@ pub(super) fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn open(dir: &Path) -> Connection {
+        let db = dir.join("m.db");
+        let conn = Connection::open(&db).expect("test step");
+        attach_state(&conn, &db).expect("test step");
+        conn
+    }
+
     #[test]
     fn meta_round_trips_and_keeps_the_old_layout() {
-        let conn = Connection::open_in_memory().expect("test step");
+        let dir = tempfile::tempdir().expect("test step");
+        let conn = open(dir.path());
         assert_eq!(read_meta(&conn).expect("test step"), (None, None));
         write_meta(&conn, &(None, None)).expect("test step");
-        let raw: String = conn
-            .query_row("SELECT value FROM _hiqlite_meta WHERE key = 'last_applied'", [], |r| r.get(0))
-            .expect("test step");
-        assert_eq!(raw, "null");
+        assert_eq!(get_meta(&conn, "last_applied").expect("test step").as_deref(), Some("null"));
         assert_eq!(read_meta(&conn).expect("test step"), (None, None));
 
         let pos = LogPos { index: 7, term: 3, node_id: 2 };
         let applied: Applied = (Some(pos), Some(MembershipBlob::from("{\"opaque\":1}")));
         write_meta(&conn, &applied).expect("test step");
-        let raw: String = conn
-            .query_row("SELECT value FROM _hiqlite_meta WHERE key = 'last_applied'", [], |r| r.get(0))
-            .expect("test step");
-        assert_eq!(raw, r#"{"leader_id":{"term":3,"node_id":2},"index":7}"#);
+        assert_eq!(
+            get_meta(&conn, "last_applied").expect("test step").as_deref(),
+            Some(r#"{"leader_id":{"term":3,"node_id":2},"index":7}"#)
+        );
         assert_eq!(read_meta(&conn).expect("test step"), applied);
+        let tables: i64 =
+            conn.query_row("SELECT count(*) FROM main.sqlite_master", [], |r| r.get(0)).expect("q");
+        assert_eq!(tables, 0, "the user database holds nothing of hiqlite's");
+    }
+
+    #[test]
+    fn legacy_tables_move_out_and_a_user_table_of_that_name_stays() {
+        let dir = tempfile::tempdir().expect("test step");
+        let db = dir.path().join("m.db");
+        {
+            let c = Connection::open(&db).expect("test step");
+            c.execute_batch(
+                "CREATE TABLE _hiqlite_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 INSERT INTO _hiqlite_meta VALUES ('last_applied', '{\"leader_id\":{\"term\":1,\"node_id\":1},\"index\":5}');
+                 CREATE TABLE _hiqlite_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum INTEGER NOT NULL, applied_at INTEGER NOT NULL);
+                 INSERT INTO _hiqlite_migrations VALUES (1, 'init', 42, 0);
+                 CREATE TABLE t (a);",
+            )
+            .expect("test step");
+        }
+        let conn = open(dir.path());
+        assert_eq!(read_meta(&conn).expect("test step").0.map(|p| p.index), Some(5));
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM main.sqlite_master")
+            .expect("q")
+            .query_map([], |r| r.get(0))
+            .expect("q")
+            .collect::<rusqlite::Result<_>>()
+            .expect("q");
+        assert_eq!(names, vec!["t".to_string()]);
+        assert_eq!(read_state(&conn).expect("q").migrations, vec![(1, "init".to_string(), 42, 0)]);
+        // Opened again after a user made a table of that name: it is theirs.
+        conn.execute_batch("CREATE TABLE _hiqlite_meta (x); INSERT INTO main._hiqlite_meta VALUES (1);")
+            .expect("test step");
+        drop(conn);
+        let conn = open(dir.path());
+        let n: i64 = conn.query_row("SELECT count(*) FROM main._hiqlite_meta", [], |r| r.get(0)).expect("q");
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn state_travels_after_the_pages_and_sqlite_ignores_it() {
+        let dir = tempfile::tempdir().expect("test step");
+        let conn = open(dir.path());
+        conn.execute_batch("CREATE TABLE t (a); INSERT INTO t VALUES (1);").expect("test step");
+        write_fk(&conn, true).expect("test step");
+        let data = read_state(&conn).expect("test step");
+        let file = dir.path().join("copy.db");
+        {
+            let mut dst = Connection::open(&file).expect("test step");
+            let b = rusqlite::backup::Backup::new(&conn, &mut dst).expect("test step");
+            b.step(-1).expect("test step");
+        }
+        assert_eq!(bundled_state(&file).expect("test step"), None);
+        append_state(&file, &data).expect("test step");
+        assert_eq!(bundled_state(&file).expect("test step"), Some(data.clone()));
+        let c = Connection::open(&file).expect("test step");
+        let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("q");
+        assert_eq!(ok, "ok");
+        drop(c);
+        let seeded = dir.path().join("seeded.db");
+        seed_from(&file, &seeded, true).expect("test step");
+        let c = Connection::open(&seeded).expect("test step");
+        attach_state(&c, &seeded).expect("test step");
+        assert_eq!(read_fk(&c).expect("q"), Some(true));
+        assert_eq!(read_meta(&c).expect("q"), (None, None));
+        let n: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("q");
+        assert_eq!(n, 1);
     }
 }

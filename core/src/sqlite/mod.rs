@@ -8,12 +8,16 @@ pub(crate) mod det;
 pub(crate) mod dump;
 mod error;
 pub(crate) mod exec;
-mod meta;
+pub(crate) mod meta;
 pub(crate) mod pool;
 mod session;
 pub(crate) mod writer;
 
 use std::path::Path;
+
+/// Marks the entry that gives a new cluster its foreign-key setting: applied only while the
+/// cluster has none (`node/propose.rs` writes it).
+pub(crate) const INITIAL_FK_MARK: &str = "hiqlite: initial cluster setting";
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -81,9 +85,9 @@ pub(crate) fn learn_query(path: &Path, sql: &str) -> Result<crate::cache::QueryI
                     g.1 = false;
                 }
                 let t = table_name.to_ascii_lowercase();
-                // hiqlite's and SQLite's own tables, and pragma table-valued functions, change
-                // without a write the cache could see.
-                if t.starts_with("_hiqlite_") || t.starts_with("sqlite_") || t.starts_with("pragma_") {
+                // SQLite's own tables and pragma table-valued functions change without a write
+                // the cache could see.
+                if t.starts_with("sqlite_") || t.starts_with("pragma_") {
                     g.1 = false;
                 }
                 if !g.0.contains(&t) {

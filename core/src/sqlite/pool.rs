@@ -14,11 +14,13 @@ pub(crate) struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    /// The cluster's foreign-key setting, as the writer applied it.
+    foreign_keys: super::writer::FkSetting,
 }
 
 impl ReadPool {
-    pub(crate) fn new(path: PathBuf, max_idle: usize) -> Self {
-        ReadPool { path, idle: Mutex::new(Vec::new()), max_idle: max_idle.max(1) }
+    pub(crate) fn new(path: PathBuf, max_idle: usize, foreign_keys: super::writer::FkSetting) -> Self {
+        ReadPool { path, idle: Mutex::new(Vec::new()), max_idle: max_idle.max(1), foreign_keys }
     }
 
     fn take(&self) -> Result<Connection> {
@@ -53,6 +55,15 @@ impl ReadPool {
     }
 
     pub(crate) fn query(&self, sql: &str, params: &Params) -> Result<Rows> {
+        if params.is_empty() && crate::sqlkind::is_foreign_keys_query(sql) {
+            // Enforcement is the writer's; a read connection's own flag means nothing.
+            let on = self.foreign_keys.load(std::sync::atomic::Ordering::Acquire) == super::writer::FK_ON;
+            return Ok(Rows {
+                columns: vec!["foreign_keys".into()],
+                types: vec![String::new()],
+                rows: vec![vec![crate::Value::Integer(i64::from(on))]],
+            });
+        }
         self.with(|c| super::exec::query(c, sql, params))
     }
 

@@ -118,6 +118,16 @@ impl State {
         r
     }
 
+    /// Whether the open transaction may commit now: SQLite refuses a COMMIT while deferred
+    /// foreign-key violations remain (and the transaction stays open).
+    pub(super) fn tx_check_commit(&self) -> Result<()> {
+        match self.session.as_ref() {
+            None => Err(no_transaction()),
+            Some(s) if s.aborted.is_some() => Err(s.aborted.clone().unwrap_or_else(no_transaction)),
+            Some(_) => self.deferred_fk_violation().map_or(Ok(()), Err),
+        }
+    }
+
     /// End the transaction: roll the speculative work back and hand the statements over for a
     /// commit (an error if it cannot commit any more).
     pub(super) fn tx_end(&mut self) -> Result<Recorded> {
@@ -186,6 +196,12 @@ impl State {
             }
         }
         det::leave_entry();
+        // Checked before the commit was proposed, so this holds on every replica; should it not,
+        // the entry is undone everywhere alike.
+        if let Some(e) = self.deferred_fk_violation() {
+            resp.results.push(Err(e));
+            resp.rolled_back = true;
+        }
         Ok(resp)
     }
 }

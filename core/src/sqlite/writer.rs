@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use rusqlite::Connection;
@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 pub(crate) use super::apply::Op;
 use super::authorize::{self, WriteSeen};
-use super::meta::{read_meta, write_meta, META_DDL, MIGRATIONS_DDL};
+use super::meta::{append_state, attach_state, read_fk, read_meta, read_state, write_meta, StateData};
 pub(crate) use super::meta::{Applied, LogPos, MembershipBlob};
 pub(crate) use super::session::Recorded;
 use crate::command::Response;
@@ -26,7 +26,16 @@ use crate::value::{ExecResult, Statement};
 pub(crate) struct Pinned {
     pub conn: Connection,
     pub applied: Applied,
+    /// hiqlite's own state at the same point (it travels after the database's pages).
+    pub state: StateData,
 }
+
+/// The cluster's foreign-key setting as the writer last committed it: [`FK_UNSET`] (never set:
+/// enforcement off), [`FK_OFF`] or [`FK_ON`].
+pub(crate) type FkSetting = Arc<AtomicU8>;
+pub(crate) const FK_UNSET: u8 = 0;
+pub(crate) const FK_OFF: u8 = 1;
+pub(crate) const FK_ON: u8 = 2;
 
 enum Msg {
     Apply(Vec<(LogPos, Op)>, oneshot::Sender<Result<Vec<Response>>>),
@@ -36,6 +45,7 @@ enum Msg {
     TxBegin(i64, u64, oneshot::Sender<Result<()>>),
     TxExec(Statement, oneshot::Sender<Result<ExecResult>>),
     TxEnd(oneshot::Sender<Result<Recorded>>),
+    TxCheckCommit(oneshot::Sender<Result<()>>),
 }
 
 /// Handle to the writer thread.
@@ -49,6 +59,8 @@ pub(crate) struct Writer {
     /// Odd while a commit is on its way to being reported applied, even otherwise (a seqlock:
     /// readers that see the same even value before and after read one applied state).
     pub(crate) apply_seq: Arc<AtomicU64>,
+    /// The cluster's foreign-key setting (see [`FkSetting`]).
+    pub(crate) foreign_keys: FkSetting,
 }
 
 /// The writer thread's state (the apply loop in `apply.rs` works on it too).
@@ -74,21 +86,24 @@ pub(super) struct State {
     pub(super) changed_all: bool,
     pub(super) cache: Arc<crate::cache::QueryCache>,
     pub(super) apply_seq: Arc<AtomicU64>,
+    pub(super) foreign_keys: FkSetting,
 }
 
 impl Writer {
     /// Open the database at `path` (already healed by the caller) and start the writer thread.
     pub(crate) fn start(path: &Path, cache: Arc<crate::cache::QueryCache>) -> Result<Arc<Writer>> {
         let mut conn = super::open_writer(path)?;
-        conn.execute_batch(META_DDL)?;
-        conn.execute_batch(MIGRATIONS_DDL)?;
+        attach_state(&conn, path)?;
         let applied = read_meta(&conn)?;
+        let foreign_keys = Arc::new(AtomicU8::new(FK_UNSET));
+        sync_fk(&conn, &foreign_keys)?;
         let authorize::Guard { user_mode, session_mode, denied, seen } = authorize::install(&mut conn)?;
         let shared = Arc::new(Mutex::new(applied.clone()));
         let entries_applied = Arc::new(AtomicU64::new(0));
         let applied_at_open = applied.0;
         let apply_seq = Arc::new(AtomicU64::new(0));
         let state = State {
+            foreign_keys: foreign_keys.clone(),
             apply_seq: apply_seq.clone(),
             seen,
             learned: HashMap::new(),
@@ -116,6 +131,7 @@ impl Writer {
             entries_applied,
             applied_at_open,
             apply_seq,
+            foreign_keys,
         }))
     }
 
@@ -179,6 +195,12 @@ impl Writer {
         self.ask(|tx| Msg::TxExec(stmt, tx)).await
     }
 
+    /// Whether the open interactive transaction may commit now (no deferred foreign-key
+    /// violation left); it stays open either way.
+    pub(crate) async fn tx_check_commit(&self) -> Result<()> {
+        self.ask(Msg::TxCheckCommit).await
+    }
+
     /// End the interactive transaction: its speculative work is rolled back and its statements
     /// come back, to be committed through the log (or dropped for a rollback).
     pub(crate) async fn tx_end(&self) -> Result<Recorded> {
@@ -223,6 +245,9 @@ impl State {
                 Msg::TxExec(stmt, done) => {
                     let _ = done.send(self.tx_exec(stmt));
                 }
+                Msg::TxCheckCommit(done) => {
+                    let _ = done.send(self.tx_check_commit());
+                }
                 Msg::TxEnd(done) => {
                     let _ = done.send(self.tx_end());
                 }
@@ -232,12 +257,18 @@ impl State {
                     // meta committed with a synced WAL, then checkpointed into the synced file.
                     let r = self
                         .conn
-                        .execute_batch("PRAGMA synchronous=FULL;")
+                        .execute_batch("PRAGMA synchronous=FULL; PRAGMA hiqlite_state.synchronous=FULL;")
                         .map_err(Error::from)
                         .and_then(|_| write_meta(&self.conn, &self.applied))
                         .and_then(|_| {
                             self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                            self.conn.query_row(
+                                "PRAGMA hiqlite_state.wal_checkpoint(TRUNCATE)",
+                                [],
+                                |_| Ok(()),
+                            )?;
                             std::fs::File::open(&self.path)?.sync_all()?;
+                            std::fs::File::open(super::meta::state_path(&self.path))?.sync_all()?;
                             Ok(())
                         });
                     if let Err(e) = &r {
@@ -254,12 +285,13 @@ impl State {
 
     fn pin(&mut self) -> Result<Pinned> {
         write_meta(&self.conn, &self.applied)?;
+        let state = read_state(&self.conn)?;
         let conn = super::open_reader(&self.path)?;
         // Opening a read transaction fixes the WAL snapshot this connection sees until it ends;
         // the writer goes on while the copy is made from it.
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
-        Ok(Pinned { conn, applied: self.applied.clone() })
+        Ok(Pinned { conn, applied: self.applied.clone(), state })
     }
 
     fn restore(&mut self, path: &Path, applied: Applied) -> Result<()> {
@@ -269,8 +301,16 @@ impl State {
             backup_all(&backup)?;
         }
         self.conn.flush_prepared_statement_cache();
-        self.conn.execute_batch(META_DDL)?;
-        self.conn.execute_batch(MIGRATIONS_DDL)?;
+        // hiqlite's state comes from the file's trailer, or (a snapshot of an earlier version)
+        // from its tables inside the database just copied.
+        match super::meta::bundled_state(path)? {
+            Some(data) => super::meta::load_state(&self.conn, &data)?,
+            None => {
+                super::meta::load_state(&self.conn, &StateData::default())?;
+                super::meta::migrate_legacy(&self.conn)?;
+            }
+        }
+        sync_fk(&self.conn, &self.foreign_keys)?;
         self.applied = applied;
         self.learned.clear();
         self.apply_seq.fetch_add(1, Ordering::AcqRel);
@@ -302,6 +342,21 @@ pub(crate) fn copy_pinned(pinned: &Pinned, dest: &Path) -> Result<()> {
     // A snapshot travels as one file: make sure nothing is left in a WAL beside it.
     dst.execute_batch("PRAGMA journal_mode=DELETE;")?;
     drop(dst);
-    std::fs::File::open(dest)?.sync_all()?;
+    append_state(dest, &pinned.state)
+}
+
+/// Make the connection enforce the recorded foreign-key setting (outside any transaction) and
+/// publish it.
+pub(super) fn sync_fk(conn: &Connection, shared: &FkSetting) -> Result<()> {
+    let fk = read_fk(conn)?;
+    conn.execute_batch(if fk == Some(true) { "PRAGMA foreign_keys=ON" } else { "PRAGMA foreign_keys=OFF" })?;
+    shared.store(
+        match fk {
+            None => FK_UNSET,
+            Some(false) => FK_OFF,
+            Some(true) => FK_ON,
+        },
+        Ordering::Release,
+    );
     Ok(())
 }
