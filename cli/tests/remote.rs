@@ -200,13 +200,19 @@ async fn basic_auth_is_sent_and_refusals_are_typed() {
     assert!(started.elapsed() < PAUSE, "refusals are not retried");
 }
 
+/// Retries bounded by the call's deadline, not by a count: on a loaded machine an election can
+/// outlast the default number of attempts.
+fn patient() -> hiqlite::RetryPolicy {
+    hiqlite::RetryPolicy { max_attempts: u32::MAX, ..Default::default() }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_reachable_address_is_enough_and_the_client_fails_over() {
     let dead = format!("http://127.0.0.1:{}", common::free_port());
     let mut c = ProcCluster::new(3, &[]);
     c.start_all();
     c.leader(T).await;
-    let db = Client::remote([dead.clone(), url(&c, 0)]).timeout(T).build().expect("client");
+    let db = Client::remote([dead.clone(), url(&c, 0)]).timeout(T).retry(patient()).build().expect("client");
     db.execute("CREATE TABLE t (k INTEGER)", ()).await.expect("create");
     let (known, leader) = db.endpoints();
     for i in 0..3 {
@@ -252,7 +258,7 @@ async fn leader_killed_mid_stream_only_documented_errors_and_no_lost_or_doubled_
     c.start_all();
     let li = c.leader(T).await;
     let urls: Vec<String> = (0..3).map(|i| url(&c, i)).collect();
-    let db = Client::remote(urls).timeout(T).build().expect("client");
+    let db = Client::remote(urls).timeout(T).retry(patient()).build().expect("client");
     db.execute("CREATE TABLE w (seq INTEGER NOT NULL, writer INTEGER NOT NULL)", ()).await.expect("create");
 
     let stop = Arc::new(AtomicBool::new(false));

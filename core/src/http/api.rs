@@ -27,13 +27,14 @@ pub(crate) struct ApiState {
     users: Option<super::auth::Users>,
     /// Request counters for `/metrics`.
     pub(super) metrics: super::metrics::ApiMetrics,
-    /// Sequence numbers of queued writes (`/db/execute?queue`).
-    queue_seq: std::sync::atomic::AtomicU64,
+    /// Queued writes (`/db/execute?queue`).
+    queue: super::queue::WriteQueue,
 }
 
 impl ApiState {
     pub(crate) fn new(node: Node, users: Option<super::auth::Users>) -> Self {
-        ApiState { node, users, metrics: Default::default(), queue_seq: Default::default() }
+        let queue = super::queue::WriteQueue::new(node.clone());
+        ApiState { node, users, metrics: Default::default(), queue }
     }
 }
 
@@ -233,11 +234,13 @@ async fn run_writes(api: &Api, stmts: Vec<Statement>, flags: &Flags, request: bo
     let n = stmts.len();
     let cmd = Command::Execute { stmts, mode, ts_ms: 0, seed: 0 };
     if flags.has("queue") {
-        // Queued writes: answered with a sequence number at once; `wait` waits for the write.
-        let seq = api.queue_seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let n2 = node.clone();
-        let job = tokio::spawn(async move { n2.write(cmd).await });
-        if flags.has("wait") {
+        // Queued writes: answered with a sequence number at once; `wait` waits until this write
+        // and every one queued before it are applied.
+        let (seq, job) = match api.queue.push(cmd, flags.has("wait")) {
+            Ok(x) => x,
+            Err(e) => return service_error(e),
+        };
+        if let Some(job) = job {
             let limit = timeout.unwrap_or(Duration::from_secs(30));
             match tokio::time::timeout(limit, job).await {
                 Err(_) => {

@@ -5,6 +5,7 @@ pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod metrics;
 pub(crate) mod peer;
+mod queue;
 mod server;
 mod tls;
 mod tx;
