@@ -15,6 +15,7 @@ use crate::error::{
 };
 use crate::params::{scan, ParamInfo};
 use crate::runtime::block_on;
+use crate::tx::TxShared;
 
 /// Storage class of a value: a 64-bit signed integer (as SQLite's `SQLITE_INTEGER`).
 pub const HIQLITE_INTEGER: c_int = 1;
@@ -66,7 +67,8 @@ enum State {
 /// A prepared statement: SQL text, bound parameters and, once stepped, its buffered result.
 ///
 /// Not thread-safe: use a statement from one thread at a time (it may move between threads).
-/// Created by `hiqlite_prepare`, released by `hiqlite_finalize`.
+/// Created by `hiqlite_prepare` (or `hiqlite_tx_prepare`, to run inside an interactive
+/// transaction), released by `hiqlite_finalize`.
 #[allow(non_camel_case_types)]
 pub struct hiqlite_stmt {
     db_id: u64,
@@ -74,6 +76,8 @@ pub struct hiqlite_stmt {
     /// Set when the database handle is closed: the client may still answer, but from a node
     /// that is shutting down.
     closed: Arc<AtomicBool>,
+    /// Prepared on an interactive transaction (`hiqlite_tx_prepare`): runs inside it.
+    tx: Option<Arc<TxShared>>,
     sql: CString,
     params: ParamInfo,
     /// The names of `params`, NUL-terminated for `hiqlite_bind_parameter_name`.
@@ -143,6 +147,28 @@ fn text_to_i64(s: &str) -> i64 {
 
 impl hiqlite_stmt {
     fn new(db: &hiqlite_db, sql: &str, kind: Kind) -> FfiResult<Self> {
+        Self::build(db.id, db.client.clone(), db.closed.clone(), None, sql, kind)
+    }
+
+    /// A statement that runs inside an interactive transaction.
+    pub(crate) fn on_tx(
+        db_id: u64,
+        client: Client,
+        closed: Arc<AtomicBool>,
+        tx: Arc<TxShared>,
+        sql: &str,
+    ) -> FfiResult<Self> {
+        Self::build(db_id, client, closed, Some(tx), sql, Kind::Write)
+    }
+
+    fn build(
+        db_id: u64,
+        client: Client,
+        closed: Arc<AtomicBool>,
+        tx: Option<Arc<TxShared>>,
+        sql: &str,
+        kind: Kind,
+    ) -> FfiResult<Self> {
         let params = scan(sql);
         let param_names =
             params.names.iter().filter_map(|(n, i)| CString::new(n.as_str()).ok().map(|c| (*i, c))).collect();
@@ -154,16 +180,18 @@ impl hiqlite_stmt {
             (Kind::Auto, _) => Kind::Write,
             (k, _) => k,
         };
+        let consistency = client.default_consistency();
         Ok(hiqlite_stmt {
-            db_id: db.id,
-            client: db.client.clone(),
-            closed: db.closed.clone(),
+            db_id,
+            client,
+            closed,
+            tx,
             sql: CString::new(sql).map_err(|_| FfiError::misuse("SQL contains a NUL byte"))?,
             values: vec![Value::Null; params.count],
             params,
             param_names,
             kind,
-            consistency: db.client.default_consistency(),
+            consistency,
             cache: None,
             state: State::Ready,
             names: Vec::new(),
@@ -179,6 +207,10 @@ impl hiqlite_stmt {
 
     pub(crate) fn db_id(&self) -> u64 {
         self.db_id
+    }
+
+    pub(crate) fn on_a_transaction(&self) -> bool {
+        self.tx.is_some()
     }
 
     pub(crate) fn is_ready(&self) -> bool {
@@ -249,6 +281,26 @@ impl hiqlite_stmt {
             let e = FfiError::new(HIQLITE_SHUTDOWN, "the statement's database handle was closed");
             self.state = State::Failed(e.code, e.message.clone());
             return Err(e);
+        }
+        if let Some(tx) = &self.tx {
+            let r = tx.exec(self.sql(), self.params_value());
+            self.names.clear();
+            self.cells.clear();
+            return match r {
+                Ok(e) => {
+                    self.state = State::Ran {
+                        rows: e.rows,
+                        changes: e.rows_affected,
+                        last_id: e.last_insert_id,
+                        cursor: Cursor::Before,
+                    };
+                    Ok(())
+                }
+                Err(e) => {
+                    self.state = State::Failed(e.code, e.message.clone());
+                    Err(e)
+                }
+            };
         }
         let client = self.client.clone();
         let sql = self.sql().to_owned();
@@ -484,7 +536,8 @@ pub unsafe extern "C" fn hiqlite_step(stmt: *mut hiqlite_stmt) -> c_int {
 /// Read with this consistency level: `HIQLITE_CONSISTENCY_LOCAL`, `HIQLITE_CONSISTENCY_LEADER` or
 /// `HIQLITE_CONSISTENCY_LINEARIZABLE`. The default is `LOCAL` for an embedded node and the
 /// client's consistency (default `LEADER`, so a client reads its own writes) for a remote client.
-/// Writes are unaffected.
+/// Writes are unaffected, and so are statements prepared on a transaction (they read the
+/// transaction's own state).
 ///
 /// # Safety
 /// `stmt` is NULL or a live statement.
