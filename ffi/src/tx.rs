@@ -104,7 +104,11 @@ impl TxShared {
 /// An open interactive transaction on a database (`hiqlite_begin`): SQLite's semantics as one
 /// connection sees them. Its statements see its own writes; `SAVEPOINT`, `RELEASE` and
 /// `ROLLBACK TO` work; a failed statement leaves it open; it commits as one replicated log entry
-/// or not at all. Other writes to the cluster wait while it is open, so keep it short.
+/// or not at all. Other writes to the cluster wait while it is open, so keep it short: the
+/// leader rolls back a transaction idle for its `transaction_idle_timeout_ms` (default 30 s), and
+/// a leader change fails it (`SQLITE_ABORT`, nothing applied). As in SQLite, a statement whose
+/// conflict clause is ROLLBACK (or `RAISE(ROLLBACK)`) ends it; later statements then fail, and
+/// the handle is released with `hiqlite_rollback`.
 ///
 /// Used by one thread at a time (it may move between threads); statements prepared on it run
 /// one at a time, in the order they are stepped. Owned by the caller from `hiqlite_begin` until
@@ -174,9 +178,8 @@ pub unsafe extern "C" fn hiqlite_begin(db: *const hiqlite_db, tx: *mut *mut hiql
 /// `hiqlite_column_*` functions; `hiqlite_stmt_changes` and `hiqlite_stmt_last_insert_id` give
 /// what a write did (for a remote client, as outside transactions, a statement that returns
 /// rows, e.g. with `RETURNING`, reports 0 for both: over HTTP it answers rows or counts, not
-/// both). Consistency and cache
-/// settings are ignored (a transaction always reads its own state), and such a statement cannot
-/// be passed to `hiqlite_transaction` or `hiqlite_batch`.
+/// both). Consistency and cache settings are ignored (a transaction always reads its own
+/// state), and such a statement cannot be passed to `hiqlite_transaction` or `hiqlite_batch`.
 ///
 /// On success `*stmt` is a new statement owned by the caller (release it with
 /// `hiqlite_finalize`, before or after the transaction ends). Once the transaction has ended,

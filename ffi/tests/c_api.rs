@@ -150,6 +150,7 @@ fn c_example() {
     let out = run_checked(&compile("example", &["ffi/examples/example.c"]));
     assert!(out.contains("1: write docs\n2: ship it\n"), "{out}");
     assert!(out.contains(r#"{"results":[{"columns":["n"],"types":[""],"values":[[2]]}]}"#), "{out}");
+    assert!(out.contains("inside the transaction: 3 todos\n"), "{out}");
 }
 
 /// The pkg-config file, installed into a prefix holding only the static library, builds the
