@@ -647,8 +647,8 @@ int hiqlite_stmt_set_cache(struct hiqlite_stmt *stmt, int enable, uint64_t ttl_m
 
 /**
  * Rows changed by the statement's last run if it was a write (SQLite's `changes()`), else 0.
- * (For a remote client, a statement with RETURNING gets its rows back but 0 here: over HTTP a
- * statement answers rows or counts, not both.)
+ * (For a remote client, a statement with RETURNING reports its counts only when the server
+ * sends them along with the rows; else 0 here.)
  *
  * # Safety
  * `stmt` is NULL (returns 0) or a live statement.
@@ -657,7 +657,7 @@ int64_t hiqlite_stmt_changes(const struct hiqlite_stmt *stmt);
 
 /**
  * The rowid of the last row inserted by the statement's last run if it was a write, else 0
- * (0 as well for a remote client's statement with RETURNING).
+ * (for a remote client's statement with RETURNING, as `hiqlite_stmt_changes`).
  *
  * # Safety
  * `stmt` is NULL (returns 0) or a live statement.
@@ -890,9 +890,9 @@ int hiqlite_begin(const struct hiqlite_db *db, struct hiqlite_tx **tx);
  * Stepping it runs it in the transaction, whatever it does: writes, reads (which see the
  * transaction's writes), `SAVEPOINT`/`RELEASE`/`ROLLBACK TO`. Its rows are read with the usual
  * `hiqlite_column_*` functions; `hiqlite_stmt_changes` and `hiqlite_stmt_last_insert_id` give
- * what a write did (for a remote client, as outside transactions, a statement that returns
- * rows, e.g. with `RETURNING`, reports 0 for both: over HTTP it answers rows or counts, not
- * both). Consistency and cache settings are ignored (a transaction always reads its own
+ * what a write did (for a remote client, a statement that returns rows, e.g. with
+ * `RETURNING`, reports them only when the server sends its counts along with the rows; else
+ * 0). Consistency and cache settings are ignored (a transaction always reads its own
  * state), and such a statement cannot be passed to `hiqlite_transaction` or `hiqlite_batch`.
  *
  * On success `*stmt` is a new statement owned by the caller (release it with

@@ -306,7 +306,6 @@ impl hiqlite_stmt {
         let sql = self.sql().to_owned();
         let params = self.params_value();
         let (kind, consistency, cache) = (self.kind, self.consistency, self.cache);
-        let returning = self.params.returning;
         let read = |client: Client, sql: String, params: Params| async move {
             match cache {
                 Some(ttl) => client.query_cached_with(&sql, params, consistency, ttl).await,
@@ -314,11 +313,7 @@ impl hiqlite_stmt {
             }
         };
         let write = |client: Client, sql: String, params: Params| async move {
-            // Over HTTP a write answers either its rows or its counts; RETURNING wants the rows.
-            if client.is_remote() && returning {
-                let rows = client.execute_returning(&sql, params).await?;
-                return Ok((Kind::Write, rows, 0, 0));
-            }
+            // A remote client's `execute` brings RETURNING rows back together with the counts.
             let e = client.execute(&sql, params).await?;
             Ok((Kind::Write, e.rows, e.rows_affected, e.last_insert_id))
         };
@@ -568,8 +563,8 @@ pub unsafe extern "C" fn hiqlite_stmt_set_cache(
 }
 
 /// Rows changed by the statement's last run if it was a write (SQLite's `changes()`), else 0.
-/// (For a remote client, a statement with RETURNING gets its rows back but 0 here: over HTTP a
-/// statement answers rows or counts, not both.)
+/// (For a remote client, a statement with RETURNING reports its counts only when the server
+/// sends them along with the rows; else 0 here.)
 ///
 /// # Safety
 /// `stmt` is NULL (returns 0) or a live statement.
@@ -585,7 +580,7 @@ pub unsafe extern "C" fn hiqlite_stmt_changes(stmt: *const hiqlite_stmt) -> i64 
 }
 
 /// The rowid of the last row inserted by the statement's last run if it was a write, else 0
-/// (0 as well for a remote client's statement with RETURNING).
+/// (for a remote client's statement with RETURNING, as `hiqlite_stmt_changes`).
 ///
 /// # Safety
 /// `stmt` is NULL (returns 0) or a live statement.

@@ -176,9 +176,9 @@ pub unsafe extern "C" fn hiqlite_begin(db: *const hiqlite_db, tx: *mut *mut hiql
 /// Stepping it runs it in the transaction, whatever it does: writes, reads (which see the
 /// transaction's writes), `SAVEPOINT`/`RELEASE`/`ROLLBACK TO`. Its rows are read with the usual
 /// `hiqlite_column_*` functions; `hiqlite_stmt_changes` and `hiqlite_stmt_last_insert_id` give
-/// what a write did (for a remote client, as outside transactions, a statement that returns
-/// rows, e.g. with `RETURNING`, reports 0 for both: over HTTP it answers rows or counts, not
-/// both). Consistency and cache settings are ignored (a transaction always reads its own
+/// what a write did (for a remote client, a statement that returns rows, e.g. with
+/// `RETURNING`, reports them only when the server sends its counts along with the rows; else
+/// 0). Consistency and cache settings are ignored (a transaction always reads its own
 /// state), and such a statement cannot be passed to `hiqlite_transaction` or `hiqlite_batch`.
 ///
 /// On success `*stmt` is a new statement owned by the caller (release it with
