@@ -10,7 +10,10 @@
  * - Calls block the calling thread; a runtime owned by the library does the work.
  * - Strings returned through char ** belong to the caller: free them with hiqlite_free().
  *   const char * results belong to the library; each function says how long they live.
- * - hiqlite_db is thread-safe; hiqlite_stmt and hiqlite_config are used by one thread at a time.
+ * - hiqlite_db is thread-safe; hiqlite_stmt, hiqlite_tx and hiqlite_config are used by one thread
+ *   at a time.
+ * - Interactive transactions: hiqlite_begin, then hiqlite_tx_prepare / hiqlite_tx_exec, then
+ *   hiqlite_commit or hiqlite_rollback, which end the transaction AND release its handle.
  */
 
 #ifndef HIQLITE_H
@@ -222,9 +225,26 @@ typedef struct hiqlite_db hiqlite_db;
  * A prepared statement: SQL text, bound parameters and, once stepped, its buffered result.
  *
  * Not thread-safe: use a statement from one thread at a time (it may move between threads).
- * Created by `hiqlite_prepare`, released by `hiqlite_finalize`.
+ * Created by `hiqlite_prepare` (or `hiqlite_tx_prepare`, to run inside an interactive
+ * transaction), released by `hiqlite_finalize`.
  */
 typedef struct hiqlite_stmt hiqlite_stmt;
+
+/**
+ * An open interactive transaction on a database (`hiqlite_begin`): SQLite's semantics as one
+ * connection sees them. Its statements see its own writes; `SAVEPOINT`, `RELEASE` and
+ * `ROLLBACK TO` work; a failed statement leaves it open; it commits as one replicated log entry
+ * or not at all. Other writes to the cluster wait while it is open, so keep it short: the
+ * leader rolls back a transaction idle for its `transaction_idle_timeout_ms` (default 30 s), and
+ * a leader change fails it (`SQLITE_ABORT`, nothing applied). As in SQLite, a statement whose
+ * conflict clause is ROLLBACK (or `RAISE(ROLLBACK)`) ends it; later statements then fail, and
+ * the handle is released with `hiqlite_rollback`.
+ *
+ * Used by one thread at a time (it may move between threads); statements prepared on it run
+ * one at a time, in the order they are stepped. Owned by the caller from `hiqlite_begin` until
+ * `hiqlite_commit` or `hiqlite_rollback`, which end the transaction and release the handle.
+ */
+typedef struct hiqlite_tx hiqlite_tx;
 
 /**
  * Counters of a node's query cache (`hiqlite_cache_stats`).
@@ -396,7 +416,10 @@ int hiqlite_open_remote_with(const char *urls, const char *options, struct hiqli
  * connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
  * handle is released even when the shutdown reports an error (returned, with its message in
  * `hiqlite_errmsg(NULL)`). Statements of the handle stay valid to finalize; running them fails
- * with `HIQLITE_SHUTDOWN`.
+ * with `HIQLITE_SHUTDOWN`. Open transactions of the handle (`hiqlite_begin`) are rolled back
+ * first; their handles stay valid only to be released with `hiqlite_rollback` (returns
+ * `HIQLITE_OK`) or `hiqlite_commit` (returns `HIQLITE_SHUTDOWN`), which the caller must still
+ * call: closing does not free them.
  *
  * # Safety
  * `db` is NULL or a live handle not in use by another thread; it is dangling afterwards.
@@ -604,7 +627,8 @@ int hiqlite_step(struct hiqlite_stmt *stmt);
  * Read with this consistency level: `HIQLITE_CONSISTENCY_LOCAL`, `HIQLITE_CONSISTENCY_LEADER` or
  * `HIQLITE_CONSISTENCY_LINEARIZABLE`. The default is `LOCAL` for an embedded node and the
  * client's consistency (default `LEADER`, so a client reads its own writes) for a remote client.
- * Writes are unaffected.
+ * Writes are unaffected, and so are statements prepared on a transaction (they read the
+ * transaction's own state).
  *
  * # Safety
  * `stmt` is NULL or a live statement.
@@ -623,8 +647,8 @@ int hiqlite_stmt_set_cache(struct hiqlite_stmt *stmt, int enable, uint64_t ttl_m
 
 /**
  * Rows changed by the statement's last run if it was a write (SQLite's `changes()`), else 0.
- * (For a remote client, a statement with RETURNING gets its rows back but 0 here: over HTTP a
- * statement answers rows or counts, not both.)
+ * (For a remote client, a statement with RETURNING reports its counts only when the server
+ * sends them along with the rows; else 0 here.)
  *
  * # Safety
  * `stmt` is NULL (returns 0) or a live statement.
@@ -633,7 +657,7 @@ int64_t hiqlite_stmt_changes(const struct hiqlite_stmt *stmt);
 
 /**
  * The rowid of the last row inserted by the statement's last run if it was a write, else 0
- * (0 as well for a remote client's statement with RETURNING).
+ * (for a remote client's statement with RETURNING, as `hiqlite_stmt_changes`).
  *
  * # Safety
  * `stmt` is NULL (returns 0) or a live statement.
@@ -838,6 +862,92 @@ const void *hiqlite_column_blob(struct hiqlite_stmt *stmt, int col);
  * `stmt` is NULL or a live statement.
  */
 int hiqlite_column_bytes(const struct hiqlite_stmt *stmt, int col);
+
+/**
+ * Begin an interactive transaction on `db` (an embedded node or a remote client: the
+ * transaction runs on the cluster's leader either way).
+ *
+ * Waits while another transaction is open, up to the leader's `busy_timeout_ms` (default 5 s),
+ * then fails with SQLite's `SQLITE_BUSY` (5). On success `*tx` is a new handle owned by the
+ * caller: end it with `hiqlite_commit` or `hiqlite_rollback`, which also release it (there is
+ * no other way to free it). On error `*tx` is NULL.
+ *
+ * Messages of failed calls on the transaction and on statements prepared on it are the
+ * database's: `hiqlite_errmsg(db)` on the calling thread (or `hiqlite_errmsg(NULL)`).
+ *
+ * Closing `db` (`hiqlite_close`) while the transaction is open rolls it back; the handle stays
+ * valid only to be released: `hiqlite_rollback` then returns `HIQLITE_OK`, `hiqlite_commit`
+ * returns `HIQLITE_SHUTDOWN` (both release it), any other call `HIQLITE_SHUTDOWN`.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `tx` is NULL or writable.
+ */
+int hiqlite_begin(const struct hiqlite_db *db, struct hiqlite_tx **tx);
+
+/**
+ * Prepare `sql` (one statement, with parameters as `hiqlite_prepare`) to run inside `tx`.
+ *
+ * Stepping it runs it in the transaction, whatever it does: writes, reads (which see the
+ * transaction's writes), `SAVEPOINT`/`RELEASE`/`ROLLBACK TO`. Its rows are read with the usual
+ * `hiqlite_column_*` functions; `hiqlite_stmt_changes` and `hiqlite_stmt_last_insert_id` give
+ * what a write did (for a remote client, a statement that returns rows, e.g. with
+ * `RETURNING`, reports them only when the server sends its counts along with the rows; else
+ * 0). Consistency and cache settings are ignored (a transaction always reads its own
+ * state), and such a statement cannot be passed to `hiqlite_transaction` or `hiqlite_batch`.
+ *
+ * On success `*stmt` is a new statement owned by the caller (release it with
+ * `hiqlite_finalize`, before or after the transaction ends). Once the transaction has ended,
+ * the statement is only good for `hiqlite_finalize`: running it (`hiqlite_step` after prepare
+ * or reset) returns `HIQLITE_MISUSE`, or `HIQLITE_SHUTDOWN` when closing the database ended
+ * the transaction. Rows it already returned stay readable until then. On error `*stmt` is NULL.
+ *
+ * # Safety
+ * `tx` is NULL or a live transaction; `sql` NULL or NUL-terminated; `stmt` NULL or writable.
+ */
+int hiqlite_tx_prepare(struct hiqlite_tx *tx, const char *sql, struct hiqlite_stmt **stmt);
+
+/**
+ * Run one statement without parameters inside `tx` (rows it returns are dropped: read them
+ * through `hiqlite_tx_prepare`). `changes` receives the rows it changed and `last_insert_id`
+ * the last inserted rowid; either may be NULL. A failed statement returns its SQLite code and
+ * leaves the transaction open, as in SQLite.
+ *
+ * # Safety
+ * `tx` is NULL or a live transaction; `sql` NULL or NUL-terminated; `changes` and
+ * `last_insert_id` NULL or writable.
+ */
+int hiqlite_tx_exec(struct hiqlite_tx *tx,
+                    const char *sql,
+                    int64_t *changes,
+                    int64_t *last_insert_id);
+
+/**
+ * Commit `tx` and release the handle (also when the commit fails: the handle is dangling after
+ * this call, whatever it returns). On success every statement of the transaction is applied on
+ * every node as one log entry, with the results the transaction saw. On an error nothing of it
+ * is applied, except `HIQLITE_OUTCOME_UNKNOWN` (the entry may or may not commit). After
+ * `hiqlite_close` of its database: `HIQLITE_SHUTDOWN` (it was rolled back). The message is in
+ * `hiqlite_errmsg(db)` (or `hiqlite_errmsg(NULL)`) on this thread.
+ *
+ * Statements prepared on the transaction are not released: finalize them (before or after);
+ * after this call they can only be finalized. A NULL `tx` is `HIQLITE_MISUSE`; ending a
+ * transaction twice is undefined behaviour (the pointer is dangling after the first call).
+ *
+ * # Safety
+ * `tx` is NULL or a live transaction not in use by another thread; it is dangling afterwards.
+ */
+int hiqlite_commit(struct hiqlite_tx *tx);
+
+/**
+ * Roll `tx` back (nothing of it is applied) and release the handle (also when the rollback
+ * fails to reach the cluster: the leader then rolls it back at its idle timeout). Returns
+ * `HIQLITE_OK` as well when closing the database already rolled it back. Statements prepared on
+ * it, NULL and double calls: as `hiqlite_commit`.
+ *
+ * # Safety
+ * `tx` is NULL or a live transaction not in use by another thread; it is dangling afterwards.
+ */
+int hiqlite_rollback(struct hiqlite_tx *tx);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,5 @@
 /* A single-node hiqlite database from C: create a table, insert with a prepared statement,
- * read the rows back. Build (after `cargo build -p hiqlite-ffi`):
+ * read the rows back, run an interactive transaction. Build (after `cargo build -p hiqlite-ffi`):
  *   cc -Wall -Wextra -I include ffi/examples/example.c -L target/debug -lhiqlite \
  *      -Wl,-rpath,$PWD/target/debug -o example
  *   ./example /tmp/hiqlite-example */
@@ -68,6 +68,27 @@ int main(int argc, char **argv) {
         return fail(db, "query_json", rc);
     printf("%s\n", json);
     hiqlite_free(json);
+
+    /* An interactive transaction: its reads see its writes; the commit applies it on every
+     * node as one entry. Commit and rollback also free the handle. */
+    hiqlite_tx *tx = NULL;
+    if ((rc = hiqlite_begin(db, &tx)) != HIQLITE_OK)
+        return fail(db, "begin", rc);
+    hiqlite_stmt *count = NULL;
+    rc = hiqlite_tx_exec(tx, "INSERT INTO todo (title) VALUES ('celebrate')", NULL, NULL);
+    if (rc == HIQLITE_OK)
+        rc = hiqlite_tx_prepare(tx, "SELECT count(*) FROM todo", &count);
+    if (rc == HIQLITE_OK && (rc = hiqlite_step(count)) == HIQLITE_ROW) {
+        printf("inside the transaction: %lld todos\n", (long long)hiqlite_column_int64(count, 0));
+        rc = HIQLITE_OK;
+    }
+    hiqlite_finalize(count);
+    if (rc != HIQLITE_OK) {
+        hiqlite_rollback(tx);
+        return fail(db, "transaction", rc);
+    }
+    if ((rc = hiqlite_commit(tx)) != HIQLITE_OK)
+        return fail(db, "commit", rc);
 
     return hiqlite_close(db) == HIQLITE_OK ? 0 : 1;
 }

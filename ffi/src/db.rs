@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use engine::{Client, Consistency, Error, NodeConfig, Peer, Status};
@@ -15,6 +15,7 @@ use crate::error::{
 };
 use crate::runtime::block_on;
 use crate::stmt::hiqlite_stmt;
+use crate::tx::TxShared;
 
 /// Read this node's replica as it is: fastest; may lag behind the leader on a follower.
 pub const HIQLITE_CONSISTENCY_LOCAL: c_int = 0;
@@ -48,6 +49,17 @@ pub struct hiqlite_db {
     pub(crate) client: Client,
     /// Shared with the handle's statements, which outlive it.
     pub(crate) closed: Arc<AtomicBool>,
+    /// The interactive transactions begun on this handle, rolled back by `hiqlite_close`.
+    pub(crate) txs: Mutex<Vec<Weak<TxShared>>>,
+}
+
+impl hiqlite_db {
+    /// Remember a transaction begun on this handle (and forget those already released).
+    pub(crate) fn register_tx(&self, tx: &Arc<TxShared>) {
+        let mut txs = self.txs.lock().unwrap_or_else(PoisonError::into_inner);
+        txs.retain(|w| w.strong_count() > 0);
+        txs.push(Arc::downgrade(tx));
+    }
 }
 
 /// Run `f` on a database handle, recording its outcome for `hiqlite_errmsg`.
@@ -86,6 +98,7 @@ fn put_handle(client: Client, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         client,
         closed: Arc::new(AtomicBool::new(false)),
+        txs: Mutex::new(Vec::new()),
     });
     // SAFETY: checked non-NULL by the callers.
     unsafe { *db = Box::into_raw(handle) };
@@ -369,7 +382,10 @@ pub unsafe extern "C" fn hiqlite_open_remote_with(
 /// connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
 /// handle is released even when the shutdown reports an error (returned, with its message in
 /// `hiqlite_errmsg(NULL)`). Statements of the handle stay valid to finalize; running them fails
-/// with `HIQLITE_SHUTDOWN`.
+/// with `HIQLITE_SHUTDOWN`. Open transactions of the handle (`hiqlite_begin`) are rolled back
+/// first; their handles stay valid only to be released with `hiqlite_rollback` (returns
+/// `HIQLITE_OK`) or `hiqlite_commit` (returns `HIQLITE_SHUTDOWN`), which the caller must still
+/// call: closing does not free them.
 ///
 /// # Safety
 /// `db` is NULL or a live handle not in use by another thread; it is dangling afterwards.
@@ -383,6 +399,12 @@ pub unsafe extern "C" fn hiqlite_close(db: *mut hiqlite_db) -> c_int {
         let handle = unsafe { Box::from_raw(db) };
         forget(handle.id);
         handle.closed.store(true, Ordering::Release);
+        // Roll back before stopping: the transaction holds the cluster's write gate, and a
+        // remote one would otherwise stay open on the leader until its idle timeout.
+        let txs = std::mem::take(&mut *handle.txs.lock().unwrap_or_else(PoisonError::into_inner));
+        for tx in txs.iter().filter_map(Weak::upgrade) {
+            tx.close();
+        }
         let client = handle.client.clone();
         drop(handle);
         block_on(client.shutdown())??;
@@ -498,6 +520,11 @@ unsafe fn stmts_arg<'a>(
         let s = unsafe { &mut **p };
         if s.db_id() != db.id {
             return Err(FfiError::misuse(format!("stmts[{i}] was prepared on another handle")));
+        }
+        if s.on_a_transaction() {
+            return Err(FfiError::misuse(format!(
+                "stmts[{i}] was prepared on an interactive transaction (hiqlite_tx_prepare); step it instead"
+            )));
         }
         if !s.is_ready() {
             return Err(FfiError::misuse(format!("stmts[{i}] already ran; call hiqlite_reset first")));

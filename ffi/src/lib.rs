@@ -14,8 +14,8 @@
 //! - Calls block the calling thread; a Tokio runtime owned by the library does the work.
 //! - Ownership is stated per function: strings returned through `char **` belong to the caller
 //!   and are freed with `hiqlite_free`; `const char *` results belong to the library.
-//! - `hiqlite_db` is thread-safe; `hiqlite_stmt` and `hiqlite_config` are used by one thread at a
-//!   time.
+//! - `hiqlite_db` is thread-safe; `hiqlite_stmt`, `hiqlite_tx` and `hiqlite_config` are used by
+//!   one thread at a time.
 
 mod db;
 mod error;
@@ -23,6 +23,7 @@ mod json;
 mod params;
 mod runtime;
 mod stmt;
+mod tx;
 
 use std::ffi::{c_char, c_int, c_void};
 
@@ -35,6 +36,7 @@ pub use error::{
     HIQLITE_UNREACHABLE,
 };
 pub use stmt::*;
+pub use tx::*;
 
 /// The message of this thread's most recent call on `db` (or, for a NULL `db`, of this thread's
 /// most recent call of any kind: use it after a failed `hiqlite_open_*`). "not an error" after a

@@ -15,6 +15,7 @@ use crate::error::{
 };
 use crate::params::{scan, ParamInfo};
 use crate::runtime::block_on;
+use crate::tx::TxShared;
 
 /// Storage class of a value: a 64-bit signed integer (as SQLite's `SQLITE_INTEGER`).
 pub const HIQLITE_INTEGER: c_int = 1;
@@ -66,7 +67,8 @@ enum State {
 /// A prepared statement: SQL text, bound parameters and, once stepped, its buffered result.
 ///
 /// Not thread-safe: use a statement from one thread at a time (it may move between threads).
-/// Created by `hiqlite_prepare`, released by `hiqlite_finalize`.
+/// Created by `hiqlite_prepare` (or `hiqlite_tx_prepare`, to run inside an interactive
+/// transaction), released by `hiqlite_finalize`.
 #[allow(non_camel_case_types)]
 pub struct hiqlite_stmt {
     db_id: u64,
@@ -74,6 +76,8 @@ pub struct hiqlite_stmt {
     /// Set when the database handle is closed: the client may still answer, but from a node
     /// that is shutting down.
     closed: Arc<AtomicBool>,
+    /// Prepared on an interactive transaction (`hiqlite_tx_prepare`): runs inside it.
+    tx: Option<Arc<TxShared>>,
     sql: CString,
     params: ParamInfo,
     /// The names of `params`, NUL-terminated for `hiqlite_bind_parameter_name`.
@@ -143,6 +147,28 @@ fn text_to_i64(s: &str) -> i64 {
 
 impl hiqlite_stmt {
     fn new(db: &hiqlite_db, sql: &str, kind: Kind) -> FfiResult<Self> {
+        Self::build(db.id, db.client.clone(), db.closed.clone(), None, sql, kind)
+    }
+
+    /// A statement that runs inside an interactive transaction.
+    pub(crate) fn on_tx(
+        db_id: u64,
+        client: Client,
+        closed: Arc<AtomicBool>,
+        tx: Arc<TxShared>,
+        sql: &str,
+    ) -> FfiResult<Self> {
+        Self::build(db_id, client, closed, Some(tx), sql, Kind::Write)
+    }
+
+    fn build(
+        db_id: u64,
+        client: Client,
+        closed: Arc<AtomicBool>,
+        tx: Option<Arc<TxShared>>,
+        sql: &str,
+        kind: Kind,
+    ) -> FfiResult<Self> {
         let params = scan(sql);
         let param_names =
             params.names.iter().filter_map(|(n, i)| CString::new(n.as_str()).ok().map(|c| (*i, c))).collect();
@@ -154,16 +180,18 @@ impl hiqlite_stmt {
             (Kind::Auto, _) => Kind::Write,
             (k, _) => k,
         };
+        let consistency = client.default_consistency();
         Ok(hiqlite_stmt {
-            db_id: db.id,
-            client: db.client.clone(),
-            closed: db.closed.clone(),
+            db_id,
+            client,
+            closed,
+            tx,
             sql: CString::new(sql).map_err(|_| FfiError::misuse("SQL contains a NUL byte"))?,
             values: vec![Value::Null; params.count],
             params,
             param_names,
             kind,
-            consistency: db.client.default_consistency(),
+            consistency,
             cache: None,
             state: State::Ready,
             names: Vec::new(),
@@ -179,6 +207,10 @@ impl hiqlite_stmt {
 
     pub(crate) fn db_id(&self) -> u64 {
         self.db_id
+    }
+
+    pub(crate) fn on_a_transaction(&self) -> bool {
+        self.tx.is_some()
     }
 
     pub(crate) fn is_ready(&self) -> bool {
@@ -250,11 +282,30 @@ impl hiqlite_stmt {
             self.state = State::Failed(e.code, e.message.clone());
             return Err(e);
         }
+        if let Some(tx) = &self.tx {
+            let r = tx.exec(self.sql(), self.params_value());
+            self.names.clear();
+            self.cells.clear();
+            return match r {
+                Ok(e) => {
+                    self.state = State::Ran {
+                        rows: e.rows,
+                        changes: e.rows_affected,
+                        last_id: e.last_insert_id,
+                        cursor: Cursor::Before,
+                    };
+                    Ok(())
+                }
+                Err(e) => {
+                    self.state = State::Failed(e.code, e.message.clone());
+                    Err(e)
+                }
+            };
+        }
         let client = self.client.clone();
         let sql = self.sql().to_owned();
         let params = self.params_value();
         let (kind, consistency, cache) = (self.kind, self.consistency, self.cache);
-        let returning = self.params.returning;
         let read = |client: Client, sql: String, params: Params| async move {
             match cache {
                 Some(ttl) => client.query_cached_with(&sql, params, consistency, ttl).await,
@@ -262,11 +313,7 @@ impl hiqlite_stmt {
             }
         };
         let write = |client: Client, sql: String, params: Params| async move {
-            // Over HTTP a write answers either its rows or its counts; RETURNING wants the rows.
-            if client.is_remote() && returning {
-                let rows = client.execute_returning(&sql, params).await?;
-                return Ok((Kind::Write, rows, 0, 0));
-            }
+            // A remote client's `execute` brings RETURNING rows back together with the counts.
             let e = client.execute(&sql, params).await?;
             Ok((Kind::Write, e.rows, e.rows_affected, e.last_insert_id))
         };
@@ -484,7 +531,8 @@ pub unsafe extern "C" fn hiqlite_step(stmt: *mut hiqlite_stmt) -> c_int {
 /// Read with this consistency level: `HIQLITE_CONSISTENCY_LOCAL`, `HIQLITE_CONSISTENCY_LEADER` or
 /// `HIQLITE_CONSISTENCY_LINEARIZABLE`. The default is `LOCAL` for an embedded node and the
 /// client's consistency (default `LEADER`, so a client reads its own writes) for a remote client.
-/// Writes are unaffected.
+/// Writes are unaffected, and so are statements prepared on a transaction (they read the
+/// transaction's own state).
 ///
 /// # Safety
 /// `stmt` is NULL or a live statement.
@@ -515,8 +563,8 @@ pub unsafe extern "C" fn hiqlite_stmt_set_cache(
 }
 
 /// Rows changed by the statement's last run if it was a write (SQLite's `changes()`), else 0.
-/// (For a remote client, a statement with RETURNING gets its rows back but 0 here: over HTTP a
-/// statement answers rows or counts, not both.)
+/// (For a remote client, a statement with RETURNING reports its counts only when the server
+/// sends them along with the rows; else 0 here.)
 ///
 /// # Safety
 /// `stmt` is NULL (returns 0) or a live statement.
@@ -532,7 +580,7 @@ pub unsafe extern "C" fn hiqlite_stmt_changes(stmt: *const hiqlite_stmt) -> i64 
 }
 
 /// The rowid of the last row inserted by the statement's last run if it was a write, else 0
-/// (0 as well for a remote client's statement with RETURNING).
+/// (for a remote client's statement with RETURNING, as `hiqlite_stmt_changes`).
 ///
 /// # Safety
 /// `stmt` is NULL (returns 0) or a live statement.

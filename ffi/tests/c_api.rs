@@ -140,10 +140,17 @@ fn c_cluster() {
 }
 
 #[test]
+fn c_transactions() {
+    let out = run_checked(&compile("transactions", &["ffi/tests/c/transactions.c"]));
+    assert!(out.ends_with("transactions: ok\n"), "{out}");
+}
+
+#[test]
 fn c_example() {
     let out = run_checked(&compile("example", &["ffi/examples/example.c"]));
     assert!(out.contains("1: write docs\n2: ship it\n"), "{out}");
     assert!(out.contains(r#"{"results":[{"columns":["n"],"types":[""],"values":[[2]]}]}"#), "{out}");
+    assert!(out.contains("inside the transaction: 3 todos\n"), "{out}");
 }
 
 /// The pkg-config file, installed into a prefix holding only the static library, builds the
@@ -189,4 +196,160 @@ fn readme_shows_the_example() {
         readme.contains(&format!("```c\n{example}```")),
         "README's C example differs from ffi/examples/example.c"
     );
+}
+
+/// The differential runner (tests/differential/PROTOCOL.md), built with the very command
+/// tests/tests/differential.rs uses (no warning flags, no rpath: it runs with
+/// LD_LIBRARY_PATH), and warning-free under `-Wall -Wextra -Werror`; then run on a small script
+/// against a single-node cluster started here, natively and under valgrind.
+#[test]
+fn c_differential_runner() {
+    let lib = lib_dir();
+    let ws = workspace();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = tmp.path().join("runner");
+    run(Command::new("cc")
+        .current_dir(&ws)
+        .args(["ffi/tests/c/differential_runner.c", "-I", "include", "-L"])
+        .arg(lib)
+        .args(["-lhiqlite", "-o"])
+        .arg(&exe));
+    run(Command::new("cc")
+        .current_dir(&ws)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only"])
+        .args(["ffi/tests/c/differential_runner.c", "-I", "include"]));
+
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let data = tmp.path().join("node");
+    let config = engine::NodeConfig::from_toml_str(&format!(
+        "node_id = 1\ndata_dir = \"{}\"\nraft_addr = \"127.0.0.1:0\"\napi_addr = \"127.0.0.1:0\"\n\
+         request_timeout_ms = 300000\ntransaction_idle_timeout_ms = 600000\n",
+        data.display()
+    ))
+    .expect("config");
+    let (node, api) = rt.block_on(async {
+        let node = engine::Client::start(config).await.expect("start the node");
+        node.wait_for_leader(std::time::Duration::from_secs(300)).await.expect("a leader");
+        let api = node.status().await.expect("status").api_addr;
+        (node, api)
+    });
+
+    let steps = serde_json::json!([
+        {"op": "exec", "sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE, r REAL, b BLOB)", "read": false},
+        {"op": "exec", "sql": "INSERT INTO t (v, r, b) VALUES ('a\"\\\n\u{e9}', 1.0, x'00ff')", "read": false},
+        {"op": "exec", "sql": "SELECT id, v, r, b, NULL AS n FROM t", "read": true},
+        {"op": "exec", "sql": "INSERT INTO t (v) VALUES ('a\"\\\n\u{e9}')", "read": false},
+        {"op": "begin"},
+        {"op": "exec", "sql": "INSERT INTO t (v) VALUES ('tx')", "read": false},
+        {"op": "exec", "sql": "SELECT count(*) AS n FROM t", "read": true},
+        {"op": "exec", "sql": "INSERT INTO t (v) VALUES ('tx')", "read": false},
+        {"op": "commit"},
+        {"op": "begin"},
+        {"op": "exec", "sql": "DELETE FROM t", "read": false},
+        {"op": "rollback"},
+        {"op": "rollback"},
+        {"op": "exec", "sql": "SELECT v FROM t WHERE id > 1", "read": true}
+    ]);
+    let input = serde_json::json!({"urls": [format!("http://{api}")], "steps": steps}).to_string();
+    let ok = |v: serde_json::Value| serde_json::json!({"ok": v});
+    let text = |s: &str| serde_json::json!({"text": s});
+    let int = |s: &str| serde_json::json!({"int": s});
+    let unique = "UNIQUE constraint failed: t.v";
+    let want = [
+        ok(serde_json::json!({"columns": [], "rows": [], "changes": 0, "last_insert_id": 0})),
+        ok(serde_json::json!({"columns": [], "rows": [], "changes": 1, "last_insert_id": 1})),
+        ok(serde_json::json!({"columns": ["id", "v", "r", "b", "n"],
+            "rows": [[int("1"), text("a\"\\\n\u{e9}"), {"real": 1.0}, {"blob": "00ff"}, null]],
+            "changes": 0, "last_insert_id": 0})),
+        serde_json::json!({"err": {"code": 2067, "message": unique}}),
+        ok(serde_json::json!({})),
+        ok(serde_json::json!({"columns": [], "rows": [], "changes": 1, "last_insert_id": 2})),
+        ok(serde_json::json!({"columns": ["n"], "rows": [[int("2")]], "changes": 1, "last_insert_id": 2})),
+        serde_json::json!({"err": {"code": 2067, "message": unique}}),
+        ok(serde_json::json!({})),
+        ok(serde_json::json!({})),
+        ok(serde_json::json!({"columns": [], "rows": [], "changes": 2, "last_insert_id": 0})),
+        ok(serde_json::json!({})),
+        serde_json::json!({"err": {"code": 1, "message": "cannot rollback - no transaction is active"}}),
+        ok(serde_json::json!({"columns": ["v"], "rows": [[text("tx")]], "changes": 0, "last_insert_id": 0})),
+    ];
+
+    let runs: &[&[&str]] = if std::env::var_os("HIQLITE_NO_VALGRIND").is_some() {
+        &[&[]]
+    } else {
+        &[
+            &[],
+            &[
+                "valgrind",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--quiet",
+            ],
+        ]
+    };
+    for prefix in runs {
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        cmd.env("LD_LIBRARY_PATH", lib).stdin(std::process::Stdio::piped());
+        let out = rt
+            .block_on(rt.spawn_blocking({
+                let input = input.clone();
+                move || {
+                    let mut child = cmd
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .expect("spawn the runner");
+                    use std::io::Write;
+                    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+                    child.wait_with_output().expect("runner output")
+                }
+            }))
+            .expect("join");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "runner {prefix:?} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        let results = got["results"].as_array().unwrap_or_else(|| panic!("no results: {stdout}"));
+        assert_eq!(results.len(), want.len(), "{stdout}");
+        for (i, (g, w)) in results.iter().zip(&want).enumerate() {
+            // As the differential harness: changes are compared for writes, last insert ids
+            // for statements that insert.
+            let mut g = g.clone();
+            let sql = steps[i]["sql"].as_str().unwrap_or_default();
+            let exec = g.get_mut("ok").and_then(|o| o.as_object_mut()).filter(|_| steps[i]["op"] == "exec");
+            if let Some(ok) = exec {
+                if steps[i]["read"] == true {
+                    ok.insert("changes".into(), w["ok"]["changes"].clone());
+                }
+                if !sql.starts_with("INSERT") {
+                    ok.insert("last_insert_id".into(), w["ok"]["last_insert_id"].clone());
+                }
+            }
+            assert_eq!(&g, w, "step {i} ({}) of runner {prefix:?}: {stdout}", steps[i]);
+        }
+        // Input it cannot use: a non-zero exit, not a crash or a hang.
+        let bad = Command::new(&exe)
+            .env("LD_LIBRARY_PATH", lib)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the runner on empty input");
+        assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+        // The next run starts from an empty database again.
+        rt.block_on(node.execute("DROP TABLE t", ())).expect("drop the table");
+    }
+    rt.block_on(node.shutdown()).expect("shutdown");
 }
