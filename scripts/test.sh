@@ -78,5 +78,9 @@ step "Node.js package (bindings/node): build the addon, node --test, tsc --stric
     npx tsc --noEmit --strict -p tsconfig.json
 )
 
+step "differential SQL: every face (Rust embedded and remote, Python, Node, C) against plain SQLite"
+HIQLITE_DIFF_PYTHON="$PWD/.venv-test/bin/python" HIQLITE_DIFF_NODE=1 HIQLITE_DIFF_C=1 \
+    cargo test --locked -q -p hiqlite-tests --test differential -- --test-threads=1
+
 echo
 echo "all test suites passed"

@@ -425,7 +425,9 @@ async fn every_face_answers_what_sqlite_answers() {
             }
             (_, None) => unreachable!("foreign faces have a runner"),
         };
-        diffs.extend(differences(face, &stmts, &steps, &want, &wrote, &got));
+        let found = differences(face, &stmts, &steps, &want, &wrote, &got);
+        println!("{face}: {} steps, {} differences from SQLite", steps.len(), found.len());
+        diffs.extend(found);
         c.stop_all().await;
     }
     assert!(diffs.is_empty(), "{} differences from SQLite:\n{}", diffs.len(), diffs.join("\n"));
