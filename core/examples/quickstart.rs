@@ -36,11 +36,18 @@ async fn main() -> hiqlite::Result<()> {
     ])
     .await?;
 
+    // An interactive transaction: its reads see its writes; it commits as one log entry.
+    let tx = db.begin().await?;
+    tx.execute("INSERT INTO todo (title, done) VALUES (?, ?)", params!["review", false]).await?;
+    let open: Vec<Todo> = tx.query_as("SELECT id, title, done FROM todo WHERE done = 0", ()).await?;
+    tx.execute("UPDATE todo SET title = title || ' (' || ? || ' open)'", params![open.len() as i64]).await?;
+    tx.commit().await?;
+
     let todos: Vec<Todo> = db.query_as("SELECT id, title, done FROM todo ORDER BY id", ()).await?;
     for t in &todos {
         println!("{} {:<12} done={}", t.id, t.title, t.done);
     }
-    assert_eq!(todos.len(), 2);
+    assert_eq!(todos.len(), 3);
     assert!(todos[0].done);
 
     let err = db
