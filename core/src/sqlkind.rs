@@ -167,6 +167,7 @@ pub fn statement_kind(sql: &str) -> StatementKind {
     }
 }
 
+#[cfg(feature = "server")]
 /// A statement the writer must run outside its apply transaction, because SQLite only honours
 /// it there (or refuses it in a replicated write).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,12 +180,14 @@ pub(crate) enum Special {
     ForeignKeys,
 }
 
+#[cfg(feature = "server")]
 #[derive(Debug, PartialEq)]
 enum Tok {
     Word(String),
     Punct(char),
 }
 
+#[cfg(feature = "server")]
 /// Words (upper-cased) and punctuation of `sql`, outside string literals and comments; a
 /// quoted name is one word (unquoted, upper-cased).
 fn tokens(sql: &str) -> Vec<Tok> {
@@ -251,6 +254,7 @@ fn tokens(sql: &str) -> Vec<Tok> {
     out
 }
 
+#[cfg(feature = "server")]
 fn classify(toks: &[Tok]) -> Option<Special> {
     let word = |i: usize| match toks.get(i) {
         Some(Tok::Word(w)) => Some(w.as_str()),
@@ -274,6 +278,7 @@ fn classify(toks: &[Tok]) -> Option<Special> {
     }
 }
 
+#[cfg(feature = "server")]
 /// What one statement is, if the writer must handle it outside its transaction.
 pub(crate) fn special_statement(sql: &str) -> Option<Special> {
     let toks = tokens(sql);
@@ -281,6 +286,7 @@ pub(crate) fn special_statement(sql: &str) -> Option<Special> {
     classify(&toks[..end])
 }
 
+#[cfg(feature = "server")]
 /// True for `PRAGMA [schema.]foreign_keys` (the query form).
 pub(crate) fn is_foreign_keys_query(sql: &str) -> bool {
     if !sql.as_bytes().windows(12).any(|w| w.eq_ignore_ascii_case(b"foreign_keys")) {
@@ -297,6 +303,7 @@ pub(crate) fn is_foreign_keys_query(sql: &str) -> bool {
     (pragma(1) && fk(1)) || (pragma(3) && t.get(2) == Some(&Tok::Punct('.')) && fk(3))
 }
 
+#[cfg(feature = "server")]
 /// True when some statement of the text is [`Special`] (conservative: a statement that merely
 /// looks like one costs the writer a transaction boundary, never a different result).
 pub(crate) fn has_special(sql: &str) -> bool {
@@ -363,6 +370,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "server")]
     fn special_statements() {
         use Special::*;
         for (sql, want) in [
