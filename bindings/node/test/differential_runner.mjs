@@ -26,7 +26,12 @@ const exact = (n) => (typeof n === 'bigint' ? `${marker}${n}` : n)
 function value(v) {
   if (v === null || v === undefined) return null
   if (typeof v === 'bigint') return { int: v.toString() }
-  if (typeof v === 'number') return { real: v }
+  if (typeof v === 'number') {
+    // JSON has no infinity or NaN (PROTOCOL.md spells them as strings).
+    if (Number.isNaN(v)) return { real: 'nan' }
+    if (!Number.isFinite(v)) return { real: v > 0 ? 'inf' : '-inf' }
+    return { real: v }
+  }
   if (typeof v === 'string') return { text: v }
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return { blob: Buffer.from(v).toString('hex') }
   throw new Error(`unexpected value from the driver: ${typeof v}`)
