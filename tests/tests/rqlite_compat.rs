@@ -1,0 +1,109 @@
+//! rqlite compatibility to the letter (issue 16): exact JSON bodies as rqlite answers them, each
+//! checked against rqlite's source (cited next to the assertion).
+
+use std::time::Duration;
+
+use hiqlite_tests::{init_logging, TestCluster};
+use serde_json::{json, Value};
+
+/// Deadline of conditions the tests wait for.
+const T: Duration = Duration::from_secs(60);
+
+struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new() -> Self {
+        hiqlite::install_crypto_provider();
+        let http =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Api { http }
+    }
+    async fn post(&self, addr: &str, path: &str, body: &str) -> Value {
+        let r = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("send");
+        let s = r.status().as_u16();
+        let t = r.text().await.expect("text");
+        assert_eq!(s, 200, "{path} {body}: {t}");
+        serde_json::from_str(&t).expect("json")
+    }
+    async fn values(&self, addr: &str, sql: &str) -> Value {
+        let r = self.post(addr, "/db/query?level=strong", &json!([sql]).to_string()).await;
+        r["results"][0].get("values").cloned().unwrap_or(json!(null))
+    }
+}
+
+async fn cluster(n: usize) -> (TestCluster, Vec<String>) {
+    init_logging();
+    let mut c = TestCluster::configure(n, |_| {});
+    for i in 0..n {
+        c.start(i).await;
+    }
+    c.leader(T).await;
+    let addrs = c.configs.iter().map(|c| c.api_addr.clone()).collect();
+    (c, addrs)
+}
+
+/// Item 6: transaction control inside one request runs as on one SQLite connection (rqlite runs
+/// every statement of a request with `ExecContext` on its single read-write connection:
+/// rqlite/rqlite `db/db.go`, `executeWithConn`/`executeStmtWithConn`), atomically for hiqlite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_control_in_one_request() {
+    let (c, a) = cluster(3).await;
+    let api = Api::new();
+    let leader = &a[c.leader(T).await];
+    let follower = a.iter().find(|x| *x != leader).expect("a follower").clone();
+    api.post(leader, "/db/execute", r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]"#).await;
+
+    // BEGIN … ROLLBACK leaves nothing; the statements before BEGIN are kept (autocommit).
+    let r = api
+        .post(
+            &follower,
+            "/db/execute",
+            r#"["INSERT INTO t(v) VALUES('kept')", "BEGIN", "INSERT INTO t(v) VALUES('gone')", "ROLLBACK"]"#,
+        )
+        .await;
+    assert_eq!(r["results"][0], json!({"last_insert_id": 1, "rows_affected": 1}));
+    assert_eq!(r["results"][2], json!({"last_insert_id": 2, "rows_affected": 1}));
+    assert_eq!(api.values(leader, "SELECT v FROM t ORDER BY id").await, json!([["kept"]]));
+
+    // BEGIN … COMMIT applies; SAVEPOINT / ROLLBACK TO / RELEASE inside it are honoured.
+    api.post(
+        leader,
+        "/db/execute",
+        r#"["BEGIN", "INSERT INTO t(v) VALUES('a')", "SAVEPOINT s", "INSERT INTO t(v) VALUES('b')", "ROLLBACK TO s", "RELEASE s", "COMMIT"]"#,
+    )
+    .await;
+    assert_eq!(api.values(leader, "SELECT v FROM t ORDER BY id").await, json!([["kept"], ["a"]]));
+
+    // A transaction still open at the end of the request is rolled back.
+    api.post(leader, "/db/execute", r#"["BEGIN", "INSERT INTO t(v) VALUES('open')"]"#).await;
+    // A SAVEPOINT outside BEGIN begins a transaction; releasing it commits.
+    api.post(leader, "/db/execute", r#"["SAVEPOINT x", "INSERT INTO t(v) VALUES('sp')", "RELEASE x"]"#).await;
+    api.post(leader, "/db/execute", r#"["SAVEPOINT y", "INSERT INTO t(v) VALUES('sp2')", "ROLLBACK"]"#).await;
+    assert_eq!(api.values(leader, "SELECT v FROM t ORDER BY id").await, json!([["kept"], ["a"], ["sp"]]));
+
+    // Misplaced control statements get SQLite's own errors, each on its own statement.
+    let r = api.post(leader, "/db/execute", r#"["COMMIT", "BEGIN", "BEGIN", "END", "ROLLBACK"]"#).await;
+    assert_eq!(r["results"][0], json!({"error": "cannot commit - no transaction is active"}));
+    assert_eq!(r["results"][2], json!({"error": "cannot start a transaction within a transaction"}));
+    assert_eq!(r["results"][4], json!({"error": "cannot rollback - no transaction is active"}));
+
+    // The unified endpoint reads inside the transaction (its own writes).
+    let r = api
+        .post(
+            &follower,
+            "/db/request",
+            r#"["BEGIN", "INSERT INTO t(v) VALUES('r')", "SELECT count(*) FROM t", "ROLLBACK"]"#,
+        )
+        .await;
+    assert_eq!(r["results"][2]["values"], json!([[4]]));
+    assert_eq!(api.values(leader, "SELECT count(*) FROM t").await, json!([[3]]));
+}
