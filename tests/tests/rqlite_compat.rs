@@ -107,3 +107,50 @@ async fn transaction_control_in_one_request() {
     assert_eq!(r["results"][2]["values"], json!([[4]]));
     assert_eq!(api.values(leader, "SELECT count(*) FROM t").await, json!([[3]]));
 }
+
+/// Item 3: rqlite reports, for every statement, its one connection's `last_insert_rowid()` and
+/// `changes()` after it (rqlite/go-sqlite3 `sqlite3.go`: `_sqlite3_step_row_internal` reads
+/// both from the connection after `sqlite3_step`; `SQLiteConn.exec` returns the last
+/// statement's result of a multi-statement text; rqlite/rqlite `db/db.go`
+/// `executeStmtWithConn` copies them into `last_insert_id`/`rows_affected`, omitted when 0).
+/// hiqlite's own faces (`hiqlite_errors`) keep SQLite's per-statement values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_the_connections() {
+    let (c, a) = cluster(1).await;
+    let api = Api::new();
+    let a = &a[c.leader(T).await];
+    let r = api.post(a, "/db/execute", r#"["CREATE TABLE foo (id INTEGER PRIMARY KEY, v TEXT)"]"#).await;
+    assert_eq!(r, json!({"results": [{}]}));
+    let r = api.post(a, "/db/execute", r#"["INSERT INTO foo(v) VALUES('x')"]"#).await;
+    assert_eq!(r, json!({"results": [{"last_insert_id": 1, "rows_affected": 1}]}));
+    // DDL in a later request: what the connection's last write left (issue 16, item 3).
+    let r = api.post(a, "/db/execute", r#"["CREATE TABLE bar (id INTEGER PRIMARY KEY)"]"#).await;
+    assert_eq!(r, json!({"results": [{"last_insert_id": 1, "rows_affected": 1}]}));
+    // hiqlite's own face: SQLite's per-statement values.
+    let r =
+        api.post(a, "/db/execute?hiqlite_errors", r#"["CREATE TABLE baz (id INTEGER PRIMARY KEY)"]"#).await;
+    assert_eq!(r, json!({"results": [{}]}));
+    // A multi-statement text: the last statement's counters (hiqlite's face: the sum).
+    let three = r#"["INSERT INTO foo(v) VALUES('a'); INSERT INTO foo(v) VALUES('b'); UPDATE foo SET v = 'c' WHERE id = 2"]"#;
+    let r = api.post(a, "/db/execute", three).await;
+    assert_eq!(r, json!({"results": [{"last_insert_id": 3, "rows_affected": 1}]}));
+    let r = api.post(a, "/db/execute?hiqlite_errors", three).await;
+    assert_eq!(r, json!({"results": [{"last_insert_id": 5, "rows_affected": 3}]}));
+    let r = api.post(a, "/db/execute", r#"["UPDATE foo SET v = 'z'", "DROP TABLE foo"]"#).await;
+    assert_eq!(
+        r,
+        json!({"results": [{"last_insert_id": 5, "rows_affected": 5}, {"last_insert_id": 5, "rows_affected": 5}]})
+    );
+    // /db/load with SQL text: one execute, the last statement's counters.
+    let r = api
+        .http
+        .post(format!("http://{a}/db/load"))
+        .header("content-type", "text/plain")
+        .body("CREATE TABLE l (id INTEGER PRIMARY KEY, v TEXT);\nINSERT INTO l VALUES(7, 'a');\nINSERT INTO l VALUES(9, 'b');\n")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    let r: Value = serde_json::from_str(&r.text().await.expect("text")).expect("json");
+    assert_eq!(r, json!({"results": [{"last_insert_id": 9, "rows_affected": 1}]}));
+}

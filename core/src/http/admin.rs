@@ -184,7 +184,8 @@ pub(super) async fn load(
 ) -> Response {
     let node = &api.node;
     let flags = Flags { q };
-    let stmts: Vec<Statement> = if body.starts_with(b"SQLite format 3\0") {
+    let is_file = body.starts_with(b"SQLite format 3\0");
+    let stmts: Vec<Statement> = if is_file {
         let dir = node.config().data_dir.join("backups");
         let n =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -214,10 +215,16 @@ pub(super) async fn load(
                 rqlite::envelope(vec![rqlite::error_result(e, flags.format())], flags.format(), 0.0),
                 flags.has("pretty"),
             ),
-            None => answer(
-                rqlite::envelope(vec![json!({})], flags.format(), started.elapsed().as_secs_f64()),
-                flags.has("pretty"),
-            ),
+            None => {
+                let secs = started.elapsed().as_secs_f64();
+                // SQL text is one execute in rqlite: it answers the counters its connection has
+                // after the last statement; a database file answers `{}`.
+                let result = match resp.results.last() {
+                    Some(Ok(r)) if !is_file => rqlite::exec_result(r, flags.format(), secs, false),
+                    _ => json!({}),
+                };
+                answer(rqlite::envelope(vec![result], flags.format(), secs), flags.has("pretty"))
+            }
         },
         Err(e) => service_error(e),
     }

@@ -123,12 +123,18 @@ pub(crate) fn exec_result(r: &ExecResult, f: Format, secs: f64, request: bool) -
         }
         return q;
     }
+    // rqlite reports its connection's counters (see `ExecResult::rqlite_counters`); hiqlite's
+    // own client gets SQLite's per-statement values.
+    let (lid, changes) = match (f.hiqlite_errors, r.rqlite_counters) {
+        (false, Some(c)) => c,
+        _ => (r.last_insert_id, r.rows_affected),
+    };
     let mut o = Map::new();
-    if r.last_insert_id != 0 {
-        o.insert("last_insert_id".into(), json!(r.last_insert_id));
+    if lid != 0 {
+        o.insert("last_insert_id".into(), json!(lid));
     }
-    if r.rows_affected != 0 {
-        o.insert("rows_affected".into(), json!(r.rows_affected));
+    if changes != 0 {
+        o.insert("rows_affected".into(), json!(changes));
     }
     if request && f.associative {
         o.insert("rows".into(), J::Null);
