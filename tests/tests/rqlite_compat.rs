@@ -154,3 +154,29 @@ async fn counters_are_the_connections() {
     let r: Value = serde_json::from_str(&r.text().await.expect("text")).expect("json");
     assert_eq!(r, json!({"results": [{"last_insert_id": 9, "rows_affected": 1}]}));
 }
+
+/// Item 2: an expression column's type comes from its value in the first row (rqlite/rqlite
+/// `db/db.go`, `populateEmptyTypes`: integer, real, text, blob; NULL leaves `""`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expression_column_types() {
+    let (c, a) = cluster(1).await;
+    let api = Api::new();
+    let a = &a[c.leader(T).await];
+    api.post(a, "/db/execute", r#"["CREATE TABLE t (x INTEGER)", "INSERT INTO t VALUES (3)"]"#).await;
+    let r =
+        api.post(a, "/db/query", r#"["SELECT 5, 1.5, 'a', x'01', NULL, count(*), max(x), x FROM t"]"#).await;
+    assert_eq!(
+        r,
+        json!({"results": [{
+            "columns": ["5", "1.5", "'a'", "x'01'", "NULL", "count(*)", "max(x)", "x"],
+            "types": ["integer", "real", "text", "blob", "", "integer", "integer", "integer"],
+            "values": [[5, 1.5, "a", "AQ==", null, 1, 3, 3]]
+        }]})
+    );
+    // No row: nothing to take a type from.
+    let r = api.post(a, "/db/query", r#"["SELECT count(*) + 1 AS n FROM t WHERE 0 GROUP BY x"]"#).await;
+    assert_eq!(r, json!({"results": [{"columns": ["n"], "types": [""]}]}));
+    // hiqlite's own client: SQLite's declared types, as before.
+    let r = api.post(a, "/db/query?hiqlite_errors", r#"["SELECT 5"]"#).await;
+    assert_eq!(r["results"][0]["types"], json!([""]));
+}

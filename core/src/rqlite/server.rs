@@ -79,12 +79,39 @@ fn time_field(o: &mut Map<String, J>, f: Format, secs: f64) {
     }
 }
 
+/// The `types` rqlite sends: a column without a declared type (an expression, `count(*)`)
+/// takes the type of its value in the first row: `integer`, `real`, `text`, `blob`; NULL (or no
+/// row) leaves it `""` (rqlite/rqlite `db/db.go`, `populateEmptyTypes`, run once on the first
+/// row). hiqlite's own client (`hiqlite_errors`) gets the declared types as SQLite has them.
+fn wire_types(rows: &Rows, f: Format) -> Vec<String> {
+    let mut types = rows.types.clone();
+    if f.hiqlite_errors {
+        return types;
+    }
+    if let Some(first) = rows.rows.first() {
+        for (t, v) in types.iter_mut().zip(first) {
+            if t.is_empty() {
+                *t = match v {
+                    Value::Integer(_) => "integer",
+                    Value::Real(_) => "real",
+                    Value::Text(_) => "text",
+                    Value::Blob(_) => "blob",
+                    Value::Null => "",
+                }
+                .to_owned();
+            }
+        }
+    }
+    types
+}
+
 /// One query result in rqlite's form.
 pub(crate) fn query_result(rows: &Rows, f: Format, secs: f64) -> J {
     let mut o = Map::new();
+    let wire = wire_types(rows, f);
     if f.associative {
         let types: Map<String, J> =
-            rows.columns.iter().cloned().zip(rows.types.iter().map(|t| J::String(t.clone()))).collect();
+            rows.columns.iter().cloned().zip(wire.iter().map(|t| J::String(t.clone()))).collect();
         o.insert("types".into(), J::Object(types));
         let list: Vec<J> = rows
             .rows
@@ -96,7 +123,7 @@ pub(crate) fn query_result(rows: &Rows, f: Format, secs: f64) -> J {
         o.insert("rows".into(), J::Array(list));
     } else {
         o.insert("columns".into(), json!(rows.columns));
-        o.insert("types".into(), json!(rows.types));
+        o.insert("types".into(), json!(wire));
         if !rows.rows.is_empty() {
             let vals: Vec<J> =
                 rows.rows.iter().map(|r| J::Array(r.iter().map(|v| render_value(v, f)).collect())).collect();
