@@ -105,7 +105,11 @@ pub(super) async fn readyz(State(api): State<Api>) -> Response {
 pub(super) async fn backup(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
     let node = &api.node;
     if q.get("fmt").map(String::as_str) == Some("sql") {
-        return match node.dump_sql() {
+        // `tables=a,b` dumps only those tables (with their indexes and triggers).
+        let tables: Option<Vec<String>> = q
+            .get("tables")
+            .map(|t| t.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        return match node.dump_sql(tables.as_deref()) {
             Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
             Err(e) => service_error(e),
         };
