@@ -225,3 +225,33 @@ async fn sql_dumps() {
          COMMIT;\n"
     );
 }
+
+/// Item 5: `/status` carries the sections rqlite clients read (rqlite/rqlite `http/service.go`,
+/// `handleStatus`: `build`, `runtime`, `http`, `node` with `start_time`/`uptime`, and the
+/// store's `ready`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_sections() {
+    let (c, a) = cluster(1).await;
+    let api = Api::new();
+    let a = &a[c.leader(T).await];
+    let st: Value = serde_json::from_str(&api.get_text(a, "/status").await).expect("json");
+    assert_eq!(st["store"]["ready"], json!(true), "{st}");
+    assert_eq!(st["build"]["version"], json!("v8.0.0-hiqlite"));
+    for k in ["commit", "branch", "build_time", "compiler"] {
+        assert!(st["build"][k].is_string(), "build.{k}: {st}");
+    }
+    for k in ["GOARCH", "GOOS", "version"] {
+        assert!(st["runtime"][k].is_string(), "runtime.{k}: {st}");
+    }
+    for k in ["GOMAXPROCS", "numCPU", "numGoroutine"] {
+        assert!(st["runtime"][k].is_u64(), "runtime.{k}: {st}");
+    }
+    assert_eq!(st["http"]["addr"], json!(a));
+    assert_eq!(st["http"]["auth"], json!("disabled"));
+    assert_eq!(st["http"]["redirect"], json!(a));
+    let start = st["node"]["start_time"].as_str().expect("start_time");
+    assert!(start.len() >= 20 && start.ends_with('Z') && start.as_bytes()[10] == b'T', "{start}");
+    assert!(st["node"]["uptime"].as_str().is_some_and(|u| u.ends_with('s')), "{st}");
+    // hiqlite's own client still reads its status from `node`.
+    assert_eq!(st["node"]["voters"], json!([1]));
+}

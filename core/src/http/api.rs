@@ -24,17 +24,20 @@ use crate::value::Statement;
 pub(crate) struct ApiState {
     pub(super) node: Node,
     /// Users of the client API when Basic auth is on.
-    users: Option<super::auth::Users>,
+    pub(super) users: Option<super::auth::Users>,
     /// Request counters for `/metrics`.
     pub(super) metrics: super::metrics::ApiMetrics,
     /// Queued writes (`/db/execute?queue`).
     queue: super::queue::WriteQueue,
+    /// When the API started serving (`/status`'s `node.start_time` and `uptime`).
+    pub(super) started: (std::time::SystemTime, Instant),
 }
 
 impl ApiState {
     pub(crate) fn new(node: Node, users: Option<super::auth::Users>) -> Self {
         let queue = super::queue::WriteQueue::new(node.clone());
-        ApiState { node, users, metrics: Default::default(), queue }
+        let started = (std::time::SystemTime::now(), Instant::now());
+        ApiState { node, users, metrics: Default::default(), queue, started }
     }
 }
 
