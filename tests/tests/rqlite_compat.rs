@@ -255,3 +255,30 @@ async fn status_sections() {
     // hiqlite's own client still reads its status from `node`.
     assert_eq!(st["node"]["voters"], json!([1]));
 }
+
+/// hiqlite's own faces keep exactly what SQLite stored: the remote Rust client (which asks for
+/// `hiqlite_errors`) reads DATETIME, BOOLEAN and expression columns unconverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_client_reads_what_sqlite_stored() {
+    use hiqlite::Value as V;
+    let (c, a) = cluster(1).await;
+    let a = &a[c.leader(T).await];
+    let db = hiqlite::Client::remote([format!("http://{a}")]).build().expect("remote client");
+    db.execute("CREATE TABLE t (d DATETIME, ts TIMESTAMP, b BOOLEAN, dd DATE)", ()).await.expect("create");
+    db.execute("INSERT INTO t VALUES ('2004-02-14 07:15:00.5', 14326995600, 2, 'junk')", ())
+        .await
+        .expect("insert");
+    let rows = db.query("SELECT d, ts, b, dd, 5, count(*) FROM t", ()).await.expect("query");
+    assert_eq!(
+        rows.rows,
+        vec![vec![
+            V::Text("2004-02-14 07:15:00.5".into()),
+            V::Integer(14_326_995_600),
+            V::Integer(2),
+            V::Text("junk".into()),
+            V::Integer(5),
+            V::Integer(1),
+        ]]
+    );
+    assert_eq!(rows.types, vec!["datetime", "timestamp", "boolean", "date", "", ""]);
+}
