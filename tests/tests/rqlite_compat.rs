@@ -282,3 +282,42 @@ async fn remote_client_reads_what_sqlite_stored() {
     );
     assert_eq!(rows.types, vec!["datetime", "timestamp", "boolean", "date", "", ""]);
 }
+
+/// Item 1: declared-type conversions on the rqlite API (rqlite/go-sqlite3 `sqlite3.go`,
+/// `nextSyncLocked` and `SQLiteTimestampFormats`; rqlite/rqlite `db/db.go`,
+/// `normalizeRowValues` marshals times as RFC 3339): DATE/DATETIME/TIMESTAMP text and integers
+/// (seconds, milliseconds beyond 1e12) become RFC 3339, unparsable text Go's zero time, BOOLEAN
+/// integers true/false; other columns and hiqlite's own face are unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_type_conversions() {
+    let (c, a) = cluster(1).await;
+    let api = Api::new();
+    let a = &a[c.leader(T).await];
+    api.post(
+        a,
+        "/db/execute",
+        r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP, b BOOLEAN, x TEXT)",
+            "INSERT INTO t VALUES (1, '2004-02-14', '2004-02-14 07:15:00.5', 14326995600, 1, '2004-02-14')",
+            "INSERT INTO t VALUES (2, 'junk', 1076742900500, NULL, 0, 'x')"]"#,
+    )
+    .await;
+    let r = api.post(a, "/db/query", r#"["SELECT * FROM t ORDER BY id"]"#).await;
+    assert_eq!(
+        r,
+        json!({"results": [{
+            "columns": ["id", "d", "dt", "ts", "b", "x"],
+            "types": ["integer", "date", "datetime", "timestamp", "boolean", "text"],
+            "values": [
+                [1, "2004-02-14T00:00:00Z", "2004-02-14T07:15:00.5Z", "2424-01-02T17:00:00Z", true, "2004-02-14"],
+                [2, "0001-01-01T00:00:00Z", "2004-02-14T07:15:00.5Z", null, false, "x"]
+            ]
+        }]})
+    );
+    let r = api.post(a, "/db/query?associative", r#"["SELECT b, ts FROM t WHERE id = 1"]"#).await;
+    assert_eq!(
+        r,
+        json!({"results": [{"types": {"b": "boolean", "ts": "timestamp"}, "rows": [{"b": true, "ts": "2424-01-02T17:00:00Z"}]}]})
+    );
+    let r = api.post(a, "/db/query?hiqlite_errors", r#"["SELECT dt, ts, b FROM t WHERE id = 1"]"#).await;
+    assert_eq!(r["results"][0]["values"], json!([["2004-02-14 07:15:00.5", 14326995600_i64, 1]]));
+}

@@ -79,6 +79,28 @@ fn time_field(o: &mut Map<String, J>, f: Format, secs: f64) {
     }
 }
 
+/// A value as rqlite's driver reads it from a column declared `decl` (lower case): integers
+/// and text in `date`/`datetime`/`timestamp` columns become RFC 3339 times, integers in
+/// `boolean` columns `true`/`false` (rqlite/go-sqlite3 `sqlite3.go`, `nextSyncLocked`: exact
+/// declared-type names). hiqlite's own client (`hiqlite_errors`) gets what SQLite stored.
+fn render_typed(v: &Value, decl: &str, f: Format) -> J {
+    if !f.hiqlite_errors {
+        match (decl, v) {
+            ("date" | "datetime" | "timestamp", Value::Integer(i)) => {
+                if let Some(t) = super::gotime::time_of_integer(*i) {
+                    return J::String(t);
+                }
+            }
+            ("date" | "datetime" | "timestamp", Value::Text(t)) => {
+                return J::String(super::gotime::time_of_text(t));
+            }
+            ("boolean", Value::Integer(i)) => return J::Bool(*i > 0),
+            _ => {}
+        }
+    }
+    render_value(v, f)
+}
+
 /// The `types` rqlite sends: a column without a declared type (an expression, `count(*)`)
 /// takes the type of its value in the first row: `integer`, `real`, `text`, `blob`; NULL (or no
 /// row) leaves it `""` (rqlite/rqlite `db/db.go`, `populateEmptyTypes`, run once on the first
@@ -117,7 +139,13 @@ pub(crate) fn query_result(rows: &Rows, f: Format, secs: f64) -> J {
             .rows
             .iter()
             .map(|r| {
-                J::Object(rows.columns.iter().cloned().zip(r.iter().map(|v| render_value(v, f))).collect())
+                J::Object(
+                    rows.columns
+                        .iter()
+                        .cloned()
+                        .zip(r.iter().zip(&rows.types).map(|(v, t)| render_typed(v, t, f)))
+                        .collect(),
+                )
             })
             .collect();
         o.insert("rows".into(), J::Array(list));
@@ -125,8 +153,18 @@ pub(crate) fn query_result(rows: &Rows, f: Format, secs: f64) -> J {
         o.insert("columns".into(), json!(rows.columns));
         o.insert("types".into(), json!(wire));
         if !rows.rows.is_empty() {
-            let vals: Vec<J> =
-                rows.rows.iter().map(|r| J::Array(r.iter().map(|v| render_value(v, f)).collect())).collect();
+            let vals: Vec<J> = rows
+                .rows
+                .iter()
+                .map(|r| {
+                    J::Array(
+                        r.iter()
+                            .enumerate()
+                            .map(|(i, v)| render_typed(v, rows.types.get(i).map_or("", String::as_str), f))
+                            .collect(),
+                    )
+                })
+                .collect();
             o.insert("values".into(), J::Array(vals));
         }
     }
