@@ -321,3 +321,23 @@ async fn declared_type_conversions() {
     let r = api.post(a, "/db/query?hiqlite_errors", r#"["SELECT dt, ts, b FROM t WHERE id = 1"]"#).await;
     assert_eq!(r["results"][0]["values"], json!([["2004-02-14 07:15:00.5", 14326995600_i64, 1]]));
 }
+
+/// Item 7: no internal tables in `sqlite_master` (hiqlite's state lives in its own attached
+/// file): a fresh node's schema is empty, as rqlite's is (rqlite/rqlite `db/db_common_test.go`,
+/// `testSQLiteMasterTable`, sees only the user's table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_internal_tables() {
+    let (c, a) = cluster(1).await;
+    let api = Api::new();
+    let a = &a[c.leader(T).await];
+    api.post(a, "/db/execute", r#"["CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT)"]"#).await;
+    let r = api.post(a, "/db/query", r#"["SELECT * FROM sqlite_master"]"#).await;
+    assert_eq!(
+        r,
+        json!({"results": [{
+            "columns": ["type", "name", "tbl_name", "rootpage", "sql"],
+            "types": ["text", "text", "text", "int", "text"],
+            "values": [["table", "foo", "foo", 2, "CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT)"]]
+        }]})
+    );
+}
