@@ -124,6 +124,22 @@ pub(crate) fn has_returning(sql: &str) -> bool {
         && top_words(sql).iter().any(|(_, w)| w == "RETURNING")
 }
 
+/// Whether a statement text holds an INSERT, UPDATE, DELETE or REPLACE at the top of one of its
+/// statements (those set SQLite's `changes()` when they complete).
+pub(crate) fn is_dml(sql: &str) -> bool {
+    let body = skip_noise(sql);
+    let first = words(body).next();
+    match first.as_deref() {
+        Some("INSERT" | "UPDATE" | "DELETE" | "REPLACE") => true,
+        Some("WITH") => top_words(body)
+            .into_iter()
+            .filter(|(d, _)| *d == 0)
+            .map(|(_, w)| w)
+            .any(|w| matches!(w.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE")),
+        _ => false,
+    }
+}
+
 /// Classify one statement (see [`StatementKind`]).
 pub fn statement_kind(sql: &str) -> StatementKind {
     let body = skip_noise(sql);

@@ -269,4 +269,11 @@ pub struct ExecResult {
     pub last_insert_id: i64,
     /// Rows returned by the statement (`RETURNING`), empty otherwise.
     pub rows: Rows,
+    /// What rqlite would report for this statement: its connection's `last_insert_rowid()` and
+    /// `changes()` after the statement (text), carried across statements and commands as one
+    /// long-lived connection keeps them. Filled by the node's writer for its rqlite API only;
+    /// hiqlite's own faces clear it and report SQLite's per-statement values above.
+    #[doc(hidden)]
+    #[serde(default)]
+    pub rqlite_counters: Option<(i64, u64)>,
 }

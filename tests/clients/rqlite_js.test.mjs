@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import rqlite from 'rqlite-js'
 
-const { DataApiClient } = rqlite
+const { DataApiClient, StatusApiClient } = rqlite
 
 function freePort () {
   return new Promise((resolve, reject) => {
@@ -71,4 +71,29 @@ test('create, insert, query, parameters, blobs and transactions', async () => {
   assert.equal(res.get(0).get('n'), 2)
   res = await client.query('SELECT * FROM nope')
   assert.equal(res.hasError(), true)
+})
+
+test('readiness wait on /status store.ready, and DROP TABLE counters', async () => {
+  // The readiness wait rqlite-js users write: poll /status until store.ready.
+  const status = new StatusApiClient(`http://127.0.0.1:${api}`)
+  const deadline = Date.now() + 60000
+  for (;;) {
+    const res = await status.status()
+    if (res.body && res.body.store && res.body.store.ready === true) {
+      assert.equal(typeof res.body.build.version, 'string')
+      break
+    }
+    if (Date.now() > deadline) throw new Error(`never ready: ${JSON.stringify(res.body)}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  // rqlite reports its connection's counters after DDL: what the last write left.
+  const client = new DataApiClient(`http://127.0.0.1:${api}`)
+  let res = await client.execute('CREATE TABLE drops (id integer primary key)')
+  assert.equal(res.hasError(), false)
+  res = await client.execute('INSERT INTO drops(id) VALUES(41)')
+  assert.equal(res.get(0).getLastInsertId(), 41)
+  res = await client.execute('DROP TABLE drops')
+  assert.equal(res.hasError(), false)
+  assert.equal(res.get(0).getLastInsertId(), 41)
+  assert.equal(res.get(0).getRowsAffected(), 1)
 })

@@ -67,3 +67,23 @@ def test_create_insert_query_params_blob_transaction(node):
     with pytest.raises(dbapi2.Error):
         cur.execute("SELECT * FROM nope")
     conn.close()
+
+
+def test_time_columns_through_detect_types(node):
+    """pyrqlite's converters read rqlite's RFC 3339 times (its TIMESTAMP converter splits at 'T')."""
+    import datetime
+
+    conn = dbapi2.connect(host="127.0.0.1", port=node, detect_types=dbapi2.PARSE_DECLTYPES)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP, n INTEGER)")
+    cur.execute("INSERT INTO ev(d, dt, ts, n) VALUES(?, ?, ?, ?)",
+                ("2004-02-14", "2004-02-14 07:15:00.5", "2004-02-14 07:15:00.5", 14326995600))
+    cur.execute("INSERT INTO ev(ts) VALUES(14326995600)")
+    cur.execute("SELECT d, dt, ts, n FROM ev ORDER BY id")
+    rows = cur.fetchall()
+    assert rows[0][0] == datetime.date(2004, 2, 14)
+    assert rows[0][1] == "2004-02-14 07:15:00.5"
+    assert rows[0][2] == datetime.datetime(2004, 2, 14, 7, 15, 0, 500000)
+    assert rows[0][3] == 14326995600
+    assert rows[1][2] == datetime.datetime(2424, 1, 2, 17, 0, 0)
+    conn.close()

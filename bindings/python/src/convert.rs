@@ -127,7 +127,7 @@ impl<'py> IntoPyObject<'py> for ExecOut {
     type Output = Bound<'py, PyTuple>;
     type Error = PyErr;
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let ExecResult { rows_affected, last_insert_id, rows } = self.0;
+        let ExecResult { rows_affected, last_insert_id, rows, .. } = self.0;
         PyTuple::new(
             py,
             [

@@ -120,7 +120,12 @@ impl Client {
         match &self.inner {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => {
-                Ok(n.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await?.results)
+                let mut results = n.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await?.results;
+                // Only the rqlite API reports rqlite's connection counters.
+                for r in results.iter_mut().flatten() {
+                    r.rqlite_counters = None;
+                }
+                Ok(results)
             }
             Inner::Remote(r) => r.execute(&stmts, mode == ExecMode::Transaction, false).await,
         }

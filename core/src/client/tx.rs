@@ -52,7 +52,10 @@ impl Transaction {
         self.check_open()?;
         match &self.holder {
             #[cfg(feature = "server")]
-            TxHolder::Embedded(n) => n.tx_exec(self.id, stmt).await,
+            TxHolder::Embedded(n) => n.tx_exec(self.id, stmt).await.map(|mut r| {
+                r.rqlite_counters = None;
+                r
+            }),
             TxHolder::Remote(r, url) => r.tx_exec(url, self.id, stmt).await,
         }
     }

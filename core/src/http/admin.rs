@@ -17,16 +17,55 @@ use crate::rqlite;
 use crate::value::Statement;
 
 pub(super) async fn status(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
+    use crate::rqlite::gotime;
     let st = api.node.status();
+    let leader_api =
+        st.leader.and_then(|l| st.members.get(&l)).map(|m| m.api_addr.clone()).unwrap_or_default();
+    let since = api.started.0.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // hiqlite's own status, with rqlite's `node` fields beside it.
+    let mut node = serde_json::to_value(&st).unwrap_or_else(|_| json!({}));
+    if let Some(o) = node.as_object_mut() {
+        o.insert(
+            "start_time".into(),
+            json!(gotime::rfc3339_utc(since.as_secs() as i64, since.subsec_nanos())),
+        );
+        o.insert("uptime".into(), json!(gotime::duration_string(api.started.1.elapsed())));
+    }
+    // The sections rqlite clients read (rqlite/rqlite `http/service.go`, `handleStatus`; the
+    // store's `ready`): `build.version` is the rqlite API generation served.
     let body = json!({
-        "node": st,
+        "build": {
+            "version": RQLITE_VERSION,
+            "hiqlite_version": env!("CARGO_PKG_VERSION"),
+            "commit": "unknown",
+            "branch": "unknown",
+            "build_time": "unknown",
+            "compiler": "rustc",
+        },
+        "runtime": {
+            "GOARCH": go_arch(),
+            "GOOS": std::env::consts::OS,
+            "GOMAXPROCS": cpus,
+            "numCPU": cpus,
+            "numGoroutine": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+            "version": "rust",
+        },
+        "node": node,
         "store": {
+            "ready": st.leader.is_some() && st.healthy,
             "node_id": st.id.to_string(),
+            "addr": st.raft_addr,
             "raft": { "state": st.state, "term": st.term, "applied_index": st.applied_index, "last_log_index": st.last_log_index },
             "leader": { "node_id": st.leader.map(|l| l.to_string()).unwrap_or_default(),
                         "addr": st.leader.and_then(|l| st.members.get(&l)).map(|m| m.raft_addr.clone()).unwrap_or_default() },
         },
-        "http": { "bind_addr": st.api_addr },
+        "http": {
+            "addr": st.api_addr,
+            "bind_addr": st.api_addr,
+            "auth": if api.users.is_some() { "enabled" } else { "disabled" },
+            "redirect": leader_api,
+        },
         "version": RQLITE_VERSION,
         // Fields of `node` at the top level too, for tools reading hiqlite's own status.
         "id": st.id, "state": st.state, "leader": st.leader, "term": st.term,
@@ -34,6 +73,16 @@ pub(super) async fn status(State(api): State<Api>, Query(q): Query<HashMap<Strin
         "healthy": st.healthy,
     });
     answer(body, Flags { q }.has("pretty"))
+}
+
+/// Go's name of this machine's architecture (`runtime.GOARCH`).
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
 }
 
 pub(super) async fn nodes(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -105,7 +154,11 @@ pub(super) async fn readyz(State(api): State<Api>) -> Response {
 pub(super) async fn backup(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
     let node = &api.node;
     if q.get("fmt").map(String::as_str) == Some("sql") {
-        return match node.dump_sql() {
+        // `tables=a,b` dumps only those tables (with their indexes and triggers).
+        let tables: Option<Vec<String>> = q
+            .get("tables")
+            .map(|t| t.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+        return match node.dump_sql(tables.as_deref()) {
             Ok(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
             Err(e) => service_error(e),
         };
@@ -184,7 +237,8 @@ pub(super) async fn load(
 ) -> Response {
     let node = &api.node;
     let flags = Flags { q };
-    let stmts: Vec<Statement> = if body.starts_with(b"SQLite format 3\0") {
+    let is_file = body.starts_with(b"SQLite format 3\0");
+    let stmts: Vec<Statement> = if is_file {
         let dir = node.config().data_dir.join("backups");
         let n =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -214,10 +268,16 @@ pub(super) async fn load(
                 rqlite::envelope(vec![rqlite::error_result(e, flags.format())], flags.format(), 0.0),
                 flags.has("pretty"),
             ),
-            None => answer(
-                rqlite::envelope(vec![json!({})], flags.format(), started.elapsed().as_secs_f64()),
-                flags.has("pretty"),
-            ),
+            None => {
+                let secs = started.elapsed().as_secs_f64();
+                // SQL text is one execute in rqlite: it answers the counters its connection has
+                // after the last statement; a database file answers `{}`.
+                let result = match resp.results.last() {
+                    Some(Ok(r)) if !is_file => rqlite::exec_result(r, flags.format(), secs, false),
+                    _ => json!({}),
+                };
+                answer(rqlite::envelope(vec![result], flags.format(), secs), flags.has("pretty"))
+            }
         },
         Err(e) => service_error(e),
     }

@@ -24,17 +24,20 @@ use crate::value::Statement;
 pub(crate) struct ApiState {
     pub(super) node: Node,
     /// Users of the client API when Basic auth is on.
-    users: Option<super::auth::Users>,
+    pub(super) users: Option<super::auth::Users>,
     /// Request counters for `/metrics`.
     pub(super) metrics: super::metrics::ApiMetrics,
     /// Queued writes (`/db/execute?queue`).
     queue: super::queue::WriteQueue,
+    /// When the API started serving (`/status`'s `node.start_time` and `uptime`).
+    pub(super) started: (std::time::SystemTime, Instant),
 }
 
 impl ApiState {
     pub(crate) fn new(node: Node, users: Option<super::auth::Users>) -> Self {
         let queue = super::queue::WriteQueue::new(node.clone());
-        ApiState { node, users, metrics: Default::default(), queue }
+        let started = (std::time::SystemTime::now(), Instant::now());
+        ApiState { node, users, metrics: Default::default(), queue, started }
     }
 }
 
@@ -231,6 +234,12 @@ async fn run_writes(api: &Api, stmts: Vec<Statement>, flags: &Flags, request: bo
         Err(r) => return r,
     };
     let mode = if flags.has("transaction") { ExecMode::Transaction } else { ExecMode::Independent };
+    if mode == ExecMode::Independent && has_tx_control(&stmts) {
+        if flags.has("queue") {
+            return bad("queued writes cannot hold BEGIN/COMMIT/ROLLBACK/SAVEPOINT; send them without queue");
+        }
+        return run_session(api, stmts, flags, request, timeout).await;
+    }
     let n = stmts.len();
     let cmd = Command::Execute { stmts, mode, ts_ms: 0, seed: 0 };
     if flags.has("queue") {
@@ -279,6 +288,144 @@ async fn run_writes(api: &Api, stmts: Vec<Statement>, flags: &Flags, request: bo
             answer(body, flags.has("pretty"))
         }
         Err(e) => service_error(e),
+    }
+}
+
+/// Whether a request holds transaction control (`BEGIN`, `COMMIT`/`END`, `ROLLBACK`, `SAVEPOINT`,
+/// `RELEASE`, `ROLLBACK TO`) as statements of their own.
+fn has_tx_control(stmts: &[Statement]) -> bool {
+    use crate::sqlkind::{statement_kind, StatementKind as K};
+    stmts.iter().any(|s| matches!(statement_kind(&s.sql), K::Begin | K::Commit | K::Rollback | K::Savepoint))
+}
+
+/// The savepoint that stands for the request's own `BEGIN` inside the session.
+const REQUEST_TX: &str = "hiqlite_rqlite_request_tx";
+
+fn sql_error(message: &str) -> Error {
+    Error::Sql { code: rusqlite::ffi::SQLITE_ERROR, message: message.into() }
+}
+
+/// The savepoint name a `SAVEPOINT`/`RELEASE`/`ROLLBACK TO` statement names (its last word).
+fn savepoint_name(sql: &str) -> String {
+    let t = sql.trim().trim_end_matches(';').trim();
+    let w = t.rsplit(|c: char| c.is_whitespace()).next().unwrap_or("");
+    let w = w.trim_matches(|c| c == '"' || c == '`' || c == '\'' || c == '[' || c == ']');
+    w.to_ascii_lowercase()
+}
+
+/// A request with transaction control, run as SQLite runs it on one connection (rqlite runs each
+/// statement with `ExecContext` on its single read-write connection, so `BEGIN` opens a
+/// transaction that the following statements run in: rqlite/rqlite `db/db.go`,
+/// `executeWithConn`). The whole request is one interactive session on the leader and commits
+/// as one log entry, so nothing of it is applied unless all of it is: `BEGIN` becomes a
+/// savepoint, `COMMIT`/`END` releases it, `ROLLBACK` rolls back to it; a transaction a
+/// `SAVEPOINT` began ends with the `RELEASE` of that savepoint; one left open at the end of the
+/// request is rolled back (rqlite would leave its connection inside it).
+async fn run_session(
+    api: &Api,
+    stmts: Vec<Statement>,
+    flags: &Flags,
+    request: bool,
+    timeout: Option<Duration>,
+) -> Response {
+    use crate::sqlkind::{statement_kind, StatementKind as K};
+    enum Open {
+        Begin,
+        Savepoint(String),
+    }
+    let node = &api.node;
+    let f = flags.format();
+    let started = Instant::now();
+    let id = match with_timeout(timeout, node.tx_begin()).await {
+        Ok(id) => id,
+        Err(e) => return service_error(e),
+    };
+    let marker = |verb: &str| Statement::from(format!("{verb} {REQUEST_TX}").as_str());
+    let work = async {
+        let mut open: Option<Open> = None;
+        let mut results = Vec::with_capacity(stmts.len());
+        for s in stmts {
+            let t = Instant::now();
+            let kind = statement_kind(&s.sql);
+            let r: crate::Result<Option<crate::value::ExecResult>> = match kind {
+                K::Begin if open.is_some() => {
+                    Err(sql_error("cannot start a transaction within a transaction"))
+                }
+                K::Begin => {
+                    node.tx_exec(id, marker("SAVEPOINT")).await?;
+                    open = Some(Open::Begin);
+                    Ok(None)
+                }
+                K::Commit | K::Rollback if open.is_none() => Err(sql_error(if kind == K::Commit {
+                    "cannot commit - no transaction is active"
+                } else {
+                    "cannot rollback - no transaction is active"
+                })),
+                K::Commit => {
+                    node.tx_exec(id, marker("RELEASE")).await?;
+                    open = None;
+                    Ok(None)
+                }
+                K::Rollback => {
+                    node.tx_exec(id, marker("ROLLBACK TO")).await?;
+                    node.tx_exec(id, marker("RELEASE")).await?;
+                    open = None;
+                    Ok(None)
+                }
+                K::Savepoint => {
+                    let verb = s.sql.trim_start().get(..7).unwrap_or("").to_ascii_uppercase();
+                    let name = savepoint_name(&s.sql);
+                    if verb.starts_with("SAVEPOI") && open.is_none() {
+                        node.tx_exec(id, marker("SAVEPOINT")).await?;
+                        open = Some(Open::Savepoint(name.clone()));
+                    }
+                    match node.tx_exec(id, s).await {
+                        Ok(x) => {
+                            if verb.starts_with("RELEASE") {
+                                if let Some(Open::Savepoint(first)) = &open {
+                                    if *first == name {
+                                        node.tx_exec(id, marker("RELEASE")).await?;
+                                        open = None;
+                                    }
+                                }
+                            }
+                            Ok(Some(x))
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                _ => node.tx_exec(id, s).await.map(Some),
+            };
+            match r {
+                Ok(Some(x)) => results.push(rqlite::exec_result(&x, f, t.elapsed().as_secs_f64(), request)),
+                Ok(None) => results.push(rqlite::exec_result(
+                    &Default::default(),
+                    f,
+                    t.elapsed().as_secs_f64(),
+                    request,
+                )),
+                // A failed statement is that statement's error, as on a SQLite connection.
+                Err(e @ Error::Sql { .. }) => results.push(rqlite::error_result(&e, f)),
+                Err(e) => return Err(e),
+            }
+        }
+        if open.is_some() {
+            node.tx_exec(id, marker("ROLLBACK TO")).await?;
+            node.tx_exec(id, marker("RELEASE")).await?;
+        }
+        Ok(results)
+    };
+    match with_timeout(timeout, work).await {
+        Ok(results) => match node.tx_commit(id).await {
+            Ok(()) => {
+                answer(rqlite::envelope(results, f, started.elapsed().as_secs_f64()), flags.has("pretty"))
+            }
+            Err(e) => service_error(e),
+        },
+        Err(e) => {
+            let _ = node.tx_rollback(id).await;
+            service_error(e)
+        }
     }
 }
 
@@ -447,7 +594,8 @@ async fn request(
         Err(r) => return r,
     };
     // rqlite's unified endpoint: read-only requests are queries, anything else goes through Raft.
-    let read_only = stmts.iter().all(|s| api.node.is_read_only(&s.sql));
+    // Transaction control prepares as read-only, but it must run on the writer.
+    let read_only = !has_tx_control(&stmts) && stmts.iter().all(|s| api.node.is_read_only(&s.sql));
     if let (false, Some(users)) = (read_only, &api.users) {
         let authz = creds.and_then(|c| c.0 .0.clone());
         if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), "execute") {

@@ -47,8 +47,8 @@ impl Node {
     }
 
     /// This replica as SQL text (`.dump` style).
-    pub(crate) fn dump_sql(&self) -> Result<String> {
-        self.inner.reads.with(crate::sqlite::dump::dump)
+    pub(crate) fn dump_sql(&self, tables: Option<&[String]>) -> Result<String> {
+        self.inner.reads.with(|c| crate::sqlite::dump::dump(c, tables))
     }
 
     /// The statements that replace every user table and view with the contents of the SQLite

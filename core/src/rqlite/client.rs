@@ -164,6 +164,7 @@ pub(crate) fn parse_one(r: &J) -> Result<Result<Answer>> {
                 rows_affected: rows_affected.unwrap_or(0),
                 last_insert_id: last_insert_id.unwrap_or(0),
                 rows,
+                rqlite_counters: None,
             })));
         }
         return Ok(Ok(Answer::Rows(rows)));
@@ -172,6 +173,7 @@ pub(crate) fn parse_one(r: &J) -> Result<Result<Answer>> {
         rows_affected: r.get("rows_affected").and_then(J::as_u64).unwrap_or(0),
         last_insert_id: r.get("last_insert_id").and_then(J::as_i64).unwrap_or(0),
         rows: Rows::default(),
+        rqlite_counters: None,
     })))
 }
 

@@ -4,6 +4,8 @@
 //! plain status codes: no axum, reqwest, SQLite or Raft in here.
 
 mod client;
+#[cfg(feature = "server")]
+pub(crate) mod gotime;
 mod level;
 #[cfg(feature = "server")]
 mod server;

@@ -79,27 +79,92 @@ fn time_field(o: &mut Map<String, J>, f: Format, secs: f64) {
     }
 }
 
+/// A value as rqlite's driver reads it from a column declared `decl` (lower case): integers
+/// and text in `date`/`datetime`/`timestamp` columns become RFC 3339 times, integers in
+/// `boolean` columns `true`/`false` (rqlite/go-sqlite3 `sqlite3.go`, `nextSyncLocked`: exact
+/// declared-type names). hiqlite's own client (`hiqlite_errors`) gets what SQLite stored.
+fn render_typed(v: &Value, decl: &str, f: Format) -> J {
+    if !f.hiqlite_errors {
+        match (decl, v) {
+            ("date" | "datetime" | "timestamp", Value::Integer(i)) => {
+                if let Some(t) = super::gotime::time_of_integer(*i) {
+                    return J::String(t);
+                }
+            }
+            ("date" | "datetime" | "timestamp", Value::Text(t)) => {
+                return J::String(super::gotime::time_of_text(t));
+            }
+            ("boolean", Value::Integer(i)) => return J::Bool(*i > 0),
+            _ => {}
+        }
+    }
+    render_value(v, f)
+}
+
+/// The `types` rqlite sends: a column without a declared type (an expression, `count(*)`)
+/// takes the type of its value in the first row: `integer`, `real`, `text`, `blob`; NULL (or no
+/// row) leaves it `""` (rqlite/rqlite `db/db.go`, `populateEmptyTypes`, run once on the first
+/// row). hiqlite's own client (`hiqlite_errors`) gets the declared types as SQLite has them.
+fn wire_types(rows: &Rows, f: Format) -> Vec<String> {
+    let mut types = rows.types.clone();
+    if f.hiqlite_errors {
+        return types;
+    }
+    if let Some(first) = rows.rows.first() {
+        for (t, v) in types.iter_mut().zip(first) {
+            if t.is_empty() {
+                *t = match v {
+                    Value::Integer(_) => "integer",
+                    Value::Real(_) => "real",
+                    Value::Text(_) => "text",
+                    Value::Blob(_) => "blob",
+                    Value::Null => "",
+                }
+                .to_owned();
+            }
+        }
+    }
+    types
+}
+
 /// One query result in rqlite's form.
 pub(crate) fn query_result(rows: &Rows, f: Format, secs: f64) -> J {
     let mut o = Map::new();
+    let wire = wire_types(rows, f);
     if f.associative {
         let types: Map<String, J> =
-            rows.columns.iter().cloned().zip(rows.types.iter().map(|t| J::String(t.clone()))).collect();
+            rows.columns.iter().cloned().zip(wire.iter().map(|t| J::String(t.clone()))).collect();
         o.insert("types".into(), J::Object(types));
         let list: Vec<J> = rows
             .rows
             .iter()
             .map(|r| {
-                J::Object(rows.columns.iter().cloned().zip(r.iter().map(|v| render_value(v, f))).collect())
+                J::Object(
+                    rows.columns
+                        .iter()
+                        .cloned()
+                        .zip(r.iter().zip(&rows.types).map(|(v, t)| render_typed(v, t, f)))
+                        .collect(),
+                )
             })
             .collect();
         o.insert("rows".into(), J::Array(list));
     } else {
         o.insert("columns".into(), json!(rows.columns));
-        o.insert("types".into(), json!(rows.types));
+        o.insert("types".into(), json!(wire));
         if !rows.rows.is_empty() {
-            let vals: Vec<J> =
-                rows.rows.iter().map(|r| J::Array(r.iter().map(|v| render_value(v, f)).collect())).collect();
+            let vals: Vec<J> = rows
+                .rows
+                .iter()
+                .map(|r| {
+                    J::Array(
+                        r.iter()
+                            .enumerate()
+                            .map(|(i, v)| render_typed(v, rows.types.get(i).map_or("", String::as_str), f))
+                            .collect(),
+                    )
+                })
+                .collect();
             o.insert("values".into(), J::Array(vals));
         }
     }
@@ -123,12 +188,18 @@ pub(crate) fn exec_result(r: &ExecResult, f: Format, secs: f64, request: bool) -
         }
         return q;
     }
+    // rqlite reports its connection's counters (see `ExecResult::rqlite_counters`); hiqlite's
+    // own client gets SQLite's per-statement values.
+    let (lid, changes) = match (f.hiqlite_errors, r.rqlite_counters) {
+        (false, Some(c)) => c,
+        _ => (r.last_insert_id, r.rows_affected),
+    };
     let mut o = Map::new();
-    if r.last_insert_id != 0 {
-        o.insert("last_insert_id".into(), json!(r.last_insert_id));
+    if lid != 0 {
+        o.insert("last_insert_id".into(), json!(lid));
     }
-    if r.rows_affected != 0 {
-        o.insert("rows_affected".into(), json!(r.rows_affected));
+    if changes != 0 {
+        o.insert("rows_affected".into(), json!(changes));
     }
     if request && f.associative {
         o.insert("rows".into(), J::Null);

@@ -88,8 +88,13 @@ impl State {
     pub(super) fn user_exec(&mut self, sql: &str, params: &crate::value::Params) -> Result<ExecResult> {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = WriteSeen::default();
         self.user_mode.store(true, Ordering::Relaxed);
-        let r = exec::execute(&self.conn, sql, params);
+        let total_before = self.conn.total_changes();
+        let changes_before = self.conn.changes();
+        let mut r = exec::execute(&self.conn, sql, params);
         self.user_mode.store(false, Ordering::Relaxed);
+        if let Ok(x) = &mut r {
+            x.rqlite_counters = Some(self.rqlite_counters(sql, total_before, changes_before));
+        }
         if self.cache.enabled() {
             let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
             if seen.fired {
@@ -127,6 +132,29 @@ impl State {
         self.changed_all = false;
     }
 
+    /// The counters rqlite's connection would hold after `sql` ran: rqlite reports
+    /// `sqlite3_last_insert_rowid` and `sqlite3_changes` of its one connection after each
+    /// statement (rqlite/go-sqlite3 `sqlite3.go`, `_sqlite3_step_row_internal`; a text of several
+    /// statements reports the last one's), so DDL reports what an earlier write left. The
+    /// connection is reset before every command, so a zero rowid or no INSERT/UPDATE/DELETE since
+    /// the reset means "what the previous commands left", which is carried here.
+    fn rqlite_counters(&self, sql: &str, total_before: u64, changes_before: u64) -> (i64, u64) {
+        let (mut lid, mut changes) = self.rq_counters.get();
+        let dml = self.dml_since_reset.get()
+            || self.conn.total_changes() != total_before
+            || self.conn.changes() != changes_before
+            || crate::sqlkind::is_dml(sql);
+        self.dml_since_reset.set(dml);
+        if self.conn.last_insert_rowid() != 0 {
+            lid = self.conn.last_insert_rowid();
+        }
+        if dml {
+            changes = self.conn.changes();
+        }
+        self.rq_counters.set((lid, changes));
+        (lid, changes)
+    }
+
     /// Connection state that SQL can observe (`last_insert_rowid()`, `changes()`) must not leak
     /// from one entry into the next: replicas apply entries in differently sized runs, and a
     /// restart or snapshot starts from a fresh connection.
@@ -134,6 +162,7 @@ impl State {
         // SAFETY: the handle belongs to this open connection and is used on its own thread.
         unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(self.conn.handle(), 0) };
         self.conn.prepare_cached("DELETE FROM hiqlite_state._hiqlite_state_meta WHERE 0")?.execute([])?;
+        self.dml_since_reset.set(false);
         // `defer_foreign_keys` ends with the user's transaction in SQLite; here many commands
         // share one, so it ends with each command.
         self.conn.prepare_cached("PRAGMA defer_foreign_keys=OFF")?.execute([])?;

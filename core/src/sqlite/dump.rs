@@ -45,7 +45,7 @@ pub(crate) fn literal(v: ValueRef<'_>) -> String {
             let mut s = String::with_capacity(3 + 2 * b.len());
             s.push_str("X'");
             for byte in b {
-                let _ = write!(s, "{byte:02x}");
+                let _ = write!(s, "{byte:02X}");
             }
             s.push('\'');
             s
@@ -54,20 +54,37 @@ pub(crate) fn literal(v: ValueRef<'_>) -> String {
 }
 
 /// The schema and data of `conn` as statements (no transaction wrapper), in an order that
-/// recreates it: tables with their rows, then indexes, triggers and views.
+/// recreates it: tables with their rows (by name), then indexes, triggers and views (in creation
+/// order, so a trigger on a view follows the view).
 /// `skip_legacy` leaves out the `_hiqlite_meta` / `_hiqlite_migrations` tables that files
 /// written by earlier versions hold.
 pub(crate) fn statements(conn: &Connection, skip_legacy: bool) -> Result<Vec<String>> {
+    statements_of(conn, skip_legacy, None)
+}
+
+/// Like [`statements`], limited to the tables named in `tables` (their indexes and triggers
+/// too, and views of those names) when given. Rows are written `INSERT INTO "t" VALUES(...)`,
+/// the table name always quoted, as rqlite writes them; tables come in name order, then indexes,
+/// triggers and views in creation order (rqlite/rqlite `db/db.go`, `Dump`).
+pub(crate) fn statements_of(
+    conn: &Connection,
+    skip_legacy: bool,
+    tables: Option<&[String]>,
+) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let legacy = if skip_legacy { "AND name NOT IN ('_hiqlite_meta', '_hiqlite_migrations')" } else { "" };
     let mut objects = conn.prepare(&format!(
-        "SELECT type, name, sql FROM sqlite_master WHERE sql NOT NULL {legacy} \
-         AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 \
-         WHEN 'trigger' THEN 2 ELSE 3 END, rowid"
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql NOT NULL {legacy} \
+         AND name NOT LIKE 'sqlite_%' ORDER BY type != 'table', CASE type WHEN 'table' THEN name END, rowid"
     ))?;
-    let objs: Vec<(String, String, String)> =
-        objects.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
-    for (kind, name, sql) in &objs {
+    let objs: Vec<(String, String, String, String)> = objects
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let wanted = |name: &str| tables.is_none_or(|t| t.iter().any(|x| x == name));
+    for (kind, name, tbl_name, sql) in &objs {
+        if !wanted(tbl_name) {
+            continue;
+        }
         out.push(format!("{sql};"));
         if kind != "table" || sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
             continue;
@@ -75,8 +92,9 @@ pub(crate) fn statements(conn: &Connection, skip_legacy: bool) -> Result<Vec<Str
         let mut st = conn.prepare(&format!("SELECT * FROM {}", quote_ident(name)))?;
         let n = st.column_count();
         let mut rows = st.query([])?;
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         while let Some(r) = rows.next()? {
-            let mut line = format!("INSERT INTO {} VALUES(", quote_ident(name));
+            let mut line = format!("INSERT INTO {quoted} VALUES(");
             for i in 0..n {
                 if i > 0 {
                     line.push(',');
@@ -92,12 +110,16 @@ pub(crate) fn statements(conn: &Connection, skip_legacy: bool) -> Result<Vec<Str
             r.get::<_, i64>(0)
         })? > 0;
     if has_seq {
-        out.push("DELETE FROM sqlite_sequence;".into());
+        out.push("DELETE FROM \"sqlite_sequence\";".into());
         let mut st = conn.prepare("SELECT name, seq FROM sqlite_sequence")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
+            let name: String = r.get(0)?;
+            if !wanted(&name) {
+                continue;
+            }
             out.push(format!(
-                "INSERT INTO sqlite_sequence VALUES({},{});",
+                "INSERT INTO \"sqlite_sequence\" VALUES({},{});",
                 literal(r.get_ref(0)?),
                 literal(r.get_ref(1)?)
             ));
@@ -106,10 +128,10 @@ pub(crate) fn statements(conn: &Connection, skip_legacy: bool) -> Result<Vec<Str
     Ok(out)
 }
 
-/// A complete dump as the sqlite3 shell writes it.
-pub(crate) fn dump(conn: &Connection) -> Result<String> {
+/// A complete dump as the sqlite3 shell writes it (only `tables`, when given).
+pub(crate) fn dump(conn: &Connection, tables: Option<&[String]>) -> Result<String> {
     conn.execute_batch("BEGIN")?;
-    let r = statements(conn, false);
+    let r = statements_of(conn, false, tables);
     let _ = conn.execute_batch("COMMIT");
     let mut s = String::from("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n");
     for line in r? {
@@ -149,7 +171,7 @@ mod tests {
              CREATE VIEW v AS SELECT t FROM \"odd name\";",
         )
         .expect("setup");
-        let text = dump(&a).expect("dump");
+        let text = dump(&a, None).expect("dump");
         assert!(
             text.starts_with("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n") && text.ends_with("COMMIT;\n")
         );
@@ -169,6 +191,6 @@ mod tests {
             .expect("rows")
         };
         assert_eq!(rows(&a), rows(&b));
-        assert_eq!(dump(&b).expect("dump again"), text);
+        assert_eq!(dump(&b, None).expect("dump again"), text);
     }
 }

@@ -34,6 +34,7 @@ fn run_prepared(conn: &Connection, stmt: &mut rusqlite::Statement<'_>) -> Result
             rows_affected: if wrote { conn.changes() } else { 0 },
             last_insert_id: conn.last_insert_rowid(),
             rows,
+            rqlite_counters: None,
         })
     } else {
         let changes = stmt.raw_execute()? as u64;
@@ -41,6 +42,7 @@ fn run_prepared(conn: &Connection, stmt: &mut rusqlite::Statement<'_>) -> Result
             rows_affected: changes,
             last_insert_id: conn.last_insert_rowid(),
             rows: Rows::default(),
+            rqlite_counters: None,
         })
     }
 }

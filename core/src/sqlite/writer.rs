@@ -87,6 +87,13 @@ pub(super) struct State {
     pub(super) cache: Arc<crate::cache::QueryCache>,
     pub(super) apply_seq: Arc<AtomicU64>,
     pub(super) foreign_keys: FkSetting,
+    /// rqlite's connection counters as its single long-lived connection would have them
+    /// (`last_insert_rowid()`, `changes()`); SQL cannot observe these (the connection is reset
+    /// before every command), they are only reported on the rqlite API.
+    pub(super) rq_counters: std::cell::Cell<(i64, u64)>,
+    /// Whether an INSERT/UPDATE/DELETE completed since the last reset (then `changes()` is the
+    /// connection's own value).
+    pub(super) dml_since_reset: std::cell::Cell<bool>,
 }
 
 impl Writer {
@@ -119,6 +126,8 @@ impl Writer {
             session_mode,
             session: None,
             denied,
+            rq_counters: Default::default(),
+            dml_since_reset: Default::default(),
         };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
