@@ -124,6 +124,7 @@ pub(crate) fn has_returning(sql: &str) -> bool {
         && top_words(sql).iter().any(|(_, w)| w == "RETURNING")
 }
 
+#[cfg(feature = "server")]
 /// Whether a statement text holds an INSERT, UPDATE, DELETE or REPLACE at the top of one of its
 /// statements (those set SQLite's `changes()` when they complete).
 pub(crate) fn is_dml(sql: &str) -> bool {

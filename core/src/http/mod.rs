@@ -7,5 +7,6 @@ pub(crate) mod metrics;
 pub(crate) mod peer;
 mod queue;
 mod server;
+mod session;
 mod tls;
 mod tx;

@@ -1,6 +1,7 @@
 //! SQLite access: one writer connection on its own thread (the state machine), a pool of
 //! read-only connections for local reads, and the determinism layer for replicated writes.
 
+mod alone;
 mod apply;
 mod authorize;
 mod bind;
