@@ -149,7 +149,7 @@ fn c_transactions() {
 fn c_example() {
     let out = run_checked(&compile("example", &["ffi/examples/example.c"]));
     assert!(out.contains("1: write docs\n2: ship it\n"), "{out}");
-    assert!(out.contains(r#"{"results":[{"columns":["n"],"types":[""],"values":[[2]]}]}"#), "{out}");
+    assert!(out.contains(r#"{"results":[{"columns":["n"],"types":["integer"],"values":[[2]]}]}"#), "{out}");
     assert!(out.contains("inside the transaction: 3 todos\n"), "{out}");
 }
 

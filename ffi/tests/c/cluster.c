@@ -327,7 +327,7 @@ static void json_and_cache(hiqlite_db *db) {
     char *json = NULL;
     OK(db, hiqlite_query_json(db, "SELECT k, v, x'0102' AS b FROM kv WHERE k = ?", "[3]",
                               HIQLITE_CONSISTENCY_LINEARIZABLE, &json));
-    CHECK_STR(json, "{\"results\":[{\"columns\":[\"k\",\"v\",\"b\"],\"types\":[\"integer\",\"text\",\"\"],"
+    CHECK_STR(json, "{\"results\":[{\"columns\":[\"k\",\"v\",\"b\"],\"types\":[\"integer\",\"text\",\"blob\"],"
                     "\"values\":[[3,\"value-3\",\"AQI=\"]]}]}");
     hiqlite_free(json);
     OK(db, hiqlite_query_json(db, "SELECT k FROM kv WHERE v = :v", "{\"v\": \"nothing\"}",
@@ -428,7 +428,7 @@ static void remote(hiqlite_db *nodes[3]) {
     char *json = NULL;
     OK(rc2, hiqlite_query_json(rc2, "SELECT count(*) AS n FROM kv WHERE k >= ?", "[500]",
                                HIQLITE_CONSISTENCY_LINEARIZABLE, &json));
-    CHECK_STR(json, "{\"results\":[{\"columns\":[\"n\"],\"types\":[\"\"],\"values\":[[3]]}]}");
+    CHECK_STR(json, "{\"results\":[{\"columns\":[\"n\"],\"types\":[\"integer\"],\"values\":[[3]]}]}");
     hiqlite_free(json);
 
     /* Status through the node a client talks to. */
