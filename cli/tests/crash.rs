@@ -77,16 +77,8 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         // The cluster keeps accepting writes: at least one more is acknowledged after every
         // round's kill and restart (checked as a condition, not as a rate).
-        let deadline = Instant::now() + T;
-        loop {
-            let n = acked.lock().expect("lock").len();
-            if n > acked_before {
-                acked_before = n;
-                break;
-            }
-            assert!(Instant::now() < deadline, "no write acknowledged within {T:?} before round {round}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        acked_before =
+            grown_past(&acked, acked_before, &format!("no write acknowledged before round {round}")).await;
         let victim = if round % 3 == 0 {
             leader_kills += 1;
             c.leader(T).await
@@ -128,6 +120,19 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
         "{} acknowledged writes survived {rounds} SIGKILL rounds ({leader_kills} of the leader)",
         acked.len()
     );
+}
+
+/// Wait (up to `T`) until the set holds more than `before` entries; its new size.
+async fn grown_past(set: &Mutex<BTreeSet<String>>, before: usize, what: &str) -> usize {
+    let deadline = Instant::now() + T;
+    loop {
+        let n = set.lock().expect("lock").len();
+        if n > before {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "{what} within {T:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn keys(c: &ProcCluster, i: usize) -> BTreeMap<String, i64> {
@@ -329,16 +334,8 @@ async fn killed_leaders_never_leave_a_transaction_half_applied() {
     let mut acked_before = 0;
     for round in 0..rounds {
         // Transactions are committing again before each kill (a condition, not a rate).
-        let deadline = Instant::now() + T;
-        loop {
-            let n = acked.lock().expect("lock").len();
-            if n > acked_before {
-                acked_before = n;
-                break;
-            }
-            assert!(Instant::now() < deadline, "no transaction committed within {T:?} before round {round}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        acked_before =
+            grown_past(&acked, acked_before, &format!("no transaction committed before round {round}")).await;
         let victim = c.leader(T).await;
         c.kill9(victim);
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,7 +1,10 @@
 //! Helpers for end-to-end tests: clusters of real nodes talking HTTP on 127.0.0.1, with data in
 //! temporary directories.
 
+pub mod api;
 pub mod torture;
+
+pub use api::Api;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

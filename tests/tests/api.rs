@@ -2,59 +2,11 @@
 
 use std::time::Duration;
 
-use hiqlite_tests::{init_logging, TestCluster};
+use hiqlite_tests::{init_logging, Api, TestCluster};
 use serde_json::{json, Value};
 
 /// Deadline of conditions the tests wait for: generous, as they hold on a loaded machine.
 const T: Duration = Duration::from_secs(60);
-
-struct Api {
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new() -> Self {
-        hiqlite::install_crypto_provider();
-        let http =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Api { http }
-    }
-    async fn post(&self, addr: &str, path: &str, body: &str) -> (u16, String, reqwest::header::HeaderMap) {
-        let r = self
-            .http
-            .post(format!("http://{addr}{path}"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("send");
-        let (s, h) = (r.status().as_u16(), r.headers().clone());
-        (s, r.text().await.expect("text"), h)
-    }
-    async fn get(&self, addr: &str, path: &str) -> (u16, String, reqwest::header::HeaderMap) {
-        let r = self.http.get(format!("http://{addr}{path}")).send().await.expect("send");
-        let (s, h) = (r.status().as_u16(), r.headers().clone());
-        (s, r.text().await.expect("text"), h)
-    }
-    async fn post_json(&self, addr: &str, path: &str, body: &str) -> Value {
-        let (s, t, _) = self.post(addr, path, body).await;
-        assert_eq!(s, 200, "{path}: {t}");
-        serde_json::from_str(&t).expect("json")
-    }
-    /// Repeat a query until its first result has the values `want` (a condition that becomes
-    /// true, e.g. once a follower has applied a write and heard from the leader), up to `T`.
-    async fn eventually_values(&self, addr: &str, path: &str, body: &str, want: Value) {
-        let deadline = std::time::Instant::now() + T;
-        loop {
-            let r = self.post_json(addr, path, body).await;
-            if r["results"][0]["values"] == want {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "{path}: {r}, want values {want}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_node_bodies_match_rqlite() {

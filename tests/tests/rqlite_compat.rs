@@ -3,47 +3,11 @@
 
 use std::time::Duration;
 
-use hiqlite_tests::{init_logging, TestCluster};
+use hiqlite_tests::{init_logging, Api, TestCluster};
 use serde_json::{json, Value};
 
 /// Deadline of conditions the tests wait for.
 const T: Duration = Duration::from_secs(60);
-
-struct Api {
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new() -> Self {
-        hiqlite::install_crypto_provider();
-        let http =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Api { http }
-    }
-    async fn post(&self, addr: &str, path: &str, body: &str) -> Value {
-        let r = self
-            .http
-            .post(format!("http://{addr}{path}"))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("send");
-        let s = r.status().as_u16();
-        let t = r.text().await.expect("text");
-        assert_eq!(s, 200, "{path} {body}: {t}");
-        serde_json::from_str(&t).expect("json")
-    }
-    async fn get_text(&self, addr: &str, path: &str) -> String {
-        let r = self.http.get(format!("http://{addr}{path}")).send().await.expect("send");
-        assert_eq!(r.status().as_u16(), 200, "{path}");
-        r.text().await.expect("text")
-    }
-    async fn values(&self, addr: &str, sql: &str) -> Value {
-        let r = self.post(addr, "/db/query?level=strong", &json!([sql]).to_string()).await;
-        r["results"][0].get("values").cloned().unwrap_or(json!(null))
-    }
-}
 
 async fn cluster(n: usize) -> (TestCluster, Vec<String>) {
     init_logging();
@@ -65,11 +29,11 @@ async fn transaction_control_in_one_request() {
     let api = Api::new();
     let leader = &a[c.leader(T).await];
     let follower = a.iter().find(|x| *x != leader).expect("a follower").clone();
-    api.post(leader, "/db/execute", r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]"#).await;
+    api.post_json(leader, "/db/execute", r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"]"#).await;
 
     // BEGIN … ROLLBACK leaves nothing; the statements before BEGIN are kept (autocommit).
     let r = api
-        .post(
+        .post_json(
             &follower,
             "/db/execute",
             r#"["INSERT INTO t(v) VALUES('kept')", "BEGIN", "INSERT INTO t(v) VALUES('gone')", "ROLLBACK"]"#,
@@ -80,7 +44,7 @@ async fn transaction_control_in_one_request() {
     assert_eq!(api.values(leader, "SELECT v FROM t ORDER BY id").await, json!([["kept"]]));
 
     // BEGIN … COMMIT applies; SAVEPOINT / ROLLBACK TO / RELEASE inside it are honoured.
-    api.post(
+    api.post_json(
         leader,
         "/db/execute",
         r#"["BEGIN", "INSERT INTO t(v) VALUES('a')", "SAVEPOINT s", "INSERT INTO t(v) VALUES('b')", "ROLLBACK TO s", "RELEASE s", "COMMIT"]"#,
@@ -89,21 +53,23 @@ async fn transaction_control_in_one_request() {
     assert_eq!(api.values(leader, "SELECT v FROM t ORDER BY id").await, json!([["kept"], ["a"]]));
 
     // A transaction still open at the end of the request is rolled back.
-    api.post(leader, "/db/execute", r#"["BEGIN", "INSERT INTO t(v) VALUES('open')"]"#).await;
+    api.post_json(leader, "/db/execute", r#"["BEGIN", "INSERT INTO t(v) VALUES('open')"]"#).await;
     // A SAVEPOINT outside BEGIN begins a transaction; releasing it commits.
-    api.post(leader, "/db/execute", r#"["SAVEPOINT x", "INSERT INTO t(v) VALUES('sp')", "RELEASE x"]"#).await;
-    api.post(leader, "/db/execute", r#"["SAVEPOINT y", "INSERT INTO t(v) VALUES('sp2')", "ROLLBACK"]"#).await;
+    api.post_json(leader, "/db/execute", r#"["SAVEPOINT x", "INSERT INTO t(v) VALUES('sp')", "RELEASE x"]"#)
+        .await;
+    api.post_json(leader, "/db/execute", r#"["SAVEPOINT y", "INSERT INTO t(v) VALUES('sp2')", "ROLLBACK"]"#)
+        .await;
     assert_eq!(api.values(leader, "SELECT v FROM t ORDER BY id").await, json!([["kept"], ["a"], ["sp"]]));
 
     // Misplaced control statements get SQLite's own errors, each on its own statement.
-    let r = api.post(leader, "/db/execute", r#"["COMMIT", "BEGIN", "BEGIN", "END", "ROLLBACK"]"#).await;
+    let r = api.post_json(leader, "/db/execute", r#"["COMMIT", "BEGIN", "BEGIN", "END", "ROLLBACK"]"#).await;
     assert_eq!(r["results"][0], json!({"error": "cannot commit - no transaction is active"}));
     assert_eq!(r["results"][2], json!({"error": "cannot start a transaction within a transaction"}));
     assert_eq!(r["results"][4], json!({"error": "cannot rollback - no transaction is active"}));
 
     // The unified endpoint reads inside the transaction (its own writes).
     let r = api
-        .post(
+        .post_json(
             &follower,
             "/db/request",
             r#"["BEGIN", "INSERT INTO t(v) VALUES('r')", "SELECT count(*) FROM t", "ROLLBACK"]"#,
@@ -124,24 +90,25 @@ async fn counters_are_the_connections() {
     let (c, a) = cluster(1).await;
     let api = Api::new();
     let a = &a[c.leader(T).await];
-    let r = api.post(a, "/db/execute", r#"["CREATE TABLE foo (id INTEGER PRIMARY KEY, v TEXT)"]"#).await;
+    let r = api.post_json(a, "/db/execute", r#"["CREATE TABLE foo (id INTEGER PRIMARY KEY, v TEXT)"]"#).await;
     assert_eq!(r, json!({"results": [{}]}));
-    let r = api.post(a, "/db/execute", r#"["INSERT INTO foo(v) VALUES('x')"]"#).await;
+    let r = api.post_json(a, "/db/execute", r#"["INSERT INTO foo(v) VALUES('x')"]"#).await;
     assert_eq!(r, json!({"results": [{"last_insert_id": 1, "rows_affected": 1}]}));
     // DDL in a later request: what the connection's last write left (issue 16, item 3).
-    let r = api.post(a, "/db/execute", r#"["CREATE TABLE bar (id INTEGER PRIMARY KEY)"]"#).await;
+    let r = api.post_json(a, "/db/execute", r#"["CREATE TABLE bar (id INTEGER PRIMARY KEY)"]"#).await;
     assert_eq!(r, json!({"results": [{"last_insert_id": 1, "rows_affected": 1}]}));
     // hiqlite's own face: SQLite's per-statement values.
-    let r =
-        api.post(a, "/db/execute?hiqlite_errors", r#"["CREATE TABLE baz (id INTEGER PRIMARY KEY)"]"#).await;
+    let r = api
+        .post_json(a, "/db/execute?hiqlite_errors", r#"["CREATE TABLE baz (id INTEGER PRIMARY KEY)"]"#)
+        .await;
     assert_eq!(r, json!({"results": [{}]}));
     // A multi-statement text: the last statement's counters (hiqlite's face: the sum).
     let three = r#"["INSERT INTO foo(v) VALUES('a'); INSERT INTO foo(v) VALUES('b'); UPDATE foo SET v = 'c' WHERE id = 2"]"#;
-    let r = api.post(a, "/db/execute", three).await;
+    let r = api.post_json(a, "/db/execute", three).await;
     assert_eq!(r, json!({"results": [{"last_insert_id": 3, "rows_affected": 1}]}));
-    let r = api.post(a, "/db/execute?hiqlite_errors", three).await;
+    let r = api.post_json(a, "/db/execute?hiqlite_errors", three).await;
     assert_eq!(r, json!({"results": [{"last_insert_id": 5, "rows_affected": 3}]}));
-    let r = api.post(a, "/db/execute", r#"["UPDATE foo SET v = 'z'", "DROP TABLE foo"]"#).await;
+    let r = api.post_json(a, "/db/execute", r#"["UPDATE foo SET v = 'z'", "DROP TABLE foo"]"#).await;
     assert_eq!(
         r,
         json!({"results": [{"last_insert_id": 5, "rows_affected": 5}, {"last_insert_id": 5, "rows_affected": 5}]})
@@ -167,9 +134,10 @@ async fn expression_column_types() {
     let (c, a) = cluster(1).await;
     let api = Api::new();
     let a = &a[c.leader(T).await];
-    api.post(a, "/db/execute", r#"["CREATE TABLE t (x INTEGER)", "INSERT INTO t VALUES (3)"]"#).await;
-    let r =
-        api.post(a, "/db/query", r#"["SELECT 5, 1.5, 'a', x'01', NULL, count(*), max(x), x FROM t"]"#).await;
+    api.post_json(a, "/db/execute", r#"["CREATE TABLE t (x INTEGER)", "INSERT INTO t VALUES (3)"]"#).await;
+    let r = api
+        .post_json(a, "/db/query", r#"["SELECT 5, 1.5, 'a', x'01', NULL, count(*), max(x), x FROM t"]"#)
+        .await;
     assert_eq!(
         r,
         json!({"results": [{
@@ -179,10 +147,10 @@ async fn expression_column_types() {
         }]})
     );
     // No row: nothing to take a type from.
-    let r = api.post(a, "/db/query", r#"["SELECT count(*) + 1 AS n FROM t WHERE 0 GROUP BY x"]"#).await;
+    let r = api.post_json(a, "/db/query", r#"["SELECT count(*) + 1 AS n FROM t WHERE 0 GROUP BY x"]"#).await;
     assert_eq!(r, json!({"results": [{"columns": ["n"], "types": [""]}]}));
     // hiqlite's own client: SQLite's declared types, as before.
-    let r = api.post(a, "/db/query?hiqlite_errors", r#"["SELECT 5"]"#).await;
+    let r = api.post_json(a, "/db/query?hiqlite_errors", r#"["SELECT 5"]"#).await;
     assert_eq!(r["results"][0]["types"], json!([""]));
 }
 
@@ -194,7 +162,7 @@ async fn sql_dumps() {
     let (c, a) = cluster(1).await;
     let api = Api::new();
     let a = &a[c.leader(T).await];
-    api.post(
+    api.post_json(
         a,
         "/db/execute",
         r#"["CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT, b BLOB)", "INSERT INTO a VALUES (1, 'it''s', x'0aff')",
@@ -293,7 +261,7 @@ async fn declared_type_conversions() {
     let (c, a) = cluster(1).await;
     let api = Api::new();
     let a = &a[c.leader(T).await];
-    api.post(
+    api.post_json(
         a,
         "/db/execute",
         r#"["CREATE TABLE t (id INTEGER PRIMARY KEY, d DATE, dt DATETIME, ts TIMESTAMP, b BOOLEAN, x TEXT)",
@@ -301,7 +269,7 @@ async fn declared_type_conversions() {
             "INSERT INTO t VALUES (2, 'junk', 1076742900500, NULL, 0, 'x')"]"#,
     )
     .await;
-    let r = api.post(a, "/db/query", r#"["SELECT * FROM t ORDER BY id"]"#).await;
+    let r = api.post_json(a, "/db/query", r#"["SELECT * FROM t ORDER BY id"]"#).await;
     assert_eq!(
         r,
         json!({"results": [{
@@ -313,12 +281,12 @@ async fn declared_type_conversions() {
             ]
         }]})
     );
-    let r = api.post(a, "/db/query?associative", r#"["SELECT b, ts FROM t WHERE id = 1"]"#).await;
+    let r = api.post_json(a, "/db/query?associative", r#"["SELECT b, ts FROM t WHERE id = 1"]"#).await;
     assert_eq!(
         r,
         json!({"results": [{"types": {"b": "boolean", "ts": "timestamp"}, "rows": [{"b": true, "ts": "2424-01-02T17:00:00Z"}]}]})
     );
-    let r = api.post(a, "/db/query?hiqlite_errors", r#"["SELECT dt, ts, b FROM t WHERE id = 1"]"#).await;
+    let r = api.post_json(a, "/db/query?hiqlite_errors", r#"["SELECT dt, ts, b FROM t WHERE id = 1"]"#).await;
     assert_eq!(r["results"][0]["values"], json!([["2004-02-14 07:15:00.5", 14326995600_i64, 1]]));
 }
 
@@ -330,8 +298,9 @@ async fn no_internal_tables() {
     let (c, a) = cluster(1).await;
     let api = Api::new();
     let a = &a[c.leader(T).await];
-    api.post(a, "/db/execute", r#"["CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT)"]"#).await;
-    let r = api.post(a, "/db/query", r#"["SELECT * FROM sqlite_master"]"#).await;
+    api.post_json(a, "/db/execute", r#"["CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT)"]"#)
+        .await;
+    let r = api.post_json(a, "/db/query", r#"["SELECT * FROM sqlite_master"]"#).await;
     assert_eq!(
         r,
         json!({"results": [{
