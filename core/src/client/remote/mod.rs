@@ -109,11 +109,7 @@ impl Remote {
                 sink: None,
             })
             .await?;
-        // The write ran; an answer that cannot be read leaves its outcome unknown.
-        let results = parse_results(&out).map_err(|e| match e {
-            Error::Decode(m) => routing::classify(Kind::Write, Failure::Decode(m)).into_error(),
-            e => e,
-        })?;
+        let results = parse_write_results(&out)?;
         if transaction {
             // rqlite stops a transaction at the first error and reports nothing after it.
             if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
@@ -304,12 +300,7 @@ impl Remote {
             sink: None,
         };
         let (out, _) = self.call_via(call, Some(url)).await?;
-        let answer = parse_results(&out)
-            .map_err(|e| match e {
-                // The statement ran (speculatively); its answer is lost with it.
-                Error::Decode(m) => routing::classify(Kind::Write, Failure::Decode(m)).into_error(),
-                e => e,
-            })?
+        let answer = parse_write_results(&out)?
             .into_iter()
             .next()
             .ok_or_else(|| Error::Decode("the server answered a statement with no result".into()))?;
@@ -333,6 +324,15 @@ impl Remote {
         };
         self.call_via(call, Some(url)).await.map(|_| ())
     }
+}
+
+/// The results of a write: it ran, so an answer that cannot be read leaves its outcome unknown
+/// (the routing rule's verdict for an undecodable write answer).
+fn parse_write_results(out: &[u8]) -> Result<Vec<Result<Answer>>> {
+    parse_results(out).map_err(|e| match e {
+        Error::Decode(m) => routing::classify(Kind::Write, Failure::Decode(m)).into_error(),
+        e => e,
+    })
 }
 
 #[cfg(test)]
