@@ -26,6 +26,31 @@
 #include <stdint.h>
 
 /**
+ * Storage class of a value: a 64-bit signed integer (as SQLite's `SQLITE_INTEGER`).
+ */
+#define HIQLITE_INTEGER 1
+
+/**
+ * Storage class of a value: a 64-bit float (as `SQLITE_FLOAT`).
+ */
+#define HIQLITE_FLOAT 2
+
+/**
+ * Storage class of a value: UTF-8 text (as `SQLITE_TEXT`).
+ */
+#define HIQLITE_TEXT 3
+
+/**
+ * Storage class of a value: bytes (as `SQLITE_BLOB`).
+ */
+#define HIQLITE_BLOB 4
+
+/**
+ * Storage class of a value: NULL (as `SQLITE_NULL`).
+ */
+#define HIQLITE_NULL 5
+
+/**
  * Read this node's replica as it is: fastest; may lag behind the leader on a follower.
  */
 #define HIQLITE_CONSISTENCY_LOCAL 0
@@ -158,31 +183,6 @@
  * is `HIQLITE_STORAGE` (hiqlite code).
  */
 #define HIQLITE_SERVER 1014
-
-/**
- * Storage class of a value: a 64-bit signed integer (as SQLite's `SQLITE_INTEGER`).
- */
-#define HIQLITE_INTEGER 1
-
-/**
- * Storage class of a value: a 64-bit float (as `SQLITE_FLOAT`).
- */
-#define HIQLITE_FLOAT 2
-
-/**
- * Storage class of a value: UTF-8 text (as `SQLITE_TEXT`).
- */
-#define HIQLITE_TEXT 3
-
-/**
- * Storage class of a value: bytes (as `SQLITE_BLOB`).
- */
-#define HIQLITE_BLOB 4
-
-/**
- * Storage class of a value: NULL (as `SQLITE_NULL`).
- */
-#define HIQLITE_NULL 5
 
 /**
  * `hiqlite_prepare_flags`: decide from the text whether the statement reads or writes (as
@@ -328,103 +328,121 @@ void hiqlite_free(void *ptr);
 const char *hiqlite_libversion(void);
 
 /**
- * Start an embedded node and open a handle on it.
- *
- * `config` is TOML (`node_id = 1`, `data_dir = "..."`...) or JSON (text starting with `{`),
- * with the keys of hiqlite's `NodeConfig` (node_id, data_dir, raft_addr, api_addr, peers, join,
- * secret, heartbeat_ms, election_timeout_min_ms, election_timeout_max_ms, request_timeout_ms,
- * cache.*, ...); missing keys take their defaults and unknown keys are `HIQLITE_CONFIG`. An empty
- * string is the default configuration (a single node on 127.0.0.1:4001/4002, data in
- * `./hiqlite-data`). Port 0 in an address picks a free port (see `hiqlite_node_info`).
- *
- * Returns once the node serves; a write waits for a leader (up to `request_timeout_ms`), and
- * `hiqlite_wait_for_leader` waits explicitly. On success `*db` is a new handle owned by the
- * caller (release it with `hiqlite_close`); on error `*db` is NULL and `hiqlite_errmsg(NULL)`
- * tells why.
+ * Set every parameter back to NULL. Only on a statement that is not running (after prepare
+ * or reset), else `HIQLITE_MISUSE`.
  *
  * # Safety
- * `config` is NULL or NUL-terminated; `db` is NULL or writable.
+ * `stmt` is NULL or a live statement.
  */
-int hiqlite_open_node(const char *config, struct hiqlite_db **db);
+int hiqlite_clear_bindings(struct hiqlite_stmt *stmt);
 
 /**
- * A new configuration holding the defaults. Release it with `hiqlite_config_free` (opening a
- * node does not consume it). NULL only if the library failed internally.
- */
-struct hiqlite_config *hiqlite_config_new(void);
-
-/**
- * Release a configuration. NULL is a no-op.
+ * The number of parameters (the largest index), as `sqlite3_bind_parameter_count`. 0 for NULL.
  *
  * # Safety
- * `config` is NULL or a live configuration.
+ * `stmt` is NULL or a live statement.
  */
-void hiqlite_config_free(struct hiqlite_config *config);
+int hiqlite_bind_parameter_count(const struct hiqlite_stmt *stmt);
 
 /**
- * Set one setting: `key` is a `NodeConfig` field (`node_id`, `data_dir`, `raft_addr`, ...;
- * nested ones with a dot: `cache.enabled`), `value` its text: numbers and booleans
- * (`true`/`false`/`1`/`0`) as text, `peers` as `ID=RAFT_ADDR/API_ADDR,...`, `join` as
- * comma-separated addresses, or any of them as JSON. An unknown key or a bad value is
- * `HIQLITE_CONFIG`.
+ * The index of the parameter named `name` (with its prefix, `:id`; without one `:`, `@` and `$`
+ * are tried), or 0 when there is none (or `stmt`/`name` is NULL or not UTF-8).
  *
  * # Safety
- * `config` is NULL or a live configuration; `key` and `value` NULL or NUL-terminated.
+ * `stmt` is NULL or a live statement; `name` is NULL or NUL-terminated.
  */
-int hiqlite_config_set(struct hiqlite_config *config, const char *key, const char *value);
+int hiqlite_bind_parameter_index(const struct hiqlite_stmt *stmt, const char *name);
 
 /**
- * `hiqlite_open_node` with a configuration built by `hiqlite_config_set`. The configuration is
- * not consumed.
+ * The name of parameter `index` with its prefix (`:id`, `?3`), or NULL for a nameless `?` or an
+ * index out of range. Owned by the statement, valid until `hiqlite_finalize`.
  *
  * # Safety
- * `config` is NULL or a live configuration; `db` is NULL or writable.
+ * `stmt` is NULL or a live statement.
  */
-int hiqlite_open_node_config(const struct hiqlite_config *config, struct hiqlite_db **db);
+const char *hiqlite_bind_parameter_name(const struct hiqlite_stmt *stmt, int index);
 
 /**
- * Open a client of a remote hiqlite (or rqlite) cluster. `urls` lists client API URLs of one or
- * more nodes, comma-separated (`http://10.0.0.1:4001,http://10.0.0.2:4001`; no scheme means
- * `http`); the client learns the other nodes and follows the leader. No connection is made until
- * the first request. Same as `hiqlite_open_remote_with` without options.
- *
- * On success `*db` is a new handle owned by the caller (release it with `hiqlite_close`); on
- * error `*db` is NULL and `hiqlite_errmsg(NULL)` tells why.
+ * Bind NULL to parameter `index`.
  *
  * # Safety
- * `urls` is NULL or NUL-terminated; `db` is NULL or writable.
+ * `stmt` is NULL or a live statement.
  */
-int hiqlite_open_remote(const char *urls, struct hiqlite_db **db);
+int hiqlite_bind_null(struct hiqlite_stmt *stmt, int index);
 
 /**
- * `hiqlite_open_remote` with options as TOML or JSON text (NULL or empty: none): `username` and
- * `password` (HTTP Basic auth), `timeout_ms` (one call, retries included; default 10000),
- * `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
- * `"linearizable"`, in any case: the default level of statements), `ca_file` (PEM CA
- * certificates to trust for `https://`), `discover` (learn the other nodes from `/nodes`;
- * default true), `danger_accept_invalid_certs` (tests only). An unknown option is
- * `HIQLITE_CONFIG`.
+ * Bind a 64-bit integer to parameter `index`.
  *
  * # Safety
- * `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.
+ * `stmt` is NULL or a live statement.
  */
-int hiqlite_open_remote_with(const char *urls, const char *options, struct hiqlite_db **db);
+int hiqlite_bind_int64(struct hiqlite_stmt *stmt, int index, int64_t value);
 
 /**
- * Close a handle. For an embedded node this stops the node gracefully (it stays a member of the
- * cluster, seen as unreachable until it is started again); a remote client closes its
- * connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
- * handle is released even when the shutdown reports an error (returned, with its message in
- * `hiqlite_errmsg(NULL)`). Statements of the handle stay valid to finalize; running them fails
- * with `HIQLITE_SHUTDOWN`. Open transactions of the handle (`hiqlite_begin`) are rolled back
- * first; their handles stay valid only to be released with `hiqlite_rollback` (returns
- * `HIQLITE_OK`) or `hiqlite_commit` (returns `HIQLITE_SHUTDOWN`), which the caller must still
- * call: closing does not free them.
+ * Bind a double to parameter `index`.
  *
  * # Safety
- * `db` is NULL or a live handle not in use by another thread; it is dangling afterwards.
+ * `stmt` is NULL or a live statement.
  */
-int hiqlite_close(struct hiqlite_db *db);
+int hiqlite_bind_double(struct hiqlite_stmt *stmt, int index, double value);
+
+/**
+ * Bind UTF-8 text to parameter `index`: `n` bytes, or up to the NUL terminator when `n < 0`.
+ * The text is copied.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement; `text` as described.
+ */
+int hiqlite_bind_text(struct hiqlite_stmt *stmt, int index, const char *text, int n);
+
+/**
+ * Bind `n` bytes at `data` as a BLOB to parameter `index` (`data` may be NULL when `n` is 0: an
+ * empty blob). The bytes are copied.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement; `data` readable for `n` bytes.
+ */
+int hiqlite_bind_blob(struct hiqlite_stmt *stmt, int index, const void *data, int n);
+
+/**
+ * `hiqlite_bind_null` by parameter name (see `hiqlite_bind_parameter_index`).
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement; `name` NULL or NUL-terminated.
+ */
+int hiqlite_bind_null_by_name(struct hiqlite_stmt *stmt, const char *name);
+
+/**
+ * `hiqlite_bind_int64` by parameter name.
+ *
+ * # Safety
+ * As `hiqlite_bind_null_by_name`.
+ */
+int hiqlite_bind_int64_by_name(struct hiqlite_stmt *stmt, const char *name, int64_t value);
+
+/**
+ * `hiqlite_bind_double` by parameter name.
+ *
+ * # Safety
+ * As `hiqlite_bind_null_by_name`.
+ */
+int hiqlite_bind_double_by_name(struct hiqlite_stmt *stmt, const char *name, double value);
+
+/**
+ * `hiqlite_bind_text` by parameter name.
+ *
+ * # Safety
+ * As `hiqlite_bind_null_by_name` and `hiqlite_bind_text`.
+ */
+int hiqlite_bind_text_by_name(struct hiqlite_stmt *stmt, const char *name, const char *text, int n);
+
+/**
+ * `hiqlite_bind_blob` by parameter name.
+ *
+ * # Safety
+ * As `hiqlite_bind_null_by_name` and `hiqlite_bind_blob`.
+ */
+int hiqlite_bind_blob_by_name(struct hiqlite_stmt *stmt, const char *name, const void *data, int n);
 
 /**
  * Run SQL that writes, through Raft (without parameters; several statements separated by `;`
@@ -552,6 +570,177 @@ int hiqlite_status_json(const struct hiqlite_db *db, char **json);
 int hiqlite_cache_stats(const struct hiqlite_db *db, struct hiqlite_cache_counters *stats);
 
 /**
+ * The number of columns of the result, or 0 before the statement ran (unlike SQLite, the column
+ * count is known only once the statement has run) and for a write without `RETURNING`.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+int hiqlite_column_count(const struct hiqlite_stmt *stmt);
+
+/**
+ * The name of column `col` (UTF-8, NUL-terminated), or NULL when out of range or before the
+ * statement ran. Valid until the statement is reset, re-run or finalized.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+const char *hiqlite_column_name(struct hiqlite_stmt *stmt, int col);
+
+/**
+ * The storage class of column `col` in the current row: `HIQLITE_INTEGER`, `HIQLITE_FLOAT`,
+ * `HIQLITE_TEXT`, `HIQLITE_BLOB` or `HIQLITE_NULL`.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+int hiqlite_column_type(const struct hiqlite_stmt *stmt, int col);
+
+/**
+ * Column `col` of the current row as a 64-bit integer (REAL truncated, TEXT parsed, else 0).
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+int64_t hiqlite_column_int64(const struct hiqlite_stmt *stmt, int col);
+
+/**
+ * Column `col` of the current row as a double (INTEGER converted, TEXT parsed, else 0.0).
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+double hiqlite_column_double(const struct hiqlite_stmt *stmt, int col);
+
+/**
+ * Column `col` of the current row as NUL-terminated UTF-8 text (numbers are formatted; a BLOB's
+ * bytes are returned as they are), or NULL for SQL NULL. Its length without the terminator is
+ * `hiqlite_column_bytes`. Owned by the statement: valid until the next step, reset or finalize.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+const char *hiqlite_column_text(struct hiqlite_stmt *stmt, int col);
+
+/**
+ * Column `col` of the current row as bytes (TEXT as its UTF-8 bytes, numbers as their text), or
+ * NULL for SQL NULL and for a zero-length value. Its length is `hiqlite_column_bytes`. Owned by
+ * the statement: valid until the next step, reset or finalize.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+const void *hiqlite_column_blob(struct hiqlite_stmt *stmt, int col);
+
+/**
+ * The size in bytes of column `col` of the current row as `hiqlite_column_text` or
+ * `hiqlite_column_blob` return it (without a terminator); 0 for NULL.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+int hiqlite_column_bytes(const struct hiqlite_stmt *stmt, int col);
+
+/**
+ * Start an embedded node and open a handle on it.
+ *
+ * `config` is TOML (`node_id = 1`, `data_dir = "..."`...) or JSON (text starting with `{`),
+ * with the keys of hiqlite's `NodeConfig` (node_id, data_dir, raft_addr, api_addr, peers, join,
+ * secret, heartbeat_ms, election_timeout_min_ms, election_timeout_max_ms, request_timeout_ms,
+ * cache.*, ...); missing keys take their defaults and unknown keys are `HIQLITE_CONFIG`. An empty
+ * string is the default configuration (a single node on 127.0.0.1:4001/4002, data in
+ * `./hiqlite-data`). Port 0 in an address picks a free port (see `hiqlite_node_info`).
+ *
+ * Returns once the node serves; a write waits for a leader (up to `request_timeout_ms`), and
+ * `hiqlite_wait_for_leader` waits explicitly. On success `*db` is a new handle owned by the
+ * caller (release it with `hiqlite_close`); on error `*db` is NULL and `hiqlite_errmsg(NULL)`
+ * tells why.
+ *
+ * # Safety
+ * `config` is NULL or NUL-terminated; `db` is NULL or writable.
+ */
+int hiqlite_open_node(const char *config, struct hiqlite_db **db);
+
+/**
+ * A new configuration holding the defaults. Release it with `hiqlite_config_free` (opening a
+ * node does not consume it). NULL only if the library failed internally.
+ */
+struct hiqlite_config *hiqlite_config_new(void);
+
+/**
+ * Release a configuration. NULL is a no-op.
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+void hiqlite_config_free(struct hiqlite_config *config);
+
+/**
+ * Set one setting: `key` is a `NodeConfig` field (`node_id`, `data_dir`, `raft_addr`, ...;
+ * nested ones with a dot: `cache.enabled`), `value` its text: numbers and booleans
+ * (`true`/`false`/`1`/`0`) as text, `peers` as `ID=RAFT_ADDR/API_ADDR,...`, `join` as
+ * comma-separated addresses, or any of them as JSON. An unknown key or a bad value is
+ * `HIQLITE_CONFIG`.
+ *
+ * # Safety
+ * `config` is NULL or a live configuration; `key` and `value` NULL or NUL-terminated.
+ */
+int hiqlite_config_set(struct hiqlite_config *config, const char *key, const char *value);
+
+/**
+ * `hiqlite_open_node` with a configuration built by `hiqlite_config_set`. The configuration is
+ * not consumed.
+ *
+ * # Safety
+ * `config` is NULL or a live configuration; `db` is NULL or writable.
+ */
+int hiqlite_open_node_config(const struct hiqlite_config *config, struct hiqlite_db **db);
+
+/**
+ * Open a client of a remote hiqlite (or rqlite) cluster. `urls` lists client API URLs of one or
+ * more nodes, comma-separated (`http://10.0.0.1:4001,http://10.0.0.2:4001`; no scheme means
+ * `http`); the client learns the other nodes and follows the leader. No connection is made until
+ * the first request. Same as `hiqlite_open_remote_with` without options.
+ *
+ * On success `*db` is a new handle owned by the caller (release it with `hiqlite_close`); on
+ * error `*db` is NULL and `hiqlite_errmsg(NULL)` tells why.
+ *
+ * # Safety
+ * `urls` is NULL or NUL-terminated; `db` is NULL or writable.
+ */
+int hiqlite_open_remote(const char *urls, struct hiqlite_db **db);
+
+/**
+ * `hiqlite_open_remote` with options as TOML or JSON text (NULL or empty: none): `username` and
+ * `password` (HTTP Basic auth), `timeout_ms` (one call, retries included; default 10000),
+ * `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
+ * `"linearizable"`, in any case: the default level of statements), `ca_file` (PEM CA
+ * certificates to trust for `https://`), `discover` (learn the other nodes from `/nodes`;
+ * default true), `danger_accept_invalid_certs` (tests only). An unknown option is
+ * `HIQLITE_CONFIG`.
+ *
+ * # Safety
+ * `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.
+ */
+int hiqlite_open_remote_with(const char *urls, const char *options, struct hiqlite_db **db);
+
+/**
+ * Close a handle. For an embedded node this stops the node gracefully (it stays a member of the
+ * cluster, seen as unreachable until it is started again); a remote client closes its
+ * connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
+ * handle is released even when the shutdown reports an error (returned, with its message in
+ * `hiqlite_errmsg(NULL)`). Statements of the handle stay valid to finalize; running them fails
+ * with `HIQLITE_SHUTDOWN`. Open transactions of the handle (`hiqlite_begin`) are rolled back
+ * first; their handles stay valid only to be released with `hiqlite_rollback` (returns
+ * `HIQLITE_OK`) or `hiqlite_commit` (returns `HIQLITE_SHUTDOWN`), which the caller must still
+ * call: closing does not free them.
+ *
+ * # Safety
+ * `db` is NULL or a live handle not in use by another thread; it is dangling afterwards.
+ */
+int hiqlite_close(struct hiqlite_db *db);
+
+/**
  * Prepare `sql` (one statement; `?`, `?NNN`, `:name`, `@name`, `$name` parameters) on `db`.
  *
  * Nothing is sent to the cluster yet: syntax and schema errors are reported by the first
@@ -598,15 +787,6 @@ int hiqlite_finalize(struct hiqlite_stmt *stmt);
  * `stmt` is NULL or a live statement.
  */
 int hiqlite_reset(struct hiqlite_stmt *stmt);
-
-/**
- * Set every parameter back to NULL. Only on a statement that is not running (after prepare
- * or reset), else `HIQLITE_MISUSE`.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_clear_bindings(struct hiqlite_stmt *stmt);
 
 /**
  * Run the statement (on the first step after prepare or reset, blocking until the cluster
@@ -682,186 +862,6 @@ const char *hiqlite_stmt_errmsg(const struct hiqlite_stmt *stmt);
  * `stmt` is NULL or a live statement.
  */
 const char *hiqlite_sql(const struct hiqlite_stmt *stmt);
-
-/**
- * The number of parameters (the largest index), as `sqlite3_bind_parameter_count`. 0 for NULL.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_bind_parameter_count(const struct hiqlite_stmt *stmt);
-
-/**
- * The index of the parameter named `name` (with its prefix, `:id`; without one `:`, `@` and `$`
- * are tried), or 0 when there is none (or `stmt`/`name` is NULL or not UTF-8).
- *
- * # Safety
- * `stmt` is NULL or a live statement; `name` is NULL or NUL-terminated.
- */
-int hiqlite_bind_parameter_index(const struct hiqlite_stmt *stmt, const char *name);
-
-/**
- * The name of parameter `index` with its prefix (`:id`, `?3`), or NULL for a nameless `?` or an
- * index out of range. Owned by the statement, valid until `hiqlite_finalize`.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-const char *hiqlite_bind_parameter_name(const struct hiqlite_stmt *stmt, int index);
-
-/**
- * Bind NULL to parameter `index`.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_bind_null(struct hiqlite_stmt *stmt, int index);
-
-/**
- * Bind a 64-bit integer to parameter `index`.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_bind_int64(struct hiqlite_stmt *stmt, int index, int64_t value);
-
-/**
- * Bind a double to parameter `index`.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_bind_double(struct hiqlite_stmt *stmt, int index, double value);
-
-/**
- * Bind UTF-8 text to parameter `index`: `n` bytes, or up to the NUL terminator when `n < 0`.
- * The text is copied.
- *
- * # Safety
- * `stmt` is NULL or a live statement; `text` as described.
- */
-int hiqlite_bind_text(struct hiqlite_stmt *stmt, int index, const char *text, int n);
-
-/**
- * Bind `n` bytes at `data` as a BLOB to parameter `index` (`data` may be NULL when `n` is 0: an
- * empty blob). The bytes are copied.
- *
- * # Safety
- * `stmt` is NULL or a live statement; `data` readable for `n` bytes.
- */
-int hiqlite_bind_blob(struct hiqlite_stmt *stmt, int index, const void *data, int n);
-
-/**
- * `hiqlite_bind_null` by parameter name (see `hiqlite_bind_parameter_index`).
- *
- * # Safety
- * `stmt` is NULL or a live statement; `name` NULL or NUL-terminated.
- */
-int hiqlite_bind_null_by_name(struct hiqlite_stmt *stmt, const char *name);
-
-/**
- * `hiqlite_bind_int64` by parameter name.
- *
- * # Safety
- * As `hiqlite_bind_null_by_name`.
- */
-int hiqlite_bind_int64_by_name(struct hiqlite_stmt *stmt, const char *name, int64_t value);
-
-/**
- * `hiqlite_bind_double` by parameter name.
- *
- * # Safety
- * As `hiqlite_bind_null_by_name`.
- */
-int hiqlite_bind_double_by_name(struct hiqlite_stmt *stmt, const char *name, double value);
-
-/**
- * `hiqlite_bind_text` by parameter name.
- *
- * # Safety
- * As `hiqlite_bind_null_by_name` and `hiqlite_bind_text`.
- */
-int hiqlite_bind_text_by_name(struct hiqlite_stmt *stmt, const char *name, const char *text, int n);
-
-/**
- * `hiqlite_bind_blob` by parameter name.
- *
- * # Safety
- * As `hiqlite_bind_null_by_name` and `hiqlite_bind_blob`.
- */
-int hiqlite_bind_blob_by_name(struct hiqlite_stmt *stmt, const char *name, const void *data, int n);
-
-/**
- * The number of columns of the result, or 0 before the statement ran (unlike SQLite, the column
- * count is known only once the statement has run) and for a write without `RETURNING`.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_column_count(const struct hiqlite_stmt *stmt);
-
-/**
- * The name of column `col` (UTF-8, NUL-terminated), or NULL when out of range or before the
- * statement ran. Valid until the statement is reset, re-run or finalized.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-const char *hiqlite_column_name(struct hiqlite_stmt *stmt, int col);
-
-/**
- * The storage class of column `col` in the current row: `HIQLITE_INTEGER`, `HIQLITE_FLOAT`,
- * `HIQLITE_TEXT`, `HIQLITE_BLOB` or `HIQLITE_NULL`.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_column_type(const struct hiqlite_stmt *stmt, int col);
-
-/**
- * Column `col` of the current row as a 64-bit integer (REAL truncated, TEXT parsed, else 0).
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int64_t hiqlite_column_int64(const struct hiqlite_stmt *stmt, int col);
-
-/**
- * Column `col` of the current row as a double (INTEGER converted, TEXT parsed, else 0.0).
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-double hiqlite_column_double(const struct hiqlite_stmt *stmt, int col);
-
-/**
- * Column `col` of the current row as NUL-terminated UTF-8 text (numbers are formatted; a BLOB's
- * bytes are returned as they are), or NULL for SQL NULL. Its length without the terminator is
- * `hiqlite_column_bytes`. Owned by the statement: valid until the next step, reset or finalize.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-const char *hiqlite_column_text(struct hiqlite_stmt *stmt, int col);
-
-/**
- * Column `col` of the current row as bytes (TEXT as its UTF-8 bytes, numbers as their text), or
- * NULL for SQL NULL and for a zero-length value. Its length is `hiqlite_column_bytes`. Owned by
- * the statement: valid until the next step, reset or finalize.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-const void *hiqlite_column_blob(struct hiqlite_stmt *stmt, int col);
-
-/**
- * The size in bytes of column `col` of the current row as `hiqlite_column_text` or
- * `hiqlite_column_blob` return it (without a terminator); 0 for NULL.
- *
- * # Safety
- * `stmt` is NULL or a live statement.
- */
-int hiqlite_column_bytes(const struct hiqlite_stmt *stmt, int col);
 
 /**
  * Begin an interactive transaction on `db` (an embedded node or a remote client: the

@@ -17,6 +17,10 @@
 //! - `hiqlite_db` is thread-safe; `hiqlite_stmt`, `hiqlite_tx` and `hiqlite_config` are used by
 //!   one thread at a time.
 
+mod bind;
+mod calls;
+mod cluster;
+mod column;
 mod db;
 mod error;
 mod json;
@@ -27,6 +31,10 @@ mod tx;
 
 use std::ffi::{c_char, c_int, c_void};
 
+pub use bind::*;
+pub use calls::*;
+pub use cluster::*;
+pub use column::*;
 pub use db::*;
 pub use error::{
     HIQLITE_CONFIG, HIQLITE_DECODE, HIQLITE_DONE, HIQLITE_ERROR, HIQLITE_INVALID_REQUEST,
