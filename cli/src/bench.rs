@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// Run only these scenarios (comma-separated: insert, txn, bulk, select, cached).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Print where the time of one write goes (stage by stage, medians over sequential inserts
+    /// at concurrency 1) before the scenarios.
+    #[arg(long)]
+    breakdown: bool,
     /// Benchmark the remote client over HTTP (against `--urls`, or a local cluster started for
     /// the run) next to raw keep-alive HTTP requests doing the same work.
     #[arg(long)]
@@ -175,6 +179,9 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     };
 
     db.execute("CREATE TABLE bench (id INTEGER PRIMARY KEY, k INTEGER, v TEXT)", ()).await?;
+    if a.breakdown {
+        breakdown(&db, leader_id).await?;
+    }
     for conc in [1usize, 4, 16, 64] {
         if !a.wants("insert") {
             break;
@@ -282,6 +289,28 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
         println!("RUN FAILED: leadership changed under load");
         anyhow::bail!("leadership changed during the benchmark");
     }
+    Ok(())
+}
+
+/// Sequential inserts with the write path's stage timestamps on; prints the median time spent
+/// reaching each stage from the one before.
+async fn breakdown(db: &hiqlite::Client, leader: u64) -> anyhow::Result<()> {
+    const WRITES: i64 = 3000;
+    for i in 0..200 {
+        db.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![-i, "warm-up"]).await?;
+    }
+    hiqlite::breakdown::start();
+    for i in 0..WRITES {
+        db.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![-i, "payload-0123456789"]).await?;
+    }
+    let events = hiqlite::breakdown::stop();
+    let (rows, total, n) = hiqlite::breakdown::report(&events, leader);
+    println!("where one write's time goes (insert, concurrency 1, median of {n} writes):");
+    for (label, us) in &rows {
+        println!("  {label:<36} {us:>8.1} us");
+    }
+    println!("  {:<36} {total:>8.1} us  (median write, not the sum of medians)", "whole write");
+    db.execute("DELETE FROM bench", ()).await?;
     Ok(())
 }
 

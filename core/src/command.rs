@@ -92,6 +92,16 @@ impl Command {
         self.stamp_with(now, fresh);
     }
 
+    /// How many statements applying this command runs (migrations count as many), a measure of
+    /// how long the apply may take.
+    pub(crate) fn statement_count(&self) -> usize {
+        match self {
+            Command::Execute { stmts, .. } | Command::Session { stmts, .. } => stmts.len(),
+            Command::Migrate { migrations, .. } => migrations.len() * 16,
+            Command::Batch(cmds) => cmds.iter().map(Command::statement_count).sum(),
+        }
+    }
+
     fn stamp_with(&mut self, now: i64, seed_base: u64) {
         match self {
             Command::Execute { ts_ms, seed, .. } | Command::Migrate { ts_ms, seed, .. } => {

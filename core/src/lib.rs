@@ -43,7 +43,12 @@ mod status;
 mod tls;
 mod value;
 
+#[doc(hidden)]
+pub mod breakdown;
+
 // The embedded node (feature `server`).
+#[cfg(feature = "server")]
+mod blocking;
 #[cfg(feature = "server")]
 mod cache;
 #[cfg(feature = "server")]
@@ -92,7 +97,7 @@ pub mod storage {
             ..Default::default()
         }));
         let writer = crate::sqlite::writer::Writer::start(&dir.join("db").join("hiqlite.db"), cache)?;
-        Ok((log, StateMachine::new(writer, snaps)))
+        Ok((log, StateMachine::new(writer, snaps, 0)))
     }
 }
 

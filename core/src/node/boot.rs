@@ -146,6 +146,7 @@ impl Node {
         let api_addr = config.api_advertise.clone().unwrap_or(api_listener.local_addr()?.to_string());
 
         let log = LogStore::open(config.data_dir.join("log"), config.log_segment_bytes)?;
+        log.set_trace_id(config.node_id);
         let snapshots = Arc::new(SnapshotStore::open(config.data_dir.join("snapshots"))?);
         let db_dir = config.data_dir.join("db");
         std::fs::create_dir_all(&db_dir)?;
@@ -194,7 +195,7 @@ impl Node {
         // specific one), so peers, firewalls and the fault-injection proxies see who it is.
         let source = raft_listener.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
         let peers = peer_client(&config, source)?;
-        let mut sm = StateMachine::new(writer.clone(), snapshots.clone());
+        let mut sm = StateMachine::new(writer.clone(), snapshots.clone(), config.node_id);
         // A cut log tail can leave the database ahead of the log. openraft then purges the log up
         // to the applied index, which it only accepts when a snapshot covers that far: make one.
         let applied_id = writer.applied().0.map(crate::raft::LogId::from);
@@ -208,7 +209,7 @@ impl Node {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config(&config)?),
-            Network { client: peers.clone() },
+            Network { client: peers.clone(), me: config.node_id },
             log.clone(),
             sm,
         )

@@ -92,7 +92,9 @@ impl Node {
     /// Replicate a command through the leader, from any node. Retried only while it is
     /// certain the command was not applied (no leader yet, leader changed before accepting).
     pub(crate) async fn write(&self, cmd: Command) -> Result<Response> {
-        self.on_leader::<peer::Write, _, _, _>(Kind::Write, cmd, self.timeout(), "accept the write", |cmd| {
+        use crate::breakdown::{mark, Stage};
+        mark(Stage::Call, self.id());
+        let r = self.on_leader::<peer::Write, _, _, _>(Kind::Write, cmd, self.timeout(), "accept the write", |cmd| {
             let node = self.clone();
             async move {
                 match node.propose(cmd).await {
@@ -102,6 +104,8 @@ impl Node {
                 }
             }
         })
-        .await
+        .await;
+        mark(Stage::Answer, self.id());
+        r
     }
 }

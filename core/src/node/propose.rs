@@ -155,7 +155,10 @@ async fn propose(raft: &Raft, batch: Vec<Proposal>, timeout: Duration) {
         None => return,
     };
     cmd.stamp();
-    let r = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
+    crate::breakdown::mark(crate::breakdown::Stage::Propose, me);
+    let written = tokio::time::timeout(timeout, raft.client_write(cmd)).await;
+    crate::breakdown::mark(crate::breakdown::Stage::Written, me);
+    let r = match written {
         Err(_) => Err(Error::OutcomeUnknown(format!("write not confirmed within {timeout:?}"))),
         Ok(Ok(r)) => Ok(r.data),
         // openraft also answers ForwardToLeader for an entry that was appended and later cut

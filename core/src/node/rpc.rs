@@ -21,7 +21,15 @@ impl Node {
         &self,
         req: AppendEntriesRequest<TypeConfig>,
     ) -> std::result::Result<AppendEntriesResponse<u64>, RaftError<u64>> {
+        use crate::breakdown::{mark, Stage};
+        let traced = !req.entries.is_empty();
+        if traced {
+            mark(Stage::ReplicaRecv, self.id());
+        }
         let r = self.inner.raft.append_entries(req).await;
+        if traced {
+            mark(Stage::ReplicaReply, self.id());
+        }
         if matches!(&r, Ok(resp) if resp.is_success()) {
             self.inner.last_leader_contact_ms.store(now_ms(), Ordering::Relaxed);
         }

@@ -16,6 +16,8 @@ use crate::routing::Failure;
 /// Creates one connection object per target; all share the pooled client.
 pub(crate) struct Network {
     pub(crate) client: PeerClient,
+    /// This node's id, for [`crate::breakdown`] events.
+    pub(crate) me: u64,
 }
 
 /// Raft RPCs to one peer.
@@ -23,13 +25,14 @@ pub(crate) struct Connection {
     client: PeerClient,
     target: u64,
     addr: String,
+    me: u64,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &Member) -> Self::Network {
-        Connection { client: self.client.clone(), target, addr: node.raft_addr.clone() }
+        Connection { client: self.client.clone(), target, addr: node.raft_addr.clone(), me: self.me }
     }
 }
 
@@ -72,7 +75,16 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        self.rpc::<peer::Append, _, _>(&rpc, &option).await
+        use crate::breakdown::{mark, Stage};
+        let traced = !rpc.entries.is_empty();
+        if traced {
+            mark(Stage::ReplicaSend, self.me);
+        }
+        let r = self.rpc::<peer::Append, _, _>(&rpc, &option).await;
+        if traced {
+            mark(Stage::ReplicaDone, self.me);
+        }
+        r
     }
 
     async fn install_snapshot(

@@ -136,6 +136,8 @@ impl SnapshotStore {
 pub struct StateMachine {
     pub(crate) writer: Arc<Writer>,
     pub(crate) snapshots: Arc<SnapshotStore>,
+    /// This node's id, for [`crate::breakdown`] events.
+    me: u64,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -192,8 +194,8 @@ fn to_op(e: Entry) -> Result<(LogPos, Op)> {
 }
 
 impl StateMachine {
-    pub(crate) fn new(writer: Arc<Writer>, snapshots: Arc<SnapshotStore>) -> Self {
-        StateMachine { writer, snapshots }
+    pub(crate) fn new(writer: Arc<Writer>, snapshots: Arc<SnapshotStore>, me: u64) -> Self {
+        StateMachine { writer, snapshots, me }
     }
 }
 
@@ -249,7 +251,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last = Some(id);
             ops.push(to_op(e).map_err(|err| StorageError::from(StorageIOError::apply(id, &io_err(err))))?);
         }
-        self.writer.apply(ops).await.map_err(|err| match (err, last) {
+        crate::breakdown::mark(crate::breakdown::Stage::Apply, self.me);
+        let r = self.writer.apply(ops).await;
+        crate::breakdown::mark(crate::breakdown::Stage::Applied, self.me);
+        r.map_err(|err| match (err, last) {
             (Error::ShutDown, _) => sm_err("writer stopped"),
             (err, Some(last)) => StorageIOError::apply(last, &io_err(err)).into(),
             (err, None) => sm_err(err),

@@ -164,8 +164,13 @@ impl State {
         self.conn.prepare_cached("DELETE FROM hiqlite_state._hiqlite_state_meta WHERE 0")?.execute([])?;
         self.dml_since_reset.set(false);
         // `defer_foreign_keys` ends with the user's transaction in SQLite; here many commands
-        // share one, so it ends with each command.
-        self.conn.prepare_cached("PRAGMA defer_foreign_keys=OFF")?.execute([])?;
+        // share one, so it ends with each command. Setting a flag PRAGMA expires every prepared
+        // statement of the connection (re-preparing them was a quarter of a write's CPU), so it
+        // is only set when a command turned it on.
+        let deferred: i64 = self.conn.prepare_cached("PRAGMA defer_foreign_keys")?.query_row([], |r| r.get(0))?;
+        if deferred != 0 {
+            self.conn.prepare_cached("PRAGMA defer_foreign_keys=OFF")?.execute([])?;
+        }
         Ok(())
     }
 

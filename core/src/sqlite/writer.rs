@@ -1,4 +1,5 @@
-//! The state machine's writer: one SQLite connection owned by one thread, fed through a channel.
+//! The state machine's writer: one SQLite connection behind a lock, used on the thread of
+//! whoever calls (see [`crate::blocking`]: a writer thread only added two wake-ups to each apply).
 //! It applies committed log entries (one SQLite transaction per run of entries, one savepoint per
 //! entry; the loop itself is in `apply.rs`), pins consistent read snapshots for snapshot building,
 //! restores received snapshots, and writes the applied position + membership into the database
@@ -8,10 +9,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 pub(crate) use super::apply::Op;
 use super::authorize::{self, WriteSeen};
@@ -20,6 +20,7 @@ pub(crate) use super::meta::{Applied, LogPos, MembershipBlob};
 pub(crate) use super::session::Recorded;
 use crate::command::Response;
 use crate::error::{Error, Result};
+use crate::blocking::Expect;
 use crate::value::{ExecResult, Statement};
 
 /// A read-only connection holding an open read transaction at exactly `applied`.
@@ -37,20 +38,10 @@ pub(crate) const FK_UNSET: u8 = 0;
 pub(crate) const FK_OFF: u8 = 1;
 pub(crate) const FK_ON: u8 = 2;
 
-enum Msg {
-    Apply(Vec<(LogPos, Op)>, oneshot::Sender<Result<Vec<Response>>>),
-    Pin(oneshot::Sender<Result<Pinned>>),
-    Restore(PathBuf, Applied, oneshot::Sender<Result<()>>),
-    Shutdown(oneshot::Sender<Result<()>>),
-    TxBegin(i64, u64, oneshot::Sender<Result<()>>),
-    TxExec(Statement, oneshot::Sender<Result<ExecResult>>),
-    TxEnd(oneshot::Sender<Result<Recorded>>),
-    TxCheckCommit(oneshot::Sender<Result<()>>),
-}
-
-/// Handle to the writer thread.
+/// Handle to the writer.
 pub(crate) struct Writer {
-    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    /// None once shut down.
+    state: Mutex<Option<State>>,
     applied: Arc<Mutex<Applied>>,
     /// Log entries applied since the database was opened.
     pub(crate) entries_applied: Arc<AtomicU64>,
@@ -63,7 +54,7 @@ pub(crate) struct Writer {
     pub(crate) foreign_keys: FkSetting,
 }
 
-/// The writer thread's state (the apply loop in `apply.rs` works on it too).
+/// The writer's state (the apply loop in `apply.rs` works on it too).
 pub(super) struct State {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
@@ -97,7 +88,7 @@ pub(super) struct State {
 }
 
 impl Writer {
-    /// Open the database at `path` (already healed by the caller) and start the writer thread.
+    /// Open the database at `path` (already healed by the caller).
     pub(crate) fn start(path: &Path, cache: Arc<crate::cache::QueryCache>) -> Result<Arc<Writer>> {
         let mut conn = super::open_writer(path)?;
         attach_state(&conn, path)?;
@@ -129,13 +120,8 @@ impl Writer {
             rq_counters: Default::default(),
             dml_since_reset: Default::default(),
         };
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("hiqlite-sqlite-writer".into())
-            .spawn(move || state.run(rx))
-            .map_err(Error::storage)?;
         Ok(Arc::new(Writer {
-            tx: Mutex::new(Some(tx)),
+            state: Mutex::new(Some(state)),
             applied: shared,
             entries_applied,
             applied_at_open,
@@ -149,147 +135,124 @@ impl Writer {
         self.applied.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn send(&self, m: Msg) -> bool {
-        match self.tx.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            Some(tx) => tx.send(m).is_ok(),
-            None => false,
-        }
+    /// Run `f` on the writer's state, here (see [`crate::blocking`]).
+    fn with<T>(&self, expect: Expect, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        crate::blocking::run(expect, || {
+            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match g.as_mut() {
+                Some(s) => f(s),
+                None => Err(Error::ShutDown),
+            }
+        })
     }
 
     /// Apply a run of committed entries, in order, as one SQLite transaction. Fails with
-    /// [`Error::ShutDown`] when the writer thread is gone; any other error means this machine
+    /// [`Error::ShutDown`] when the writer is shut down; any other error means this machine
     /// could not apply the run (nothing of it was committed) and must stop.
     pub(crate) async fn apply(&self, entries: Vec<(LogPos, Op)>) -> Result<Vec<Response>> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Apply(entries, tx)) {
-            return Err(Error::ShutDown);
-        }
-        rx.await.map_err(|_| Error::ShutDown)?
+        self.with(apply_expect(&entries), |s| {
+            s.suspend_session();
+            let r = s.apply(&entries);
+            s.resume_session();
+            r
+        })
     }
 
     pub(crate) async fn pin(&self) -> Result<Pinned> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Pin(tx)) {
-            return Err(Error::ShutDown);
-        }
-        rx.await.map_err(|_| Error::ShutDown)?
+        self.with(Expect::Long, |s| {
+            s.suspend_session();
+            let r = s.pin();
+            s.resume_session();
+            r
+        })
     }
 
     /// Replace the database with the snapshot database at `path`, which holds everything up to
     /// `applied`, and record `applied`.
     pub(crate) async fn restore(&self, path: PathBuf, applied: Applied) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(Msg::Restore(path, applied, tx)) {
-            return Err(Error::ShutDown);
-        }
-        rx.await.map_err(|_| Error::ShutDown)?
-    }
-
-    async fn ask<T>(&self, msg: impl FnOnce(oneshot::Sender<Result<T>>) -> Msg) -> Result<T> {
-        let (tx, rx) = oneshot::channel();
-        if !self.send(msg(tx)) {
-            return Err(Error::ShutDown);
-        }
-        rx.await.map_err(|_| Error::ShutDown)?
+        self.with(Expect::Long, |s| {
+            s.abort_session();
+            s.restore(&path, applied)
+        })
     }
 
     /// Begin an interactive transaction whose `'now'` and random functions answer from `ts_ms`
     /// and `seed`. One at a time (the node serializes them).
     pub(crate) async fn tx_begin(&self, ts_ms: i64, seed: u64) -> Result<()> {
-        self.ask(|tx| Msg::TxBegin(ts_ms, seed, tx)).await
+        self.with(Expect::Short, |s| s.tx_begin(ts_ms, seed))
     }
 
     /// Run a statement in the open interactive transaction (it sees the transaction's writes).
     pub(crate) async fn tx_exec(&self, stmt: Statement) -> Result<ExecResult> {
-        self.ask(|tx| Msg::TxExec(stmt, tx)).await
+        self.with(Expect::Long, |s| s.tx_exec(stmt))
     }
 
     /// Whether the open interactive transaction may commit now (no deferred foreign-key
     /// violation left); it stays open either way.
     pub(crate) async fn tx_check_commit(&self) -> Result<()> {
-        self.ask(Msg::TxCheckCommit).await
+        self.with(Expect::Short, |s| s.tx_check_commit())
     }
 
     /// End the interactive transaction: its speculative work is rolled back and its statements
     /// come back, to be committed through the log (or dropped for a rollback).
     pub(crate) async fn tx_end(&self) -> Result<Recorded> {
-        self.ask(Msg::TxEnd).await
+        self.with(Expect::Long, |s| s.tx_end())
     }
 
     /// Persist `last_applied` + membership and close the database. Idempotent.
     pub(crate) async fn shutdown(&self) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.send(Msg::Shutdown(tx));
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if !sent {
-            return Ok(());
+        crate::blocking::run(Expect::Long, || {
+            let taken = self.state.lock().unwrap_or_else(|p| p.into_inner()).take();
+            match taken {
+                Some(s) => s.shutdown(),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+/// Small runs of entries are applied in place; big ones, or ones that may VACUUM, first hand the
+/// Tokio worker's other tasks to another thread.
+fn apply_expect(entries: &[(LogPos, Op)]) -> Expect {
+    let mut stmts = 0usize;
+    for (_, op) in entries {
+        if let Op::Command(c) = op {
+            if crate::sqlkind::runs_alone(c) {
+                return Expect::Long;
+            }
+            stmts += c.statement_count();
         }
-        rx.await.map_err(|_| Error::ShutDown)?
+    }
+    if stmts > 64 {
+        Expect::Long
+    } else {
+        Expect::Short
     }
 }
 
 impl State {
-    fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(msg) = rx.recv() {
-            match msg {
-                Msg::Apply(entries, done) => {
-                    self.suspend_session();
-                    let r = self.apply(&entries);
-                    self.resume_session();
-                    let _ = done.send(r);
-                }
-                Msg::Pin(done) => {
-                    self.suspend_session();
-                    let r = self.pin();
-                    self.resume_session();
-                    let _ = done.send(r);
-                }
-                Msg::Restore(path, applied, done) => {
-                    self.abort_session();
-                    let _ = done.send(self.restore(&path, applied));
-                }
-                Msg::TxBegin(ts_ms, seed, done) => {
-                    let _ = done.send(self.tx_begin(ts_ms, seed));
-                }
-                Msg::TxExec(stmt, done) => {
-                    let _ = done.send(self.tx_exec(stmt));
-                }
-                Msg::TxCheckCommit(done) => {
-                    let _ = done.send(self.tx_check_commit());
-                }
-                Msg::TxEnd(done) => {
-                    let _ = done.send(self.tx_end());
-                }
-                Msg::Shutdown(done) => {
-                    self.abort_session();
-                    // A clean stop is trusted at the next start (no rebuild), so make it durable:
-                    // meta committed with a synced WAL, then checkpointed into the synced file.
-                    let r = self
-                        .conn
-                        .execute_batch("PRAGMA synchronous=FULL; PRAGMA hiqlite_state.synchronous=FULL;")
-                        .map_err(Error::from)
-                        .and_then(|_| write_meta(&self.conn, &self.applied))
-                        .and_then(|_| {
-                            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-                            self.conn.query_row(
-                                "PRAGMA hiqlite_state.wal_checkpoint(TRUNCATE)",
-                                [],
-                                |_| Ok(()),
-                            )?;
-                            std::fs::File::open(&self.path)?.sync_all()?;
-                            std::fs::File::open(super::meta::state_path(&self.path))?.sync_all()?;
-                            Ok(())
-                        });
-                    if let Err(e) = &r {
-                        tracing::error!("could not persist last applied log id at shutdown: {e}");
-                    }
-                    let _ = done.send(r);
-                    break;
-                }
-            }
+    /// A clean stop is trusted at the next start (no rebuild), so make it durable: meta
+    /// committed with a synced WAL, then checkpointed into the synced file.
+    fn shutdown(mut self) -> Result<()> {
+        self.abort_session();
+        let r = self
+            .conn
+            .execute_batch("PRAGMA synchronous=FULL; PRAGMA hiqlite_state.synchronous=FULL;")
+            .map_err(Error::from)
+            .and_then(|_| write_meta(&self.conn, &self.applied))
+            .and_then(|_| {
+                self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                self.conn.query_row("PRAGMA hiqlite_state.wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                std::fs::File::open(&self.path)?.sync_all()?;
+                std::fs::File::open(super::meta::state_path(&self.path))?.sync_all()?;
+                Ok(())
+            });
+        if let Err(e) = &r {
+            tracing::error!("could not persist last applied log id at shutdown: {e}");
         }
         // Dropping the connection checkpoints the WAL.
         drop(self.conn);
+        r
     }
 
     fn pin(&mut self) -> Result<Pinned> {

@@ -14,11 +14,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::Write as _;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::{StorageIOError, Vote};
@@ -26,6 +26,8 @@ use openraft::{StorageIOError, Vote};
 use super::{io_err, Entry, LogId, StorageError, TypeConfig};
 
 const HEADER: usize = 8;
+/// Appends above this many bytes hand the Tokio worker's other tasks to another thread first.
+const LONG_WRITE: usize = 256 * 1024;
 /// Bytes of recent entries kept decoded in memory for replication.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -56,38 +58,6 @@ struct State {
     segment_bytes: u64,
 }
 
-enum Op {
-    Write {
-        file: Arc<File>,
-        offset: u64,
-        bytes: Vec<u8>,
-        new_segment: bool,
-        /// Index of the last entry in `bytes`.
-        last_index: u64,
-    },
-    Flushed(OnFlushed),
-    Truncate {
-        file: Option<Arc<File>>,
-        len: u64,
-        /// First removed index.
-        from: u64,
-        remove: Vec<PathBuf>,
-        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
-    },
-    Purge {
-        purged: LogId,
-        remove: Vec<PathBuf>,
-        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
-    },
-    Vote {
-        vote: Vote<u64>,
-        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
-    },
-    Sync {
-        done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
-    },
-}
-
 /// Called once the entries queued before it are durable (or failed to be).
 pub(crate) type OnFlushed = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
@@ -96,10 +66,10 @@ struct Shared {
     state: Mutex<State>,
     /// One past the last index the writer thread has written (not necessarily flushed).
     written: Arc<AtomicU64>,
-    /// Set when a write failed: the store refuses further appends instead of pretending.
-    failed: Arc<Mutex<Option<String>>>,
-    tx: Mutex<Option<mpsc::Sender<Op>>>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The file I/O side; taken after `state` when both are needed.
+    io: Mutex<Io>,
+    /// The node this log belongs to, for [`crate::breakdown`].
+    trace_id: AtomicU64,
 }
 
 /// The durable Raft log and vote store. Cheap to clone; clones share the same log.
@@ -212,6 +182,7 @@ impl LogStore {
         }
         let mut scans: Vec<Scan> = Vec::new();
         let mut next_expected: Option<u64> = purged_index.map(|p| p + 1);
+        let last_first = firsts.last().copied();
         for first in firsts {
             let path = dir.join(seg_name(first));
             let data = std::fs::read(&path)?;
@@ -225,6 +196,10 @@ impl LogStore {
             };
             let mut off = 0usize;
             while off < data.len() {
+                if Some(first) == last_first && data[off..].iter().all(|b| *b == 0) {
+                    // The active segment's preallocated space: where the log ends.
+                    break;
+                }
                 let why = if data.len() - off < HEADER {
                     Some("record header cut short".to_string())
                 } else {
@@ -353,23 +328,14 @@ impl LogStore {
             "log store opened"
         );
 
-        let (tx, rx) = mpsc::channel();
-        let wdir = dir.clone();
         let written = Arc::new(AtomicU64::new(state.first_index + state.locs.len() as u64));
-        let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let (w2, f2) = (written.clone(), failed.clone());
-        let writer = std::thread::Builder::new()
-            .name("hiqlite-log".into())
-            .spawn(move || writer_loop(wdir, rx, w2, f2))
-            .map_err(crate::Error::storage)?;
         Ok(LogStore {
             shared: Arc::new(Shared {
                 dir,
                 state: Mutex::new(state),
                 written,
-                failed,
-                tx: Mutex::new(Some(tx)),
-                writer: Mutex::new(Some(writer)),
+                io: Mutex::new(Io::default()),
+                trace_id: AtomicU64::new(0),
             }),
         })
     }
@@ -379,32 +345,28 @@ impl LogStore {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn send(&self, op: Op) -> Result<(), StorageError> {
-        let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
-        match tx.as_ref() {
-            Some(tx) => tx.send(op).map_err(|_| sto_write("log writer thread has stopped")),
-            None => Err(sto_write("log store is closed")),
-        }
+    fn io(&self) -> MutexGuard<'_, Io> {
+        self.shared.io.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn call(
-        &self,
-        op: impl FnOnce(tokio::sync::oneshot::Sender<std::io::Result<()>>) -> Op,
-    ) -> Result<(), StorageError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(op(tx))?;
-        rx.await.map_err(|_| sto_write("log writer thread has stopped"))?.map_err(sto_write)
-    }
-
-    /// Flush everything queued and stop the writer thread.
+    /// Stop writing: trims the last segment's preallocated tail so a clean stop leaves exact
+    /// files. Everything appended is already durable (appends flush before they report).
     pub async fn close(&self) {
-        let _ = self.call(|done| Op::Sync { done }).await;
-        let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(tx);
-        let handle = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = tokio::task::spawn_blocking(move || h.join()).await;
-        }
+        let s = self.lock();
+        let active = s.segments.last_key_value().map(|(_, seg)| seg.file.clone());
+        let used = s.active_size;
+        let mut io = self.io();
+        drop(s);
+        crate::blocking::run(crate::blocking::Expect::Long, || io.close(active.as_deref().map(|f| (f, used))));
+    }
+
+    /// Name the node owning this log in [`crate::breakdown`] events.
+    pub(crate) fn set_trace_id(&self, id: u64) {
+        self.shared.trace_id.store(id, Ordering::Relaxed);
+    }
+
+    pub(crate) fn trace_id(&self) -> u64 {
+        self.shared.trace_id.load(Ordering::Relaxed)
     }
 
     /// Last log id and last purged log id, for status reports.
@@ -429,9 +391,7 @@ impl LogStore {
         entries: impl IntoIterator<Item = Entry>,
         on_flushed: OnFlushed,
     ) -> Result<(), StorageError> {
-        if let Some(e) = self.shared.failed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            return Err(sto_write(format!("log store failed earlier: {e}")));
-        }
+        self.io().check().map_err(sto_write)?;
         // Encode and check everything first, so that a bad batch leaves no trace.
         let mut encoded = Vec::new();
         for entry in entries {
@@ -454,8 +414,8 @@ impl LogStore {
                 s.first_index = idx;
             }
         }
-        let mut ops: Vec<Op> = Vec::new();
-        let mut pending: Option<(Arc<File>, u64, Vec<u8>, bool)> = None;
+        let mut writes: Vec<Write> = Vec::new();
+        let mut pending: Option<Write> = None;
         let mut last_index = None;
         for (entry, rec) in encoded {
             let idx = entry.log_id.index;
@@ -464,14 +424,9 @@ impl LogStore {
                 Some(_) => s.active_size > 0 && s.active_size + rec.len() as u64 > s.segment_bytes,
             };
             if need_new {
-                if let Some((f, off, bytes, new)) = pending.take() {
-                    ops.push(Op::Write {
-                        file: f,
-                        offset: off,
-                        bytes,
-                        new_segment: new,
-                        last_index: idx - 1,
-                    });
+                writes.extend(pending.take());
+                if let Some((_, seg)) = s.segments.last_key_value() {
+                    writes.push(Write::Roll { old: seg.file.clone(), used: s.active_size });
                 }
                 let path = self.shared.dir.join(seg_name(idx));
                 let file =
@@ -485,9 +440,17 @@ impl LogStore {
                 return Err(sto_write("no active segment"));
             };
             let offset = s.active_size;
-            let p = pending.get_or_insert_with(|| (seg.file.clone(), offset, Vec::new(), need_new));
+            let w = pending.get_or_insert_with(|| Write::Bytes {
+                seg: seg_first,
+                file: seg.file.clone(),
+                offset,
+                bytes: Vec::new(),
+                new_segment: need_new,
+            });
+            if let Write::Bytes { bytes, .. } = w {
+                bytes.extend_from_slice(&rec);
+            }
             let len = rec.len();
-            p.2.extend_from_slice(&rec);
             s.locs.push_back(Loc { seg: seg_first, offset, len: len as u32 });
             s.active_size += len as u64;
             s.last_log_id = Some(entry.log_id);
@@ -495,11 +458,9 @@ impl LogStore {
             s.cache_bytes += len;
             last_index = Some(idx);
         }
-        if let (Some((f, off, bytes, new)), Some(li)) = (pending.take(), last_index) {
-            ops.push(Op::Write { file: f, offset: off, bytes, new_segment: new, last_index: li });
-        }
-        // Keep the cache bounded, but never evict what the writer has not written yet: until
-        // then the cache is the only copy readers can use.
+        writes.extend(pending.take());
+        // Keep the cache bounded, but never evict what is not written yet: until then the
+        // cache is the only copy readers can use.
         let written = self.shared.written.load(Ordering::Acquire);
         while s.cache_bytes > CACHE_BYTES {
             match s.cache.first_entry() {
@@ -510,11 +471,18 @@ impl LogStore {
                 _ => break,
             }
         }
-        ops.push(Op::Flushed(on_flushed));
-        // Send while holding the lock so that concurrent appends queue in index order.
-        for op in ops {
-            self.send(op)?;
+        // The I/O lock is taken before the state lock is let go, so appends reach the disk in
+        // index order; readers only need the state lock.
+        let mut io = self.io();
+        drop(guard);
+        let bytes: usize = writes.iter().map(Write::len).sum();
+        let expect = if bytes > LONG_WRITE { Expect::Long } else { Expect::Short };
+        let r = crate::blocking::run(expect, || io.write(&self.shared.dir, writes));
+        if let (Ok(()), Some(li)) = (&r, last_index) {
+            self.shared.written.fetch_max(li + 1, Ordering::AcqRel);
         }
+        drop(io);
+        on_flushed(r);
         Ok(())
     }
 
@@ -569,4 +537,5 @@ mod storage;
 #[cfg(test)]
 mod tests;
 
-use io::writer_loop;
+use crate::blocking::Expect;
+use io::{Io, Write};

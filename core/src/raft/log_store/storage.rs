@@ -53,9 +53,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         let v = *vote;
-        self.call(|done| Op::Vote { vote: v, done })
-            .await
+        let mut io = self.io();
+        crate::blocking::run(crate::blocking::Expect::Long, || io.vote(&self.shared.dir, &v))
             .map_err(|e| StorageError::from(StorageIOError::write_vote(&io_err(e))))?;
+        drop(io);
         self.lock().vote = Some(v);
         Ok(())
     }
@@ -69,7 +70,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.append_with(entries, Box::new(move |r| callback.log_io_completed(r)))
+        use crate::breakdown::{mark, Stage};
+        let id = self.trace_id();
+        mark(Stage::Append, id);
+        self.append_with(
+            entries,
+            Box::new(move |r| {
+                mark(Stage::Flushed, id);
+                callback.log_io_completed(r)
+            }),
+        )
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -77,8 +87,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let first = self.lock().first_index;
         // The new last log id is the entry before the cut (read before anything changes).
         let prev = if idx > first { self.read_range(idx - 1, idx)?.pop().map(|e| e.log_id) } else { None };
+        let mut guard = self.lock();
         let (file, len, remove, from) = {
-            let mut guard = self.lock();
             let s = &mut *guard;
             let end = s.first_index + s.locs.len() as u64;
             if idx >= end {
@@ -101,12 +111,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             s.last_log_id = if s.locs.is_empty() { s.last_purged } else { prev.or(s.last_purged) };
             (file, loc.offset, remove, from)
         };
-        self.call(|done| Op::Truncate { file, len, from, remove, done }).await
+        let mut io = self.io();
+        drop(guard);
+        let r = crate::blocking::run(crate::blocking::Expect::Long, || io.truncate(&self.shared.dir, file.as_deref(), len, &remove));
+        self.shared.written.fetch_min(from, Ordering::AcqRel);
+        r.map_err(sto_write)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut guard = self.lock();
         let remove = {
-            let mut guard = self.lock();
             let s = &mut *guard;
             if s.last_purged.is_some_and(|p| p.index > log_id.index) {
                 return Ok(());
@@ -142,6 +156,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             remove
         };
-        self.call(|done| Op::Purge { purged: log_id, remove, done }).await
+        let mut io = self.io();
+        drop(guard);
+        crate::blocking::run(crate::blocking::Expect::Long, || io.purge(&self.shared.dir, log_id, &remove)).map_err(sto_write)
     }
 }
