@@ -40,6 +40,26 @@ pub(crate) fn enter_entry(ts_ms: i64, seed: u64) {
     RNG.with(|c| c.set(seed));
 }
 
+/// The clock and random state of this thread, to carry an open transaction's determinism from
+/// one thread to the next (the writer runs on whichever thread calls it).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Saved {
+    now_ms: Option<i64>,
+    rng: u64,
+}
+
+/// Take this thread's state (leaving the real clock in place).
+pub(crate) fn take() -> Saved {
+    let now_ms = NOW_MS.with(|c| c.replace(None));
+    Saved { now_ms, rng: RNG.with(Cell::get) }
+}
+
+/// Put a state taken with [`take`] on this thread.
+pub(crate) fn put(s: Saved) {
+    NOW_MS.with(|c| c.set(s.now_ms));
+    RNG.with(|c| c.set(s.rng));
+}
+
 /// Back to the real clock (between entries).
 pub(crate) fn leave_entry() {
     NOW_MS.with(|c| c.set(None));

@@ -85,6 +85,8 @@ pub(super) struct State {
     /// Whether an INSERT/UPDATE/DELETE completed since the last reset (then `changes()` is the
     /// connection's own value).
     pub(super) dml_since_reset: std::cell::Cell<bool>,
+    /// The open transaction's clock and random state between calls (see [`super::det::Saved`]).
+    pub(super) det: super::det::Saved,
 }
 
 impl Writer {
@@ -119,6 +121,7 @@ impl Writer {
             denied,
             rq_counters: Default::default(),
             dml_since_reset: Default::default(),
+            det: Default::default(),
         };
         Ok(Arc::new(Writer {
             state: Mutex::new(Some(state)),
@@ -140,7 +143,12 @@ impl Writer {
         crate::blocking::run(expect, || {
             let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
             match g.as_mut() {
-                Some(s) => f(s),
+                Some(s) => {
+                    super::det::put(s.det);
+                    let r = f(s);
+                    s.det = super::det::take();
+                    r
+                }
                 None => Err(Error::ShutDown),
             }
         })
