@@ -180,7 +180,7 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
 
     db.execute("CREATE TABLE bench (id INTEGER PRIMARY KEY, k INTEGER, v TEXT)", ()).await?;
     if a.breakdown {
-        breakdown(&db, leader_id).await?;
+        breakdown(a, &db, leader_id).await?;
     }
     for conc in [1usize, 4, 16, 64] {
         if !a.wants("insert") {
@@ -292,26 +292,37 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sequential inserts with the write path's stage timestamps on; prints the median time spent
-/// reaching each stage from the one before.
-async fn breakdown(db: &hiqlite::Client, leader: u64) -> anyhow::Result<()> {
-    const WRITES: i64 = 3000;
+/// Sequential inserts, then sequential transactions of `--txn-rows` rows, with the write path's
+/// stage timestamps on; prints the median time spent reaching each stage from the one before.
+async fn breakdown(a: &BenchArgs, db: &hiqlite::Client, leader: u64) -> anyhow::Result<()> {
     for i in 0..200 {
         db.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![-i, "warm-up"]).await?;
     }
     hiqlite::breakdown::start();
-    for i in 0..WRITES {
+    for i in 0..3000 {
         db.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![-i, "payload-0123456789"]).await?;
     }
+    print_breakdown("insert, concurrency 1", leader);
+    hiqlite::breakdown::start();
+    for t in 0..100u64 {
+        let stmts: Vec<Statement> = (0..a.txn_rows)
+            .map(|i| Statement::new("INSERT INTO bench (k, v) VALUES (?, ?)", params![(t * a.txn_rows + i) as i64, "bulk-row"]))
+            .collect();
+        db.transaction(stmts).await?;
+    }
+    print_breakdown(&format!("transactions of {} rows", a.txn_rows), leader);
+    db.execute("DELETE FROM bench", ()).await?;
+    Ok(())
+}
+
+fn print_breakdown(what: &str, leader: u64) {
     let events = hiqlite::breakdown::stop();
     let (rows, total, n) = hiqlite::breakdown::report(&events, leader);
-    println!("where one write's time goes (insert, concurrency 1, median of {n} writes):");
+    println!("where one write's time goes ({what}, median of {n} writes):");
     for (label, us) in &rows {
         println!("  {label:<36} {us:>8.1} us");
     }
     println!("  {:<36} {total:>8.1} us  (median write, not the sum of medians)", "whole write");
-    db.execute("DELETE FROM bench", ()).await?;
-    Ok(())
 }
 
 /// One interactive transaction: BEGIN, read a balance, write it back, COMMIT.

@@ -217,15 +217,14 @@ impl Node {
         .map_err(Error::raft)?;
 
         let (shutdown_tx, _) = watch::channel(false);
-        let (proposer_tx, proposer_rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(propose::proposer(
+        let proposer = propose::Proposer::start(
             raft.clone(),
-            proposer_rx,
+            log.clone(),
             Duration::from_millis(config.request_timeout_ms),
             propose::FkInit { applied: writer.foreign_keys.clone(), initial: config.foreign_keys },
-        ));
+        );
         let inner = Arc::new(NodeInner {
-            proposer: proposer_tx,
+            proposer,
             tx: Default::default(),
             id: config.node_id,
             reads: ReadPool::new(db_path.clone(), config.read_pool_size, writer.foreign_keys.clone()),

@@ -51,7 +51,7 @@ struct NodeInner {
     last_leader_contact_ms: AtomicU64,
     /// True until a node started from a backup has snapshotted it (joins wait until then).
     restoring: AtomicBool,
-    proposer: tokio::sync::mpsc::UnboundedSender<propose::Proposal>,
+    proposer: Arc<propose::Proposer>,
     /// The write gate and the open interactive transaction.
     tx: tx::TxState,
     shutdown_tx: watch::Sender<bool>,

@@ -1,7 +1,9 @@
 //! Proposing writes on the leader with group commit: openraft 0.9's core appends and fsyncs one
-//! client write at a time, so the batching happens before it. A proposer task gathers the
-//! commands that arrive while earlier proposals are in flight into one `Command::Batch` entry,
-//! and answers each caller from the batch response.
+//! client write at a time, so the batching happens before it. A command finding the leader's
+//! log idle and a proposal slot free is proposed by its caller's own task (no hop); commands
+//! arriving while the log is busy (an append writing or flushing) or all slots are taken wait,
+//! and are proposed together as one `Command::Batch` entry the moment that changes, so batches
+//! form at any concurrency above one. Each caller is answered from the batch response.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +27,9 @@ pub(super) enum Proposed {
 }
 
 /// Most proposals in flight at once; while they are busy, new ones queue and go out together.
-const PROPOSALS_IN_FLIGHT: usize = 4;
+const PROPOSALS_IN_FLIGHT: usize = 1;
+/// Longest a waiting command is held back for the log to become idle.
+const GATHER_AT_MOST: Duration = Duration::from_millis(2);
 /// Most client commands in one log entry.
 const MAX_BATCH: usize = 1024;
 /// Most statement bytes in one log entry (past the first command).
@@ -78,57 +82,182 @@ pub(super) struct FkInit {
     pub initial: bool,
 }
 
-/// The proposer task: one per node, fed by [`Node::propose`].
-pub(super) async fn proposer(
+/// Commands waiting to be proposed, and proposals in flight.
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Proposal>,
+    in_flight: usize,
+}
+
+/// The proposer of one node (see the module documentation).
+pub(super) struct Proposer {
     raft: Raft,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
+    log: crate::raft::log_store::LogStore,
     timeout: Duration,
     fk: FkInit,
-) {
-    let fk = Arc::new(fk);
-    let slots = Arc::new(tokio::sync::Semaphore::new(PROPOSALS_IN_FLIGHT));
-    let mut held: Option<Proposal> = None;
-    loop {
-        let first = match held.take() {
-            Some(p) => p,
-            None => match rx.recv().await {
-                Some(p) => p,
-                None => return,
-            },
+    queue: std::sync::Mutex<Queue>,
+    /// [`LogStore::appends_started`] when the latest proposal was handed to openraft: while it
+    /// is unchanged, that proposal has not reached the log yet.
+    ///
+    /// [`LogStore::appends_started`]: crate::raft::log_store::LogStore::appends_started
+    issued: std::sync::atomic::AtomicU64,
+    /// Wakes the drain task: commands wait, and the log or a slot may be free.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Proposer {
+    fn drop(&mut self) {
+        // Lets the drain task see the proposer is gone.
+        self.wake.notify_one();
+    }
+}
+
+impl Proposer {
+    /// The proposer, with its drain task running.
+    pub(super) fn start(
+        raft: Raft,
+        log: crate::raft::log_store::LogStore,
+        timeout: Duration,
+        fk: FkInit,
+    ) -> Arc<Proposer> {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let p = Arc::new(Proposer {
+            raft,
+            log,
+            timeout,
+            fk,
+            queue: Default::default(),
+            issued: Default::default(),
+            wake: wake.clone(),
+        });
+        let weak = Arc::downgrade(&p);
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                let Some(p) = weak.upgrade() else { return };
+                p.drain().await;
+            }
+        });
+        p
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Propose `cmd` and wait for its outcome.
+    pub(super) async fn submit(self: &Arc<Self>, cmd: Command) -> Result<Proposed> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let direct = {
+            let mut q = self.queue();
+            if q.waiting.is_empty() && q.in_flight == 0 && !self.log.appending() {
+                q.in_flight += 1;
+                Some((cmd, tx))
+            } else {
+                q.waiting.push((cmd, tx));
+                None
+            }
         };
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let mut size = command_size(&first.0);
-        // A command the writer applies outside its transaction (VACUUM, foreign_keys = ...)
-        // gets an entry of its own, so it never shares a batch's savepoints.
-        let alone = crate::sqlkind::runs_alone(&first.0);
-        let mut batch = vec![first];
-        while !alone && batch.len() < MAX_BATCH && size < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(p) if crate::sqlkind::runs_alone(&p.0) => {
-                    held = Some(p);
-                    break;
+        match direct {
+            Some(p) => {
+                self.run(vec![p]).await;
+            }
+            None => self.wake.notify_one(),
+        }
+        rx.await.map_err(|_| Error::ShutDown)
+    }
+
+    /// Propose one batch (its slot is taken). The slot is freed, and the drain task woken, when
+    /// this ends, even if the caller gives up waiting half-way.
+    async fn run(self: &Arc<Self>, batch: Vec<Proposal>) {
+        let _slot = Slot(self.clone());
+        if self.fk.applied.load(std::sync::atomic::Ordering::Acquire) == crate::sqlite::writer::FK_UNSET {
+            // The cluster has no foreign-key setting yet: record this node's initial value in
+            // an entry before this write (a no-op if another got there first).
+            let mut init = initial_fk_command(self.fk.initial);
+            init.stamp();
+            let _ = tokio::time::timeout(self.timeout, self.raft.client_write(init)).await;
+        }
+        self.issued.store(self.log.appends_started(), std::sync::atomic::Ordering::Release);
+        propose(&self.raft, batch, self.timeout).await;
+    }
+
+    /// Propose what waits, batch by batch while slots are free, each once the log is idle, so
+    /// that commands arriving during an append share the next one.
+    async fn drain(self: &Arc<Self>) {
+        loop {
+            self.until_log_idle().await;
+            let batch = {
+                let mut q = self.queue();
+                if q.waiting.is_empty() || q.in_flight >= PROPOSALS_IN_FLIGHT {
+                    return;
                 }
-                Ok(p) => {
-                    size += command_size(&p.0);
-                    batch.push(p);
-                }
-                Err(_) => break,
+                q.in_flight += 1;
+                take_batch(&mut q.waiting)
+            };
+            let p = self.clone();
+            tokio::spawn(async move { p.run(batch).await });
+        }
+    }
+
+    /// Wait while the log is appending, or the latest proposal has not reached it yet (then its
+    /// append is about to begin). Bounded: a proposal that never reaches the log (this node lost
+    /// the lead) must not hold the others up.
+    async fn until_log_idle(&self) {
+        let deadline = tokio::time::Instant::now() + GATHER_AT_MOST;
+        loop {
+            let done = self.log.append_done();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            let in_flight = self.queue().in_flight;
+            let unissued = in_flight > 0
+                && self.log.appends_started() == self.issued.load(std::sync::atomic::Ordering::Acquire);
+            if !self.log.appending() && !unissued {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                return;
             }
         }
-        let raft = raft.clone();
-        let fk = fk.clone();
-        tokio::spawn(async move {
-            if fk.applied.load(std::sync::atomic::Ordering::Acquire) == crate::sqlite::writer::FK_UNSET {
-                // The cluster has no foreign-key setting yet: record this node's initial value
-                // in an entry before this write (a no-op if another got there first).
-                let mut init = initial_fk_command(fk.initial);
-                init.stamp();
-                let _ = tokio::time::timeout(timeout, raft.client_write(init)).await;
-            }
-            propose(&raft, batch, timeout).await;
-            drop(permit);
-        });
     }
+}
+
+/// A taken proposal slot.
+struct Slot(Arc<Proposer>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let more = {
+            let mut q = self.0.queue();
+            q.in_flight -= 1;
+            !q.waiting.is_empty()
+        };
+        if more {
+            self.0.wake.notify_one();
+        }
+    }
+}
+
+/// The longest prefix of `waiting` that makes one log entry: up to [`MAX_BATCH`] commands and
+/// [`MAX_BATCH_BYTES`] (past the first). A command the writer applies outside its transaction
+/// (VACUUM, `foreign_keys = ...`) gets an entry of its own, so it never shares a batch's
+/// savepoints.
+fn take_batch(waiting: &mut Vec<Proposal>) -> Vec<Proposal> {
+    let mut n = 0;
+    let mut size = 0;
+    for p in waiting.iter() {
+        let alone = crate::sqlkind::runs_alone(&p.0);
+        if n > 0 && (alone || n >= MAX_BATCH || size >= MAX_BATCH_BYTES) {
+            break;
+        }
+        n += 1;
+        size += command_size(&p.0);
+        if alone {
+            break;
+        }
+    }
+    let rest = waiting.split_off(n);
+    std::mem::replace(waiting, rest)
 }
 
 async fn propose(raft: &Raft, batch: Vec<Proposal>, timeout: Duration) {
@@ -202,9 +331,7 @@ impl Node {
 
     /// [`Node::propose`] for the holder of the write gate (a committing transaction).
     pub(super) async fn propose_ungated(&self, cmd: Command) -> Result<Proposed> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.proposer.send((cmd, tx)).map_err(|_| Error::ShutDown)?;
-        rx.await.map_err(|_| Error::ShutDown)
+        self.inner.proposer.submit(cmd).await
     }
 
     /// Propose a command on this node, which must be the leader; `NotLeader` (nothing

@@ -70,6 +70,12 @@ struct Shared {
     io: Mutex<Io>,
     /// The node this log belongs to, for [`crate::breakdown`].
     trace_id: AtomicU64,
+    /// Appends writing or flushing right now.
+    appending: std::sync::atomic::AtomicUsize,
+    /// Appends begun since the log was opened.
+    started: AtomicU64,
+    /// Woken whenever an append is done.
+    idle: tokio::sync::Notify,
 }
 
 /// The durable Raft log and vote store. Cheap to clone; clones share the same log.
@@ -336,6 +342,9 @@ impl LogStore {
                 written,
                 io: Mutex::new(Io::default()),
                 trace_id: AtomicU64::new(0),
+                appending: Default::default(),
+                started: AtomicU64::new(0),
+                idle: Default::default(),
             }),
         })
     }
@@ -367,6 +376,23 @@ impl LogStore {
 
     pub(crate) fn trace_id(&self) -> u64 {
         self.shared.trace_id.load(Ordering::Relaxed)
+    }
+
+    /// Whether an append is being written or flushed right now. The proposer holds new commands
+    /// back meanwhile, so that they share the next append (and its fsync) instead of each
+    /// queueing for one of their own behind it.
+    pub(crate) fn appending(&self) -> bool {
+        self.shared.appending.load(Ordering::Acquire) > 0
+    }
+
+    /// Appends begun since the log was opened.
+    pub(crate) fn appends_started(&self) -> u64 {
+        self.shared.started.load(Ordering::Acquire)
+    }
+
+    /// Resolves when an append ends (register with `enable` before checking [`Self::appending`]).
+    pub(crate) fn append_done(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shared.idle.notified()
     }
 
     /// Last log id and last purged log id, for status reports.
@@ -475,6 +501,8 @@ impl LogStore {
         // index order; readers only need the state lock.
         let mut io = self.io();
         drop(guard);
+        self.shared.appending.fetch_add(1, Ordering::AcqRel);
+        self.shared.started.fetch_add(1, Ordering::AcqRel);
         let bytes: usize = writes.iter().map(Write::len).sum();
         let expect = if bytes > LONG_WRITE { Expect::Long } else { Expect::Short };
         let r = crate::blocking::run(expect, || io.write(&self.shared.dir, writes));
@@ -482,6 +510,8 @@ impl LogStore {
             self.shared.written.fetch_max(li + 1, Ordering::AcqRel);
         }
         drop(io);
+        self.shared.appending.fetch_sub(1, Ordering::AcqRel);
+        self.shared.idle.notify_waiters();
         on_flushed(r);
         Ok(())
     }
