@@ -38,6 +38,13 @@ pub struct BenchArgs {
     /// at concurrency 1) before the scenarios.
     #[arg(long)]
     breakdown: bool,
+    /// Measure failover instead: kill the leader of a 3-process cluster this many times and
+    /// print how long writes were refused each time.
+    #[arg(long)]
+    failover: Option<usize>,
+    /// Concurrency levels of the insert scenario (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 4, 16, 64])]
+    concurrency: Vec<usize>,
     /// Benchmark the remote client over HTTP (against `--urls`, or a local cluster started for
     /// the run) next to raw keep-alive HTTP requests doing the same work.
     #[arg(long)]
@@ -116,7 +123,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(!a.dir.exists(), "{} exists; choose another --dir or remove it", a.dir.display());
     std::fs::create_dir_all(&a.dir)?;
-    let result = run_in(&a).await;
+    let result = match a.failover {
+        Some(kills) => crate::bench_failover::run(&a.dir, kills).await,
+        None => run_in(&a).await,
+    };
     let _ = std::fs::remove_dir_all(&a.dir);
     result
 }
@@ -182,7 +192,7 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     if a.breakdown {
         breakdown(a, &db, leader_id).await?;
     }
-    for conc in [1usize, 4, 16, 64] {
+    for &conc in &a.concurrency {
         if !a.wants("insert") {
             break;
         }

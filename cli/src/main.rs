@@ -1,6 +1,7 @@
 //! The `hiqlite` binary: run a node, a local demo cluster, or the benchmark.
 
 mod bench;
+mod bench_failover;
 mod bench_remote;
 
 // The engine allocates per statement and per log entry on several threads; mimalloc's thread

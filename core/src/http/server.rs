@@ -34,6 +34,7 @@ impl Node {
         };
         node.attach_servers(handles);
         node.spawn_formation();
+        node.spawn_watchdog();
         tracing::info!(node = node.id(), took_ms = started.elapsed().as_millis() as u64, "node started");
         Ok(node)
     }

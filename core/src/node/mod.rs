@@ -12,6 +12,7 @@ mod propose;
 mod read;
 mod rpc;
 mod tx;
+mod watchdog;
 
 use std::fs::File;
 use std::path::PathBuf;
