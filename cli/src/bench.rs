@@ -316,7 +316,12 @@ async fn breakdown(a: &BenchArgs, db: &hiqlite::Client, leader: u64) -> anyhow::
     hiqlite::breakdown::start();
     for t in 0..100u64 {
         let stmts: Vec<Statement> = (0..a.txn_rows)
-            .map(|i| Statement::new("INSERT INTO bench (k, v) VALUES (?, ?)", params![(t * a.txn_rows + i) as i64, "bulk-row"]))
+            .map(|i| {
+                Statement::new(
+                    "INSERT INTO bench (k, v) VALUES (?, ?)",
+                    params![(t * a.txn_rows + i) as i64, "bulk-row"],
+                )
+            })
             .collect();
         db.transaction(stmts).await?;
     }

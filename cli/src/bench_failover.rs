@@ -89,8 +89,7 @@ pub async fn run(dir: &Path, kills: usize) -> anyhow::Result<()> {
             child: None,
         });
     }
-    let peers =
-        nodes.iter().map(|n| format!("{}={}/{}", n.id, n.raft, n.api)).collect::<Vec<_>>().join(",");
+    let peers = nodes.iter().map(|n| format!("{}={}/{}", n.id, n.raft, n.api)).collect::<Vec<_>>().join(",");
     let result = trials(dir, &http, &mut nodes, &peers, kills).await;
     for n in &mut nodes {
         if let Some(mut c) = n.child.take() {
@@ -122,7 +121,10 @@ async fn trials(
         let l = leader(http, nodes, Instant::now() + patience).await?;
         let li = nodes.iter().position(|n| n.id == l).context("leader is a member")?;
         let si = (li + 1) % nodes.len();
-        anyhow::ensure!(write(http, &nodes[si].api, "before").await, "the cluster refused a write before the kill");
+        anyhow::ensure!(
+            write(http, &nodes[si].api, "before").await,
+            "the cluster refused a write before the kill"
+        );
         let t0 = Instant::now();
         if let Some(mut c) = nodes[li].child.take() {
             c.kill()?;
@@ -137,7 +139,11 @@ async fn trials(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let took = accepted.context("no write accepted within two minutes of the kill")?;
-        println!("  kill {:>2} (node {l}): first write accepted after {:>6.0} ms", k + 1, took.as_secs_f64() * 1e3);
+        println!(
+            "  kill {:>2} (node {l}): first write accepted after {:>6.0} ms",
+            k + 1,
+            took.as_secs_f64() * 1e3
+        );
         times.push(took);
         // Back to three nodes, caught up, before the next kill.
         nodes[li].child = Some(spawn(dir, &nodes[li], peers)?);

@@ -94,17 +94,20 @@ impl Node {
     pub(crate) async fn write(&self, cmd: Command) -> Result<Response> {
         use crate::breakdown::{mark, Stage};
         mark(Stage::Call, self.id());
-        let r = self.on_leader::<peer::Write, _, _, _>(Kind::Write, cmd, self.timeout(), "accept the write", |cmd| {
-            let node = self.clone();
-            async move {
-                match node.propose(cmd).await {
-                    Ok(Proposed::Done(r)) => Here::Done(r),
-                    Ok(Proposed::Refused(back, leader)) => Here::Refused(back, Error::NotLeader { leader }),
-                    Err(e) => Here::Done(Err(e)),
+        let r = self
+            .on_leader::<peer::Write, _, _, _>(Kind::Write, cmd, self.timeout(), "accept the write", |cmd| {
+                let node = self.clone();
+                async move {
+                    match node.propose(cmd).await {
+                        Ok(Proposed::Done(r)) => Here::Done(r),
+                        Ok(Proposed::Refused(back, leader)) => {
+                            Here::Refused(back, Error::NotLeader { leader })
+                        }
+                        Err(e) => Here::Done(Err(e)),
+                    }
                 }
-            }
-        })
-        .await;
+            })
+            .await;
         mark(Stage::Answer, self.id());
         r
     }

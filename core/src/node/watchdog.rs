@@ -55,7 +55,8 @@ impl Node {
         if last == 0 || silent_ms < 2 * beat.as_millis() as u64 {
             return;
         }
-        let reachable = matches!(tokio::time::timeout(beat, tokio::net::TcpStream::connect(&addr)).await, Ok(Ok(_)));
+        let reachable =
+            matches!(tokio::time::timeout(beat, tokio::net::TcpStream::connect(&addr)).await, Ok(Ok(_)));
         if reachable {
             return;
         }

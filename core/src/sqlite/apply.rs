@@ -167,7 +167,8 @@ impl State {
         // share one, so it ends with each command. Setting a flag PRAGMA expires every prepared
         // statement of the connection (re-preparing them was a quarter of a write's CPU), so it
         // is only set when a command turned it on.
-        let deferred: i64 = self.conn.prepare_cached("PRAGMA defer_foreign_keys")?.query_row([], |r| r.get(0))?;
+        let deferred: i64 =
+            self.conn.prepare_cached("PRAGMA defer_foreign_keys")?.query_row([], |r| r.get(0))?;
         if deferred != 0 {
             self.conn.prepare_cached("PRAGMA defer_foreign_keys=OFF")?.execute([])?;
         }

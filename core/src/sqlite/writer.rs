@@ -18,9 +18,9 @@ use super::authorize::{self, WriteSeen};
 use super::meta::{append_state, attach_state, read_fk, read_meta, read_state, write_meta, StateData};
 pub(crate) use super::meta::{Applied, LogPos, MembershipBlob};
 pub(crate) use super::session::Recorded;
+use crate::blocking::Expect;
 use crate::command::Response;
 use crate::error::{Error, Result};
-use crate::blocking::Expect;
 use crate::value::{ExecResult, Statement};
 
 /// A read-only connection holding an open read transaction at exactly `applied`.

@@ -142,7 +142,12 @@ impl Io {
     }
 
     /// Record the purge point, then remove the segments below it.
-    pub(super) fn purge(&mut self, dir: &Path, purged: LogId, remove: &[std::path::PathBuf]) -> std::io::Result<()> {
+    pub(super) fn purge(
+        &mut self,
+        dir: &Path,
+        purged: LogId,
+        remove: &[std::path::PathBuf],
+    ) -> std::io::Result<()> {
         self.check()?;
         let bytes = serde_json::to_vec(&Some(purged)).map_err(io_err)?;
         write_atomic(dir, "purged", &bytes)?;

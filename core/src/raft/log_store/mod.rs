@@ -366,7 +366,9 @@ impl LogStore {
         let used = s.active_size;
         let mut io = self.io();
         drop(s);
-        crate::blocking::run(crate::blocking::Expect::Long, || io.close(active.as_deref().map(|f| (f, used))));
+        crate::blocking::run(crate::blocking::Expect::Long, || {
+            io.close(active.as_deref().map(|f| (f, used)))
+        });
     }
 
     /// Name the node owning this log in [`crate::breakdown`] events.

@@ -113,7 +113,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let mut io = self.io();
         drop(guard);
-        let r = crate::blocking::run(crate::blocking::Expect::Long, || io.truncate(&self.shared.dir, file.as_deref(), len, &remove));
+        let r = crate::blocking::run(crate::blocking::Expect::Long, || {
+            io.truncate(&self.shared.dir, file.as_deref(), len, &remove)
+        });
         self.shared.written.fetch_min(from, Ordering::AcqRel);
         r.map_err(sto_write)
     }
@@ -158,6 +160,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let mut io = self.io();
         drop(guard);
-        crate::blocking::run(crate::blocking::Expect::Long, || io.purge(&self.shared.dir, log_id, &remove)).map_err(sto_write)
+        crate::blocking::run(crate::blocking::Expect::Long, || io.purge(&self.shared.dir, log_id, &remove))
+            .map_err(sto_write)
     }
 }
