@@ -308,8 +308,7 @@ async fn run_reads(api: &Api, stmts: Vec<Statement>, flags: &Flags, level: Level
             let Some(limit) = rqlite::parse_duration(fr) else {
                 return bad(format!("invalid freshness {fr}"));
             };
-            let mut fresh =
-                node.ms_since_leader_contact().is_some_and(|ms| u128::from(ms) <= limit.as_millis());
+            let mut fresh = node.since_leader_contact().is_some_and(|d| d <= limit);
             if flags.has("freshness_strict") {
                 // Strict: the data must also be current, i.e. everything received is applied.
                 let st = node.status();

@@ -239,7 +239,7 @@ impl Node {
             api_addr,
             startup: startup.to_string(),
             restoring: std::sync::atomic::AtomicBool::new(restoring),
-            last_leader_contact_ms: Default::default(),
+            last_leader_contact_us: Default::default(),
             shutdown_tx,
             servers: Mutex::new(Vec::new()),
             lock: Mutex::new(Some((lock_file, lock_path))),

@@ -48,8 +48,8 @@ struct NodeInner {
     raft_addr: String,
     api_addr: String,
     startup: String,
-    /// When this node last heard from a leader (ms since the Unix epoch), for `freshness`.
-    last_leader_contact_ms: AtomicU64,
+    /// When this node last heard from a leader (µs since the Unix epoch), for `freshness`.
+    last_leader_contact_us: AtomicU64,
     /// True until a node started from a backup has snapshotted it (joins wait until then).
     restoring: AtomicBool,
     proposer: Arc<propose::Proposer>,
@@ -80,6 +80,10 @@ impl std::fmt::Debug for Node {
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Node {
@@ -145,16 +149,16 @@ impl Node {
         m.membership().get_node(&id).cloned()
     }
 
-    /// Milliseconds since this node last heard from the leader (0 on the leader).
-    pub(crate) fn ms_since_leader_contact(&self) -> Option<u64> {
+    /// How long since this node last heard from the leader (zero on the leader).
+    pub(crate) fn since_leader_contact(&self) -> Option<Duration> {
         if self.is_leader() {
-            return Some(0);
+            return Some(Duration::ZERO);
         }
-        let last = self.inner.last_leader_contact_ms.load(Ordering::Relaxed);
+        let last = self.inner.last_leader_contact_us.load(Ordering::Relaxed);
         if last == 0 {
             return None;
         }
-        Some(now_ms().saturating_sub(last))
+        Some(Duration::from_micros(now_us().saturating_sub(last)))
     }
 
     /// Status of this node.

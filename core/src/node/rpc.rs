@@ -9,7 +9,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
-use super::{now_ms, Node};
+use super::{now_us, Node};
 use crate::command::{Command, Response};
 use crate::error::{Error, Result};
 use crate::peer::ClusterInfo;
@@ -31,7 +31,7 @@ impl Node {
             mark(Stage::ReplicaReply, self.id());
         }
         if matches!(&r, Ok(resp) if resp.is_success()) {
-            self.inner.last_leader_contact_ms.store(now_ms(), Ordering::Relaxed);
+            self.inner.last_leader_contact_us.store(now_us(), Ordering::Relaxed);
         }
         r
     }

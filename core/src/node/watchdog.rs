@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{now_ms, Node};
+use super::{now_us, Node};
 
 impl Node {
     /// Watch the leader while this node is a follower, until the node stops.
@@ -50,9 +50,8 @@ impl Node {
         if !voters.contains(&me) {
             return;
         }
-        let last = self.inner.last_leader_contact_ms.load(Ordering::Relaxed);
-        let silent_ms = now_ms().saturating_sub(last);
-        if last == 0 || silent_ms < 2 * beat.as_millis() as u64 {
+        let last = self.inner.last_leader_contact_us.load(Ordering::Relaxed);
+        if last == 0 || now_us().saturating_sub(last) < 2 * beat.as_micros() as u64 {
             return;
         }
         let reachable =
@@ -64,19 +63,18 @@ impl Node {
         // should the first fail.
         let rank = voters.iter().filter(|v| **v != leader && **v < me).count() as u64;
         let cfg = self.config();
-        let at = last + cfg.election_timeout_max_ms + 20 + rank * (cfg.election_timeout_min_ms / 2);
-        let wait = at.saturating_sub(now_ms());
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let at = last + 1000 * (cfg.election_timeout_max_ms + 20 + rank * (cfg.election_timeout_min_ms / 2));
+        tokio::time::sleep(Duration::from_micros(at.saturating_sub(now_us()))).await;
         let unchanged = {
             let m = self.inner.raft.metrics();
             let m = m.borrow();
             m.state.is_follower() && m.current_leader == Some(leader)
         };
-        if unchanged && self.inner.last_leader_contact_ms.load(Ordering::Relaxed) == last {
+        if unchanged && self.inner.last_leader_contact_us.load(Ordering::Relaxed) == last {
             tracing::warn!(
                 node = me,
                 leader,
-                silent_ms = now_ms().saturating_sub(last),
+                silent_ms = now_us().saturating_sub(last) / 1000,
                 "leader unreachable (connection refused): starting an election"
             );
             if let Err(e) = self.inner.raft.trigger().elect().await {

@@ -140,18 +140,25 @@ impl Writer {
 
     /// Run `f` on the writer's state, here (see [`crate::blocking`]).
     fn with<T>(&self, expect: Expect, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
-        crate::blocking::run(expect, || {
-            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            match g.as_mut() {
-                Some(s) => {
-                    super::det::put(s.det);
-                    let r = f(s);
-                    s.det = super::det::take();
-                    r
-                }
-                None => Err(Error::ShutDown),
+        let run = |mut g: std::sync::MutexGuard<'_, Option<State>>| match g.as_mut() {
+            Some(s) => {
+                super::det::put(s.det);
+                let r = f(s);
+                s.det = super::det::take();
+                r
             }
-        })
+            None => Err(Error::ShutDown),
+        };
+        // Short work runs in place only when the writer is free: waiting for someone else's
+        // long apply in place would hold this Tokio worker's other tasks up as long.
+        if expect == Expect::Short {
+            match self.state.try_lock() {
+                Ok(g) => return run(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => return run(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        crate::blocking::run(Expect::Long, || run(self.state.lock().unwrap_or_else(|p| p.into_inner())))
     }
 
     /// Apply a run of committed entries, in order, as one SQLite transaction. Fails with
