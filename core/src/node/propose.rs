@@ -176,7 +176,7 @@ impl Proposer {
             // an entry before this write (a no-op if another got there first).
             let mut init = initial_fk_command(self.fk.initial);
             init.stamp();
-            let _ = tokio::time::timeout(self.timeout, self.raft.client_write(init)).await;
+            let _ = tokio::time::timeout(self.timeout, self.raft.client_write(Arc::new(init))).await;
         }
         self.issued.store(self.log.appends_started(), std::sync::atomic::Ordering::Release);
         propose(&self.raft, batch, self.timeout).await;
@@ -285,7 +285,7 @@ async fn propose(raft: &Raft, batch: Vec<Proposal>, timeout: Duration) {
     };
     cmd.stamp();
     crate::breakdown::mark(crate::breakdown::Stage::Propose, me);
-    let written = tokio::time::timeout(timeout, raft.client_write(cmd)).await;
+    let written = tokio::time::timeout(timeout, raft.client_write(Arc::new(cmd))).await;
     crate::breakdown::mark(crate::breakdown::Stage::Written, me);
     let r = match written {
         Err(_) => Err(Error::OutcomeUnknown(format!("write not confirmed within {timeout:?}"))),

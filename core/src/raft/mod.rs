@@ -10,7 +10,10 @@ pub use crate::command::{Command, Member, Response};
 openraft::declare_raft_types!(
     /// openraft's type configuration for hiqlite.
     pub TypeConfig:
-        D = Command,
+        // Shared: an entry is cloned for every replication request and for the apply, and
+        // a big transaction's statements should not be copied each time. `Arc<T>` encodes
+        // exactly as `T` (serde `rc`), so the log and the wire format are unchanged.
+        D = std::sync::Arc<Command>,
         R = Response,
         NodeId = u64,
         Node = Member,

@@ -21,8 +21,8 @@ pub(crate) enum Op {
     Blank,
     /// Record a new cluster membership (opaque, encoded by the consensus layer).
     Membership(MembershipBlob),
-    /// Run a command.
-    Command(Command),
+    /// Run a command (shared with the log's cache: a big one is not copied).
+    Command(std::sync::Arc<Command>),
 }
 
 /// Where a command sits in a run: entry position, and position inside a batch entry.
@@ -204,8 +204,8 @@ impl State {
         let mut out = Vec::with_capacity(entries.len());
         let mut start = 0;
         for (i, (pos, op)) in entries.iter().enumerate() {
-            if let Op::Command(cmd @ Command::Execute { .. }) = op {
-                if crate::sqlkind::runs_alone(cmd) {
+            if let Op::Command(cmd) = op {
+                if matches!(**cmd, Command::Execute { .. }) && crate::sqlkind::runs_alone(cmd) {
                     if start < i {
                         out.extend(self.apply_run(&entries[start..i])?);
                     }
