@@ -5,9 +5,7 @@ mod bench_failover;
 mod bench_remote;
 
 // The engine allocates per statement and per log entry on several threads; mimalloc's thread
-// caches measured 10-20% faster than glibc malloc on the bench. Built without transparent huge
-// pages (`no_thp`): with them, memory mimalloc gave back and took again was re-faulted 2 MiB at a
-// time, and zeroing those pages was a third of the CPU of a bulk-insert run.
+// caches measured 10-20% faster than glibc malloc on the bench.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
