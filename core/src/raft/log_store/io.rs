@@ -15,14 +15,16 @@ use super::{fsync_dir, io_err, write_atomic, LogId, Vote};
 
 /// Bytes a segment grows by at once (zero-filled).
 pub(super) const PREALLOC: u64 = 1024 * 1024;
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// File I/O of one append, in order.
 pub(super) enum Write {
     /// The active segment is full: trim it to what it holds and make that durable before the
     /// next segment gets a byte, so a later valid segment always means the earlier ones are whole.
     Roll { old: Arc<File>, used: u64 },
-    /// Records at `offset` of segment `seg`; `new_segment` when the file was just created.
-    Bytes { seg: u64, file: Arc<File>, offset: u64, bytes: Vec<u8>, new_segment: bool },
+    /// Records (this range of the append's buffer) at `offset` of segment `seg`; `new_segment`
+    /// when the file was just created.
+    Bytes { seg: u64, file: Arc<File>, offset: u64, bytes: std::ops::Range<usize>, new_segment: bool },
 }
 
 impl Write {
@@ -30,7 +32,7 @@ impl Write {
     pub(super) fn len(&self) -> usize {
         match self {
             Write::Roll { .. } => 0,
-            Write::Bytes { bytes, .. } => bytes.len(),
+            Write::Bytes { bytes, .. } => bytes.end - bytes.start,
         }
     }
 }
@@ -60,9 +62,9 @@ impl Io {
     }
 
     /// Write and flush one append's records. On failure the store refuses further writes.
-    pub(super) fn write(&mut self, dir: &Path, writes: Vec<Write>) -> std::io::Result<()> {
+    pub(super) fn write(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>) -> std::io::Result<()> {
         self.check()?;
-        let r = self.write_inner(dir, writes);
+        let r = self.write_inner(dir, buf, writes);
         if let Err(e) = &r {
             let msg = format!("write to the log failed: {e}");
             tracing::error!("{msg}: the log store refuses further writes");
@@ -71,7 +73,7 @@ impl Io {
         r
     }
 
-    fn write_inner(&mut self, dir: &Path, writes: Vec<Write>) -> std::io::Result<()> {
+    fn write_inner(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>) -> std::io::Result<()> {
         let mut dirty: Vec<Arc<File>> = Vec::new();
         let mut dir_dirty = false;
         for w in writes {
@@ -86,6 +88,7 @@ impl Io {
                 }
                 Write::Bytes { seg, file, offset, bytes, new_segment } => {
                     dir_dirty |= new_segment;
+                    let bytes = &buf[bytes];
                     let end = offset + bytes.len() as u64;
                     let alloc = match self.alloc {
                         Some((s, a)) if s == seg => a,
@@ -95,13 +98,17 @@ impl Io {
                         // Zeros first, then the records over them: one flush covers both.
                         let to = end.div_ceil(PREALLOC) * PREALLOC;
                         let from = alloc.max(end);
-                        let zeros = vec![0u8; (to - from) as usize];
-                        file.write_all_at(&zeros, from)?;
+                        let mut at = from;
+                        while at < to {
+                            let n = (to - at).min(ZEROS.len() as u64);
+                            file.write_all_at(&ZEROS[..n as usize], at)?;
+                            at += n;
+                        }
                         self.alloc = Some((seg, to));
                     } else {
                         self.alloc = Some((seg, alloc));
                     }
-                    file.write_all_at(&bytes, offset)?;
+                    file.write_all_at(bytes, offset)?;
                     if !dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
                         dirty.push(file);
                     }

@@ -26,6 +26,8 @@ use openraft::{StorageIOError, Vote};
 use super::{io_err, Entry, LogId, StorageError, TypeConfig};
 
 const HEADER: usize = 8;
+/// Largest encoding buffer kept for the next append.
+const KEEP_SCRATCH: usize = 8 * 1024 * 1024;
 /// Appends above this many bytes hand the Tokio worker's other tasks to another thread first.
 const LONG_WRITE: usize = 256 * 1024;
 /// Bytes of recent entries kept decoded in memory for replication.
@@ -70,6 +72,8 @@ struct Shared {
     io: Mutex<Io>,
     /// The node this log belongs to, for [`crate::breakdown`].
     trace_id: AtomicU64,
+    /// The encoding buffer, kept between appends.
+    scratch: Mutex<Vec<u8>>,
     /// Appends writing or flushing right now.
     appending: std::sync::atomic::AtomicUsize,
     /// Appends begun since the log was opened.
@@ -116,14 +120,19 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Res
     fsync_dir(dir)
 }
 
-fn encode(entry: &Entry) -> Result<Vec<u8>, StorageError> {
-    let payload = postcard::to_stdvec(entry).map_err(sto_write)?;
-    let len = u32::try_from(payload.len()).map_err(|_| sto_write("log entry larger than 4 GiB"))?;
-    let mut rec = Vec::with_capacity(HEADER + payload.len());
-    rec.extend_from_slice(&len.to_le_bytes());
-    rec.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    rec.extend_from_slice(&payload);
-    Ok(rec)
+/// Append `entry`'s record to `buf`; returns the record's length. Records are encoded in place
+/// into one buffer kept between appends: growing a fresh vector per entry was the biggest
+/// allocation cost of big transactions (fresh pages, faulted in and zeroed each time).
+fn encode_into(entry: &Entry, buf: &mut Vec<u8>) -> Result<usize, StorageError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; HEADER]);
+    *buf = postcard::to_extend(entry, std::mem::take(buf)).map_err(sto_write)?;
+    let payload = buf.len() - start - HEADER;
+    let len = u32::try_from(payload).map_err(|_| sto_write("log entry larger than 4 GiB"))?;
+    let crc = crc32fast::hash(&buf[start + HEADER..]);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+    Ok(HEADER + payload)
 }
 
 impl LogStore {
@@ -342,6 +351,7 @@ impl LogStore {
                 written,
                 io: Mutex::new(Io::default()),
                 trace_id: AtomicU64::new(0),
+                scratch: Default::default(),
                 appending: Default::default(),
                 started: AtomicU64::new(0),
                 idle: Default::default(),
@@ -421,10 +431,12 @@ impl LogStore {
     ) -> Result<(), StorageError> {
         self.io().check().map_err(sto_write)?;
         // Encode and check everything first, so that a bad batch leaves no trace.
+        let mut buf = std::mem::take(&mut *self.shared.scratch.lock().unwrap_or_else(|p| p.into_inner()));
+        buf.clear();
         let mut encoded = Vec::new();
         for entry in entries {
-            let rec = encode(&entry)?;
-            encoded.push((entry, rec));
+            let len = encode_into(&entry, &mut buf)?;
+            encoded.push((entry, len));
         }
         let mut guard = self.lock();
         let s = &mut *guard;
@@ -445,11 +457,12 @@ impl LogStore {
         let mut writes: Vec<Write> = Vec::new();
         let mut pending: Option<Write> = None;
         let mut last_index = None;
-        for (entry, rec) in encoded {
+        let mut at = 0usize;
+        for (entry, len) in encoded {
             let idx = entry.log_id.index;
             let need_new = match s.segments.last_key_value() {
                 None => true,
-                Some(_) => s.active_size > 0 && s.active_size + rec.len() as u64 > s.segment_bytes,
+                Some(_) => s.active_size > 0 && s.active_size + len as u64 > s.segment_bytes,
             };
             if need_new {
                 writes.extend(pending.take());
@@ -472,13 +485,13 @@ impl LogStore {
                 seg: seg_first,
                 file: seg.file.clone(),
                 offset,
-                bytes: Vec::new(),
+                bytes: at..at,
                 new_segment: need_new,
             });
             if let Write::Bytes { bytes, .. } = w {
-                bytes.extend_from_slice(&rec);
+                bytes.end = at + len;
             }
-            let len = rec.len();
+            at += len;
             s.locs.push_back(Loc { seg: seg_first, offset, len: len as u32 });
             s.active_size += len as u64;
             s.last_log_id = Some(entry.log_id);
@@ -507,7 +520,10 @@ impl LogStore {
         self.shared.started.fetch_add(1, Ordering::AcqRel);
         let bytes: usize = writes.iter().map(Write::len).sum();
         let expect = if bytes > LONG_WRITE { Expect::Long } else { Expect::Short };
-        let r = crate::blocking::run(expect, || io.write(&self.shared.dir, writes));
+        let r = crate::blocking::run(expect, || io.write(&self.shared.dir, &buf, writes));
+        if buf.capacity() <= KEEP_SCRATCH {
+            *self.shared.scratch.lock().unwrap_or_else(|p| p.into_inner()) = buf;
+        }
         if let (Ok(()), Some(li)) = (&r, last_index) {
             self.shared.written.fetch_max(li + 1, Ordering::AcqRel);
         }
