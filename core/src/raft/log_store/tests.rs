@@ -67,3 +67,27 @@ async fn torn_tail_is_truncated() {
     append(&mut store, vec![ent(1, 10)]).await;
     store.close().await;
 }
+
+#[tokio::test]
+async fn preallocated_tail_after_a_crash_is_where_the_log_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = LogStore::open(dir.path(), 1 << 20).expect("open");
+    append(&mut store, (1..=10).map(|i| ent(1, i)).collect()).await;
+    // No close: as after SIGKILL, the segment keeps its zero-filled preallocated tail.
+    drop(store);
+    let seg = dir.path().join(seg_name(1));
+    let bytes = std::fs::read(&seg).expect("read seg");
+    assert_eq!(bytes.len() as u64, io::PREALLOC, "the segment was preallocated");
+    let mut store = LogStore::open(dir.path(), 1 << 20).expect("reopen");
+    let st = store.get_log_state().await.expect("state");
+    assert_eq!(st.last_log_id.map(|l| l.index), Some(10));
+    append(&mut store, vec![ent(1, 11)]).await;
+    assert_eq!(store.try_get_log_entries(1..=11).await.expect("read").len(), 11);
+    store.close().await;
+    drop(store);
+    // A clean stop trims the tail; everything reads back.
+    assert!(std::fs::metadata(&seg).expect("meta").len() < io::PREALLOC);
+    let mut store = LogStore::open(dir.path(), 1 << 20).expect("reopen after close");
+    assert_eq!(store.try_get_log_entries(1..=11).await.expect("read").len(), 11);
+    store.close().await;
+}
