@@ -63,7 +63,10 @@ impl PeerClient {
         req: &R::Req,
         timeout: Duration,
     ) -> Result<R::Resp, Failure> {
-        let body = postcard::to_stdvec(req)
+        // Sized first: growing the body of a big append step by step cost more than the extra
+        // pass over it.
+        let body = postcard::experimental::serialized_size(req)
+            .and_then(|n| postcard::to_extend(req, Vec::with_capacity(n)))
             .map_err(|e| Failure::Answer(Error::InvalidRequest(format!("cannot encode the request: {e}"))))?;
         let resp = self
             .http

@@ -106,7 +106,12 @@ impl State {
                 self.changed_all |= seen.ddl;
                 self.learned.insert(sql.to_owned(), (tables, seen.ddl));
             } else if let Some((tables, ddl)) = self.learned.get(sql) {
-                self.changed.extend(tables.iter().cloned());
+                // Statements of a run mostly repeat: copy a name only the first time.
+                for t in tables {
+                    if !self.changed.contains(t) {
+                        self.changed.insert(t.clone());
+                    }
+                }
                 self.changed_all |= *ddl;
             } else if r.is_ok() {
                 // Not seen and not learned: assume the worst.
