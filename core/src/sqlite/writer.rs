@@ -238,7 +238,7 @@ fn apply_expect(entries: &[(LogPos, Op)]) -> Expect {
             stmts += c.statement_count();
         }
     }
-    if stmts > 64 {
+    if stmts > 2048 {
         Expect::Long
     } else {
         Expect::Short

@@ -29,7 +29,7 @@ const HEADER: usize = 8;
 /// Largest encoding buffer kept for the next append.
 const KEEP_SCRATCH: usize = 8 * 1024 * 1024;
 /// Appends above this many bytes hand the Tokio worker's other tasks to another thread first.
-const LONG_WRITE: usize = 256 * 1024;
+const LONG_WRITE: usize = 1024 * 1024;
 /// Bytes of recent entries kept decoded in memory for replication.
 const CACHE_BYTES: usize = 32 * 1024 * 1024;
 
