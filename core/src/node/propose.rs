@@ -30,6 +30,8 @@ pub(super) enum Proposed {
 const PROPOSALS_IN_FLIGHT: usize = 1;
 /// Longest a waiting command is held back for the log to become idle.
 const GATHER_AT_MOST: Duration = Duration::from_millis(2);
+/// Longest the callers of the latest batch are waited for to come back.
+const GATHER_BATCH: Duration = Duration::from_micros(200);
 /// Most client commands in one log entry.
 const MAX_BATCH: usize = 1024;
 /// Most statement bytes in one log entry (past the first command).
@@ -101,6 +103,8 @@ pub(super) struct Proposer {
     ///
     /// [`LogStore::appends_started`]: crate::raft::log_store::LogStore::appends_started
     issued: std::sync::atomic::AtomicU64,
+    /// Commands in the latest proposal: their callers are likely to come back together.
+    last_batch: std::sync::atomic::AtomicUsize,
     /// Wakes the drain task: commands wait, and the log or a slot may be free.
     wake: Arc<tokio::sync::Notify>,
 }
@@ -128,6 +132,7 @@ impl Proposer {
             fk,
             queue: Default::default(),
             issued: Default::default(),
+            last_batch: Default::default(),
             wake: wake.clone(),
         });
         let weak = Arc::downgrade(&p);
@@ -150,7 +155,10 @@ impl Proposer {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let direct = {
             let mut q = self.queue();
-            if q.waiting.is_empty() && q.in_flight == 0 && !self.log.appending() {
+            // After a batch, its callers come back nearly together: the first of them waits
+            // for the others instead of going out alone and leaving them a round behind.
+            let alone = self.last_batch.load(std::sync::atomic::Ordering::Relaxed) <= 1;
+            if alone && q.waiting.is_empty() && q.in_flight == 0 && !self.log.appending() {
                 q.in_flight += 1;
                 Some((cmd, tx))
             } else {
@@ -179,6 +187,7 @@ impl Proposer {
             let _ = tokio::time::timeout(self.timeout, self.raft.client_write(Arc::new(init))).await;
         }
         self.issued.store(self.log.appends_started(), std::sync::atomic::Ordering::Release);
+        self.last_batch.store(batch.len(), std::sync::atomic::Ordering::Relaxed);
         propose(&self.raft, batch, self.timeout).await;
     }
 
@@ -187,6 +196,7 @@ impl Proposer {
     async fn drain(self: &Arc<Self>) {
         loop {
             self.until_log_idle().await;
+            self.until_batch_gathered().await;
             let batch = {
                 let mut q = self.queue();
                 if q.waiting.is_empty() || q.in_flight >= PROPOSALS_IN_FLIGHT {
@@ -197,6 +207,23 @@ impl Proposer {
             };
             let p = self.clone();
             tokio::spawn(async move { p.run(batch).await });
+        }
+    }
+
+    /// Wait, briefly, until as many commands wait as the latest proposal carried.
+    async fn until_batch_gathered(&self) {
+        let expected = self.last_batch.load(std::sync::atomic::Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + GATHER_BATCH;
+        loop {
+            let arrived = self.wake.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if self.queue().waiting.len() >= expected {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return;
+            }
         }
     }
 
