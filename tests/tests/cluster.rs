@@ -447,3 +447,71 @@ async fn writes_that_would_split_replicas_are_refused_or_contained() {
     assert_eq!(n.rows[0][0], Value::Integer(17));
     c.stop_all().await;
 }
+
+/// Group commit: transactions and writes of concurrent clients share log entries (one append and
+/// one fsync for several), each still answered with its own result, all-or-nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_share_log_entries_and_keep_their_own_answers() {
+    init_logging();
+    let mut c = TestCluster::configure(3, |_| {});
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let db = c.node(li).clone();
+    db.execute("CREATE TABLE g (id INTEGER PRIMARY KEY, client INTEGER, n INTEGER)", ()).await.expect("ddl");
+    let before = db.status().await.expect("status").last_log_index.unwrap_or(0);
+    const CLIENTS: i64 = 16;
+    const ROUNDS: i64 = 20;
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..ROUNDS {
+                if n % 2 == 0 {
+                    let r = db
+                        .transaction([
+                            hiqlite::Statement::new(
+                                "INSERT INTO g (client, n) VALUES (?, ?)",
+                                params![client, n],
+                            ),
+                            hiqlite::Statement::new(
+                                "INSERT INTO g (client, n) VALUES (?, ?)",
+                                params![client, -n],
+                            ),
+                        ])
+                        .await
+                        .expect("transaction");
+                    assert_eq!(r.len(), 2);
+                    assert!(r.iter().all(|x| x.rows_affected == 1));
+                } else {
+                    let r = db
+                        .execute("INSERT INTO g (client, n) VALUES (?, ?)", params![client, n])
+                        .await
+                        .expect("insert");
+                    assert_eq!(r.rows_affected, 1);
+                    let back = db
+                        .query("SELECT client, n FROM g WHERE id = ?", params![r.last_insert_id])
+                        .await
+                        .expect("read back");
+                    assert_eq!(
+                        back.rows,
+                        vec![vec![Value::Integer(client), Value::Integer(n)]],
+                        "own answer"
+                    );
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task");
+    }
+    let after = db.status().await.expect("status").last_log_index.unwrap_or(0);
+    let writes = (CLIENTS * ROUNDS) as u64;
+    assert!(
+        after - before < writes,
+        "{writes} concurrent writes took {} log entries: none shared",
+        after - before
+    );
+    let rows = db.query("SELECT count(*) FROM g", ()).await.expect("count").rows;
+    assert_eq!(rows, vec![vec![Value::Integer(CLIENTS * ROUNDS * 3 / 2)]]);
+    c.stop_all().await;
+}
