@@ -67,13 +67,8 @@ impl State {
         let mut total = ExecResult::default();
         let mut any = false;
         for piece in split_statements(sql) {
-            let r = self.run_one_alone(piece, params)?;
+            exec::add_up(&mut total, self.run_one_alone(piece, params)?);
             any = true;
-            total.rows_affected += r.rows_affected;
-            total.last_insert_id = r.last_insert_id;
-            if !r.rows.columns.is_empty() {
-                total.rows = r.rows;
-            }
         }
         if !any {
             total.last_insert_id = self.conn.last_insert_rowid();

@@ -47,6 +47,16 @@ fn run_prepared(conn: &Connection, stmt: &mut rusqlite::Statement<'_>) -> Result
     }
 }
 
+/// Fold the result of one statement of a text into the text's result: changes are summed, the
+/// last insert id and the rows of the last statement that returned rows are kept.
+pub(crate) fn add_up(total: &mut ExecResult, r: ExecResult) {
+    total.rows_affected += r.rows_affected;
+    total.last_insert_id = r.last_insert_id;
+    if !r.rows.columns.is_empty() {
+        total.rows = r.rows;
+    }
+}
+
 /// Execute SQL with parameters. Without parameters the text may hold several statements; their
 /// changes are summed and the rows of the last one that returned rows are kept.
 pub(crate) fn execute(conn: &Connection, sql: &str, params: &Params) -> Result<ExecResult> {
@@ -61,13 +71,8 @@ pub(crate) fn execute(conn: &Connection, sql: &str, params: &Params) -> Result<E
             if expected > 0 {
                 return Err(rusqlite::Error::InvalidParameterCount(0, expected).into());
             }
-            let r = run_prepared(conn, &mut stmt)?;
+            add_up(&mut total, run_prepared(conn, &mut stmt)?);
             any = true;
-            total.rows_affected += r.rows_affected;
-            total.last_insert_id = r.last_insert_id;
-            if !r.rows.columns.is_empty() {
-                total.rows = r.rows;
-            }
         }
         if !any {
             total.last_insert_id = conn.last_insert_rowid();
