@@ -219,7 +219,6 @@ impl Node {
         let (shutdown_tx, _) = watch::channel(false);
         let proposer = propose::Proposer::start(
             raft.clone(),
-            log.clone(),
             Duration::from_millis(config.request_timeout_ms),
             propose::FkInit { applied: writer.foreign_keys.clone(), initial: config.foreign_keys },
         );

@@ -1,9 +1,10 @@
 //! Proposing writes on the leader with group commit: openraft 0.9's core appends and fsyncs one
-//! client write at a time, so the batching happens before it. A command finding the leader's
-//! log idle and a proposal slot free is proposed by its caller's own task (no hop); commands
-//! arriving while the log is busy (an append writing or flushing) or all slots are taken wait,
-//! and are proposed together as one `Command::Batch` entry the moment that changes, so batches
-//! form at any concurrency above one. Each caller is answered from the batch response.
+//! client write at a time, so the batching happens before it. One proposal is in flight at a
+//! time (measured against two and four: in 0.9 the core serializes appends and replication
+//! anyway, so more in flight only made smaller batches). A command finding nothing in flight is
+//! proposed by its caller's own task (no hop); commands arriving meanwhile wait and go out
+//! together as one `Command::Batch` entry when the proposal in flight is done. Each caller is
+//! answered from the batch response.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +27,6 @@ pub(super) enum Proposed {
     Refused(Command, Option<u64>),
 }
 
-/// Most proposals in flight at once; while they are busy, new ones queue and go out together.
-const PROPOSALS_IN_FLIGHT: usize = 1;
-/// Longest a waiting command is held back for the log to become idle.
-const GATHER_AT_MOST: Duration = Duration::from_millis(2);
 /// Longest the callers of the latest batch are waited for to come back.
 const GATHER_BATCH: Duration = Duration::from_micros(200);
 /// Most client commands in one log entry.
@@ -84,28 +81,22 @@ pub(super) struct FkInit {
     pub initial: bool,
 }
 
-/// Commands waiting to be proposed, and proposals in flight.
+/// Commands waiting to be proposed, and whether a proposal is in flight.
 #[derive(Default)]
 struct Queue {
     waiting: Vec<Proposal>,
-    in_flight: usize,
+    busy: bool,
 }
 
 /// The proposer of one node (see the module documentation).
 pub(super) struct Proposer {
     raft: Raft,
-    log: crate::raft::log_store::LogStore,
     timeout: Duration,
     fk: FkInit,
     queue: std::sync::Mutex<Queue>,
-    /// [`LogStore::appends_started`] when the latest proposal was handed to openraft: while it
-    /// is unchanged, that proposal has not reached the log yet.
-    ///
-    /// [`LogStore::appends_started`]: crate::raft::log_store::LogStore::appends_started
-    issued: std::sync::atomic::AtomicU64,
     /// Commands in the latest proposal: their callers are likely to come back together.
     last_batch: std::sync::atomic::AtomicUsize,
-    /// Wakes the drain task: commands wait, and the log or a slot may be free.
+    /// Wakes the drain task: commands wait, and the proposal in flight may be done.
     wake: Arc<tokio::sync::Notify>,
 }
 
@@ -118,20 +109,13 @@ impl Drop for Proposer {
 
 impl Proposer {
     /// The proposer, with its drain task running.
-    pub(super) fn start(
-        raft: Raft,
-        log: crate::raft::log_store::LogStore,
-        timeout: Duration,
-        fk: FkInit,
-    ) -> Arc<Proposer> {
+    pub(super) fn start(raft: Raft, timeout: Duration, fk: FkInit) -> Arc<Proposer> {
         let wake = Arc::new(tokio::sync::Notify::new());
         let p = Arc::new(Proposer {
             raft,
-            log,
             timeout,
             fk,
             queue: Default::default(),
-            issued: Default::default(),
             last_batch: Default::default(),
             wake: wake.clone(),
         });
@@ -158,8 +142,8 @@ impl Proposer {
             // After a batch, its callers come back nearly together: the first of them waits
             // for the others instead of going out alone and leaving them a round behind.
             let alone = self.last_batch.load(std::sync::atomic::Ordering::Relaxed) <= 1;
-            if alone && q.waiting.is_empty() && q.in_flight == 0 && !self.log.appending() {
-                q.in_flight += 1;
+            if alone && q.waiting.is_empty() && !q.busy {
+                q.busy = true;
                 Some((cmd, tx))
             } else {
                 q.waiting.push((cmd, tx));
@@ -175,8 +159,8 @@ impl Proposer {
         rx.await.map_err(|_| Error::ShutDown)
     }
 
-    /// Propose one batch (its slot is taken). The slot is freed, and the drain task woken, when
-    /// this ends, even if the caller gives up waiting half-way.
+    /// Propose one batch (`busy` is set). It is cleared, and the drain task woken, when this
+    /// ends, even if the caller gives up waiting half-way.
     async fn run(self: &Arc<Self>, batch: Vec<Proposal>) {
         let _slot = Slot(self.clone());
         if self.fk.applied.load(std::sync::atomic::Ordering::Acquire) == crate::sqlite::writer::FK_UNSET {
@@ -186,28 +170,27 @@ impl Proposer {
             init.stamp();
             let _ = tokio::time::timeout(self.timeout, self.raft.client_write(Arc::new(init))).await;
         }
-        self.issued.store(self.log.appends_started(), std::sync::atomic::Ordering::Release);
         self.last_batch.store(batch.len(), std::sync::atomic::Ordering::Relaxed);
         propose(&self.raft, batch, self.timeout).await;
     }
 
-    /// Propose what waits, batch by batch while slots are free, each once the log is idle, so
-    /// that commands arriving during an append share the next one.
+    /// Propose what waits once nothing is in flight.
     async fn drain(self: &Arc<Self>) {
-        loop {
-            self.until_log_idle().await;
-            self.until_batch_gathered().await;
-            let batch = {
-                let mut q = self.queue();
-                if q.waiting.is_empty() || q.in_flight >= PROPOSALS_IN_FLIGHT {
-                    return;
-                }
-                q.in_flight += 1;
-                take_batch(&mut q.waiting)
-            };
-            let p = self.clone();
-            tokio::spawn(async move { p.run(batch).await });
+        if self.queue().busy {
+            // Woken again when the proposal in flight is done.
+            return;
         }
+        self.until_batch_gathered().await;
+        let batch = {
+            let mut q = self.queue();
+            if q.waiting.is_empty() || q.busy {
+                return;
+            }
+            q.busy = true;
+            take_batch(&mut q.waiting)
+        };
+        let p = self.clone();
+        tokio::spawn(async move { p.run(batch).await });
     }
 
     /// Wait, briefly, until as many commands wait as the latest proposal carried.
@@ -226,37 +209,16 @@ impl Proposer {
             }
         }
     }
-
-    /// Wait while the log is appending, or the latest proposal has not reached it yet (then its
-    /// append is about to begin). Bounded: a proposal that never reaches the log (this node lost
-    /// the lead) must not hold the others up.
-    async fn until_log_idle(&self) {
-        let deadline = tokio::time::Instant::now() + GATHER_AT_MOST;
-        loop {
-            let done = self.log.append_done();
-            tokio::pin!(done);
-            done.as_mut().enable();
-            let in_flight = self.queue().in_flight;
-            let unissued = in_flight > 0
-                && self.log.appends_started() == self.issued.load(std::sync::atomic::Ordering::Acquire);
-            if !self.log.appending() && !unissued {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, done).await.is_err() {
-                return;
-            }
-        }
-    }
 }
 
-/// A taken proposal slot.
+/// The proposal in flight; ends it when dropped.
 struct Slot(Arc<Proposer>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let more = {
             let mut q = self.0.queue();
-            q.in_flight -= 1;
+            q.busy = false;
             !q.waiting.is_empty()
         };
         if more {

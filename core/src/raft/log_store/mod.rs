@@ -5,12 +5,11 @@
 //!   `[len: u32 LE][crc32: u32 LE][postcard(Entry)]`.
 //! - `vote`, `purged`: small files replaced atomically (write, fsync, rename, fsync dir).
 //!
-//! All writes happen on one dedicated thread, in submission order. The thread drains every queued
-//! append before it calls `fdatasync` once, so concurrent appends share one flush (group commit);
-//! openraft is told an append is durable only after that flush. The Raft core never blocks on I/O:
-//! `append` computes record positions under a short lock, queues the bytes and returns.
-//! Entries are readable as soon as `append` returns (from the in-memory tail cache), which lets the
-//! leader replicate while its own flush is in flight.
+//! `append` writes and `fdatasync`s on the calling thread (see `io.rs` for why) and tells openraft
+//! the entries are durable only after that flush. Record positions are computed under the state
+//! lock; the file I/O happens under a second lock taken before the first is let go, so appends
+//! reach the disk in index order while readers, who only need the state lock, never wait for a
+//! flush: entries are readable from the in-memory tail cache as soon as their positions are known.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -18,7 +17,6 @@ use std::io::Write as _;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::{StorageIOError, Vote};
@@ -66,20 +64,15 @@ pub(crate) type OnFlushed = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 struct Shared {
     dir: PathBuf,
     state: Mutex<State>,
-    /// One past the last index the writer thread has written (not necessarily flushed).
-    written: Arc<AtomicU64>,
+    /// One past the last index written to its segment (an append in progress may still be
+    /// writing the entries after it).
+    written: AtomicU64,
     /// The file I/O side; taken after `state` when both are needed.
     io: Mutex<Io>,
     /// The node this log belongs to, for [`crate::breakdown`].
     trace_id: AtomicU64,
     /// The encoding buffer, kept between appends.
     scratch: Mutex<Vec<u8>>,
-    /// Appends writing or flushing right now.
-    appending: std::sync::atomic::AtomicUsize,
-    /// Appends begun since the log was opened.
-    started: AtomicU64,
-    /// Woken whenever an append is done.
-    idle: tokio::sync::Notify,
 }
 
 /// The durable Raft log and vote store. Cheap to clone; clones share the same log.
@@ -343,7 +336,7 @@ impl LogStore {
             "log store opened"
         );
 
-        let written = Arc::new(AtomicU64::new(state.first_index + state.locs.len() as u64));
+        let written = AtomicU64::new(state.first_index + state.locs.len() as u64);
         Ok(LogStore {
             shared: Arc::new(Shared {
                 dir,
@@ -352,9 +345,6 @@ impl LogStore {
                 io: Mutex::new(Io::default()),
                 trace_id: AtomicU64::new(0),
                 scratch: Default::default(),
-                appending: Default::default(),
-                started: AtomicU64::new(0),
-                idle: Default::default(),
             }),
         })
     }
@@ -388,23 +378,6 @@ impl LogStore {
 
     pub(crate) fn trace_id(&self) -> u64 {
         self.shared.trace_id.load(Ordering::Relaxed)
-    }
-
-    /// Whether an append is being written or flushed right now. The proposer holds new commands
-    /// back meanwhile, so that they share the next append (and its fsync) instead of each
-    /// queueing for one of their own behind it.
-    pub(crate) fn appending(&self) -> bool {
-        self.shared.appending.load(Ordering::Acquire) > 0
-    }
-
-    /// Appends begun since the log was opened.
-    pub(crate) fn appends_started(&self) -> u64 {
-        self.shared.started.load(Ordering::Acquire)
-    }
-
-    /// Resolves when an append ends (register with `enable` before checking [`Self::appending`]).
-    pub(crate) fn append_done(&self) -> tokio::sync::futures::Notified<'_> {
-        self.shared.idle.notified()
     }
 
     /// Last log id and last purged log id, for status reports.
@@ -516,8 +489,6 @@ impl LogStore {
         // index order; readers only need the state lock.
         let mut io = self.io();
         drop(guard);
-        self.shared.appending.fetch_add(1, Ordering::AcqRel);
-        self.shared.started.fetch_add(1, Ordering::AcqRel);
         let bytes: usize = writes.iter().map(Write::len).sum();
         let expect = if bytes > LONG_WRITE { Expect::Long } else { Expect::Short };
         let r = crate::blocking::run(expect, || io.write(&self.shared.dir, &buf, writes));
@@ -528,8 +499,6 @@ impl LogStore {
             self.shared.written.fetch_max(li + 1, Ordering::AcqRel);
         }
         drop(io);
-        self.shared.appending.fetch_sub(1, Ordering::AcqRel);
-        self.shared.idle.notify_waiters();
         on_flushed(r);
         Ok(())
     }
