@@ -71,6 +71,8 @@ struct Shared {
     io: Mutex<Io>,
     /// The node this log belongs to, for [`crate::breakdown`].
     trace_id: AtomicU64,
+    /// Truncations so far: a read that overlapped one is done again (see `read_range`).
+    truncations: AtomicU64,
     /// The encoding buffer, kept between appends.
     scratch: Mutex<Vec<u8>>,
 }
@@ -344,6 +346,7 @@ impl LogStore {
                 written,
                 io: Mutex::new(Io::default()),
                 trace_id: AtomicU64::new(0),
+                truncations: AtomicU64::new(0),
                 scratch: Default::default(),
             }),
         })
@@ -503,10 +506,25 @@ impl LogStore {
         Ok(())
     }
 
+    /// Entries `start..end` that the log holds. Disk reads happen outside the state lock, so a
+    /// truncation (and the appends after it) may rewrite a record while it is read: a read that
+    /// overlapped one is done again. (A replication task of a leader that just stepped down
+    /// reads while the node, now a follower, truncates; with appends written in place that
+    /// showed up as a bad checksum, which stops the node.)
     fn read_range(&self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        loop {
+            let before = self.shared.truncations.load(Ordering::Acquire);
+            let r = self.read_range_once(start, end);
+            if self.shared.truncations.load(Ordering::Acquire) == before {
+                return r;
+            }
+        }
+    }
+
+    fn read_range_once(&self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
         enum Slot {
             Ready(Entry),
-            Disk(Arc<File>, Loc),
+            Disk(u64, Arc<File>, Loc),
         }
         let slots: Vec<Slot> = {
             let s = self.lock();
@@ -522,7 +540,7 @@ impl LogStore {
                         .segments
                         .get(&loc.seg)
                         .ok_or_else(|| sto_read(format!("segment of entry {idx} missing")))?;
-                    out.push(Slot::Disk(seg.file.clone(), loc));
+                    out.push(Slot::Disk(idx, seg.file.clone(), loc));
                 }
             }
             out
@@ -531,7 +549,7 @@ impl LogStore {
         for slot in slots {
             match slot {
                 Slot::Ready(e) => entries.push(e),
-                Slot::Disk(file, loc) => {
+                Slot::Disk(idx, file, loc) => {
                     let mut buf = vec![0u8; loc.len as usize];
                     file.read_exact_at(&mut buf, loc.offset).map_err(sto_read)?;
                     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
@@ -541,7 +559,14 @@ impl LogStore {
                             loc.seg, loc.offset
                         )));
                     }
-                    entries.push(postcard::from_bytes(&buf[HEADER..]).map_err(sto_read)?);
+                    let entry: Entry = postcard::from_bytes(&buf[HEADER..]).map_err(sto_read)?;
+                    if entry.log_id.index != idx {
+                        return Err(sto_read(format!(
+                            "entry {} found in log segment {} at {} where {idx} belongs",
+                            entry.log_id.index, loc.seg, loc.offset
+                        )));
+                    }
+                    entries.push(entry);
                 }
             }
         }

@@ -109,6 +109,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let file = s.segments.get(&loc.seg).map(|seg| seg.file.clone());
             s.active_size = loc.offset;
             s.last_log_id = if s.locs.is_empty() { s.last_purged } else { prev.or(s.last_purged) };
+            // Counted with the locations, before the cut entries' bytes can be rewritten (that
+            // takes appends after this returns): a read that used an old location reads again.
+            self.shared.truncations.fetch_add(1, Ordering::AcqRel);
             (file, loc.offset, remove, from)
         };
         let mut io = self.io();
