@@ -21,15 +21,18 @@ impl Node {
         let mut stop = self.inner.shutdown_tx.subscribe();
         tokio::spawn(async move {
             let beat = Duration::from_millis(node.config().heartbeat_ms.max(10));
+            // A stop also ends a check waiting for the others' leases: the task holds the node.
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = tokio::time::sleep(beat) => {}
+                    _ = async {
+                        tokio::time::sleep(beat).await;
+                        node.check_leader(beat).await;
+                    } => {}
                 }
                 if *stop.borrow() {
                     return;
                 }
-                node.check_leader(beat).await;
             }
         });
     }
