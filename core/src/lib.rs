@@ -54,6 +54,8 @@ mod cache;
 #[cfg(feature = "server")]
 mod config;
 #[cfg(feature = "server")]
+mod fsx;
+#[cfg(feature = "server")]
 mod http;
 #[cfg(feature = "server")]
 mod node;
@@ -89,14 +91,15 @@ pub mod storage {
     /// Open a log store and a state machine in `dir`, as a node does (without the heal step).
     pub fn open(dir: &std::path::Path) -> crate::Result<(LogStore, StateMachine)> {
         let log = LogStore::open(dir.join("log"), 64 * 1024 * 1024)?;
-        let snaps =
-            std::sync::Arc::new(crate::raft::state_machine::SnapshotStore::open(dir.join("snapshots"))?);
         std::fs::create_dir_all(dir.join("db"))?;
         let cache = std::sync::Arc::new(crate::cache::QueryCache::new(crate::CacheConfig {
             enabled: false,
             ..Default::default()
         }));
-        let writer = crate::sqlite::writer::Writer::start(&dir.join("db").join("hiqlite.db"), cache)?;
+        let db = dir.join("db").join("hiqlite.db");
+        let writer = crate::sqlite::writer::Writer::start(&db, cache)?;
+        let snaps =
+            std::sync::Arc::new(crate::raft::snapshot::SnapshotStore::new(db, writer.opened_point.clone()));
         Ok((log, StateMachine::new(writer, snaps, 0)))
     }
 }

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::peer::client::PeerClient;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::Network;
-use crate::raft::state_machine::{SnapshotStore, StateMachine};
+use crate::raft::snapshot::SnapshotStore;
+use crate::raft::state_machine::StateMachine;
 use crate::raft::Raft;
 use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
@@ -42,6 +43,28 @@ fn remove_db_files(db: &Path) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+    Ok(())
+}
+
+/// After an unclean stop of an earlier version (no base record): rebuild the database from the
+/// newest file of its snapshot directory; the log is re-applied on top.
+fn heal_legacy(data_dir: &Path, db_path: &Path) -> Result<()> {
+    remove_db_files(db_path)?;
+    let newest = std::fs::read_dir(data_dir.join("snapshots"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            n.starts_with("snap-") && n.ends_with(".db")
+        })
+        // Names carry the zero-padded index first: the greatest name is the newest.
+        .max();
+    if let Some(snap) = newest {
+        crate::sqlite::meta::seed_from(&snap, db_path, false)?;
+        tracing::warn!(snapshot = %snap.display(), "state machine rebuilt from an earlier version's snapshot");
     }
     Ok(())
 }
@@ -111,6 +134,7 @@ fn raft_config(config: &NodeConfig) -> Result<openraft::Config> {
         heartbeat_interval: config.heartbeat_ms,
         election_timeout_min: config.election_timeout_min_ms,
         election_timeout_max: config.election_timeout_max_ms,
+        // Per chunk; the last one includes the install, which swaps a synced file in.
         install_snapshot_timeout: 10_000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         max_in_snapshot_log_to_keep: config.log_keep_after_snapshot,
@@ -147,7 +171,6 @@ impl Node {
 
         let log = LogStore::open(config.data_dir.join("log"), config.log_segment_bytes)?;
         log.set_trace_id(config.node_id);
-        let snapshots = Arc::new(SnapshotStore::open(config.data_dir.join("snapshots"))?);
         let db_dir = config.data_dir.join("db");
         std::fs::create_dir_all(&db_dir)?;
         let db_path = db_dir.join("hiqlite.db");
@@ -157,22 +180,11 @@ impl Node {
         let startup = if config.restore_from.is_some() {
             "restored"
         } else if unclean {
-            // The previous process died: SQLite ran with synchronous=OFF and its recorded
-            // last_applied is stale. Rebuild from the newest snapshot; openraft re-applies the log.
-            remove_db_files(&db_path)?;
-            if let Some((meta, snap)) = snapshots.current() {
-                crate::sqlite::meta::seed_from(&snap, &db_path, false)?;
-                tracing::warn!(
-                    node = config.node_id,
-                    snapshot = ?meta.last_log_id,
-                    "unclean shutdown detected: state machine rebuilt from snapshot, log will be re-applied"
-                );
-            } else {
-                tracing::warn!(
-                    node = config.node_id,
-                    "unclean shutdown detected: state machine rebuilt from the log"
-                );
+            if crate::sqlite::base::read(&db_path)?.is_none() {
+                heal_legacy(&config.data_dir, &db_path)?;
             }
+            // Otherwise the writer replays the log onto the last snapshot (`sqlite/base.rs`).
+            tracing::warn!(node = config.node_id, "unclean shutdown detected: the log will be re-applied");
             "healed"
         } else if db_path.exists() {
             "clean"
@@ -182,6 +194,12 @@ impl Node {
         let restoring = config.restore_from.is_some();
         let cache = Arc::new(crate::cache::QueryCache::new(config.cache.clone()));
         let writer = Writer::start(&db_path, cache.clone())?;
+        let snapshots = Arc::new(SnapshotStore::new(db_path.clone(), writer.opened_point.clone()));
+        // Snapshot files of an earlier version: the main file is the snapshot now.
+        let old_snapshots = config.data_dir.join("snapshots");
+        if old_snapshots.exists() {
+            std::fs::remove_dir_all(&old_snapshots)?;
+        }
         let (applied, _) = writer.applied();
         tracing::info!(
             node = config.node_id,
@@ -200,7 +218,7 @@ impl Node {
         // to the applied index, which it only accepts when a snapshot covers that far: make one.
         let applied_id = writer.applied().0.map(crate::raft::LogId::from);
         let (last_log, _) = log.bounds();
-        let snap_last = snapshots.current().and_then(|(m, _)| m.last_log_id);
+        let snap_last = snapshots.current().and_then(|p| p.applied.0).map(crate::raft::LogId::from);
         if applied_id.is_some() && last_log < applied_id && snap_last < applied_id {
             tracing::warn!(?applied_id, ?last_log, "database is ahead of the log; snapshotting it");
             use openraft::RaftSnapshotBuilder;
@@ -226,7 +244,12 @@ impl Node {
             proposer,
             tx: Default::default(),
             id: config.node_id,
-            reads: ReadPool::new(db_path.clone(), config.read_pool_size, writer.foreign_keys.clone()),
+            reads: ReadPool::new(
+                db_path.clone(),
+                config.read_pool_size,
+                writer.foreign_keys.clone(),
+                writer.generation.clone(),
+            ),
             cache,
             config,
             raft,

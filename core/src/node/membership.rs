@@ -138,7 +138,7 @@ impl Node {
     async fn seal_restored(&self) -> Result<()> {
         self.wait_for_leader(self.timeout()).await?;
         self.snapshot().await?;
-        if let Some(i) = self.inner.snapshots.current().and_then(|(m, _)| m.last_log_id) {
+        if let Some(i) = self.inner.snapshots.current().and_then(|p| p.applied.0) {
             self.inner.raft.trigger().purge_log(i.index).await.map_err(Error::raft)?;
             let mut rx = self.inner.raft.metrics();
             let _ = tokio::time::timeout(

@@ -28,7 +28,7 @@ pub(crate) use crate::consistency::Consistency;
 use crate::error::{Error, Result};
 use crate::peer::client::PeerClient;
 use crate::raft::log_store::LogStore;
-use crate::raft::state_machine::SnapshotStore;
+use crate::raft::snapshot::SnapshotStore;
 use crate::raft::Raft;
 use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;

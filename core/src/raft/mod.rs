@@ -3,6 +3,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod snapshot;
 pub mod state_machine;
 
 pub use crate::command::{Command, Member, Response};
@@ -18,7 +19,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = snapshot::SnapData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

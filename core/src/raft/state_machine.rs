@@ -1,135 +1,27 @@
-//! openraft's state machine over the SQLite writer, plus snapshot files.
+//! openraft's state machine over the SQLite writer, plus snapshots.
 //!
-//! A snapshot is a standalone SQLite database file (`snapshots/snap-INDEX-TERM.db`) with its
-//! openraft metadata beside it (`.meta.json`). It is built from a read transaction pinned by the
-//! writer between two applies, so building never blocks the writer; it is sent to followers in
-//! chunks by openraft and installed with SQLite's backup API into the live database.
+//! A snapshot is the live database file itself (`sqlite/checkpoint.rs`): building one
+//! checkpoints what changed since the last one, sending one reads the main file while no
+//! checkpoint runs, and installing one swaps a received file in (`raft/snapshot.rs`).
 //!
 //! The writer knows no openraft: this adapter converts log ids to [`LogPos`] and back, entries
 //! to [`Op`]s, memberships to opaque JSON blobs (the `_hiqlite_meta` layout of earlier
 //! versions) and back, and the writer's errors to openraft's `StorageError`.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{CommittedLeaderId, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use tokio::io::AsyncSeekExt;
 
-use super::log_store::{fsync_dir, write_atomic};
+use super::snapshot::{SnapData, SnapshotStore};
 use super::{io_err, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::error::{Error, Result};
-use crate::sqlite::writer::{copy_pinned, Applied, LogPos, MembershipBlob, Op, Writer};
+use crate::sqlite::writer::{Applied, LogPos, MembershipBlob, Op, SnapshotPoint, Writer};
 
-/// Snapshot files of one node.
-pub(crate) struct SnapshotStore {
-    dir: PathBuf,
-    current: Mutex<Option<(SnapshotMeta, PathBuf)>>,
-    seq: AtomicU64,
-    /// Snapshots received from a leader and installed.
-    pub(crate) installed: AtomicU64,
-    /// Snapshots built locally.
-    pub(crate) built: AtomicU64,
-    publishing: Mutex<()>,
-}
-
-fn snap_paths(dir: &Path, meta: &SnapshotMeta) -> (PathBuf, PathBuf) {
-    let (idx, term) = meta.last_log_id.map_or((0, 0), |l| (l.index, l.leader_id.term));
-    let base = format!("snap-{idx:020}-{term:020}");
-    (dir.join(format!("{base}.db")), dir.join(format!("{base}.meta.json")))
-}
-
-impl SnapshotStore {
-    /// Open the snapshot directory and find the newest complete snapshot.
-    pub(crate) fn open(dir: PathBuf) -> Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        let mut best: Option<(SnapshotMeta, PathBuf)> = None;
-        for de in std::fs::read_dir(&dir)? {
-            let p = de?.path();
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if name.starts_with("incoming-") || name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(&p);
-                continue;
-            }
-            if !name.ends_with(".meta.json") {
-                continue;
-            }
-            let meta: SnapshotMeta =
-                match std::fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-                    Some(m) => m,
-                    None => {
-                        tracing::warn!("ignoring unreadable snapshot metadata {}", p.display());
-                        continue;
-                    }
-                };
-            let (db, _) = snap_paths(&dir, &meta);
-            if !db.exists() {
-                continue;
-            }
-            if best.as_ref().is_none_or(|(b, _)| b.last_log_id < meta.last_log_id) {
-                best = Some((meta, db));
-            }
-        }
-        Ok(SnapshotStore {
-            dir,
-            current: Mutex::new(best),
-            seq: AtomicU64::new(0),
-            installed: AtomicU64::new(0),
-            built: AtomicU64::new(0),
-            publishing: Mutex::new(()),
-        })
-    }
-
-    /// The newest snapshot's metadata and database file.
-    pub(crate) fn current(&self) -> Option<(SnapshotMeta, PathBuf)> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn tmp_path(&self, prefix: &str) -> PathBuf {
-        let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        self.dir.join(format!("{prefix}-{}-{n}.tmp", std::process::id()))
-    }
-
-    /// Make `db_tmp` the current snapshot under `meta`, durably, and drop strictly older ones.
-    /// Builds and installs may overlap; one lock orders them.
-    fn publish(&self, meta: &SnapshotMeta, db_tmp: &Path) -> Result<PathBuf> {
-        let _order = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
-        let (db, meta_path) = snap_paths(&self.dir, meta);
-        std::fs::rename(db_tmp, &db)?;
-        let name = meta_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        write_atomic(&self.dir, &name, &serde_json::to_vec(meta).map_err(Error::storage)?)?;
-        let newest = {
-            let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-            if cur.as_ref().is_none_or(|(c, _)| c.last_log_id <= meta.last_log_id) {
-                *cur = Some((meta.clone(), db.clone()));
-            }
-            cur.as_ref().map(|(m, _)| m.last_log_id)
-        };
-        // Older snapshots are no longer needed once a newer one is durable.
-        if let Ok(rd) = std::fs::read_dir(&self.dir) {
-            for de in rd.flatten() {
-                let p = de.path();
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                if !name.starts_with("snap-") || !name.ends_with(".meta.json") {
-                    continue;
-                }
-                let Some(m) =
-                    std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<SnapshotMeta>(&b).ok())
-                else {
-                    continue;
-                };
-                if newest.is_some_and(|n| m.last_log_id < n) {
-                    let (old_db, old_meta) = snap_paths(&self.dir, &m);
-                    let _ = std::fs::remove_file(old_meta);
-                    let _ = std::fs::remove_file(old_db);
-                }
-            }
-        }
-        fsync_dir(&self.dir)?;
-        Ok(db)
-    }
-}
+/// Step 1 of a build is repeated while more than this many frames arrived during the last one.
+const SETTLE_FRAMES: u64 = 1024;
 
 /// The Raft state machine: SQLite through the writer thread, snapshots as files.
 #[derive(Clone)]
@@ -199,35 +91,60 @@ impl StateMachine {
     }
 }
 
+/// openraft's view of a snapshot point.
+fn meta_of(point: &SnapshotPoint) -> Result<SnapshotMeta> {
+    let (last_log_id, last_membership) = to_raft(&point.applied)?;
+    Ok(SnapshotMeta { last_log_id, last_membership, snapshot_id: point.id.clone() })
+}
+
+impl StateMachine {
+    /// The current snapshot, readable (`None`: none yet).
+    async fn live(&self) -> Result<Option<Snapshot<TypeConfig>>> {
+        match self.snapshots.open_live().await? {
+            None => Ok(None),
+            Some((point, data)) => Ok(Some(Snapshot { meta: meta_of(&point)?, snapshot: Box::new(data) })),
+        }
+    }
+
+    /// Checkpoint what changed since the last snapshot (see `sqlite/checkpoint.rs`).
+    async fn build(&self) -> Result<SnapshotPoint> {
+        let _files = self.snapshots.lock_files().await;
+        for _ in 0..3 {
+            let Some(pin) = self.writer.pin_frames().await? else { break };
+            let db = self.snapshots.db().to_path_buf();
+            let (salt, done) = tokio::task::spawn_blocking(move || crate::sqlite::checkpoint::copy_frames(&db, pin))
+                .await
+                .map_err(Error::storage)??;
+            self.writer.note_backfill(salt, done).await?;
+            if self.writer.wal_frames.load(Ordering::Acquire) <= done + SETTLE_FRAMES {
+                break;
+            }
+        }
+        let mut wait = Duration::from_millis(1);
+        loop {
+            if let Some(point) = self.writer.settle().await? {
+                self.snapshots.set_current(point.clone());
+                return Ok(point);
+            }
+            // A reader still uses frames the main file lacks: let writes through meanwhile.
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let started = std::time::Instant::now();
-        let pinned = self.writer.pin().await.map_err(snap_err)?;
-        let (last_applied, membership) = to_raft(&pinned.applied).map_err(snap_err)?;
-        let tmp = self.snapshots.tmp_path("build");
-        let tmp2 = tmp.clone();
-        tokio::task::spawn_blocking(move || copy_pinned(&pinned, &tmp2))
-            .await
-            .map_err(snap_err)?
-            .map_err(snap_err)?;
-        let n = self.snapshots.seq.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{n}", l.leader_id.term, l.index),
-            None => format!("0-0-{n}"),
-        };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
-        // Opened before publishing: the handle stays valid even if a newer snapshot replaces
-        // this one before openraft reads it.
-        let file = tokio::fs::File::open(&tmp).await.map_err(snap_err)?;
-        let snapshots = self.snapshots.clone();
-        let meta2 = meta.clone();
-        tokio::task::spawn_blocking(move || snapshots.publish(&meta2, &tmp))
-            .await
-            .map_err(snap_err)?
-            .map_err(snap_err)?;
+        let started = Instant::now();
+        let point = self.build().await.map_err(snap_err)?;
+        let ms = started.elapsed().as_millis() as u64;
+        self.snapshots.last_build_ms.store(ms, Ordering::Relaxed);
         self.snapshots.built.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(last = ?meta.last_log_id, took_ms = started.elapsed().as_millis() as u64, "snapshot built");
-        Ok(Snapshot { meta, snapshot: Box::new(file) })
+        tracing::info!(last = ?point.applied.0.map(|p| p.index), took_ms = ms, "snapshot built");
+        match self.live().await.map_err(snap_err)? {
+            Some(s) => Ok(s),
+            None => Err(snap_err("a snapshot of an empty state machine")),
+        }
     }
 }
 
@@ -265,37 +182,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
-        let path = self.snapshots.tmp_path("incoming");
-        let f = tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .await
-            .map_err(snap_err)?;
-        // The file is reached through the handle only; its name can go right away.
-        let _ = tokio::fs::remove_file(&path).await;
-        Ok(Box::new(f))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapData>, StorageError> {
+        Ok(Box::new(self.snapshots.incoming().await.map_err(snap_err)?))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        mut snapshot: Box<tokio::fs::File>,
-    ) -> Result<(), StorageError> {
-        let started = std::time::Instant::now();
-        let tmp = self.snapshots.tmp_path("install");
-        {
-            snapshot.seek(std::io::SeekFrom::Start(0)).await.map_err(snap_err)?;
-            let mut out = tokio::fs::File::create(&tmp).await.map_err(snap_err)?;
-            tokio::io::copy(&mut *snapshot, &mut out).await.map_err(snap_err)?;
-            out.sync_all().await.map_err(snap_err)?;
-        }
-        let snapshots = self.snapshots.clone();
-        let meta2 = meta.clone();
-        let db = tokio::task::spawn_blocking(move || snapshots.publish(&meta2, &tmp))
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapData>) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let incoming = match *snapshot {
+            SnapData::Incoming(i) => i,
+            // Another store's snapshot (in-process): copied in as if received.
+            mut live @ SnapData::Live(_) => {
+                use tokio::io::AsyncSeekExt;
+                let SnapData::Incoming(mut i) = self.snapshots.incoming().await.map_err(snap_err)? else {
+                    return Err(snap_err("a new snapshot file is not a received one"));
+                };
+                live.seek(std::io::SeekFrom::Start(0)).await.map_err(snap_err)?;
+                tokio::io::copy(&mut live, i.file_mut()).await.map_err(snap_err)?;
+                i
+            }
+        };
+        let path = incoming.finish().await.map_err(snap_err)?;
+        let p2 = path.clone();
+        let state = tokio::task::spawn_blocking(move || crate::sqlite::meta::take_state(&p2))
             .await
             .map_err(snap_err)?
             .map_err(snap_err)?;
@@ -303,20 +211,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta.last_log_id.map(LogPos::from),
             Some(encode_membership(&meta.last_membership).map_err(sm_err)?),
         );
-        self.writer.restore(db, applied).await.map_err(sm_err)?;
+        let _files = self.snapshots.lock_files().await;
+        let point =
+            self.writer.install(path, applied, state, meta.snapshot_id.clone()).await.map_err(sm_err)?;
+        self.snapshots.set_current(point);
         self.snapshots.installed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(last = ?meta.last_log_id, took_ms = started.elapsed().as_millis() as u64, "snapshot installed");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        match self.snapshots.current() {
-            None => Ok(None),
-            Some((meta, path)) => {
-                let file = tokio::fs::File::open(&path).await.map_err(snap_err)?;
-                Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
-            }
-        }
+        self.live().await.map_err(snap_err)
     }
 }
 

@@ -241,20 +241,41 @@ pub(crate) fn load_state(conn: &Connection, data: &StateData) -> Result<()> {
     Ok(())
 }
 
-/// Append `data` to the standalone database file at `path`: `[json][len u64 LE][MAGIC]`.
+/// The bytes that follow the pages of a snapshot or backup file: `[json][len u64 LE][MAGIC]`.
+pub(crate) fn state_trailer(data: &StateData) -> Result<Vec<u8>> {
+    let mut out = serde_json::to_vec(data).map_err(Error::storage)?;
+    let n = out.len() as u64;
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(MAGIC);
+    Ok(out)
+}
+
+/// Append `data` to the standalone database file at `path` (see [`state_trailer`]).
 pub(crate) fn append_state(path: &Path, data: &StateData) -> Result<()> {
-    let json = serde_json::to_vec(data).map_err(Error::storage)?;
     let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-    f.write_all(&json)?;
-    f.write_all(&(json.len() as u64).to_le_bytes())?;
-    f.write_all(MAGIC)?;
+    f.write_all(&state_trailer(data)?)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// Take the state off the end of the snapshot file at `path`, leaving the database alone in
+/// it (synced). `None`: the file carries none (written by an earlier version).
+pub(crate) fn take_state(path: &Path) -> Result<Option<StateData>> {
+    let Some((data, db_len)) = read_trailer(path)? else { return Ok(None) };
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.set_len(db_len)?;
+    f.sync_all()?;
+    Ok(Some(data))
 }
 
 /// The state appended to a snapshot or backup file, if it carries one (`None`: a plain SQLite
 /// file, or one written by an earlier version with the state inside).
 pub(crate) fn bundled_state(path: &Path) -> Result<Option<StateData>> {
+    Ok(read_trailer(path)?.map(|(data, _)| data))
+}
+
+/// The trailer's state and where the database ends.
+fn read_trailer(path: &Path) -> Result<Option<(StateData, u64)>> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     if len < 16 {
@@ -273,9 +294,9 @@ pub(crate) fn bundled_state(path: &Path) -> Result<Option<StateData>> {
     let mut json = vec![0u8; n as usize];
     f.seek(SeekFrom::Start(len - 16 - n))?;
     f.read_exact(&mut json)?;
-    serde_json::from_slice(&json)
-        .map(Some)
-        .map_err(|e| Error::Storage(format!("{}: bad hiqlite state: {e}", path.display())))
+    let data = serde_json::from_slice(&json)
+        .map_err(|e| Error::Storage(format!("{}: bad hiqlite state: {e}", path.display())))?;
+    Ok(Some((data, len - 16 - n)))
 }
 
 /// Seed a database (and its state file) that does not exist yet from the snapshot or backup

@@ -1,10 +1,12 @@
-//! SQLite access: one writer connection on its own thread (the state machine), a pool of
-//! read-only connections for local reads, and the determinism layer for replicated writes.
+//! SQLite access: one writer connection (the state machine), a pool of read-only connections for
+//! local reads, snapshots in place, and the determinism layer for replicated writes.
 
 mod alone;
 mod apply;
 mod authorize;
+pub(crate) mod base;
 mod bind;
+pub(crate) mod checkpoint;
 pub(crate) mod det;
 pub(crate) mod dump;
 mod error;
@@ -25,7 +27,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::Result;
 
 /// Pragmas of the writer: WAL so readers never block it; synchronous=OFF because the fsync'd
-/// Raft log, not SQLite, is the durable record (a crash rebuilds the database from snapshot+log).
+/// Raft log, not SQLite, is the durable record (a crash replays the log onto the last snapshot,
+/// which is the main file: see `base.rs`).
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA temp_store=MEMORY; \
      PRAGMA cache_size=-32000; PRAGMA foreign_keys=OFF;";
 
@@ -43,6 +46,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
 pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
+    checkpoint::no_checkpoint_on_close(&conn)?;
     conn.execute_batch("PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16000;")?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)

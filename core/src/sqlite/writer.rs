@@ -1,10 +1,10 @@
 //! The state machine's writer: one SQLite connection behind a lock, used on the thread of
 //! whoever calls (see [`crate::blocking`]: a writer thread only added two wake-ups to each apply).
 //! It applies committed log entries (one SQLite transaction per run of entries, one savepoint per
-//! entry; the loop itself is in `apply.rs`), pins consistent read snapshots for snapshot building,
-//! restores received snapshots, and writes the applied position + membership into the database
-//! at snapshots and clean shutdown only (`meta.rs`). It speaks plain data: the consensus layer
-//! converts its entries, log ids and memberships to [`LogPos`], [`Op`] and opaque blobs.
+//! entry; the loop itself is in `apply.rs`), takes snapshots in place (`checkpoint.rs`: the main
+//! file is the snapshot), swaps in received snapshots, and pins read transactions for backups.
+//! It speaks plain data: the consensus layer converts its entries, log ids and memberships to
+//! [`LogPos`], [`Op`] and opaque blobs.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,9 @@ use rusqlite::Connection;
 
 pub(crate) use super::apply::Op;
 use super::authorize::{self, WriteSeen};
-use super::meta::{append_state, attach_state, read_fk, read_meta, read_state, write_meta, StateData};
+use super::checkpoint::Pin;
+pub(crate) use super::checkpoint::SnapshotPoint;
+use super::meta::{append_state, attach_state, load_state, read_fk, read_meta, read_state, write_meta, StateData};
 pub(crate) use super::meta::{Applied, LogPos, MembershipBlob};
 pub(crate) use super::session::Recorded;
 use crate::blocking::Expect;
@@ -52,6 +54,13 @@ pub(crate) struct Writer {
     pub(crate) apply_seq: Arc<AtomicU64>,
     /// The cluster's foreign-key setting (see [`FkSetting`]).
     pub(crate) foreign_keys: FkSetting,
+    /// Frames in the main database's WAL after the last commit (SQLite's WAL hook).
+    pub(crate) wal_frames: Arc<AtomicU64>,
+    /// Bumped when a received snapshot replaces the database file: read connections opened
+    /// before are on the old file.
+    pub(crate) generation: Arc<AtomicU64>,
+    /// The snapshot the main file was when the writer opened it.
+    pub(crate) opened_point: Option<SnapshotPoint>,
 }
 
 /// The writer's state (the apply loop in `apply.rs` works on it too).
@@ -87,22 +96,65 @@ pub(super) struct State {
     pub(super) dml_since_reset: std::cell::Cell<bool>,
     /// The open transaction's clock and random state between calls (see [`super::det::Saved`]).
     pub(super) det: super::det::Saved,
+    /// See [`Writer::wal_frames`].
+    pub(super) wal_frames: Arc<AtomicU64>,
+    /// Salt of the WAL and how many of its frames the main file holds (only hiqlite checkpoints).
+    pub(super) backfill: (u64, u64),
+    /// See [`Writer::generation`].
+    pub(super) generation: Arc<AtomicU64>,
+}
+
+/// Open the writer connection: pragmas, no checkpoints but hiqlite's own (the main file is the
+/// snapshot, see `checkpoint.rs`), the WAL hook counting frames, the state file, the authorizer.
+fn open_conn(path: &Path, wal_frames: &Arc<AtomicU64>) -> Result<(Connection, authorize::Guard)> {
+    let mut conn = super::open_writer(path)?;
+    super::checkpoint::no_checkpoint_on_close(&conn)?;
+    // A WAL restarted after a snapshot is cut back to this size.
+    conn.execute_batch("PRAGMA journal_size_limit=67108864;")?;
+    let frames = wal_frames.clone();
+    // Replaces SQLite's auto-checkpoint hook: the main file changes at snapshots only. The state
+    // file (rebuilt from the base record after a crash) keeps checkpointing itself.
+    conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+        if wal.name() == c"main" {
+            frames.store(u64::try_from(pages).unwrap_or(0), Ordering::Release);
+        } else if pages >= 1000 {
+            wal.checkpoint()?;
+        }
+        Ok(())
+    }))?;
+    attach_state(&conn, path)?;
+    let guard = authorize::install(&mut conn)?;
+    Ok((conn, guard))
 }
 
 impl Writer {
-    /// Open the database at `path` (already healed by the caller).
+    /// Open the database at `path`: first make its files the state the base record describes
+    /// (`base.rs`), then settle it so that the main file alone is a snapshot.
     pub(crate) fn start(path: &Path, cache: Arc<crate::cache::QueryCache>) -> Result<Arc<Writer>> {
-        let mut conn = super::open_writer(path)?;
-        attach_state(&conn, path)?;
+        let base = super::base::prepare(path)?;
+        let kept = base.as_ref().map_or(0, |b| b.frames);
+        let initial = if super::base::sibling(path, "-wal").exists() { kept } else { 0 };
+        let wal_frames = Arc::new(AtomicU64::new(initial));
+        let (conn, guard) = open_conn(path, &wal_frames)?;
+        match &base {
+            Some(b) => load_state(&conn, &b.state)?,
+            // No record yet (new, or written by an earlier version): whatever the WAL holds
+            // goes into the main file before the first record is written.
+            None => {
+                conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), rusqlite::wal::CheckpointMode::TRUNCATE)?;
+                wal_frames.store(0, Ordering::Release);
+            }
+        }
         let applied = read_meta(&conn)?;
         let foreign_keys = Arc::new(AtomicU8::new(FK_UNSET));
         sync_fk(&conn, &foreign_keys)?;
-        let authorize::Guard { user_mode, session_mode, denied, seen } = authorize::install(&mut conn)?;
+        let authorize::Guard { user_mode, session_mode, denied, seen } = guard;
         let shared = Arc::new(Mutex::new(applied.clone()));
         let entries_applied = Arc::new(AtomicU64::new(0));
         let applied_at_open = applied.0;
         let apply_seq = Arc::new(AtomicU64::new(0));
-        let state = State {
+        let generation = Arc::new(AtomicU64::new(0));
+        let mut state = State {
             foreign_keys: foreign_keys.clone(),
             apply_seq: apply_seq.clone(),
             seen,
@@ -122,7 +174,12 @@ impl Writer {
             rq_counters: Default::default(),
             dml_since_reset: Default::default(),
             det: Default::default(),
+            wal_frames: wal_frames.clone(),
+            backfill: (0, 0),
+            generation: generation.clone(),
         };
+        // Nobody reads yet, so nothing holds a frame back.
+        let opened_point = state.settle_main(rusqlite::wal::CheckpointMode::TRUNCATE)?;
         Ok(Arc::new(Writer {
             state: Mutex::new(Some(state)),
             applied: shared,
@@ -130,6 +187,9 @@ impl Writer {
             applied_at_open,
             apply_seq,
             foreign_keys,
+            wal_frames,
+            generation,
+            opened_point,
         }))
     }
 
@@ -182,12 +242,48 @@ impl Writer {
         })
     }
 
-    /// Replace the database with the snapshot database at `path`, which holds everything up to
-    /// `applied`, and record `applied`.
-    pub(crate) async fn restore(&self, path: PathBuf, applied: Applied) -> Result<()> {
+    /// Step 1 of a snapshot (see `checkpoint.rs`): pin the WAL's last frame between two applies.
+    pub(crate) async fn pin_frames(&self) -> Result<Option<Pin>> {
+        self.with(Expect::Long, |s| {
+            s.suspend_session();
+            let r = s.pin_frames();
+            s.resume_session();
+            r
+        })
+    }
+
+    /// Record what step 1 copied (frames of the WAL with `salt`).
+    pub(crate) async fn note_backfill(&self, salt: u64, frames: u64) -> Result<()> {
+        self.with(Expect::Short, |s| {
+            s.note_backfill(salt, frames);
+            Ok(())
+        })
+    }
+
+    /// Step 2 of a snapshot: between two applies, copy what is left; `None` when a reader still
+    /// holds frames back.
+    pub(crate) async fn settle(&self) -> Result<Option<SnapshotPoint>> {
+        self.with(Expect::Long, |s| {
+            s.suspend_session();
+            let r = s.settle_main(rusqlite::wal::CheckpointMode::PASSIVE);
+            s.resume_session();
+            r
+        })
+    }
+
+    /// Make the received snapshot database `incoming` (pages only, synced, beside the database)
+    /// the database, holding everything up to `applied` with hiqlite's `state` (`None`: inside
+    /// the file, as earlier versions kept it).
+    pub(crate) async fn install(
+        &self,
+        incoming: PathBuf,
+        applied: Applied,
+        state: Option<StateData>,
+        id: String,
+    ) -> Result<SnapshotPoint> {
         self.with(Expect::Long, |s| {
             s.abort_session();
-            s.restore(&path, applied)
+            s.install(&incoming, applied, state, id)
         })
     }
 
@@ -246,26 +342,14 @@ fn apply_expect(entries: &[(LogPos, Op)]) -> Expect {
 }
 
 impl State {
-    /// A clean stop is trusted at the next start (no rebuild), so make it durable: meta
-    /// committed with a synced WAL, then checkpointed into the synced file.
+    /// Leave the main file a snapshot at the last applied position (the next start then
+    /// replays nothing), or at least a base record that says what the files hold.
     fn shutdown(mut self) -> Result<()> {
         self.abort_session();
-        let r = self
-            .conn
-            .execute_batch("PRAGMA synchronous=FULL; PRAGMA hiqlite_state.synchronous=FULL;")
-            .map_err(Error::from)
-            .and_then(|_| write_meta(&self.conn, &self.applied))
-            .and_then(|_| {
-                self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-                self.conn.query_row("PRAGMA hiqlite_state.wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-                std::fs::File::open(&self.path)?.sync_all()?;
-                std::fs::File::open(super::meta::state_path(&self.path))?.sync_all()?;
-                Ok(())
-            });
+        let r = self.settle_main(rusqlite::wal::CheckpointMode::TRUNCATE).map(|_| ());
         if let Err(e) = &r {
-            tracing::error!("could not persist last applied log id at shutdown: {e}");
+            tracing::error!("could not settle the database at shutdown: {e}");
         }
-        // Dropping the connection checkpoints the WAL.
         drop(self.conn);
         r
     }
@@ -281,32 +365,60 @@ impl State {
         Ok(Pinned { conn, applied: self.applied.clone(), state })
     }
 
-    fn restore(&mut self, path: &Path, applied: Applied) -> Result<()> {
-        let src = super::open_reader(path)?;
-        {
-            let backup = rusqlite::backup::Backup::new(&src, &mut self.conn)?;
-            backup_all(&backup)?;
+    fn install(&mut self, incoming: &Path, applied: Applied, state: Option<StateData>, id: String) -> Result<SnapshotPoint> {
+        use super::base::{self, Base};
+        let name = incoming
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Storage("snapshot file without a name".into()))?;
+        // From here a crash finishes the install at the next start (`base::prepare`).
+        base::write(
+            &self.path,
+            &Base { state: state.clone().unwrap_or_default(), snapshot_id: id.clone(), install: Some(name), ..Base::default() },
+        )?;
+        drop(std::mem::replace(&mut self.conn, Connection::open_in_memory()?));
+        std::fs::rename(incoming, &self.path)?;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(base::sibling(&self.path, suffix));
         }
-        self.conn.flush_prepared_statement_cache();
-        // hiqlite's state comes from the file's trailer, or (a snapshot of an earlier version)
-        // from its tables inside the database just copied.
-        match super::meta::bundled_state(path)? {
-            Some(data) => super::meta::load_state(&self.conn, &data)?,
-            None => {
-                super::meta::load_state(&self.conn, &StateData::default())?;
-                super::meta::migrate_legacy(&self.conn)?;
-            }
+        let state_db = super::meta::state_path(&self.path);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(base::sibling(&state_db, suffix));
+        }
+        crate::fsx::fsync_dir(self.path.parent().unwrap_or_else(|| Path::new(".")))?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.wal_frames.store(0, Ordering::Release);
+        self.backfill = (0, 0);
+        let (conn, guard) = open_conn(&self.path, &self.wal_frames)?;
+        self.conn = conn;
+        let authorize::Guard { user_mode, session_mode, denied, seen } = guard;
+        (self.user_mode, self.session_mode, self.denied, self.seen) = (user_mode, session_mode, denied, seen);
+        // A snapshot of an earlier version carries its state inside (migrated when attached).
+        if let Some(state) = &state {
+            load_state(&self.conn, state)?;
         }
         sync_fk(&self.conn, &self.foreign_keys)?;
-        self.applied = applied;
         self.learned.clear();
+        self.rq_counters.set((0, 0));
+        self.dml_since_reset.set(false);
         self.apply_seq.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate_all();
+        self.applied = applied;
         let r = write_meta(&self.conn, &self.applied);
         *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
         self.apply_seq.fetch_add(1, Ordering::AcqRel);
         r?;
-        Ok(())
+        let point = SnapshotPoint {
+            applied: self.applied.clone(),
+            state: read_state(&self.conn)?,
+            id,
+            db_len: std::fs::metadata(&self.path)?.len(),
+        };
+        base::write(
+            &self.path,
+            &Base { state: point.state.clone(), snapshot_id: point.id.clone(), ..Base::default() },
+        )?;
+        Ok(point)
     }
 }
 

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,20 +99,7 @@ fn sto_write(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_logs(&io_err(e)).into()
 }
 
-pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Replace `dir/name` atomically and durably with `bytes`.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    fsync_dir(dir)
-}
+pub(crate) use crate::fsx::{fsync_dir, write_atomic};
 
 /// Append `entry`'s record to `buf`; returns the record's length. Records are encoded in place
 /// into one buffer kept between appends: growing a fresh vector per entry was the biggest

@@ -1,0 +1,172 @@
+//! Snapshots in place: the main database file is the snapshot, and a snapshot is a checkpoint.
+//!
+//! Between snapshots every change stays in the WAL, so a snapshot costs what changed since the
+//! last one, not the database's size. Building one has two steps (see `base.rs` for what makes
+//! each step safe to interrupt with `kill -9`):
+//! 1. **Copy while writes go on** ([`Pin`], [`copy_frames`]): the writer, between two applies,
+//!    pins a read transaction at the WAL's last frame; the frames up to it are made durable, the
+//!    base record names them, and a separate connection checkpoints up to the pin (never past
+//!    it) while the writer keeps applying.
+//! 2. **Settle** ([`State::settle_main`]): the writer, between two applies again, records the frames
+//!    appended meanwhile and checkpoints them — little, since step 1 copied the bulk. When every
+//!    frame is in the main file, the main file alone is the snapshot at the writer's applied
+//!    position, the base record says so, and the next write restarts the WAL from its start.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rusqlite::wal::CheckpointMode;
+use rusqlite::{Connection, OpenFlags, MAIN_DB};
+
+use super::base::{self, Base};
+use super::meta::{read_state, write_meta, Applied, StateData};
+use super::writer::State;
+use crate::error::{Error, Result};
+
+/// The main file is a snapshot: the state at `applied`.
+#[derive(Debug, Clone)]
+pub(crate) struct SnapshotPoint {
+    /// Applied position and membership the main file holds.
+    pub applied: Applied,
+    /// hiqlite's state at that position (travels after the pages).
+    pub state: StateData,
+    /// The snapshot's name.
+    pub id: String,
+    /// Bytes of the database in the main file.
+    pub db_len: u64,
+}
+
+/// Step 1's starting point: a read transaction that keeps any checkpoint from copying frames
+/// past `base.frames`.
+pub(crate) struct Pin {
+    conn: Connection,
+    base: Base,
+}
+
+/// A fresh snapshot name.
+fn snapshot_id(applied: &Applied) -> String {
+    let (term, index) = applied.0.map_or((0, 0), |p| (p.term, p.index));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{term}-{index}-{nanos:x}")
+}
+
+fn sync_wal(db: &Path) -> Result<()> {
+    std::fs::File::open(base::sibling(db, "-wal"))?.sync_data()?;
+    Ok(())
+}
+
+/// Copy the WAL frames up to the pin into the main file while the writer goes on; returns how
+/// many frames the main file now holds (the WAL's restart point for [`State::settle_main`]).
+pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<(u64, u64)> {
+    let Pin { conn: pinned, base: b } = pin;
+    sync_wal(db)?;
+    base::write(db, &b)?;
+    let ck = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    no_checkpoint_on_close(&ck)?;
+    // NORMAL: the checkpoint syncs the WAL before it copies and the main file after it, and only
+    // then counts the frames as copied (the writer restarts the WAL only after that).
+    ck.execute_batch("PRAGMA synchronous=NORMAL;")?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut done = 0;
+    loop {
+        let (_, n) = ck.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE)?;
+        done = done.max(u64::try_from(n).unwrap_or(0));
+        // An older reader holds frames back; the settle step copies what is left.
+        if done >= b.frames || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(pinned);
+    Ok((b.salt, done))
+}
+
+/// Keep a connection from checkpointing when it closes: only snapshots write the main file.
+pub(crate) fn no_checkpoint_on_close(conn: &Connection) -> Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    Ok(())
+}
+
+impl State {
+    /// Frames of the WAL already copied into the main file.
+    fn backfilled(&self, salt: u64) -> u64 {
+        if self.backfill.0 == salt {
+            self.backfill.1
+        } else {
+            0
+        }
+    }
+
+    /// Record that the main file holds `frames` frames of the WAL with `salt`.
+    pub(super) fn note_backfill(&mut self, salt: u64, frames: u64) {
+        if self.backfill.0 != salt || self.backfill.1 < frames {
+            self.backfill = (salt, frames);
+        }
+    }
+
+    fn state_now(&mut self) -> Result<StateData> {
+        write_meta(&self.conn, &self.applied)?;
+        read_state(&self.conn)
+    }
+
+    /// Step 1's pin, or `None` when the WAL holds nothing the main file lacks.
+    pub(super) fn pin_frames(&mut self) -> Result<Option<Pin>> {
+        let frames = self.wal_frames.load(Ordering::Acquire);
+        if frames == 0 {
+            return Ok(None);
+        }
+        let salt = base::wal_salt(&self.path)?;
+        // With every frame copied a reader ignores the WAL, and would not hold a checkpoint back.
+        if frames <= self.backfilled(salt) {
+            return Ok(None);
+        }
+        let state = self.state_now()?;
+        let conn = super::open_reader(&self.path)?;
+        conn.execute_batch("BEGIN")?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+        Ok(Some(Pin { conn, base: Base { frames, salt, state, ..Base::default() } }))
+    }
+
+    /// Step 2: make the main file alone the state at the applied position. `None` when a reader
+    /// still holds frames back (nothing is lost; try again after letting writes through).
+    pub(super) fn settle_main(&mut self, mode: CheckpointMode) -> Result<Option<SnapshotPoint>> {
+        let state = self.state_now()?;
+        let frames = self.wal_frames.load(Ordering::Acquire);
+        let salt = if frames > 0 { base::wal_salt(&self.path)? } else { 0 };
+        if frames > self.backfilled(salt) {
+            sync_wal(&self.path)?;
+            base::write(&self.path, &Base { frames, salt, state: state.clone(), ..Base::default() })?;
+            let complete = match self.conn.wal_checkpoint_v2(Some(MAIN_DB), mode) {
+                Ok((_, n)) if matches!(mode, CheckpointMode::PASSIVE) => {
+                    let n = u64::try_from(n).map_err(|_| Error::Storage("the database is not in WAL mode".into()))?;
+                    self.note_backfill(salt, n);
+                    n >= frames
+                }
+                // The waiting modes answer OK only once every frame is copied (TRUNCATE then
+                // empties the WAL, and counts nothing).
+                Ok(_) => true,
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !complete {
+                return Ok(None);
+            }
+            std::fs::File::open(&self.path)?.sync_data()?;
+        }
+        let point = SnapshotPoint {
+            id: snapshot_id(&self.applied),
+            applied: self.applied.clone(),
+            // After a complete checkpoint the file is exactly the database (SQLite truncates it).
+            db_len: std::fs::metadata(&self.path)?.len(),
+            state,
+        };
+        base::write(
+            &self.path,
+            &Base { state: point.state.clone(), snapshot_id: point.id.clone(), ..Base::default() },
+        )?;
+        Ok(Some(point))
+    }
+}
