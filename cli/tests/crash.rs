@@ -25,7 +25,8 @@ async fn sigkill_rounds_lose_no_acknowledged_write() {
     let mut seed: u64 =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64);
     println!("kill test: {rounds} rounds, seed {seed}");
-    let mut c = ProcCluster::new(3, &[]);
+    // Snapshots every 50 entries: kills land before, during and after snapshot checkpoints.
+    let mut c = ProcCluster::new(3, &["--snapshot-every", "50"]);
     c.start_all();
     c.leader(T).await;
     c.execute(0, r#"["CREATE TABLE acked (k TEXT NOT NULL)"]"#).await.expect("create");

@@ -51,6 +51,12 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot (lets slightly lagging followers catch up from the log).
     pub log_keep_after_snapshot: u64,
+    /// Also take a snapshot when the WAL, or the log since the last snapshot, grows past this
+    /// many bytes (a snapshot's cost follows what changed, see ARCHITECTURE.md).
+    pub snapshot_bytes: u64,
+    /// Bytes of log kept behind a snapshot at most (with `log_keep_after_snapshot`, whichever
+    /// keeps less).
+    pub log_keep_bytes: u64,
     /// Size at which the active log segment is closed and a new one started.
     pub log_segment_bytes: u64,
     /// Raft heartbeat interval.
@@ -112,7 +118,9 @@ impl Default for NodeConfig {
             secret: "hiqlite-insecure-default-secret".into(),
             snapshot_every: 10_000,
             log_keep_after_snapshot: 1_000,
-            log_segment_bytes: 64 * 1024 * 1024,
+            snapshot_bytes: 64 * 1024 * 1024,
+            log_keep_bytes: 32 * 1024 * 1024,
+            log_segment_bytes: 16 * 1024 * 1024,
             heartbeat_ms: 100,
             election_timeout_min_ms: 500,
             election_timeout_max_ms: 750,
@@ -197,6 +205,12 @@ impl NodeConfig {
         if let Some(v) = get("HIQLITE_LOG_KEEP_AFTER_SNAPSHOT") {
             self.log_keep_after_snapshot = num("HIQLITE_LOG_KEEP_AFTER_SNAPSHOT", &v)?;
         }
+        if let Some(v) = get("HIQLITE_SNAPSHOT_BYTES") {
+            self.snapshot_bytes = num("HIQLITE_SNAPSHOT_BYTES", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_LOG_KEEP_BYTES") {
+            self.log_keep_bytes = num("HIQLITE_LOG_KEEP_BYTES", &v)?;
+        }
         if let Some(v) = get("HIQLITE_HEARTBEAT_MS") {
             self.heartbeat_ms = num("HIQLITE_HEARTBEAT_MS", &v)?;
         }
@@ -235,6 +249,9 @@ impl NodeConfig {
         }
         if self.secret.len() < 8 {
             return Err(Error::Config("secret must be at least 8 bytes".into()));
+        }
+        if self.snapshot_bytes == 0 {
+            return Err(Error::Config("snapshot_bytes must be > 0".into()));
         }
         if self.snapshot_every == 0 {
             return Err(Error::Config("snapshot_every must be > 0".into()));

@@ -35,6 +35,7 @@ impl Node {
         node.attach_servers(handles);
         node.spawn_formation();
         node.spawn_watchdog();
+        node.spawn_compaction();
         tracing::info!(node = node.id(), took_ms = started.elapsed().as_millis() as u64, "node started");
         Ok(node)
     }

@@ -5,6 +5,7 @@
 //! answers to peers) and `maintenance` (backups, snapshots, dumps).
 
 mod boot;
+mod compaction;
 mod leader;
 mod maintenance;
 mod membership;

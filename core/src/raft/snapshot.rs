@@ -76,14 +76,7 @@ impl SnapshotStore {
         let Some(point) = self.current() else { return Ok(None) };
         let file = tokio::fs::File::open(&self.db).await?;
         let trailer = crate::sqlite::meta::state_trailer(&point.state)?;
-        let live = Live {
-            file,
-            db_len: point.db_len,
-            trailer,
-            pos: 0,
-            seek: Seek::Done,
-            _guard: guard,
-        };
+        let live = Live { file, db_len: point.db_len, trailer, pos: 0, seek: Seek::Done, _guard: guard };
         Ok(Some((point, SnapData::Live(live))))
     }
 
@@ -115,7 +108,9 @@ fn background_sync(file: std::fs::File) -> std::sync::mpsc::Sender<()> {
     std::thread::Builder::new()
         .name("hiqlite-snapshot-sync".into())
         .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(1)) {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(Duration::from_secs(1))
+            {
                 if let Err(e) = file.sync_data() {
                     tracing::warn!("syncing a received snapshot: {e}");
                     return;
@@ -221,7 +216,11 @@ impl Live {
 }
 
 impl AsyncRead for SnapData {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let l = match self.get_mut() {
             SnapData::Incoming(i) => return Pin::new(&mut i.file).poll_read(cx, buf),
             SnapData::Live(l) => l,
@@ -263,7 +262,8 @@ impl AsyncSeek for SnapData {
             SeekFrom::End(d) => l.len().checked_add_signed(d),
             SeekFrom::Current(d) => l.pos.checked_add_signed(d),
         };
-        l.pos = target.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"))?;
+        l.pos = target
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"))?;
         l.seek = Seek::Wanted;
         Ok(())
     }

@@ -112,9 +112,10 @@ impl StateMachine {
         for _ in 0..3 {
             let Some(pin) = self.writer.pin_frames().await? else { break };
             let db = self.snapshots.db().to_path_buf();
-            let (salt, done) = tokio::task::spawn_blocking(move || crate::sqlite::checkpoint::copy_frames(&db, pin))
-                .await
-                .map_err(Error::storage)??;
+            let (salt, done) =
+                tokio::task::spawn_blocking(move || crate::sqlite::checkpoint::copy_frames(&db, pin))
+                    .await
+                    .map_err(Error::storage)??;
             self.writer.note_backfill(salt, done).await?;
             if self.writer.wal_frames.load(Ordering::Acquire) <= done + SETTLE_FRAMES {
                 break;
@@ -186,7 +187,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(self.snapshots.incoming().await.map_err(snap_err)?))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapData>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<SnapData>,
+    ) -> Result<(), StorageError> {
         let started = Instant::now();
         let incoming = match *snapshot {
             SnapData::Incoming(i) => i,

@@ -44,12 +44,29 @@ pub(crate) struct Pin {
     base: Base,
 }
 
+/// Tests stop the world at each named step of a snapshot or install to take a crash image of
+/// the files (`crash_tests.rs`); a no-op otherwise.
+#[cfg(test)]
+#[allow(clippy::type_complexity)]
+pub(crate) static PHASE_HOOK: std::sync::Mutex<Vec<(std::path::PathBuf, Box<dyn Fn(&'static str) + Send>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+#[inline]
+pub(crate) fn phase(db: &Path, name: &'static str) {
+    #[cfg(test)]
+    for (path, hook) in PHASE_HOOK.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        if path == db {
+            hook(name);
+        }
+    }
+    let _ = (db, name);
+}
+
 /// A fresh snapshot name.
 fn snapshot_id(applied: &Applied) -> String {
     let (term, index) = applied.0.map_or((0, 0), |p| (p.term, p.index));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{term}-{index}-{nanos:x}")
 }
 
@@ -62,9 +79,12 @@ fn sync_wal(db: &Path) -> Result<()> {
 /// many frames the main file now holds (the WAL's restart point for [`State::settle_main`]).
 pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<(u64, u64)> {
     let Pin { conn: pinned, base: b } = pin;
+    phase(db, "pinned");
     sync_wal(db)?;
     base::write(db, &b)?;
-    let ck = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    phase(db, "recorded");
+    let ck =
+        Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     no_checkpoint_on_close(&ck)?;
     // NORMAL: the checkpoint syncs the WAL before it copies and the main file after it, and only
     // then counts the frames as copied (the writer restarts the WAL only after that).
@@ -80,6 +100,7 @@ pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<(u64, u64)> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    phase(db, "copied");
     drop(pinned);
     Ok((b.salt, done))
 }
@@ -139,22 +160,27 @@ impl State {
         if frames > self.backfilled(salt) {
             sync_wal(&self.path)?;
             base::write(&self.path, &Base { frames, salt, state: state.clone(), ..Base::default() })?;
+            phase(&self.path, "settle-recorded");
             let complete = match self.conn.wal_checkpoint_v2(Some(MAIN_DB), mode) {
                 Ok((_, n)) if matches!(mode, CheckpointMode::PASSIVE) => {
-                    let n = u64::try_from(n).map_err(|_| Error::Storage("the database is not in WAL mode".into()))?;
+                    let n = u64::try_from(n)
+                        .map_err(|_| Error::Storage("the database is not in WAL mode".into()))?;
                     self.note_backfill(salt, n);
                     n >= frames
                 }
                 // The waiting modes answer OK only once every frame is copied (TRUNCATE then
                 // empties the WAL, and counts nothing).
                 Ok(_) => true,
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => false,
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
+                    false
+                }
                 Err(e) => return Err(e.into()),
             };
             if !complete {
                 return Ok(None);
             }
             std::fs::File::open(&self.path)?.sync_data()?;
+            phase(&self.path, "settle-copied");
         }
         let point = SnapshotPoint {
             id: snapshot_id(&self.applied),
@@ -167,6 +193,7 @@ impl State {
             &self.path,
             &Base { state: point.state.clone(), snapshot_id: point.id.clone(), ..Base::default() },
         )?;
+        phase(&self.path, "settled");
         Ok(Some(point))
     }
 }

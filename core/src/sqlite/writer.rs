@@ -17,7 +17,9 @@ pub(crate) use super::apply::Op;
 use super::authorize::{self, WriteSeen};
 use super::checkpoint::Pin;
 pub(crate) use super::checkpoint::SnapshotPoint;
-use super::meta::{append_state, attach_state, load_state, read_fk, read_meta, read_state, write_meta, StateData};
+use super::meta::{
+    append_state, attach_state, load_state, read_fk, read_meta, read_state, write_meta, StateData,
+};
 pub(crate) use super::meta::{Applied, LogPos, MembershipBlob};
 pub(crate) use super::session::Recorded;
 use crate::blocking::Expect;
@@ -365,7 +367,13 @@ impl State {
         Ok(Pinned { conn, applied: self.applied.clone(), state })
     }
 
-    fn install(&mut self, incoming: &Path, applied: Applied, state: Option<StateData>, id: String) -> Result<SnapshotPoint> {
+    fn install(
+        &mut self,
+        incoming: &Path,
+        applied: Applied,
+        state: Option<StateData>,
+        id: String,
+    ) -> Result<SnapshotPoint> {
         use super::base::{self, Base};
         let name = incoming
             .file_name()
@@ -374,10 +382,17 @@ impl State {
         // From here a crash finishes the install at the next start (`base::prepare`).
         base::write(
             &self.path,
-            &Base { state: state.clone().unwrap_or_default(), snapshot_id: id.clone(), install: Some(name), ..Base::default() },
+            &Base {
+                state: state.clone().unwrap_or_default(),
+                snapshot_id: id.clone(),
+                install: Some(name),
+                ..Base::default()
+            },
         )?;
+        super::checkpoint::phase(&self.path, "install-recorded");
         drop(std::mem::replace(&mut self.conn, Connection::open_in_memory()?));
         std::fs::rename(incoming, &self.path)?;
+        super::checkpoint::phase(&self.path, "install-renamed");
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(base::sibling(&self.path, suffix));
         }

@@ -375,6 +375,28 @@ impl LogStore {
         (s.last_log_id, s.last_purged)
     }
 
+    /// Bytes of the records after `index`.
+    pub(crate) fn bytes_after(&self, index: Option<u64>) -> u64 {
+        let s = self.lock();
+        let skip = index.map_or(0, |i| (i + 1).saturating_sub(s.first_index));
+        s.locs.iter().skip(usize::try_from(skip).unwrap_or(usize::MAX)).map(|l| u64::from(l.len)).sum()
+    }
+
+    /// The greatest index up to which the log may be purged so that the records from there up to
+    /// `upto` still hold `keep_bytes` (`None`: nothing to purge).
+    pub(crate) fn purge_point(&self, upto: u64, keep_bytes: u64) -> Option<u64> {
+        let s = self.lock();
+        let last = usize::try_from((upto + 1).checked_sub(s.first_index)?).ok()?.min(s.locs.len());
+        let mut kept = 0u64;
+        for i in (0..last).rev() {
+            kept += u64::from(s.locs[i].len);
+            if kept > keep_bytes {
+                return Some(s.first_index + i as u64);
+            }
+        }
+        None
+    }
+
     /// Number of segment files currently on disk.
     pub fn segment_count(&self) -> usize {
         self.lock().segments.len()
