@@ -29,6 +29,9 @@ pub struct Status {
     pub snapshots_installed: u64,
     /// Snapshots built locally since start.
     pub snapshots_built: u64,
+    /// How long the last local snapshot build took, in milliseconds.
+    #[serde(default)]
+    pub snapshot_build_ms: u64,
     /// Voters and learners: id -> (raft address, api address).
     pub members: BTreeMap<u64, Member>,
     /// Ids of the voters.

@@ -75,6 +75,12 @@ impl ApiMetrics {
         g(&mut out, "hiqlite_snapshots_built", "snapshots built since start", st.snapshots_built as f64);
         g(
             &mut out,
+            "hiqlite_snapshot_build_ms",
+            "duration of the last snapshot build in milliseconds",
+            st.snapshot_build_ms as f64,
+        );
+        g(
+            &mut out,
             "hiqlite_snapshots_installed",
             "snapshots installed since start",
             st.snapshots_installed as f64,

@@ -176,6 +176,7 @@ impl Node {
             snapshot_index: m.snapshot.map(|l| l.index),
             snapshots_installed: self.inner.snapshots.installed.load(Ordering::Relaxed),
             snapshots_built: self.inner.snapshots.built.load(Ordering::Relaxed),
+            snapshot_build_ms: self.inner.snapshots.last_build_ms.load(Ordering::Relaxed),
             members: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
             voters: membership.voter_ids().collect(),
             raft_addr: self.inner.raft_addr.clone(),

@@ -253,6 +253,7 @@ pub(crate) fn parse_status(body: &[u8]) -> Result<Status> {
         snapshot_index: num(&raft["last_snapshot_index"]),
         snapshots_installed: 0,
         snapshots_built: 0,
+        snapshot_build_ms: 0,
         members: Default::default(),
         voters: Vec::new(),
         raft_addr: store["addr"].as_str().unwrap_or_default().to_string(),
