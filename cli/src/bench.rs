@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// print how long writes were refused each time.
     #[arg(long)]
     failover: Option<usize>,
+    /// Measure what size costs instead: load a 3-process cluster to SIZE (e.g. 1.5GB, 200MB;
+    /// bare numbers are bytes) of 1 KiB rows, then time snapshot builds, write latency during
+    /// snapshots, disk per byte of database, a node joining and a killed node catching up.
+    #[arg(long, value_name = "SIZE", value_parser = crate::bench_scale_io::parse_size, conflicts_with = "failover")]
+    scale: Option<u64>,
     /// Concurrency levels of the insert scenario (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 4, 16, 64])]
     concurrency: Vec<usize>,
@@ -123,9 +128,10 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(!a.dir.exists(), "{} exists; choose another --dir or remove it", a.dir.display());
     std::fs::create_dir_all(&a.dir)?;
-    let result = match a.failover {
-        Some(kills) => crate::bench_failover::run(&a.dir, kills).await,
-        None => run_in(&a).await,
+    let result = match (a.failover, a.scale) {
+        (Some(kills), _) => crate::bench_failover::run(&a.dir, kills).await,
+        (None, Some(size)) => crate::bench_scale::run(&a.dir, size).await,
+        (None, None) => run_in(&a).await,
     };
     let _ = std::fs::remove_dir_all(&a.dir);
     result

@@ -3,6 +3,8 @@
 mod bench;
 mod bench_failover;
 mod bench_remote;
+mod bench_scale;
+mod bench_scale_io;
 
 // The engine allocates per statement and per log entry on several threads; mimalloc's thread
 // caches measured 10-20% faster than glibc malloc on the bench.

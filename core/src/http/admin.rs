@@ -1,5 +1,6 @@
 //! The client API's cluster and maintenance endpoints, wire-compatible with rqlite:
-//! `/status`, `/nodes`, `/leader`, `/readyz`, `/metrics`, `/remove`, `/db/backup`, `/db/load`.
+//! `/status`, `/nodes`, `/leader`, `/readyz`, `/metrics`, `/remove`, `/db/backup`, `/db/load`;
+//! and hiqlite's own `/snapshot`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -193,6 +194,14 @@ pub(super) async fn backup(State(api): State<Api>, Query(q): Query<HashMap<Strin
             }
             resp
         }
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /snapshot`: build a snapshot on this node now; answers 200 once it is built.
+pub(super) async fn snapshot(State(api): State<Api>) -> Response {
+    match api.node.snapshot().await {
+        Ok(()) => answer(json!({}), false),
         Err(e) => service_error(e),
     }
 }

@@ -60,6 +60,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/db/tx/{id}", post(super::tx::exec))
         .route("/db/tx/{id}/{action}", post(super::tx::end))
         .route("/db/backup", get(admin::backup))
+        .route("/snapshot", post(admin::snapshot))
         .route("/db/load", post(admin::load))
         .route("/status", get(admin::status))
         .route("/nodes", get(admin::nodes))
@@ -91,7 +92,12 @@ async fn authenticate(
 ) -> Response {
     if let Some(users) = &api.users {
         let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(perm) = super::auth::required(req.method(), req.uri().path()) {
+        // `/snapshot` (hiqlite's own) copies the database like a backup does: same permission.
+        let perm = match req.uri().path() {
+            "/snapshot" => Some("backup"),
+            path => super::auth::required(req.method(), path),
+        };
+        if let Some(perm) = perm {
             if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), perm) {
                 return unauthorized(why);
             }
