@@ -208,12 +208,31 @@ async fn scenario(
     let (quiet, qfail) = probe(http, &api, Duration::from_secs(10)).await;
     let auto = built(http, nodes).await - before;
     print_probe("probe 20 writes/s, no snapshot", quiet, qfail, &format!("{auto} snapshots meanwhile"));
+    // The same bursts of writes as below, without the snapshots: what the snapshots add is the
+    // difference between these two lines.
+    let stop = Arc::new(AtomicBool::new(false));
+    let bursts = {
+        let (http, stop, api) = (http.clone(), stop.clone(), api.clone());
+        tokio::spawn(async move { snapshot_storm(&http, &api, &[], rows, 1_000_000, &stop).await })
+    };
+    let before = built(http, nodes).await;
+    let (plain, pfail) = probe(http, &api, Duration::from_secs(10)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (rounds, secs) = bursts.await??;
+    let auto = built(http, nodes).await - before;
+    print_probe(
+        "probe 20 writes/s, bursts, no snapshot",
+        plain,
+        pfail,
+        &format!("{rounds} bursts of 300 writes in {secs:.1} s, {auto} automatic snapshots"),
+    );
+    settle(http, nodes).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let storm = {
         let (http, stop) = (http.clone(), stop.clone());
         let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
         let api = api.clone();
-        tokio::spawn(async move { snapshot_storm(&http, &api, &apis, rows, &stop).await })
+        tokio::spawn(async move { snapshot_storm(&http, &api, &apis, rows, 100_000, &stop).await })
     };
     let (busy, bfail) = probe(http, &api, Duration::from_secs(10)).await;
     stop.store(true, Ordering::Relaxed);
@@ -381,19 +400,20 @@ fn print_probe(what: &str, lat: Vec<u64>, failed: usize, note: &str) {
     );
 }
 
-/// Until `stop`: 300 small writes on `leader`, then a snapshot on every node at once. Returns
-/// the rounds completed and the seconds taken.
+/// Until `stop`: 300 small writes on `leader` (keys from `first`), then a snapshot on every node
+/// of `apis` at once. Returns the rounds completed and the seconds taken.
 async fn snapshot_storm(
     http: &reqwest::Client,
     leader: &str,
     apis: &[String],
     rows: u64,
+    first: u64,
     stop: &AtomicBool,
 ) -> anyhow::Result<(u64, f64)> {
     let t = Instant::now();
     let mut rounds = 0;
     while !stop.load(Ordering::Relaxed) {
-        small_writes(http, leader, 300, 4, rows, 100_000 + rounds * 300).await?;
+        small_writes(http, leader, 300, 4, rows, first + rounds * 300).await?;
         let builds: Vec<_> = apis
             .iter()
             .map(|a| {

@@ -227,11 +227,9 @@ pub(crate) fn allocated(dir: &Path) -> u64 {
 /// True while a node is building or receiving a snapshot: hiqlite keeps the partial file in
 /// `snapshots/` as `*.tmp` (a build) or `incoming-*` (an install) until it is published.
 pub(crate) fn snapshot_in_progress(data_dir: &Path) -> bool {
-    let Ok(rd) = std::fs::read_dir(data_dir.join("snapshots")) else { return false };
-    rd.flatten().any(|de| {
-        let n = de.file_name().to_string_lossy().into_owned();
-        n.ends_with(".tmp") || n.starts_with("incoming-")
-    })
+    // A snapshot being received arrives beside the database as `hiqlite.db.incoming-*`.
+    let Ok(rd) = std::fs::read_dir(data_dir.join("db")) else { return false };
+    rd.flatten().any(|de| de.file_name().to_string_lossy().contains(".incoming-"))
 }
 
 /// Samples, every 500 ms, each node's allocated data directory divided by the logical size of

@@ -100,7 +100,7 @@ pub mod storage {
         let writer = crate::sqlite::writer::Writer::start(&db, cache)?;
         let snaps =
             std::sync::Arc::new(crate::raft::snapshot::SnapshotStore::new(db, writer.opened_point.clone()));
-        Ok((log, StateMachine::new(writer, snaps, 0)))
+        Ok((log, StateMachine::new(writer, snaps, 0, 64 << 20)))
     }
 }
 

@@ -213,7 +213,8 @@ impl Node {
         // specific one), so peers, firewalls and the fault-injection proxies see who it is.
         let source = raft_listener.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified());
         let peers = peer_client(&config, source)?;
-        let mut sm = StateMachine::new(writer.clone(), snapshots.clone(), config.node_id);
+        let mut sm =
+            StateMachine::new(writer.clone(), snapshots.clone(), config.node_id, config.snapshot_bytes);
         // A cut log tail can leave the database ahead of the log. openraft then purges the log up
         // to the applied index, which it only accepts when a snapshot covers that far: make one.
         let applied_id = writer.applied().0.map(crate::raft::LogId::from);

@@ -1,10 +1,10 @@
 //! Log compaction by bytes as well as by entries: openraft 0.9 counts entries only, and 1,000
 //! entries of 2 MB transactions are 2 GB of log. A snapshot is triggered when the WAL or the log
-//! since the last snapshot passes `snapshot_bytes`, and the log behind each snapshot is purged
-//! down to `log_keep_bytes` (openraft's own rule, `log_keep_after_snapshot` entries, still
-//! applies: whichever keeps less).
+//! since the last snapshot passes `snapshot_bytes` (or a sixteenth of a smaller database, see
+//! [`crate::sqlite::checkpoint::change_budget`]), and the log behind each snapshot is purged down
+//! to `log_keep_bytes` (at most half that budget; openraft's own rule, `log_keep_after_snapshot`
+//! entries, still applies: whichever keeps less).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Node;
@@ -33,9 +33,10 @@ impl Node {
     /// last purged behind.
     async fn compact(&self, purged_for: Option<u64>) -> Option<u64> {
         let inner = &self.inner;
-        let limit = inner.config.snapshot_bytes;
+        let db_len = std::fs::metadata(inner.snapshots.db()).map_or(0, |m| m.len());
+        let limit = crate::sqlite::checkpoint::change_budget(inner.config.snapshot_bytes, db_len);
         let snap = inner.snapshots.current().and_then(|p| p.applied.0).map(|p| p.index);
-        let frames = inner.writer.wal_frames.load(Ordering::Acquire);
+        let frames = inner.writer.uncopied_frames();
         let page =
             crate::sqlite::base::wal_header(&crate::sqlite::base::sibling(inner.snapshots.db(), "-wal"))
                 .ok()
@@ -52,7 +53,8 @@ impl Node {
         if purged_for == Some(snap) {
             return purged_for;
         }
-        if let Some(upto) = inner.log.purge_point(snap, inner.config.log_keep_bytes) {
+        let keep = inner.config.log_keep_bytes.min(limit / 2);
+        if let Some(upto) = inner.log.purge_point(snap, keep) {
             if let Err(e) = inner.raft.trigger().purge_log(upto).await {
                 tracing::debug!("purge trigger: {e}");
             }

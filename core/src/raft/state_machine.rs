@@ -20,9 +20,6 @@ use super::{io_err, Entry, LogId, Response, SnapshotMeta, StorageError, StoredMe
 use crate::error::{Error, Result};
 use crate::sqlite::writer::{Applied, LogPos, MembershipBlob, Op, SnapshotPoint, Writer};
 
-/// Step 1 of a build is repeated while more than this many frames arrived during the last one.
-const SETTLE_FRAMES: u64 = 1024;
-
 /// The Raft state machine: SQLite through the writer thread, snapshots as files.
 #[derive(Clone)]
 pub struct StateMachine {
@@ -30,6 +27,8 @@ pub struct StateMachine {
     pub(crate) snapshots: Arc<SnapshotStore>,
     /// This node's id, for [`crate::breakdown`] events.
     me: u64,
+    /// `NodeConfig::snapshot_bytes`: the WAL's budget follows it.
+    snapshot_bytes: u64,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -86,8 +85,13 @@ fn to_op(e: Entry) -> Result<(LogPos, Op)> {
 }
 
 impl StateMachine {
-    pub(crate) fn new(writer: Arc<Writer>, snapshots: Arc<SnapshotStore>, me: u64) -> Self {
-        StateMachine { writer, snapshots, me }
+    pub(crate) fn new(
+        writer: Arc<Writer>,
+        snapshots: Arc<SnapshotStore>,
+        me: u64,
+        snapshot_bytes: u64,
+    ) -> Self {
+        StateMachine { writer, snapshots, me, snapshot_bytes }
     }
 }
 
@@ -109,28 +113,35 @@ impl StateMachine {
     /// Checkpoint what changed since the last snapshot (see `sqlite/checkpoint.rs`).
     async fn build(&self) -> Result<SnapshotPoint> {
         let _files = self.snapshots.lock_files().await;
-        for _ in 0..3 {
-            let Some(pin) = self.writer.pin_frames().await? else { break };
+        let mut point = None;
+        if let Some(pin) = self.writer.pin_frames().await? {
             let db = self.snapshots.db().to_path_buf();
-            let (salt, done) =
+            let copied =
                 tokio::task::spawn_blocking(move || crate::sqlite::checkpoint::copy_frames(&db, pin))
                     .await
                     .map_err(Error::storage)??;
-            self.writer.note_backfill(salt, done).await?;
-            if self.writer.wal_frames.load(Ordering::Acquire) <= done + SETTLE_FRAMES {
-                break;
-            }
+            self.writer.note_backfill(copied.salt, copied.frames).await?;
+            point = copied.point;
         }
-        let mut wait = Duration::from_millis(1);
-        loop {
-            if let Some(point) = self.writer.settle().await? {
-                self.snapshots.set_current(point.clone());
-                return Ok(point);
-            }
-            // A reader still uses frames the main file lacks: let writes through meanwhile.
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_millis(50));
+        // The WAL restarts by itself once writes pause after a snapshot; under writes that never
+        // pause it is made to, when it outgrows its budget.
+        let db_len = std::fs::metadata(self.snapshots.db()).map_or(0, |m| m.len());
+        let budget = crate::sqlite::checkpoint::change_budget(self.snapshot_bytes, db_len);
+        let wal = self.writer.wal_frames.load(Ordering::Acquire) * 4096;
+        if point.is_none() || wal > 2 * budget {
+            let mut wait = Duration::from_millis(1);
+            point = loop {
+                if let Some(point) = self.writer.settle().await? {
+                    break Some(point);
+                }
+                // A reader still uses frames the main file lacks: let writes through meanwhile.
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(50));
+            };
         }
+        let point = point.ok_or_else(|| Error::Storage("snapshot without a result".into()))?;
+        self.snapshots.set_current(point.clone());
+        Ok(point)
     }
 }
 

@@ -1,16 +1,17 @@
 //! Snapshots in place: the main database file is the snapshot, and a snapshot is a checkpoint.
 //!
 //! Between snapshots every change stays in the WAL, so a snapshot costs what changed since the
-//! last one, not the database's size. Building one has two steps (see `base.rs` for what makes
-//! each step safe to interrupt with `kill -9`):
+//! last one, not the database's size. See `base.rs` for what makes each step safe to interrupt
+//! with `kill -9`.
 //! 1. **Copy while writes go on** ([`Pin`], [`copy_frames`]): the writer, between two applies,
-//!    pins a read transaction at the WAL's last frame; the frames up to it are made durable, the
-//!    base record names them, and a separate connection checkpoints up to the pin (never past
-//!    it) while the writer keeps applying.
-//! 2. **Settle** ([`State::settle_main`]): the writer, between two applies again, records the frames
-//!    appended meanwhile and checkpoints them — little, since step 1 copied the bulk. When every
-//!    frame is in the main file, the main file alone is the snapshot at the writer's applied
-//!    position, the base record says so, and the next write restarts the WAL from its start.
+//!    pins a read transaction at the WAL's last frame F (position X); the frames up to F are made
+//!    durable, the base record names them, and a separate connection checkpoints up to the pin
+//!    (never past it) while the writer keeps applying. Once every frame up to F is copied, the
+//!    main file alone is the state at X: that is the snapshot. The writer only paused to pin.
+//! 2. **Settle** ([`State::settle_main`]): the writer, between two applies, copies every frame
+//!    left, so the next write restarts the WAL from its start. Needed only when writes never
+//!    paused long enough for the WAL to restart on its own and it outgrew its budget, at start-up
+//!    and at a clean stop, or when a reader kept step 1 from finishing.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -38,10 +39,26 @@ pub(crate) struct SnapshotPoint {
 }
 
 /// Step 1's starting point: a read transaction that keeps any checkpoint from copying frames
-/// past `base.frames`.
+/// past `base.frames`, taken at `applied`.
 pub(crate) struct Pin {
     conn: Connection,
     base: Base,
+    applied: Applied,
+}
+
+/// What step 1 did: the frames of the WAL with `salt` the main file now holds, and the snapshot
+/// when that is every frame up to the pin.
+pub(crate) struct Copied {
+    pub salt: u64,
+    pub frames: u64,
+    pub point: Option<SnapshotPoint>,
+}
+
+/// How many bytes of change (WAL, or log since the last snapshot) start a snapshot: `limit`, but
+/// no more than a sixteenth of the database (at least 4 MiB), so that what the WAL and the log
+/// hold beside a small database stays small next to it.
+pub(crate) fn change_budget(limit: u64, db_len: u64) -> u64 {
+    limit.min((db_len / 16).max(4 << 20))
 }
 
 /// Tests stop the world at each named step of a snapshot or install to take a crash image of
@@ -75,10 +92,9 @@ fn sync_wal(db: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copy the WAL frames up to the pin into the main file while the writer goes on; returns how
-/// many frames the main file now holds (the WAL's restart point for [`State::settle_main`]).
-pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<(u64, u64)> {
-    let Pin { conn: pinned, base: b } = pin;
+/// Copy the WAL frames up to the pin into the main file while the writer goes on.
+pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<Copied> {
+    let Pin { conn: pinned, base: b, applied } = pin;
     phase(db, "pinned");
     sync_wal(db)?;
     base::write(db, &b)?;
@@ -101,8 +117,26 @@ pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<(u64, u64)> {
         std::thread::sleep(Duration::from_millis(2));
     }
     phase(db, "copied");
+    // The pinned reader still holds the state at X: the database's size then is in its header.
+    let db_len = db_len_at(&pinned)?;
     drop(pinned);
-    Ok((b.salt, done))
+    let point = (done >= b.frames).then(|| SnapshotPoint {
+        id: snapshot_id(&applied),
+        applied,
+        state: b.state,
+        db_len,
+    });
+    Ok(Copied { salt: b.salt, frames: done, point })
+}
+
+/// Size of the database as `conn`'s transaction sees it (the main file may be longer until a
+/// complete checkpoint truncates it).
+fn db_len_at(conn: &Connection) -> Result<u64> {
+    let (pages, size): (i64, i64) =
+        conn.query_row("SELECT * FROM pragma_page_count(), pragma_page_size()", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(u64::try_from(pages * size).unwrap_or(0))
 }
 
 /// Keep a connection from checkpointing when it closes: only snapshots write the main file.
@@ -126,6 +160,9 @@ impl State {
         if self.backfill.0 != salt || self.backfill.1 < frames {
             self.backfill = (salt, frames);
         }
+        if base::wal_salt(&self.path).ok() == Some(salt) {
+            self.wal_copied.store(frames, Ordering::Release);
+        }
     }
 
     fn state_now(&mut self) -> Result<StateData> {
@@ -148,7 +185,11 @@ impl State {
         let conn = super::open_reader(&self.path)?;
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
-        Ok(Some(Pin { conn, base: Base { frames, salt, state, ..Base::default() } }))
+        Ok(Some(Pin {
+            conn,
+            base: Base { frames, salt, state, ..Base::default() },
+            applied: self.applied.clone(),
+        }))
     }
 
     /// Step 2: make the main file alone the state at the applied position. `None` when a reader
@@ -170,7 +211,12 @@ impl State {
                 }
                 // The waiting modes answer OK only once every frame is copied (TRUNCATE then
                 // empties the WAL, and counts nothing).
-                Ok(_) => true,
+                Ok(_) => {
+                    self.wal_frames.store(0, Ordering::Release);
+                    self.wal_copied.store(0, Ordering::Release);
+                    self.backfill = (0, 0);
+                    true
+                }
                 Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => {
                     false
                 }

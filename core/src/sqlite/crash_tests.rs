@@ -121,8 +121,10 @@ async fn kill_at_every_step_of_a_snapshot_loses_nothing() {
     // Step 1 copies up to the pin while entries keep coming; step 2 settles the rest.
     let pin = w.pin_frames().await.expect("pin").expect("frames to copy");
     apply(&w, 201, 260).await;
-    let (salt, done) = copy_frames(&db, pin).expect("copy");
-    w.note_backfill(salt, done).await.expect("note");
+    let copied = copy_frames(&db, pin).expect("copy");
+    w.note_backfill(copied.salt, copied.frames).await.expect("note");
+    let point = copied.point.expect("every frame up to the pin copied");
+    assert_eq!(point.applied.0.map(|p| p.index), Some(200), "step 1 alone is a snapshot at the pin");
     apply(&w, 261, 300).await;
     let point = w.settle().await.expect("settle").expect("nothing holds frames back");
     assert_eq!(point.applied.0.map(|p| p.index), Some(300));
@@ -130,8 +132,8 @@ async fn kill_at_every_step_of_a_snapshot_loses_nothing() {
     // A second build on top of the first: the WAL was restarted in between.
     let pin = w.pin_frames().await.expect("pin").expect("frames to copy");
     apply(&w, 351, 380).await;
-    let (salt, done) = copy_frames(&db, pin).expect("copy");
-    w.note_backfill(salt, done).await.expect("note");
+    let copied = copy_frames(&db, pin).expect("copy");
+    w.note_backfill(copied.salt, copied.frames).await.expect("note");
     w.settle().await.expect("settle").expect("settled");
     apply(&w, 381, 400).await;
     w.shutdown().await.expect("stop");

@@ -58,6 +58,8 @@ pub(crate) struct Writer {
     pub(crate) foreign_keys: FkSetting,
     /// Frames in the main database's WAL after the last commit (SQLite's WAL hook).
     pub(crate) wal_frames: Arc<AtomicU64>,
+    /// Frames of the current WAL already in the main file (0 again when the WAL restarts).
+    pub(crate) wal_copied: Arc<AtomicU64>,
     /// Bumped when a received snapshot replaces the database file: read connections opened
     /// before are on the old file.
     pub(crate) generation: Arc<AtomicU64>,
@@ -100,6 +102,8 @@ pub(super) struct State {
     pub(super) det: super::det::Saved,
     /// See [`Writer::wal_frames`].
     pub(super) wal_frames: Arc<AtomicU64>,
+    /// See [`Writer::wal_copied`].
+    pub(super) wal_copied: Arc<AtomicU64>,
     /// Salt of the WAL and how many of its frames the main file holds (only hiqlite checkpoints).
     pub(super) backfill: (u64, u64),
     /// See [`Writer::generation`].
@@ -108,17 +112,25 @@ pub(super) struct State {
 
 /// Open the writer connection: pragmas, no checkpoints but hiqlite's own (the main file is the
 /// snapshot, see `checkpoint.rs`), the WAL hook counting frames, the state file, the authorizer.
-fn open_conn(path: &Path, wal_frames: &Arc<AtomicU64>) -> Result<(Connection, authorize::Guard)> {
+fn open_conn(
+    path: &Path,
+    wal_frames: &Arc<AtomicU64>,
+    wal_copied: &Arc<AtomicU64>,
+) -> Result<(Connection, authorize::Guard)> {
     let mut conn = super::open_writer(path)?;
     super::checkpoint::no_checkpoint_on_close(&conn)?;
-    // A WAL restarted after a snapshot is cut back to this size.
-    conn.execute_batch("PRAGMA journal_size_limit=67108864;")?;
-    let frames = wal_frames.clone();
+    // A WAL restarted after a snapshot is cut back to 4 MiB.
+    conn.execute_batch("PRAGMA journal_size_limit=4194304;")?;
+    let (frames, copied) = (wal_frames.clone(), wal_copied.clone());
     // Replaces SQLite's auto-checkpoint hook: the main file changes at snapshots only. The state
     // file (rebuilt from the base record after a crash) keeps checkpointing itself.
     conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
         if wal.name() == c"main" {
-            frames.store(u64::try_from(pages).unwrap_or(0), Ordering::Release);
+            let pages = u64::try_from(pages).unwrap_or(0);
+            // Fewer frames than before: the WAL restarted, nothing of it is copied yet.
+            if frames.swap(pages, Ordering::AcqRel) > pages {
+                copied.store(0, Ordering::Release);
+            }
         } else if pages >= 1000 {
             wal.checkpoint()?;
         }
@@ -137,7 +149,8 @@ impl Writer {
         let kept = base.as_ref().map_or(0, |b| b.frames);
         let initial = if super::base::sibling(path, "-wal").exists() { kept } else { 0 };
         let wal_frames = Arc::new(AtomicU64::new(initial));
-        let (conn, guard) = open_conn(path, &wal_frames)?;
+        let wal_copied = Arc::new(AtomicU64::new(0));
+        let (conn, guard) = open_conn(path, &wal_frames, &wal_copied)?;
         match &base {
             Some(b) => load_state(&conn, &b.state)?,
             // No record yet (new, or written by an earlier version): whatever the WAL holds
@@ -177,6 +190,7 @@ impl Writer {
             dml_since_reset: Default::default(),
             det: Default::default(),
             wal_frames: wal_frames.clone(),
+            wal_copied: wal_copied.clone(),
             backfill: (0, 0),
             generation: generation.clone(),
         };
@@ -190,9 +204,15 @@ impl Writer {
             apply_seq,
             foreign_keys,
             wal_frames,
+            wal_copied,
             generation,
             opened_point,
         }))
+    }
+
+    /// Frames of the WAL not yet in the main file: what the next snapshot copies.
+    pub(crate) fn uncopied_frames(&self) -> u64 {
+        self.wal_frames.load(Ordering::Acquire).saturating_sub(self.wal_copied.load(Ordering::Acquire))
     }
 
     /// What the writer last committed.
@@ -403,8 +423,9 @@ impl State {
         crate::fsx::fsync_dir(self.path.parent().unwrap_or_else(|| Path::new(".")))?;
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.wal_frames.store(0, Ordering::Release);
+        self.wal_copied.store(0, Ordering::Release);
         self.backfill = (0, 0);
-        let (conn, guard) = open_conn(&self.path, &self.wal_frames)?;
+        let (conn, guard) = open_conn(&self.path, &self.wal_frames, &self.wal_copied)?;
         self.conn = conn;
         let authorize::Guard { user_mode, session_mode, denied, seen } = guard;
         (self.user_mode, self.session_mode, self.denied, self.seen) = (user_mode, session_mode, denied, seen);
