@@ -248,6 +248,7 @@ async fn basic_auth_permissions_and_peer_secret() {
         (M::POST, "/db/query", r#"["SELECT 1"]"#),
         (M::POST, "/db/request", r#"["SELECT 1"]"#),
         (M::GET, "/db/backup", ""),
+        (M::POST, "/snapshot", ""),
         (M::GET, "/status", ""),
         (M::GET, "/nodes", ""),
         (M::GET, "/leader", ""),
@@ -274,6 +275,11 @@ async fn basic_auth_permissions_and_peer_secret() {
         401
     );
     assert_eq!(send(M::POST, "/db/request", Some(("reader", "readpw")), r#"["SELECT * FROM t"]"#).await, 200);
+    // A snapshot on demand needs the backup permission, and is built when answered.
+    assert_eq!(send(M::POST, "/snapshot", Some(("reader", "readpw")), "").await, 401);
+    let built = c.node(0).st().snapshots_built;
+    assert_eq!(send(M::POST, "/snapshot", Some(("admin", "adminpw")), "").await, 200);
+    assert!(c.node(0).st().snapshots_built > built, "POST /snapshot built one");
     let (s, t) = {
         let r = http
             .get(format!("http://{a}/metrics"))

@@ -92,12 +92,7 @@ async fn authenticate(
 ) -> Response {
     if let Some(users) = &api.users {
         let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        // `/snapshot` (hiqlite's own) copies the database like a backup does: same permission.
-        let perm = match req.uri().path() {
-            "/snapshot" => Some("backup"),
-            path => super::auth::required(req.method(), path),
-        };
-        if let Some(perm) = perm {
+        if let Some(perm) = super::auth::required(req.method(), req.uri().path()) {
             if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), perm) {
                 return unauthorized(why);
             }

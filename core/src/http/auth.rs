@@ -116,7 +116,8 @@ pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'stat
         "/leader" if method == axum::http::Method::POST => "leader-ops",
         "/db/execute" | "/db/migrate" => "execute",
         "/db/query" | "/db/request" => "query",
-        "/db/backup" => "backup",
+        // hiqlite's `/snapshot` touches the data as a backup does.
+        "/db/backup" | "/snapshot" => "backup",
         "/db/load" => "load",
         "/status" | "/nodes" | "/metrics" | "/leader" => "status",
         "/readyz" => "ready",
