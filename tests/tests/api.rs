@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hiqlite_tests::{init_logging, Api, TestCluster};
+use hiqlite_tests::{init_logging, Api, Embedded, TestCluster};
 use serde_json::{json, Value};
 
 /// Deadline of conditions the tests wait for: generous, as they hold on a loaded machine.
