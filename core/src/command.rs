@@ -79,6 +79,14 @@ pub enum Command {
         /// The transaction's random seed, fixed when it began.
         seed: u64,
     },
+    /// A coordination primitive (key/value, counter; `coord.rs`), applied outside the user's
+    /// database.
+    Coord {
+        /// What to do.
+        op: crate::coord::CoordOp,
+        /// The leader's clock: expiry times are computed from it and compared with it.
+        ts_ms: i64,
+    },
 }
 
 #[cfg(feature = "server")]
@@ -99,6 +107,7 @@ impl Command {
             Command::Execute { stmts, .. } | Command::Session { stmts, .. } => stmts.len(),
             Command::Migrate { migrations, .. } => migrations.len() * 16,
             Command::Batch(cmds) => cmds.iter().map(Command::statement_count).sum(),
+            Command::Coord { .. } => 1,
         }
     }
 
@@ -110,6 +119,7 @@ impl Command {
             }
             // Stamped when the transaction began: its statements already ran with it.
             Command::Session { .. } => {}
+            Command::Coord { ts_ms, .. } => *ts_ms = now,
             Command::Batch(cmds) => {
                 for (i, c) in cmds.iter_mut().enumerate() {
                     c.stamp_with(now, seed_base.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
@@ -131,6 +141,8 @@ pub struct Response {
     pub batch: Vec<Response>,
     /// Index of the log entry this answer comes from.
     pub log_index: u64,
+    /// For [`Command::Coord`]: its answer.
+    pub coord: Option<crate::coord::CoordAnswer>,
 }
 
 #[cfg(feature = "server")]

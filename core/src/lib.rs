@@ -54,6 +54,8 @@ mod cache;
 #[cfg(feature = "server")]
 mod config;
 #[cfg(feature = "server")]
+mod coord;
+#[cfg(feature = "server")]
 mod fsx;
 #[cfg(feature = "server")]
 mod http;

@@ -249,6 +249,9 @@ async fn basic_auth_permissions_and_peer_secret() {
         (M::POST, "/db/request", r#"["SELECT 1"]"#),
         (M::GET, "/db/backup", ""),
         (M::POST, "/snapshot", ""),
+        (M::PUT, "/kv/ns/k", "v"),
+        (M::GET, "/kv/ns/k", ""),
+        (M::POST, "/counter/c", r#"{"add": 1}"#),
         (M::GET, "/status", ""),
         (M::GET, "/nodes", ""),
         (M::GET, "/leader", ""),
@@ -275,6 +278,12 @@ async fn basic_auth_permissions_and_peer_secret() {
         401
     );
     assert_eq!(send(M::POST, "/db/request", Some(("reader", "readpw")), r#"["SELECT * FROM t"]"#).await, 200);
+    // Coordination primitives: reading is a query, changing them an execute.
+    assert_eq!(send(M::PUT, "/kv/ns/k", Some(("reader", "readpw")), "v").await, 401);
+    assert_eq!(send(M::PUT, "/kv/ns/k", Some(("admin", "adminpw")), "v").await, 200);
+    assert_eq!(send(M::GET, "/kv/ns/k", Some(("reader", "readpw")), "").await, 200);
+    assert_eq!(send(M::POST, "/counter/c", Some(("reader", "readpw")), r#"{"add": 1}"#).await, 401);
+    assert_eq!(send(M::GET, "/counter/c", Some(("reader", "readpw")), "").await, 200);
     // A snapshot on demand needs the backup permission, and is built when answered.
     assert_eq!(send(M::POST, "/snapshot", Some(("reader", "readpw")), "").await, 401);
     let built = c.node(0).st().snapshots_built;

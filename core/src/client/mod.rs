@@ -17,6 +17,7 @@ use crate::node::Node;
 use crate::status::{NodeInfo, Status};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
+mod coord;
 mod remote;
 mod tx;
 use remote::Remote;

@@ -68,6 +68,15 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
         .route("/remove", axum::routing::delete(admin::remove))
+        .route(
+            "/kv/{ns}/{*key}",
+            get(super::coord::kv_get)
+                .put(super::coord::kv_put)
+                .delete(super::coord::kv_delete)
+                .post(super::coord::kv_replace),
+        )
+        .route("/kv/{ns}", axum::routing::put(super::coord::kv_limit))
+        .route("/counter/{name}", get(super::coord::counter_get).post(super::coord::counter_post))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint\n")
@@ -198,7 +207,7 @@ fn statements(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Statement>, Respon
 }
 
 /// With `redirect`, a follower answers 301 pointing at the leader's API instead of forwarding.
-fn redirect_if_asked(node: &Node, flags: &Flags, uri: &axum::http::Uri) -> Option<Response> {
+pub(super) fn redirect_if_asked(node: &Node, flags: &Flags, uri: &axum::http::Uri) -> Option<Response> {
     if !flags.has("redirect") || node.is_leader() {
         return None;
     }

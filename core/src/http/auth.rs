@@ -122,6 +122,14 @@ pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'stat
         "/status" | "/nodes" | "/metrics" | "/leader" => "status",
         "/readyz" => "ready",
         "/remove" => "remove",
+        // hiqlite's coordination primitives: reading is a query, anything else a write.
+        p if p.starts_with("/kv/") || p.starts_with("/counter/") => {
+            if method == axum::http::Method::GET {
+                "query"
+            } else {
+                "execute"
+            }
+        }
         // hiqlite's interactive transactions write.
         p if p == "/db/tx" || p.starts_with("/db/tx/") => "execute",
         _ => return None,

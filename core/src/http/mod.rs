@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod api;
 pub(crate) mod auth;
+mod coord;
 pub(crate) mod metrics;
 pub(crate) mod peer;
 mod queue;

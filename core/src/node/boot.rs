@@ -251,6 +251,12 @@ impl Node {
                 writer.foreign_keys.clone(),
                 writer.generation.clone(),
             ),
+            state_reads: ReadPool::new(
+                crate::sqlite::meta::state_path(&db_path),
+                2,
+                writer.foreign_keys.clone(),
+                writer.generation.clone(),
+            ),
             cache,
             config,
             raft,

@@ -6,6 +6,7 @@
 
 mod boot;
 mod compaction;
+mod coord;
 mod leader;
 mod maintenance;
 mod membership;
@@ -44,6 +45,8 @@ struct NodeInner {
     writer: Arc<Writer>,
     snapshots: Arc<SnapshotStore>,
     reads: ReadPool,
+    /// Read-only connections to hiqlite's state file (key/value entries, counters).
+    state_reads: ReadPool,
     cache: Arc<crate::cache::QueryCache>,
     peers: PeerClient,
     raft_addr: String,

@@ -50,6 +50,7 @@ fn command_size(c: &Command) -> usize {
         Command::Migrate { migrations, .. } => migrations.iter().map(|m| m.sql.len()).sum(),
         Command::Session { stmts, .. } => stmts.iter().map(|s| s.sql.len()).sum(),
         Command::Batch(cmds) => cmds.iter().map(command_size).sum(),
+        Command::Coord { op, .. } => crate::coord::size(op),
     }
 }
 

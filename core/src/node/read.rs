@@ -55,7 +55,7 @@ impl Node {
     }
 
     /// Wait until this node has applied everything committed before now (read index).
-    async fn wait_linearizable(&self) -> Result<()> {
+    pub(super) async fn wait_linearizable(&self) -> Result<()> {
         if let Some(l) = self.read_index().await? {
             let applied = self.inner.writer.applied().0;
             if applied.is_none_or(|a| a.index < l.index) {

@@ -340,6 +340,10 @@ impl State {
                 det::leave_entry();
                 self.settle(r, pos)
             }
+            Command::Coord { op, ts_ms } => {
+                let r = self.apply_coord(op, *ts_ms);
+                self.settle(r, pos)
+            }
         }
     }
 

@@ -26,7 +26,13 @@ pub(crate) const STATE_SCHEMA: &str = "hiqlite_state";
 
 const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\
      CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state_migrations (\
-     id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum INTEGER NOT NULL, applied_at INTEGER NOT NULL);";
+     id INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum INTEGER NOT NULL, applied_at INTEGER NOT NULL);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, \
+     expires_at INTEGER, written INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;\
+     CREATE INDEX IF NOT EXISTS hiqlite_state._hiqlite_kv_expiry ON _hiqlite_kv (expires_at) WHERE expires_at IS NOT NULL;\
+     CREATE INDEX IF NOT EXISTS hiqlite_state._hiqlite_kv_written ON _hiqlite_kv (ns, written);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_kv_limits (ns TEXT PRIMARY KEY, max_entries INTEGER NOT NULL);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);";
 
 /// The key of the cluster's foreign-key setting in `meta` (`"1"` / `"0"`; absent: never set,
 /// which means off).
@@ -188,11 +194,23 @@ pub(crate) fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {
     Ok(())
 }
 
+/// One key/value entry as it travels: namespace, key, value, expiry (Unix ms), write order.
+type KvRow = (String, String, Vec<u8>, Option<i64>, i64);
+
 /// Everything in the state file, as it travels inside a snapshot or backup file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StateData {
     meta: Vec<(String, String)>,
     migrations: Vec<(i64, String, i64, i64)>,
+    /// Key/value entries.
+    #[serde(default)]
+    kv: Vec<KvRow>,
+    /// Namespace size limits.
+    #[serde(default)]
+    kv_limits: Vec<(String, i64)>,
+    /// Counters.
+    #[serde(default)]
+    counters: Vec<(String, i64)>,
 }
 
 impl StateData {
@@ -212,15 +230,45 @@ pub(crate) fn read_state(conn: &Connection) -> Result<StateData> {
     let migrations = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(StateData { meta, migrations })
+    let mut st = conn.prepare(
+        "SELECT ns, key, value, expires_at, written FROM hiqlite_state._hiqlite_kv ORDER BY ns, key",
+    )?;
+    let kv = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare("SELECT ns, max_entries FROM hiqlite_state._hiqlite_kv_limits ORDER BY ns")?;
+    let kv_limits = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare("SELECT name, value FROM hiqlite_state._hiqlite_counters ORDER BY name")?;
+    let counters = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    Ok(StateData { meta, migrations, kv, kv_limits, counters })
 }
 
 /// Replace the whole state with `data`, in one transaction.
 pub(crate) fn load_state(conn: &Connection, data: &StateData) -> Result<()> {
     let tx = conn.unchecked_transaction()?;
     tx.execute_batch(
-        "DELETE FROM hiqlite_state._hiqlite_state_meta; DELETE FROM hiqlite_state._hiqlite_state_migrations;",
+        "DELETE FROM hiqlite_state._hiqlite_state_meta; DELETE FROM hiqlite_state._hiqlite_state_migrations; \
+         DELETE FROM hiqlite_state._hiqlite_kv; DELETE FROM hiqlite_state._hiqlite_kv_limits; \
+         DELETE FROM hiqlite_state._hiqlite_counters;",
     )?;
+    for (ns, key, value, expires, written) in &data.kv {
+        tx.execute(
+            "INSERT INTO hiqlite_state._hiqlite_kv (ns, key, value, expires_at, written) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![ns, key, value, expires, written],
+        )?;
+    }
+    for (ns, max) in &data.kv_limits {
+        tx.execute(
+            "INSERT INTO hiqlite_state._hiqlite_kv_limits (ns, max_entries) VALUES (?1, ?2)",
+            rusqlite::params![ns, max],
+        )?;
+    }
+    for (name, value) in &data.counters {
+        tx.execute(
+            "INSERT INTO hiqlite_state._hiqlite_counters (name, value) VALUES (?1, ?2)",
+            rusqlite::params![name, value],
+        )?;
+    }
     for (k, v) in &data.meta {
         tx.execute(
             "INSERT OR REPLACE INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES (?1, ?2)",

@@ -7,6 +7,7 @@ mod authorize;
 pub(crate) mod base;
 mod bind;
 pub(crate) mod checkpoint;
+pub(crate) mod coord;
 #[cfg(test)]
 mod crash_tests;
 pub(crate) mod det;

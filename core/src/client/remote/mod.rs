@@ -12,6 +12,7 @@
 //! answered is never re-sent: it fails with [`Error::OutcomeUnknown`].
 
 mod builder;
+mod coord;
 mod known;
 mod transport;
 
