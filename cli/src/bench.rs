@@ -31,7 +31,7 @@ pub struct BenchArgs {
     /// Skip the raw SQLite comparison.
     #[arg(long)]
     no_sqlite: bool,
-    /// Run only these scenarios (comma-separated: insert, txn, bulk, select, cached).
+    /// Run only these scenarios (comma-separated: insert, txn, kv, bulk, select, cached).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Print where the time of one write goes (stage by stage, medians over sequential inserts
@@ -217,6 +217,9 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
 
     if a.wants("txn") {
         txn_scenarios(a, &db, hq_mode).await?;
+    }
+    if a.wants("kv") {
+        crate::bench_kv::run(&db, a.secs, hq_mode).await?;
     }
 
     let t = Instant::now();

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_failover;
+mod bench_kv;
 mod bench_remote;
 mod bench_scale;
 mod bench_scale_io;

@@ -96,6 +96,32 @@ async fn key_values_and_counters_replicate_expire_and_swap() {
     assert_eq!(n.kv_get_and_delete("queue", "job").await.expect("take").as_deref(), Some(&b"payload"[..]));
     assert_eq!(n.kv_get_and_delete("queue", "job").await.expect("take again"), None);
 
+    // Compare-and-swap races between nodes: of 12 contenders on 3 nodes, exactly one wins each
+    // round, and the value is the winner's.
+    for round in 0..5 {
+        let key = format!("race{round}");
+        let mut tasks = Vec::new();
+        for who in 0..12usize {
+            let client = c.node(who % 3).clone();
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                let mine = format!("w{who}");
+                let won =
+                    client.kv_replace("race", &key, None, Some(mine.as_bytes()), None).await.expect("cas");
+                (won, mine)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (won, mine) = t.await.expect("task");
+            if won {
+                winners.push(mine);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(lin(c.node(round % 3), "race", &key).await, Some(winners[0].clone().into_bytes()));
+    }
+
     // A namespace limit evicts the least recently written, identically everywhere.
     n.kv_set_limit("lru", Some(3)).await.expect("limit");
     for k in ["k1", "k2", "k3", "k4"] {

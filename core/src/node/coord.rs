@@ -37,14 +37,18 @@ impl Node {
         self.inner.state_reads.with(f)
     }
 
-    /// The value of `key` in namespace `ns`.
+    /// The value of `key` in namespace `ns`, from the writer's in-memory mirror (no SQLite).
     pub(crate) async fn kv_get(
         &self,
         ns: &str,
         key: &str,
         consistency: Consistency,
     ) -> Result<Option<Vec<u8>>> {
-        self.state_read(consistency, |c| crate::sqlite::coord::get(c, "main", ns, key)).await
+        match consistency {
+            Consistency::Local => tokio::task::consume_budget().await,
+            Consistency::Linearizable | Consistency::Leader => self.wait_linearizable().await?,
+        }
+        Ok(self.inner.writer.kv_mirror.get(ns, key).map(|v| v.to_vec()))
     }
 
     /// A counter's value (0 when never set).

@@ -238,6 +238,7 @@ impl State {
         let mut poisoned: HashMap<Pos, Error> = HashMap::new();
         loop {
             self.ctl("BEGIN")?;
+            self.kv_pending.clear();
             let mut out = Vec::with_capacity(entries.len());
             let mut membership = self.applied.1.clone();
             let mut restarted = false;
@@ -287,6 +288,10 @@ impl State {
             self.apply_seq.fetch_add(1, Ordering::AcqRel);
             let committed = self.ctl("COMMIT");
             self.invalidate_changed();
+            let changes = std::mem::take(&mut self.kv_pending);
+            if committed.is_ok() {
+                self.kv_mirror.apply(changes);
+            }
             if committed.is_ok() {
                 self.applied = (Some(last_pos), membership);
                 self.entries_applied.fetch_add(entries.len() as u64, Ordering::Relaxed);

@@ -8,6 +8,15 @@
 //! never expired for the state it belongs to: reads need no clock. A namespace limit evicts the
 //! least recently *written* entries (reads are local and not in the log, so an order by reads
 //! would differ between replicas).
+//!
+//! Local reads of key/value entries come from an in-memory mirror ([`KvMirror`]): the writer
+//! records each change of a run of entries and applies them to the mirror once the run commits,
+//! before the run is reported applied (as the query cache's invalidation), so a read after a
+//! linearizable wait sees it. The mirror is loaded from the state file at open and after a
+//! snapshot install.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -16,24 +25,84 @@ use crate::command::Response;
 use crate::coord::{CoordAnswer, CoordOp};
 use crate::error::{Error, Result};
 
+/// One change of a key/value entry, for the mirror.
+pub(crate) enum KvChange {
+    Put(String, String, Arc<[u8]>),
+    Delete(String, String),
+}
+
+/// Every key/value entry in memory: namespace → key → value.
+#[derive(Default)]
+pub(crate) struct KvMirror {
+    map: RwLock<HashMap<String, HashMap<String, Arc<[u8]>>>>,
+}
+
+impl KvMirror {
+    /// The value of `key` in `ns`.
+    pub(crate) fn get(&self, ns: &str, key: &str) -> Option<Arc<[u8]>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).get(ns).and_then(|m| m.get(key)).cloned()
+    }
+
+    /// Replace everything with the entries of the state file (`schema` on `c`).
+    pub(crate) fn load(&self, c: &Connection, schema: &str) -> Result<()> {
+        let mut map: HashMap<String, HashMap<String, Arc<[u8]>>> = HashMap::new();
+        let mut st = c.prepare(&format!("SELECT ns, key, value FROM {schema}._hiqlite_kv"))?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })?;
+        for row in rows {
+            let (ns, key, value) = row?;
+            map.entry(ns).or_default().insert(key, value.into());
+        }
+        *self.map.write().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
+    }
+
+    /// Apply the changes of a committed run, in order.
+    pub(crate) fn apply(&self, changes: impl IntoIterator<Item = KvChange>) {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        for c in changes {
+            match c {
+                KvChange::Put(ns, key, v) => {
+                    map.entry(ns).or_default().insert(key, v);
+                }
+                KvChange::Delete(ns, key) => {
+                    if let Some(m) = map.get_mut(&ns) {
+                        m.remove(&key);
+                        if m.is_empty() {
+                            map.remove(&ns);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl State {
     /// Apply one coordination operation stamped `ts` (the leader's clock, Unix ms). A refused
     /// operation (a counter overflow) answers an error; SQLite failures are errors of this
     /// machine.
     pub(super) fn apply_coord(&mut self, op: &CoordOp, ts: i64) -> Result<Response> {
         let c = &self.conn;
-        c.prepare_cached("DELETE FROM hiqlite_state._hiqlite_kv WHERE expires_at <= ?1")?.execute([ts])?;
+        let log = &mut self.kv_pending;
+        removed(
+            c,
+            log,
+            "DELETE FROM hiqlite_state._hiqlite_kv WHERE expires_at <= ?1 RETURNING ns, key",
+            &[&ts],
+        )?;
         let expiry = |ttl: &Option<u64>| ttl.map(|t| ts.saturating_add(i64::try_from(t).unwrap_or(i64::MAX)));
         let answer = match op {
             CoordOp::Expire => CoordAnswer::Done,
             CoordOp::KvPut { ns, key, value, ttl_ms } => {
-                put(c, ns, key, value, expiry(ttl_ms))?;
+                put(c, log, ns, key, value, expiry(ttl_ms))?;
                 CoordAnswer::Done
             }
-            CoordOp::KvDelete { ns, key } => CoordAnswer::Changed(delete(c, ns, key)?),
+            CoordOp::KvDelete { ns, key } => CoordAnswer::Changed(delete(c, log, ns, key)?),
             CoordOp::KvTake { ns, key } => {
                 let v = get(c, "hiqlite_state", ns, key)?;
-                delete(c, ns, key)?;
+                delete(c, log, ns, key)?;
                 CoordAnswer::Value(v)
             }
             CoordOp::KvReplace { ns, key, expected, new, ttl_ms } => {
@@ -41,9 +110,9 @@ impl State {
                     CoordAnswer::Changed(false)
                 } else {
                     match new {
-                        Some(v) => put(c, ns, key, v, expiry(ttl_ms))?,
+                        Some(v) => put(c, log, ns, key, v, expiry(ttl_ms))?,
                         None => {
-                            delete(c, ns, key)?;
+                            delete(c, log, ns, key)?;
                         }
                     }
                     CoordAnswer::Changed(true)
@@ -57,7 +126,7 @@ impl State {
                              ON CONFLICT (ns) DO UPDATE SET max_entries = excluded.max_entries",
                         )?
                         .execute(rusqlite::params![ns, i64::try_from(*m).unwrap_or(i64::MAX)])?;
-                        evict(c, ns)?;
+                        evict(c, log, ns)?;
                     }
                     None => {
                         c.prepare_cached("DELETE FROM hiqlite_state._hiqlite_kv_limits WHERE ns = ?1")?
@@ -85,7 +154,14 @@ impl State {
     }
 }
 
-fn put(c: &Connection, ns: &str, key: &str, value: &[u8], expires: Option<i64>) -> Result<()> {
+fn put(
+    c: &Connection,
+    log: &mut Vec<KvChange>,
+    ns: &str,
+    key: &str,
+    value: &[u8],
+    expires: Option<i64>,
+) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO hiqlite_state._hiqlite_kv (ns, key, value, expires_at, written) \
          VALUES (?1, ?2, ?3, ?4, (SELECT coalesce(max(written), 0) + 1 FROM hiqlite_state._hiqlite_kv WHERE ns = ?1)) \
@@ -93,25 +169,56 @@ fn put(c: &Connection, ns: &str, key: &str, value: &[u8], expires: Option<i64>) 
          written = excluded.written",
     )?
     .execute(rusqlite::params![ns, key, value, expires])?;
-    evict(c, ns)
+    log.push(KvChange::Put(ns.to_owned(), key.to_owned(), value.into()));
+    evict(c, log, ns)
 }
 
-fn delete(c: &Connection, ns: &str, key: &str) -> Result<bool> {
-    Ok(c.prepare_cached("DELETE FROM hiqlite_state._hiqlite_kv WHERE ns = ?1 AND key = ?2")?
-        .execute([ns, key])?
-        > 0)
+fn delete(c: &Connection, log: &mut Vec<KvChange>, ns: &str, key: &str) -> Result<bool> {
+    let n = c
+        .prepare_cached("DELETE FROM hiqlite_state._hiqlite_kv WHERE ns = ?1 AND key = ?2")?
+        .execute([ns, key])?;
+    if n > 0 {
+        log.push(KvChange::Delete(ns.to_owned(), key.to_owned()));
+    }
+    Ok(n > 0)
+}
+
+/// Run a `DELETE ... RETURNING ns, key` and record what it removed.
+fn removed(
+    c: &Connection,
+    log: &mut Vec<KvChange>,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> Result<()> {
+    let mut st = c.prepare_cached(sql)?;
+    let mut rows = st.query(params)?;
+    while let Some(r) = rows.next()? {
+        log.push(KvChange::Delete(r.get(0)?, r.get(1)?));
+    }
+    Ok(())
 }
 
 /// Drop the least recently written entries of `ns` beyond its limit.
-fn evict(c: &Connection, ns: &str) -> Result<()> {
-    c.prepare_cached(
+fn evict(c: &Connection, log: &mut Vec<KvChange>, ns: &str) -> Result<()> {
+    // Most namespaces have no limit: no count of their entries then.
+    let limited = c
+        .prepare_cached("SELECT 1 FROM hiqlite_state._hiqlite_kv_limits WHERE ns = ?1")?
+        .query_row([ns], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !limited {
+        return Ok(());
+    }
+    removed(
+        c,
+        log,
         "DELETE FROM hiqlite_state._hiqlite_kv WHERE ns = ?1 AND key IN (\
          SELECT key FROM hiqlite_state._hiqlite_kv WHERE ns = ?1 ORDER BY written LIMIT max(0, \
          (SELECT count(*) FROM hiqlite_state._hiqlite_kv WHERE ns = ?1) - \
-         coalesce((SELECT max_entries FROM hiqlite_state._hiqlite_kv_limits WHERE ns = ?1), 9223372036854775807)))",
-    )?
-    .execute([ns])?;
-    Ok(())
+         coalesce((SELECT max_entries FROM hiqlite_state._hiqlite_kv_limits WHERE ns = ?1), 9223372036854775807))) \
+         RETURNING ns, key",
+        &[&ns],
+    )
 }
 
 fn set_counter(c: &Connection, name: &str, value: i64) -> Result<()> {

@@ -65,6 +65,8 @@ pub(crate) struct Writer {
     pub(crate) generation: Arc<AtomicU64>,
     /// The snapshot the main file was when the writer opened it.
     pub(crate) opened_point: Option<SnapshotPoint>,
+    /// Every key/value entry as of the last applied entry (for local reads).
+    pub(crate) kv_mirror: Arc<super::coord::KvMirror>,
 }
 
 /// The writer's state (the apply loop in `apply.rs` works on it too).
@@ -100,6 +102,10 @@ pub(super) struct State {
     pub(super) dml_since_reset: std::cell::Cell<bool>,
     /// The open transaction's clock and random state between calls (see [`super::det::Saved`]).
     pub(super) det: super::det::Saved,
+    /// Key/value changes of the run being applied, for the mirror once it commits.
+    pub(super) kv_pending: Vec<super::coord::KvChange>,
+    /// See [`Writer::kv_mirror`].
+    pub(super) kv_mirror: Arc<super::coord::KvMirror>,
     /// See [`Writer::wal_frames`].
     pub(super) wal_frames: Arc<AtomicU64>,
     /// See [`Writer::wal_copied`].
@@ -161,6 +167,8 @@ impl Writer {
             }
         }
         let applied = read_meta(&conn)?;
+        let kv_mirror = Arc::new(super::coord::KvMirror::default());
+        kv_mirror.load(&conn, "hiqlite_state")?;
         let foreign_keys = Arc::new(AtomicU8::new(FK_UNSET));
         sync_fk(&conn, &foreign_keys)?;
         let authorize::Guard { user_mode, session_mode, denied, seen } = guard;
@@ -189,6 +197,8 @@ impl Writer {
             rq_counters: Default::default(),
             dml_since_reset: Default::default(),
             det: Default::default(),
+            kv_pending: Vec::new(),
+            kv_mirror: kv_mirror.clone(),
             wal_frames: wal_frames.clone(),
             wal_copied: wal_copied.clone(),
             backfill: (0, 0),
@@ -207,6 +217,7 @@ impl Writer {
             wal_copied,
             generation,
             opened_point,
+            kv_mirror,
         }))
     }
 
@@ -433,6 +444,7 @@ impl State {
         if let Some(state) = &state {
             load_state(&self.conn, state)?;
         }
+        self.kv_mirror.load(&self.conn, "hiqlite_state")?;
         sync_fk(&self.conn, &self.foreign_keys)?;
         self.learned.clear();
         self.rq_counters.set((0, 0));
