@@ -31,10 +31,13 @@ pub(crate) enum KvChange {
     Delete(String, String),
 }
 
-/// Every key/value entry in memory: namespace → key → value.
+/// Namespace → key → value.
+type Entries = HashMap<String, HashMap<String, Arc<[u8]>>>;
+
+/// Every key/value entry in memory.
 #[derive(Default)]
 pub(crate) struct KvMirror {
-    map: RwLock<HashMap<String, HashMap<String, Arc<[u8]>>>>,
+    map: RwLock<Entries>,
 }
 
 impl KvMirror {
@@ -45,7 +48,7 @@ impl KvMirror {
 
     /// Replace everything with the entries of the state file (`schema` on `c`).
     pub(crate) fn load(&self, c: &Connection, schema: &str) -> Result<()> {
-        let mut map: HashMap<String, HashMap<String, Arc<[u8]>>> = HashMap::new();
+        let mut map = Entries::new();
         let mut st = c.prepare(&format!("SELECT ns, key, value FROM {schema}._hiqlite_kv"))?;
         let rows = st.query_map([], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
