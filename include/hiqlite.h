@@ -642,6 +642,126 @@ const void *hiqlite_column_blob(struct hiqlite_stmt *stmt, int col);
 int hiqlite_column_bytes(const struct hiqlite_stmt *stmt, int col);
 
 /**
+ * Release a value returned by `hiqlite_kv_get` or `hiqlite_kv_get_and_delete`, with the length
+ * it came with. NULL is a no-op.
+ *
+ * # Safety
+ * `ptr` is NULL or a value from this library not yet freed, and `len` its length.
+ */
+void hiqlite_free_bytes(void *ptr, size_t len);
+
+/**
+ * Set `key` in namespace `ns` to the `len` bytes at `value`, cluster-wide. `ttl_ms` > 0: the
+ * entry expires that long after the leader applies it (the leader's clock decides, the same on
+ * every node); 0 or less: never.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `ns` and `key` NULL or NUL-terminated; `value` NULL (with `len`
+ * 0) or `len` readable bytes.
+ */
+int hiqlite_kv_put(const struct hiqlite_db *db,
+                   const char *ns,
+                   const char *key,
+                   const void *value,
+                   size_t len,
+                   int64_t ttl_ms);
+
+/**
+ * The value of `key` in `ns` with `consistency` (`HIQLITE_CONSISTENCY_*`; LOCAL reads this
+ * replica from memory). `*value` is NULL when there is none; otherwise free it with
+ * `hiqlite_free_bytes(*value, *len)`.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `ns` and `key` NULL or NUL-terminated; `value` and `len` writable.
+ */
+int hiqlite_kv_get(const struct hiqlite_db *db,
+                   const char *ns,
+                   const char *key,
+                   int consistency,
+                   void **value,
+                   size_t *len);
+
+/**
+ * Remove `key` from `ns`; `*deleted` (may be NULL) = 1 when it was there.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `ns` and `key` NULL or NUL-terminated; `deleted` NULL or writable.
+ */
+int hiqlite_kv_delete(const struct hiqlite_db *db, const char *ns, const char *key, int *deleted);
+
+/**
+ * Remove `key` from `ns` and hand back the value it had (`*value` NULL when there was none;
+ * free it with `hiqlite_free_bytes`), atomically.
+ *
+ * # Safety
+ * As `hiqlite_kv_get`.
+ */
+int hiqlite_kv_get_and_delete(const struct hiqlite_db *db,
+                              const char *ns,
+                              const char *key,
+                              void **value,
+                              size_t *len);
+
+/**
+ * Compare and swap: when `key` holds the `expected_len` bytes at `expected` (`expected` NULL:
+ * the key is absent), set it to the `new_len` bytes at `new_value` (`new_value` NULL: delete
+ * it), with `ttl_ms` as in `hiqlite_kv_put`. `*swapped` (may be NULL) = 1 when it swapped.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `ns` and `key` NULL or NUL-terminated; `expected` and `new_value`
+ * NULL (with length 0) or readable for their lengths; `swapped` NULL or writable.
+ */
+int hiqlite_kv_replace(const struct hiqlite_db *db,
+                       const char *ns,
+                       const char *key,
+                       const void *expected,
+                       size_t expected_len,
+                       const void *new_value,
+                       size_t new_len,
+                       int64_t ttl_ms,
+                       int *swapped);
+
+/**
+ * Keep at most `max_entries` keys in `ns` (evicting the least recently written, on every node
+ * alike); a negative `max_entries` removes the limit.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `ns` NULL or NUL-terminated.
+ */
+int hiqlite_kv_set_limit(const struct hiqlite_db *db, const char *ns, int64_t max_entries);
+
+/**
+ * A counter's value (0 when never set) with `consistency` (`HIQLITE_CONSISTENCY_*`).
+ *
+ * # Safety
+ * `db` NULL or a live handle; `name` NULL or NUL-terminated; `value` writable.
+ */
+int hiqlite_counter_get(const struct hiqlite_db *db,
+                        const char *name,
+                        int consistency,
+                        int64_t *value);
+
+/**
+ * Add `delta` to a counter atomically, cluster-wide; `*value` (may be NULL) receives the new
+ * value. An overflow is `HIQLITE_INVALID_REQUEST` and changes nothing.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `name` NULL or NUL-terminated; `value` NULL or writable.
+ */
+int hiqlite_counter_add(const struct hiqlite_db *db,
+                        const char *name,
+                        int64_t delta,
+                        int64_t *value);
+
+/**
+ * Set a counter, cluster-wide.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `name` NULL or NUL-terminated.
+ */
+int hiqlite_counter_set(const struct hiqlite_db *db, const char *name, int64_t value);
+
+/**
  * Start an embedded node and open a handle on it.
  *
  * `config` is TOML (`node_id = 1`, `data_dir = "..."`...) or JSON (text starting with `{`),

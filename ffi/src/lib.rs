@@ -21,6 +21,7 @@ mod bind;
 mod calls;
 mod cluster;
 mod column;
+mod coord;
 mod db;
 mod error;
 mod json;

@@ -140,6 +140,12 @@ fn c_cluster() {
 }
 
 #[test]
+fn c_coord() {
+    let out = run_checked(&compile("coord", &["ffi/tests/c/coord.c"]));
+    assert!(out.ends_with("coord: ok\n"), "{out}");
+}
+
+#[test]
 fn c_transactions() {
     let out = run_checked(&compile("transactions", &["ffi/tests/c/transactions.c"]));
     assert!(out.ends_with("transactions: ok\n"), "{out}");
