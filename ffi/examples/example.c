@@ -90,5 +90,20 @@ int main(int argc, char **argv) {
     if ((rc = hiqlite_commit(tx)) != HIQLITE_OK)
         return fail(db, "commit", rc);
 
+    /* Replicated key/value entries (bytes, optional TTL in ms) and counters. */
+    if ((rc = hiqlite_kv_put(db, "sessions", "s-42", "ada", 3, 30 * 60 * 1000)) != HIQLITE_OK)
+        return fail(db, "kv_put", rc);
+    void *who = NULL;
+    size_t who_len = 0;
+    rc = hiqlite_kv_get(db, "sessions", "s-42", HIQLITE_CONSISTENCY_LOCAL, &who, &who_len);
+    if (rc != HIQLITE_OK)
+        return fail(db, "kv_get", rc);
+    printf("session s-42: %.*s\n", (int)who_len, who ? (const char *)who : "");
+    hiqlite_free_bytes(who, who_len);
+    int64_t hits = 0;
+    if ((rc = hiqlite_counter_add(db, "hits", 1, &hits)) != HIQLITE_OK)
+        return fail(db, "counter_add", rc);
+    printf("hits: %lld\n", (long long)hits);
+
     return hiqlite_close(db) == HIQLITE_OK ? 0 : 1;
 }
