@@ -215,6 +215,10 @@ export interface Database {
    * the transaction's own writes. Other writers wait while it is open, so keep it short.
    */
   transaction<T>(fn: TransactionCallback<T>): Promise<T>
+  /** `kvPut` of any value as JSON text (`JSON.stringify`). */
+  kvPutJson(ns: string, key: string, value: unknown, ttlMs?: number | null): Promise<void>
+  /** `kvGet` of a value stored as JSON (`JSON.parse`); `null` when absent. */
+  kvGetJson<T = unknown>(ns: string, key: string, consistency?: Consistency | null): Promise<T | null>
 }
 
 /**
@@ -231,6 +235,36 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * loop. Close it with `close()` so that an embedded node stops cleanly.
  */
 export declare class Database {
+  /**
+   * Set `key` in namespace `ns` to `value` (a string is stored as UTF-8), cluster-wide; with
+   * `ttlMs` it expires that long after the leader applies it (the leader's clock decides).
+   */
+  kvPut(ns: string, key: string, value: Buffer | Uint8Array | string, ttlMs?: number | null): Promise<void>
+  /**
+   * The value of `key` in `ns`, or `null`. By default this replica's (`local`);
+   * `linearizable` (or `leader`) sees every write acknowledged before the call.
+   */
+  kvGet(ns: string, key: string, consistency?: Consistency | null): Promise<Buffer | null>
+  /** Remove `key`; resolves to whether it was there. */
+  kvDelete(ns: string, key: string): Promise<boolean>
+  /** Remove `key` and resolve to the value it had (`null` if absent), atomically. */
+  kvGetAndDelete(ns: string, key: string): Promise<Buffer | null>
+  /**
+   * Compare and swap: if `key` holds `expected` (`null`: absent), set it to `next` (`null`:
+   * delete it), with `ttlMs` to live. Resolves to whether it swapped.
+   */
+  kvReplace(ns: string, key: string, expected: Buffer | Uint8Array | string | null, next: Buffer | Uint8Array | string | null, ttlMs?: number | null): Promise<boolean>
+  /**
+   * Keep at most `maxEntries` keys in `ns` (`null`: no limit); the least recently written
+   * go first, on every replica alike.
+   */
+  kvSetLimit(ns: string, maxEntries: number | null): Promise<void>
+  /** A counter's value (0 when never set); by default this replica's (`local`). */
+  counterGet(name: string, consistency?: Consistency | null): Promise<number | bigint>
+  /** Add `delta` (default 1) to a counter atomically, cluster-wide; resolves to the new value. */
+  counterAdd(name: string, delta?: number | bigint): Promise<number | bigint>
+  /** Set a counter, cluster-wide; resolves to the value. */
+  counterSet(name: string, value: number | bigint): Promise<number | bigint>
   /**
    * Start an embedded node with `options.node` (the node's settings: `nodeId`, `dataDir`,
    * `raftAddr`, `apiAddr`, `peers`, `secret`, ...) and resolve to a database on it. The

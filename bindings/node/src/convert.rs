@@ -17,7 +17,7 @@ const MAX_SAFE: i64 = (1 << 53) - 1;
 
 /// A SQLite value on its way to JavaScript. INTEGER becomes a number when it fits exactly,
 /// else (or always, with `safe_integers`) a BigInt; BLOB becomes a Buffer.
-pub(crate) struct JsValueOut {
+pub struct JsValueOut {
     pub value: Value,
     pub safe_integers: bool,
 }

@@ -22,9 +22,9 @@ use crate::{exec_on, execute_on, keep_alive, prepare_on, query_on, settle, submi
 /// loop. Close it with `close()` so that an embedded node stops cleanly.
 #[napi]
 pub struct Database {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     remote: bool,
-    defaults: ReadOptions,
+    pub(crate) defaults: ReadOptions,
 }
 
 impl Database {

@@ -215,4 +215,8 @@ export interface Database {
    * the transaction's own writes. Other writers wait while it is open, so keep it short.
    */
   transaction<T>(fn: TransactionCallback<T>): Promise<T>
+  /** `kvPut` of any value as JSON text (`JSON.stringify`). */
+  kvPutJson(ns: string, key: string, value: unknown, ttlMs?: number | null): Promise<void>
+  /** `kvGet` of a value stored as JSON (`JSON.parse`); `null` when absent. */
+  kvGetJson<T = unknown>(ns: string, key: string, consistency?: Consistency | null): Promise<T | null>
 }

@@ -9,6 +9,7 @@
 //! Tokio runtime. The JavaScript thread only converts arguments and results; it never waits.
 
 mod convert;
+mod coord;
 mod database;
 mod error;
 mod session;

@@ -57,6 +57,33 @@
     configurable: true,
   })
 
+  // db.kvPutJson / db.kvGetJson: kvPut/kvGet of a value as JSON text (presentation only).
+  const db = exports.Database.prototype
+  const methods = {
+    async kvPutJson(ns, key, value, ttlMs) {
+      let text
+      try {
+        text = JSON.stringify(value)
+      } catch (e) {
+        throw new HiqliteError(`value to JSON: ${e.message}`, 'HIQLITE_INVALID_REQUEST')
+      }
+      if (text === undefined) throw new HiqliteError('value to JSON: it has no JSON form', 'HIQLITE_INVALID_REQUEST')
+      return this.kvPut(ns, key, text, ttlMs)
+    },
+    async kvGetJson(ns, key, consistency) {
+      const buf = await this.kvGet(ns, key, consistency)
+      if (buf === null) return null
+      try {
+        return JSON.parse(buf.toString('utf8'))
+      } catch (e) {
+        throw new HiqliteError(`value of ${ns}/${key} as JSON: ${e.message}`, 'HIQLITE_DECODE')
+      }
+    },
+  }
+  for (const [name, value] of Object.entries(methods)) {
+    Object.defineProperty(db, name, { value, writable: true, configurable: true })
+  }
+
   exports.HiqliteError = HiqliteError
   return HiqliteError
 })

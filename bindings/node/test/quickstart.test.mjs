@@ -30,6 +30,14 @@ test('examples/transactions.mjs', async () => {
   )
 })
 
+test('examples/coordination.mjs', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'coordination.mjs')], {
+    cwd: pkg,
+    timeout: 60_000,
+  })
+  assert.equal(stdout, 'token-1\ntrue\nfalse\n10\n42 42\n')
+})
+
 test('the README shows the examples as they are', () => {
   const readme = fs.readFileSync(path.join(pkg, '..', '..', 'README.md'), 'utf8')
   let section = readme.slice(readme.indexOf('## Node.js'))
@@ -41,5 +49,6 @@ test('the README shows the examples as they are', () => {
   assert.deepEqual(blocks, [
     fs.readFileSync(path.join(pkg, 'examples', 'quickstart.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'transactions.mjs'), 'utf8'),
+    fs.readFileSync(path.join(pkg, 'examples', 'coordination.mjs'), 'utf8'),
   ])
 })

@@ -120,6 +120,27 @@ async function remote(): Promise<void> {
   await db.close()
 }
 
+async function coordination(db: Database): Promise<void> {
+  await db.kvPut('ns', 'k', 'v', 1000)
+  await db.kvPut('ns', 'k', Buffer.from('v'))
+  const v: Buffer | null = await db.kvGet('ns', 'k', 'linearizable')
+  const taken: Buffer | null = await db.kvGetAndDelete('ns', 'k')
+  const deleted: boolean = await db.kvDelete('ns', 'k')
+  const swapped: boolean = await db.kvReplace('ns', 'k', null, new Uint8Array([1]), null)
+  await db.kvSetLimit('ns', null)
+  await db.kvPutJson('ns', 'j', { a: 1 })
+  const j = await db.kvGetJson<{ a: number }>('ns', 'j')
+  const a: number | undefined = j?.a
+  const n: number | bigint = await db.counterAdd('c')
+  const m: number | bigint = await db.counterSet('c', 2n ** 60n)
+  const g: number | bigint = await db.counterGet('c', 'leader')
+  void [v, taken, deleted, swapped, a, n, m, g]
+  // @ts-expect-error: values are bytes or text
+  void db.kvPut('ns', 'k', 42)
+  // @ts-expect-error: no such consistency level
+  void db.kvGet('ns', 'k', 'strong')
+}
+
 // @ts-expect-error: options need `node`
 void Database.open({})
 // @ts-expect-error: no such consistency level
@@ -127,4 +148,4 @@ void Database.connect('http://x', { consistency: 'strong' })
 // @ts-expect-error: objects other than named parameters do not bind
 void Database.prototype.prepare.call(null as unknown as Database, 'x').run(new Date())
 
-export { embedded, remote }
+export { coordination, embedded, remote }

@@ -264,6 +264,181 @@ impl Database {
         let client = self.client.clone();
         spawn(py, async move { client.shutdown().await })
     }
+
+    // -- coordination: key/value with expiry, and counters (the core's `Client::kv_*` and
+    // `Client::counter_*`); values are bytes, ttls seconds, consistency a level's name.
+
+    /// Set `key` in `ns` to `value`, cluster-wide; with `ttl` (seconds) it expires.
+    #[pyo3(signature = (ns, key, value, ttl=None))]
+    fn kv_put(&self, py: Python<'_>, ns: &str, key: &str, value: &[u8], ttl: Option<f64>) -> PyResult<()> {
+        let ttl = self::ttl(ttl)?;
+        block(py, self.client.kv_put(ns, key, value, ttl))
+    }
+
+    /// The value of `key` in `ns` (default: this replica's), or `None`.
+    #[pyo3(signature = (ns, key, consistency=None))]
+    fn kv_get(
+        &self,
+        py: Python<'_>,
+        ns: &str,
+        key: &str,
+        consistency: Option<&str>,
+    ) -> PyResult<Option<Vec<u8>>> {
+        let c = level(consistency)?.unwrap_or(Consistency::Local);
+        block(py, self.client.kv_get_with(ns, key, c))
+    }
+
+    /// Remove `key`; whether it was there.
+    fn kv_delete(&self, py: Python<'_>, ns: &str, key: &str) -> PyResult<bool> {
+        block(py, self.client.kv_delete(ns, key))
+    }
+
+    /// Remove `key` and return the value it had, atomically.
+    fn kv_get_and_delete(&self, py: Python<'_>, ns: &str, key: &str) -> PyResult<Option<Vec<u8>>> {
+        block(py, self.client.kv_get_and_delete(ns, key))
+    }
+
+    /// Compare and swap (`None`: absent / delete); whether it swapped.
+    #[pyo3(signature = (ns, key, expected, new, ttl=None))]
+    fn kv_replace(
+        &self,
+        py: Python<'_>,
+        ns: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl: Option<f64>,
+    ) -> PyResult<bool> {
+        let ttl = self::ttl(ttl)?;
+        block(py, self.client.kv_replace(ns, key, expected, new, ttl))
+    }
+
+    /// Keep at most `max_entries` keys in `ns` (`None`: no limit).
+    fn kv_set_limit(&self, py: Python<'_>, ns: &str, max_entries: Option<u64>) -> PyResult<()> {
+        block(py, self.client.kv_set_limit(ns, max_entries))
+    }
+
+    /// A counter's value (default: this replica's; 0 when never set).
+    #[pyo3(signature = (name, consistency=None))]
+    fn counter_get(&self, py: Python<'_>, name: &str, consistency: Option<&str>) -> PyResult<i64> {
+        let c = level(consistency)?.unwrap_or(Consistency::Local);
+        block(py, self.client.counter_get_with(name, c))
+    }
+
+    /// Add `delta` to a counter atomically, cluster-wide; the new value.
+    fn counter_add(&self, py: Python<'_>, name: &str, delta: i64) -> PyResult<i64> {
+        block(py, self.client.counter_add(name, delta))
+    }
+
+    /// Set a counter, cluster-wide; the value.
+    fn counter_set(&self, py: Python<'_>, name: &str, value: i64) -> PyResult<i64> {
+        block(py, self.client.counter_set(name, value))
+    }
+
+    /// [`Database::kv_put`] as an awaitable.
+    #[pyo3(signature = (ns, key, value, ttl=None))]
+    fn kv_put_async<'py>(
+        &self,
+        py: Python<'py>,
+        ns: String,
+        key: String,
+        value: &[u8],
+        ttl: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (ttl, client, value) = (self::ttl(ttl)?, self.client.clone(), value.to_vec());
+        spawn(py, async move { client.kv_put(&ns, &key, value, ttl).await })
+    }
+
+    /// [`Database::kv_get`] as an awaitable.
+    #[pyo3(signature = (ns, key, consistency=None))]
+    fn kv_get_async<'py>(
+        &self,
+        py: Python<'py>,
+        ns: String,
+        key: String,
+        consistency: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (c, client) = (level(consistency)?.unwrap_or(Consistency::Local), self.client.clone());
+        spawn(py, async move { client.kv_get_with(&ns, &key, c).await })
+    }
+
+    /// [`Database::kv_delete`] as an awaitable.
+    fn kv_delete_async<'py>(&self, py: Python<'py>, ns: String, key: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.kv_delete(&ns, &key).await })
+    }
+
+    /// [`Database::kv_get_and_delete`] as an awaitable.
+    fn kv_get_and_delete_async<'py>(
+        &self,
+        py: Python<'py>,
+        ns: String,
+        key: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.kv_get_and_delete(&ns, &key).await })
+    }
+
+    /// [`Database::kv_replace`] as an awaitable.
+    #[pyo3(signature = (ns, key, expected, new, ttl=None))]
+    fn kv_replace_async<'py>(
+        &self,
+        py: Python<'py>,
+        ns: String,
+        key: String,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+        ttl: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (ttl, client) = (self::ttl(ttl)?, self.client.clone());
+        let (expected, new) = (expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec));
+        spawn(py, async move { client.kv_replace(&ns, &key, expected.as_deref(), new.as_deref(), ttl).await })
+    }
+
+    /// [`Database::kv_set_limit`] as an awaitable.
+    fn kv_set_limit_async<'py>(
+        &self,
+        py: Python<'py>,
+        ns: String,
+        max_entries: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.kv_set_limit(&ns, max_entries).await })
+    }
+
+    /// [`Database::counter_get`] as an awaitable.
+    #[pyo3(signature = (name, consistency=None))]
+    fn counter_get_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        consistency: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (c, client) = (level(consistency)?.unwrap_or(Consistency::Local), self.client.clone());
+        spawn(py, async move { client.counter_get_with(&name, c).await })
+    }
+
+    /// [`Database::counter_add`] as an awaitable.
+    fn counter_add_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        delta: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.counter_add(&name, delta).await })
+    }
+
+    /// [`Database::counter_set`] as an awaitable.
+    fn counter_set_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        value: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.counter_set(&name, value).await })
+    }
 }
 
 /// What a statement is, from its text: `read`, `write`, `begin`, `commit`, `rollback`,

@@ -43,7 +43,18 @@ from typing import (
 )
 
 from . import _native
-from ._shared import ConnectionState, CursorState, Params, Route, executemany_kind
+from ._shared import (
+    ConnectionState,
+    CursorState,
+    KvValue,
+    Params,
+    Route,
+    executemany_kind,
+    json_bytes,
+    json_value,
+    kv_bytes,
+    kv_optional,
+)
 from ._errors import (
     ClusterTimeoutError,
     DatabaseError,
@@ -394,6 +405,69 @@ class Connection(ConnectionState):
     ) -> List[Any]:
         """Run a read and return all rows (``cached``: through the node's query cache)."""
         return self.execute(sql, parameters, consistency=consistency, cached=cached, ttl=ttl).fetchall()
+
+
+    # -- coordination: replicated key/value entries with expiry, and counters. They are not
+    # part of SQL transactions: each call is applied (through Raft) on its own.
+
+    def kv_put(self, ns: str, key: str, value: KvValue, ttl: Optional[float] = None) -> None:
+        """Set ``key`` in namespace ``ns`` to ``value`` (bytes; ``str`` is stored as UTF-8),
+        cluster-wide; with ``ttl`` (seconds) it expires that long after the leader applies it."""
+        call(self._check().kv_put, ns, key, kv_bytes(value), ttl)
+
+    def kv_get(self, ns: str, key: str, consistency: Optional[str] = None) -> Optional[bytes]:
+        """The value of ``key`` in ``ns``, or ``None``. By default this replica's (local);
+        ``consistency="linearizable"`` (or ``"leader"``) sees every write acknowledged before."""
+        value: Optional[bytes] = call(self._check().kv_get, ns, key, consistency)
+        return value
+
+    def kv_delete(self, ns: str, key: str) -> bool:
+        """Remove ``key``; whether it was there."""
+        deleted: bool = call(self._check().kv_delete, ns, key)
+        return deleted
+
+    def kv_get_and_delete(self, ns: str, key: str) -> Optional[bytes]:
+        """Remove ``key`` and return the value it had (``None`` if absent), atomically."""
+        value: Optional[bytes] = call(self._check().kv_get_and_delete, ns, key)
+        return value
+
+    def kv_replace(
+        self, ns: str, key: str, expected: Optional[KvValue], new: Optional[KvValue], ttl: Optional[float] = None
+    ) -> bool:
+        """Compare and swap: if ``key`` holds ``expected`` (``None``: absent), set it to ``new``
+        (``None``: delete it), with ``ttl`` seconds to live. Whether it swapped."""
+        swapped: bool = call(
+            self._check().kv_replace, ns, key, kv_optional(expected, "expected"), kv_optional(new, "new"), ttl
+        )
+        return swapped
+
+    def kv_set_limit(self, ns: str, max_entries: Optional[int]) -> None:
+        """Keep at most ``max_entries`` keys in ``ns`` (``None``: no limit); the least recently
+        written go first."""
+        call(self._check().kv_set_limit, ns, max_entries)
+
+    def kv_put_json(self, ns: str, key: str, value: Any, ttl: Optional[float] = None) -> None:
+        """:meth:`kv_put` of any JSON-serializable object, stored as JSON text."""
+        self.kv_put(ns, key, json_bytes(value), ttl)
+
+    def kv_get_json(self, ns: str, key: str, consistency: Optional[str] = None) -> Any:
+        """:meth:`kv_get` of a value stored as JSON, decoded (``None`` when absent)."""
+        return json_value(self.kv_get(ns, key, consistency), ns, key)
+
+    def counter_get(self, name: str, consistency: Optional[str] = None) -> int:
+        """A counter's value (0 when never set); by default this replica's."""
+        value: int = call(self._check().counter_get, name, consistency)
+        return value
+
+    def counter_add(self, name: str, delta: int = 1) -> int:
+        """Add ``delta`` to a counter atomically, cluster-wide; the new value."""
+        value: int = call(self._check().counter_add, name, delta)
+        return value
+
+    def counter_set(self, name: str, value: int) -> int:
+        """Set a counter, cluster-wide; the value."""
+        out: int = call(self._check().counter_set, name, value)
+        return out
 
 
 class Cursor(CursorState):

@@ -16,17 +16,20 @@ Routing, as the standard library's ``sqlite3`` module does it (its default, "leg
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from . import _native
-from ._errors import ProgrammingError, sqlite_error
+from ._errors import DataError, ProgrammingError, sqlite_error
 
 Params = Union[Sequence[Any], Mapping[str, Any], None]
 RowFactory = Callable[[Any, Tuple[Any, ...]], Any]
 Description = Tuple[Tuple[str, Any, None, None, None, None, None], ...]
 NativeRows = Tuple[List[str], List[str], List[Tuple[Any, ...]]]
 NativeExec = Tuple[int, int, NativeRows]
+#: A key/value entry's value: bytes as they are, text as UTF-8.
+KvValue = Union[bytes, bytearray, memoryview, str]
 
 _ISOLATION_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
@@ -297,3 +300,46 @@ def executemany_kind(operation: str) -> None:
     kind = _native.statement_kind(operation)
     if kind != "write":
         raise ProgrammingError(f"executemany() is for writes; this statement is {kind}: use execute()")
+
+
+# -- coordination (key/value, counters): argument conversion only; the core does the rest.
+
+
+def _invalid(message: str) -> ProgrammingError:
+    err = ProgrammingError(message)
+    err.code = "HIQLITE_INVALID_REQUEST"
+    return err
+
+
+def kv_bytes(value: KvValue, what: str = "value") -> bytes:
+    """A value as the bytes stored: ``str`` is encoded as UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise _invalid(f"{what} must be bytes, bytearray, memoryview or str, not {type(value).__name__}")
+
+
+def kv_optional(value: Optional[KvValue], what: str) -> Optional[bytes]:
+    """``None`` (absent, or delete) or a value's bytes."""
+    return None if value is None else kv_bytes(value, what)
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Any JSON-serializable object as compact UTF-8 JSON (as the Rust and Node faces write it)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise _invalid(f"value to JSON: {e}") from None
+
+
+def json_value(data: Optional[bytes], ns: str, key: str) -> Any:
+    """A stored JSON value decoded (``None`` when absent)."""
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        err = DataError(f"value of {ns}/{key} as JSON: {e}")
+        err.code = "HIQLITE_DECODE"
+        raise err from None

@@ -21,7 +21,18 @@ import json
 from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _native, _native_db
-from ._shared import ConnectionState, CursorState, Params, Route, executemany_kind
+from ._shared import (
+    ConnectionState,
+    CursorState,
+    KvValue,
+    Params,
+    Route,
+    executemany_kind,
+    json_bytes,
+    json_value,
+    kv_bytes,
+    kv_optional,
+)
 from ._errors import Error, ProgrammingError, translate
 
 __all__ = ["connect", "Connection", "Cursor"]
@@ -139,6 +150,62 @@ class Connection(ConnectionState):
     async def is_leader(self) -> bool:
         st = await self.status()
         return st.get("leader") is not None and st.get("leader") == st.get("id")
+
+    # -- coordination: as on :class:`hiqlite.Connection`, awaitable (not part of transactions).
+
+    async def kv_put(self, ns: str, key: str, value: KvValue, ttl: Optional[float] = None) -> None:
+        """Set ``key`` in ``ns`` to ``value`` (``str`` as UTF-8), with ``ttl`` seconds to live."""
+        await _await(_start(self._check().kv_put_async, ns, key, kv_bytes(value), ttl))
+
+    async def kv_get(self, ns: str, key: str, consistency: Optional[str] = None) -> Optional[bytes]:
+        """The value of ``key`` in ``ns`` (default: this replica's), or ``None``."""
+        value: Optional[bytes] = await _await(_start(self._check().kv_get_async, ns, key, consistency))
+        return value
+
+    async def kv_delete(self, ns: str, key: str) -> bool:
+        """Remove ``key``; whether it was there."""
+        deleted: bool = await _await(_start(self._check().kv_delete_async, ns, key))
+        return deleted
+
+    async def kv_get_and_delete(self, ns: str, key: str) -> Optional[bytes]:
+        """Remove ``key`` and return the value it had, atomically."""
+        value: Optional[bytes] = await _await(_start(self._check().kv_get_and_delete_async, ns, key))
+        return value
+
+    async def kv_replace(
+        self, ns: str, key: str, expected: Optional[KvValue], new: Optional[KvValue], ttl: Optional[float] = None
+    ) -> bool:
+        """Compare and swap (``None``: absent / delete); whether it swapped."""
+        exp, new_ = kv_optional(expected, "expected"), kv_optional(new, "new")
+        swapped: bool = await _await(_start(self._check().kv_replace_async, ns, key, exp, new_, ttl))
+        return swapped
+
+    async def kv_set_limit(self, ns: str, max_entries: Optional[int]) -> None:
+        """Keep at most ``max_entries`` keys in ``ns`` (``None``: no limit)."""
+        await _await(_start(self._check().kv_set_limit_async, ns, max_entries))
+
+    async def kv_put_json(self, ns: str, key: str, value: Any, ttl: Optional[float] = None) -> None:
+        """:meth:`kv_put` of any JSON-serializable object, stored as JSON text."""
+        await self.kv_put(ns, key, json_bytes(value), ttl)
+
+    async def kv_get_json(self, ns: str, key: str, consistency: Optional[str] = None) -> Any:
+        """:meth:`kv_get` of a value stored as JSON, decoded (``None`` when absent)."""
+        return json_value(await self.kv_get(ns, key, consistency), ns, key)
+
+    async def counter_get(self, name: str, consistency: Optional[str] = None) -> int:
+        """A counter's value (0 when never set; default: this replica's)."""
+        value: int = await _await(_start(self._check().counter_get_async, name, consistency))
+        return value
+
+    async def counter_add(self, name: str, delta: int = 1) -> int:
+        """Add ``delta`` to a counter atomically, cluster-wide; the new value."""
+        value: int = await _await(_start(self._check().counter_add_async, name, delta))
+        return value
+
+    async def counter_set(self, name: str, value: int) -> int:
+        """Set a counter, cluster-wide; the value."""
+        out: int = await _await(_start(self._check().counter_set_async, name, value))
+        return out
 
     async def __aenter__(self) -> "Connection":
         return self
