@@ -213,7 +213,7 @@ async fn scenario(
     let stop = Arc::new(AtomicBool::new(false));
     let bursts = {
         let (http, stop, api) = (http.clone(), stop.clone(), api.clone());
-        tokio::spawn(async move { snapshot_storm(&http, &api, &[], rows, 1_000_000, &stop).await })
+        tokio::spawn(async move { snapshot_storm(&http, &api, &[], rows, 300, 1_000_000, &stop).await })
     };
     let before = built(http, nodes).await;
     let (plain, pfail) = probe(http, &api, Duration::from_secs(10)).await;
@@ -226,23 +226,29 @@ async fn scenario(
         pfail,
         &format!("{rounds} bursts of 300 writes in {secs:.1} s, {auto} automatic snapshots"),
     );
-    settle(http, nodes).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let storm = {
-        let (http, stop) = (http.clone(), stop.clone());
-        let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
-        let api = api.clone();
-        tokio::spawn(async move { snapshot_storm(&http, &api, &apis, rows, 100_000, &stop).await })
-    };
-    let (busy, bfail) = probe(http, &api, Duration::from_secs(10)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (rounds, storm_secs) = storm.await??;
-    print_probe(
-        "probe 20 writes/s, snapshots back to back",
-        busy,
-        bfail,
-        &format!("{rounds} rounds of 3 concurrent snapshots in {storm_secs:.1} s, 300 writes before each"),
-    );
+    // Snapshots back to back, with the bursts (so that each has something to copy), then with
+    // nothing but the probe's own writes (what snapshots alone cost a writer).
+    for (burst, what) in [(300u64, "snapshots back to back"), (0, "snapshots back to back, no bursts")] {
+        settle(http, nodes).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let storm = {
+            let (http, stop) = (http.clone(), stop.clone());
+            let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+            let api = api.clone();
+            tokio::spawn(async move { snapshot_storm(&http, &api, &apis, rows, burst, 100_000, &stop).await })
+        };
+        let (busy, bfail) = probe(http, &api, Duration::from_secs(10)).await;
+        stop.store(true, Ordering::Relaxed);
+        let (rounds, storm_secs) = storm.await??;
+        print_probe(
+            &format!("probe 20 writes/s, {what}"),
+            busy,
+            bfail,
+            &format!(
+                "{rounds} rounds of 3 concurrent snapshots in {storm_secs:.1} s, {burst} writes before each"
+            ),
+        );
+    }
 
     // A fourth node joins.
     settle(http, nodes).await?;
@@ -400,20 +406,21 @@ fn print_probe(what: &str, lat: Vec<u64>, failed: usize, note: &str) {
     );
 }
 
-/// Until `stop`: 300 small writes on `leader` (keys from `first`), then a snapshot on every node
-/// of `apis` at once. Returns the rounds completed and the seconds taken.
+/// Until `stop`: `burst` small writes on `leader` (keys from `first`), then a snapshot on every
+/// node of `apis` at once. Returns the rounds completed and the seconds taken.
 async fn snapshot_storm(
     http: &reqwest::Client,
     leader: &str,
     apis: &[String],
     rows: u64,
+    burst: u64,
     first: u64,
     stop: &AtomicBool,
 ) -> anyhow::Result<(u64, f64)> {
     let t = Instant::now();
     let mut rounds = 0;
     while !stop.load(Ordering::Relaxed) {
-        small_writes(http, leader, 300, 4, rows, first + rounds * 300).await?;
+        small_writes(http, leader, burst, 4, rows, first + rounds * burst.max(1)).await?;
         let builds: Vec<_> = apis
             .iter()
             .map(|a| {

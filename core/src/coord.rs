@@ -31,8 +31,19 @@ pub enum CoordOp {
     CounterAdd { name: String, delta: i64 },
     /// Set counter `name`; answers the value.
     CounterSet { name: String, value: i64 },
+    /// Take lock `name` for `waiter` with a lease of `lease_ms`: granted at once when free and
+    /// nobody waits, else queued (FIFO) until `wait_ms` after the stamped time, or answered busy
+    /// when `wait_ms` is `None` (try-lock).
+    LockAcquire { name: String, waiter: String, lease_ms: u64, wait_ms: Option<u64> },
+    /// Extend the lease of the holder of `token`; answers whether it still held the lock.
+    LockRenew { name: String, token: i64, lease_ms: u64 },
+    /// Release the lock held with `token` (the next waiter gets it); answers whether it was held.
+    LockRelease { name: String, token: i64 },
+    /// Stop waiting for `name`; a grant that came meanwhile is released. Answers whether the
+    /// waiter held the lock by then.
+    LockCancel { name: String, waiter: String },
     /// Nothing but the expiry of what is due at the stamped time (the leader sends it when a
-    /// key's time has come).
+    /// key's, a lease's or a waiter's time has come).
     Expire,
 }
 
@@ -47,6 +58,19 @@ pub enum CoordAnswer {
     Changed(bool),
     /// A counter's value.
     Counter(i64),
+    /// A lock acquisition: granted with this fencing token, queued, or busy (try-lock).
+    Lock(LockOutcome),
+}
+
+/// What a [`CoordOp::LockAcquire`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockOutcome {
+    /// Held now, with this fencing token (strictly increasing per lock).
+    Granted(i64),
+    /// Waiting in line: the grant arrives through the log.
+    Queued,
+    /// Held by someone else (try-lock only).
+    Busy,
 }
 
 /// Bytes an operation carries (for the proposer's batch limit).
@@ -59,6 +83,10 @@ pub(crate) fn size(op: &CoordOp) -> usize {
         CoordOp::KvDelete { ns, key } | CoordOp::KvTake { ns, key } => ns.len() + key.len(),
         CoordOp::KvLimit { ns, .. } => ns.len(),
         CoordOp::CounterAdd { name, .. } | CoordOp::CounterSet { name, .. } => name.len(),
+        CoordOp::LockAcquire { name, waiter, .. } | CoordOp::LockCancel { name, waiter } => {
+            name.len() + waiter.len()
+        }
+        CoordOp::LockRenew { name, .. } | CoordOp::LockRelease { name, .. } => name.len(),
         CoordOp::Expire => 0,
     }
 }
@@ -102,6 +130,14 @@ pub(crate) fn check(op: &CoordOp) -> crate::Result<()> {
         }
         CoordOp::KvLimit { ns, .. } => name("namespace", ns),
         CoordOp::CounterAdd { name: n, .. } | CoordOp::CounterSet { name: n, .. } => name("counter name", n),
+        CoordOp::LockAcquire { name: n, lease_ms, .. } | CoordOp::LockRenew { name: n, lease_ms, .. } => {
+            name("lock name", n)?;
+            if *lease_ms == 0 {
+                return Err(crate::Error::InvalidRequest("a lock's lease must be longer than 0".into()));
+            }
+            Ok(())
+        }
+        CoordOp::LockRelease { name: n, .. } | CoordOp::LockCancel { name: n, .. } => name("lock name", n),
         CoordOp::Expire => Ok(()),
     }
 }

@@ -257,3 +257,94 @@ async fn remote_client_and_raw_http_speak_the_same_primitives() {
     assert_eq!(v["deleted"], true, "{v}");
     c.stop_all().await;
 }
+
+/// The node's applied index (to wait until an entry proposed elsewhere is in).
+fn applied(c: &Client) -> u64 {
+    c.st().applied_index.unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_hand_over_in_line_with_growing_tokens() {
+    init_logging();
+    let mut c = TestCluster::configure(3, |_| {});
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let lease = Duration::from_secs(30);
+
+    let g1 = c.node(0).lock("job", lease, T).await.expect("first holder");
+    assert!(c.node(1).try_lock("job", lease).await.expect("try").is_none(), "held");
+    // Two waiters, queued in a known order: the second is started once the first one's request
+    // is in the log.
+    let before = applied(c.node(li));
+    let n1 = c.node(1).clone();
+    let w2 = tokio::spawn(async move { n1.lock("job", lease, T).await.expect("second holder") });
+    let _ = until("first waiter queued", || async { applied(c.node(li)) }, |a| *a > before).await;
+    let before = applied(c.node(li));
+    let n2 = c.node(2).clone();
+    let w3 = tokio::spawn(async move { n2.lock("job", lease, T).await.expect("third holder") });
+    let _ = until("second waiter queued", || async { applied(c.node(li)) }, |a| *a > before).await;
+    assert!(!w2.is_finished() && !w3.is_finished(), "nobody gets a held lock");
+
+    let t1 = g1.token();
+    assert!(g1.release().await.expect("release"), "it was held");
+    let g2 = w2.await.expect("task");
+    assert!(g2.token() > t1, "tokens grow: {} after {t1}", g2.token());
+    assert!(!w3.is_finished(), "the third waits for the second");
+    let t2 = g2.token();
+    drop(g2); // released in the background
+    let g3 = w3.await.expect("task");
+    assert!(g3.token() > t2, "tokens grow: {} after {t2}", g3.token());
+    assert!(g3.is_held());
+
+    // A holder that stops renewing loses the lock when its lease ends; the next one gets it.
+    hiqlite::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let api = &c.configs[li].api_addr;
+    let r = http.post(format!("http://{api}/lock/lease?lease=300ms")).send().await.expect("lock");
+    assert_eq!(r.status(), 200);
+    let v = json_of(r).await;
+    let stale = v["token"].as_i64().expect("token");
+    assert_eq!(v["lease_ms"], 300);
+    let r = http.post(format!("http://{api}/lock/lease")).send().await.expect("try");
+    assert_eq!(r.status(), 409, "held: try without wait");
+    let g = c.node(1).lock("lease", lease, T).await.expect("taken over after the lease");
+    assert!(g.token() > stale);
+    let r = http
+        .post(format!("http://{api}/lock/lease/renew?token={stale}&lease=10s"))
+        .send()
+        .await
+        .expect("renew");
+    assert_eq!(json_of(r).await, json!({"renewed": false}), "the stale holder cannot renew");
+    let r = http.delete(format!("http://{api}/lock/lease?token={stale}")).send().await.expect("release");
+    assert_eq!(json_of(r).await, json!({"released": false}), "nor release");
+    // While the guard says it holds the lock, nobody else gets it, however long that is.
+    let short = c.node(2).lock("renewed", Duration::from_secs(2), T).await.expect("lock");
+    let since = Instant::now();
+    while since.elapsed() < Duration::from_secs(5) {
+        let other = c.node(0).try_lock("renewed", lease).await.expect("try");
+        assert!(other.is_none() || !short.is_held(), "two holders at once");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(g.release().await.expect("release"));
+
+    // Waiting runs out: a timeout, and the line moves on without the one who gave up.
+    let held = c.node(0).lock("busy", lease, T).await.expect("lock");
+    let e = c.node(1).lock("busy", lease, Duration::from_millis(100)).await.expect_err("timeout");
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+    let t = held.token();
+    held.release().await.expect("release");
+    let next = c.node(2).lock("busy", lease, T).await.expect("lock after the one who gave up");
+    assert!(next.token() > t);
+
+    // The same through the remote client.
+    let urls: Vec<String> = c.configs.iter().map(|cfg| format!("http://{}", cfg.api_addr)).collect();
+    let remote = Client::remote(urls).build().expect("remote client");
+    let rg = remote.lock("remote/lock", lease, T).await.expect("remote lock");
+    assert!(remote.try_lock("remote/lock", lease).await.expect("try").is_none());
+    let rt = rg.token();
+    assert!(rg.release().await.expect("release"));
+    let again = remote.try_lock("remote/lock", lease).await.expect("try").expect("free again");
+    assert!(again.token() > rt);
+    again.release().await.expect("release");
+    c.stop_all().await;
+}

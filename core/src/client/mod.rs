@@ -18,8 +18,10 @@ use crate::status::{NodeInfo, Status};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
 mod coord;
+mod lock;
 mod remote;
 mod tx;
+pub use lock::LockGuard;
 use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
 pub use tx::Transaction;

@@ -77,6 +77,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .route("/kv/{ns}", axum::routing::put(super::coord::kv_limit))
         .route("/counter/{name}", get(super::coord::counter_get).post(super::coord::counter_post))
+        .route("/lock/{name}", post(super::coord::lock_post).delete(super::coord::lock_delete))
+        .route("/lock/{name}/renew", post(super::coord::lock_renew))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint\n")

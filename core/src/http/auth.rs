@@ -123,6 +123,7 @@ pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'stat
         "/readyz" => "ready",
         "/remove" => "remove",
         // hiqlite's coordination primitives: reading is a query, anything else a write.
+        p if p.starts_with("/lock/") => "execute",
         p if p.starts_with("/kv/") || p.starts_with("/counter/") => {
             if method == axum::http::Method::GET {
                 "query"

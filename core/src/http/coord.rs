@@ -5,7 +5,9 @@
 //!   (`{"expected": b64|null, "new": b64|null, "ttl": "30s"}` → `{"swapped": bool}`),
 //!   `PUT /kv/{ns}` (`{"max_entries": n|null}`);
 //! - `POST /counter/{name}` (`{"add": n}` or `{"set": n}` → `{"value": v}`), `GET
-//!   /counter/{name}`.
+//!   /counter/{name}`;
+//! - `POST /lock/{name}?lease=10s&wait=30s` (`{"token": t, "lease_ms": l}`), `POST
+//!   /lock/{name}/renew?token=t&lease=10s`, `DELETE /lock/{name}?token=t`.
 //!
 //! With `hiqlite_kv` a value comes back as JSON (`{"value": b64|null}`, always 200): what
 //! hiqlite's remote client asks for. Keys may contain `/`.
@@ -210,6 +212,91 @@ pub(super) async fn counter_get(
     let flags = Flags { q };
     match api.node.counter_get(&name, level(&flags)).await {
         Ok(v) => answer(json!({ "value": v }), false),
+        Err(e) => service_error(e),
+    }
+}
+
+fn token(flags: &Flags) -> Result<i64, Response> {
+    flags
+        .q
+        .get("token")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| bad("token must be given as an integer (?token=N)"))
+}
+
+fn duration_ms(flags: &Flags, name: &str) -> Result<Option<u64>, Response> {
+    match flags.q.get(name) {
+        None => Ok(None),
+        Some(t) => crate::rqlite::parse_duration(t)
+            .map(|d| Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+            .ok_or_else(|| bad(format!("invalid {name} {t}"))),
+    }
+}
+
+/// `POST /lock/{name}?lease=10s&wait=30s`: `{"token": t, "lease_ms": l}` once held; without
+/// `wait`, a lock someone holds is 409 (`{"token": null}` with `hiqlite_kv`); a wait that runs
+/// out is 504.
+pub(super) async fn lock_post(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Response {
+    let flags = Flags { q };
+    if let Some(r) = redirect_if_asked(&api.node, &flags, &uri) {
+        return r;
+    }
+    let (lease, wait) = match (duration_ms(&flags, "lease"), duration_ms(&flags, "wait")) {
+        (Ok(l), Ok(w)) => (l.unwrap_or(10_000), w),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let wait = wait.filter(|w| *w > 0).map(std::time::Duration::from_millis);
+    match api.node.lock(&name, std::time::Duration::from_millis(lease), wait).await {
+        Ok(Some(t)) => answer(json!({ "token": t, "lease_ms": lease }), false),
+        Ok(None) if flags.has("hiqlite_kv") => answer(json!({ "token": null }), false),
+        Ok(None) => (StatusCode::CONFLICT, axum::Json(json!({ "error": "lock is held" }))).into_response(),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /lock/{name}/renew?token=t&lease=10s`: `{"renewed": bool}`.
+pub(super) async fn lock_renew(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Response {
+    let flags = Flags { q };
+    if let Some(r) = redirect_if_asked(&api.node, &flags, &uri) {
+        return r;
+    }
+    let (token, lease) = match (token(&flags), duration_ms(&flags, "lease")) {
+        (Ok(t), Ok(l)) => (t, l.unwrap_or(10_000)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match api.node.lock_renew(&name, token, std::time::Duration::from_millis(lease)).await {
+        Ok(b) => answer(json!({ "renewed": b }), false),
+        Err(e) => service_error(e),
+    }
+}
+
+/// `DELETE /lock/{name}?token=t`: `{"released": bool}`.
+pub(super) async fn lock_delete(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Response {
+    let flags = Flags { q };
+    if let Some(r) = redirect_if_asked(&api.node, &flags, &uri) {
+        return r;
+    }
+    let token = match token(&flags) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match api.node.lock_release(&name, token).await {
+        Ok(b) => answer(json!({ "released": b }), false),
         Err(e) => service_error(e),
     }
 }

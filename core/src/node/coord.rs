@@ -3,12 +3,16 @@
 //! leader proposes an expiry entry when an entry's time has come, so expired keys disappear on
 //! every replica at the same log position without anyone writing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Consistency, Node};
 use crate::command::Command;
-use crate::coord::{CoordAnswer, CoordOp};
+use crate::coord::{CoordAnswer, CoordOp, LockOutcome};
 use crate::error::{Error, Result};
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 impl Node {
     /// Propose a coordination operation and wait for its answer and log index.
@@ -54,6 +58,72 @@ impl Node {
     /// A counter's value (0 when never set).
     pub(crate) async fn counter_get(&self, name: &str, consistency: Consistency) -> Result<i64> {
         self.state_read(consistency, |c| crate::sqlite::coord::counter(c, "main", name)).await
+    }
+
+    /// Take lock `name` with a lease of `lease`: at once, or waiting in line up to `wait` (`None`:
+    /// try once). The fencing token, or `None` when busy (try). Waiting past `wait` is a
+    /// `Timeout` (a grant that raced with it is handed on).
+    pub(crate) async fn lock(
+        &self,
+        name: &str,
+        lease: Duration,
+        wait: Option<Duration>,
+    ) -> Result<Option<i64>> {
+        let waiter = format!(
+            "{:016x}{:016x}",
+            getrandom::u64().map_err(|e| Error::Storage(format!("no randomness: {e}")))?,
+            super::now_us()
+        );
+        let started = Instant::now();
+        // Subscribed before asking, so that a grant applied right after is not missed.
+        let mut epoch = self.inner.writer.lock_epoch.subscribe();
+        let op = CoordOp::LockAcquire {
+            name: name.into(),
+            waiter: waiter.clone(),
+            lease_ms: millis(lease).max(1),
+            wait_ms: wait.map(millis),
+        };
+        match self.coord(op).await?.0 {
+            CoordAnswer::Lock(LockOutcome::Granted(t)) => return Ok(Some(t)),
+            CoordAnswer::Lock(LockOutcome::Busy) => return Ok(None),
+            CoordAnswer::Lock(LockOutcome::Queued) => {}
+            other => return Err(Error::Storage(format!("unexpected lock answer {other:?}"))),
+        }
+        let deadline = started + wait.unwrap_or_default();
+        loop {
+            epoch.borrow_and_update();
+            if let Some(t) =
+                self.inner.state_reads.with(|c| crate::sqlite::locks::held_by(c, name, &waiter))?
+            {
+                return Ok(Some(t));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let cancel = CoordOp::LockCancel { name: name.into(), waiter };
+                if let Err(e) = self.coord(cancel).await {
+                    tracing::debug!("cancelling a lock wait: {e}");
+                }
+                return Err(Error::Timeout(format!("lock {name} not acquired within {wait:?}")));
+            }
+            let _ = tokio::time::timeout(left, epoch.changed()).await;
+        }
+    }
+
+    /// Extend the lease of the holder of `token`; whether it still held the lock.
+    pub(crate) async fn lock_renew(&self, name: &str, token: i64, lease: Duration) -> Result<bool> {
+        let op = CoordOp::LockRenew { name: name.into(), token, lease_ms: millis(lease).max(1) };
+        match self.coord(op).await?.0 {
+            CoordAnswer::Changed(b) => Ok(b),
+            other => Err(Error::Storage(format!("unexpected lock answer {other:?}"))),
+        }
+    }
+
+    /// Release the lock held with `token`; whether it was held.
+    pub(crate) async fn lock_release(&self, name: &str, token: i64) -> Result<bool> {
+        match self.coord(CoordOp::LockRelease { name: name.into(), token }).await?.0 {
+            CoordAnswer::Changed(b) => Ok(b),
+            other => Err(Error::Storage(format!("unexpected lock answer {other:?}"))),
+        }
     }
 
     /// While this node leads, propose an expiry entry whenever a key's time has come.

@@ -239,6 +239,7 @@ impl State {
         loop {
             self.ctl("BEGIN")?;
             self.kv_pending.clear();
+            self.locks_changed = false;
             let mut out = Vec::with_capacity(entries.len());
             let mut membership = self.applied.1.clone();
             let mut restarted = false;
@@ -291,6 +292,9 @@ impl State {
             let changes = std::mem::take(&mut self.kv_pending);
             if committed.is_ok() {
                 self.kv_mirror.apply(changes);
+                if std::mem::take(&mut self.locks_changed) {
+                    self.lock_epoch.send_modify(|e| *e += 1);
+                }
             }
             if committed.is_ok() {
                 self.applied = (Some(last_pos), membership);

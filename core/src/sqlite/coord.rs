@@ -95,9 +95,25 @@ impl State {
             "DELETE FROM hiqlite_state._hiqlite_kv WHERE expires_at <= ?1 RETURNING ns, key",
             &[&ts],
         )?;
+        let mut locks_changed = super::locks::expire(c, ts)?;
         let expiry = |ttl: &Option<u64>| ttl.map(|t| ts.saturating_add(i64::try_from(t).unwrap_or(i64::MAX)));
         let answer = match op {
             CoordOp::Expire => CoordAnswer::Done,
+            CoordOp::LockAcquire { name, waiter, lease_ms, wait_ms } => {
+                locks_changed = true;
+                CoordAnswer::Lock(super::locks::acquire(c, name, waiter, *lease_ms, *wait_ms, ts)?)
+            }
+            CoordOp::LockRenew { name, token, lease_ms } => {
+                CoordAnswer::Changed(super::locks::renew(c, name, *token, *lease_ms, ts)?)
+            }
+            CoordOp::LockRelease { name, token } => {
+                locks_changed = true;
+                CoordAnswer::Changed(super::locks::release(c, name, *token, ts)?)
+            }
+            CoordOp::LockCancel { name, waiter } => {
+                locks_changed = true;
+                CoordAnswer::Changed(super::locks::cancel(c, name, waiter, ts)?)
+            }
             CoordOp::KvPut { ns, key, value, ttl_ms } => {
                 put(c, log, ns, key, value, expiry(ttl_ms))?;
                 CoordAnswer::Done
@@ -153,6 +169,7 @@ impl State {
                 CoordAnswer::Counter(*value)
             }
         };
+        self.locks_changed |= locks_changed;
         Ok(Response { coord: Some(answer), ..Default::default() })
     }
 }
@@ -246,7 +263,13 @@ pub(crate) fn counter(c: &Connection, schema: &str, name: &str) -> Result<i64> {
     Ok(c.prepare_cached(&sql)?.query_row([name], |r| r.get(0)).optional()?.unwrap_or(0))
 }
 
-/// The earliest expiry of any entry (Unix ms), for the leader's expiry ticks.
+/// The earliest expiry of any entry, lease or wait (Unix ms), for the leader's expiry ticks.
 pub(crate) fn next_expiry(c: &Connection) -> Result<Option<i64>> {
-    Ok(c.prepare_cached("SELECT min(expires_at) FROM main._hiqlite_kv")?.query_row([], |r| r.get(0))?)
+    let kv: Option<i64> =
+        c.prepare_cached("SELECT min(expires_at) FROM main._hiqlite_kv")?.query_row([], |r| r.get(0))?;
+    let locks = super::locks::next_due(c)?;
+    Ok(match (kv, locks) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
 }

@@ -32,7 +32,11 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state
      CREATE INDEX IF NOT EXISTS hiqlite_state._hiqlite_kv_expiry ON _hiqlite_kv (expires_at) WHERE expires_at IS NOT NULL;\
      CREATE INDEX IF NOT EXISTS hiqlite_state._hiqlite_kv_written ON _hiqlite_kv (ns, written);\
      CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_kv_limits (ns TEXT PRIMARY KEY, max_entries INTEGER NOT NULL);\
-     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_locks (name TEXT PRIMARY KEY, token INTEGER NOT NULL, \
+     holder TEXT, expires_at INTEGER);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_lock_waiters (name TEXT NOT NULL, seq INTEGER NOT NULL, \
+     waiter TEXT NOT NULL, lease_ms INTEGER NOT NULL, deadline INTEGER NOT NULL, PRIMARY KEY (name, seq)) WITHOUT ROWID;";
 
 /// The key of the cluster's foreign-key setting in `meta` (`"1"` / `"0"`; absent: never set,
 /// which means off).
@@ -211,6 +215,12 @@ pub(crate) struct StateData {
     /// Counters.
     #[serde(default)]
     counters: Vec<(String, i64)>,
+    /// Locks: name, last token, holder, lease end.
+    #[serde(default)]
+    locks: Vec<(String, i64, Option<String>, Option<i64>)>,
+    /// Lock waiters: name, place in line, waiter, lease, deadline.
+    #[serde(default)]
+    lock_waiters: Vec<(String, i64, String, i64, i64)>,
 }
 
 impl StateData {
@@ -240,7 +250,18 @@ pub(crate) fn read_state(conn: &Connection) -> Result<StateData> {
     let kv_limits = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
     let mut st = conn.prepare("SELECT name, value FROM hiqlite_state._hiqlite_counters ORDER BY name")?;
     let counters = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-    Ok(StateData { meta, migrations, kv, kv_limits, counters })
+    let mut st = conn
+        .prepare("SELECT name, token, holder, expires_at FROM hiqlite_state._hiqlite_locks ORDER BY name")?;
+    let locks = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut st = conn.prepare(
+        "SELECT name, seq, waiter, lease_ms, deadline FROM hiqlite_state._hiqlite_lock_waiters ORDER BY name, seq",
+    )?;
+    let lock_waiters = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(StateData { meta, migrations, kv, kv_limits, counters, locks, lock_waiters })
 }
 
 /// Replace the whole state with `data`, in one transaction.
@@ -249,8 +270,22 @@ pub(crate) fn load_state(conn: &Connection, data: &StateData) -> Result<()> {
     tx.execute_batch(
         "DELETE FROM hiqlite_state._hiqlite_state_meta; DELETE FROM hiqlite_state._hiqlite_state_migrations; \
          DELETE FROM hiqlite_state._hiqlite_kv; DELETE FROM hiqlite_state._hiqlite_kv_limits; \
-         DELETE FROM hiqlite_state._hiqlite_counters;",
+         DELETE FROM hiqlite_state._hiqlite_counters; DELETE FROM hiqlite_state._hiqlite_locks; \
+         DELETE FROM hiqlite_state._hiqlite_lock_waiters;",
     )?;
+    for (name, token, holder, expires) in &data.locks {
+        tx.execute(
+            "INSERT INTO hiqlite_state._hiqlite_locks (name, token, holder, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![name, token, holder, expires],
+        )?;
+    }
+    for (name, seq, waiter, lease, deadline) in &data.lock_waiters {
+        tx.execute(
+            "INSERT INTO hiqlite_state._hiqlite_lock_waiters (name, seq, waiter, lease_ms, deadline) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![name, seq, waiter, lease, deadline],
+        )?;
+    }
     for (ns, key, value, expires, written) in &data.kv {
         tx.execute(
             "INSERT INTO hiqlite_state._hiqlite_kv (ns, key, value, expires_at, written) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -14,6 +14,7 @@ pub(crate) mod det;
 pub(crate) mod dump;
 mod error;
 pub(crate) mod exec;
+pub(crate) mod locks;
 pub(crate) mod meta;
 pub(crate) mod pool;
 mod session;

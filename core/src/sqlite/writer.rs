@@ -67,6 +67,9 @@ pub(crate) struct Writer {
     pub(crate) opened_point: Option<SnapshotPoint>,
     /// Every key/value entry as of the last applied entry (for local reads).
     pub(crate) kv_mirror: Arc<super::coord::KvMirror>,
+    /// Bumped when a run that touched locks commits (or a snapshot is installed): lock waiters
+    /// look at the applied state again.
+    pub(crate) lock_epoch: tokio::sync::watch::Sender<u64>,
 }
 
 /// The writer's state (the apply loop in `apply.rs` works on it too).
@@ -106,6 +109,10 @@ pub(super) struct State {
     pub(super) kv_pending: Vec<super::coord::KvChange>,
     /// See [`Writer::kv_mirror`].
     pub(super) kv_mirror: Arc<super::coord::KvMirror>,
+    /// Whether the run being applied touched a lock (waiters are told once it commits).
+    pub(super) locks_changed: bool,
+    /// See [`Writer::lock_epoch`].
+    pub(super) lock_epoch: tokio::sync::watch::Sender<u64>,
     /// See [`Writer::wal_frames`].
     pub(super) wal_frames: Arc<AtomicU64>,
     /// See [`Writer::wal_copied`].
@@ -168,6 +175,7 @@ impl Writer {
         }
         let applied = read_meta(&conn)?;
         let kv_mirror = Arc::new(super::coord::KvMirror::default());
+        let lock_epoch = tokio::sync::watch::Sender::new(0u64);
         kv_mirror.load(&conn, "hiqlite_state")?;
         let foreign_keys = Arc::new(AtomicU8::new(FK_UNSET));
         sync_fk(&conn, &foreign_keys)?;
@@ -199,6 +207,8 @@ impl Writer {
             det: Default::default(),
             kv_pending: Vec::new(),
             kv_mirror: kv_mirror.clone(),
+            locks_changed: false,
+            lock_epoch: lock_epoch.clone(),
             wal_frames: wal_frames.clone(),
             wal_copied: wal_copied.clone(),
             backfill: (0, 0),
@@ -218,6 +228,7 @@ impl Writer {
             generation,
             opened_point,
             kv_mirror,
+            lock_epoch,
         }))
     }
 
@@ -445,6 +456,7 @@ impl State {
             load_state(&self.conn, state)?;
         }
         self.kv_mirror.load(&self.conn, "hiqlite_state")?;
+        self.lock_epoch.send_modify(|e| *e += 1);
         sync_fk(&self.conn, &self.foreign_keys)?;
         self.learned.clear();
         self.rq_counters.set((0, 0));

@@ -139,3 +139,35 @@ impl Remote {
         v["value"].as_i64().ok_or_else(|| Error::Decode(format!("counter answer without a value: {v}")))
     }
 }
+
+impl Remote {
+    fn lock_path(name: &str, tail: &str) -> String {
+        format!("/lock/{}{tail}", utf8_percent_encode(name, SEGMENT))
+    }
+
+    pub(crate) async fn lock(
+        &self,
+        name: &str,
+        lease: Duration,
+        wait: Option<Duration>,
+    ) -> Result<Option<i64>> {
+        let mut q = format!("hiqlite_kv&lease={}ms", lease.as_millis().max(1));
+        if let Some(w) = wait {
+            q.push_str(&format!("&wait={}ms", w.as_millis()));
+        }
+        let v = self.coord_call(Method::POST, &Self::lock_path(name, ""), q, None, false).await?;
+        Ok(v["token"].as_i64())
+    }
+
+    pub(crate) async fn lock_renew(&self, name: &str, token: i64, lease: Duration) -> Result<bool> {
+        let q = format!("token={token}&lease={}ms", lease.as_millis().max(1));
+        let v = self.coord_call(Method::POST, &Self::lock_path(name, "/renew"), q, None, false).await?;
+        Ok(v["renewed"].as_bool().unwrap_or(false))
+    }
+
+    pub(crate) async fn lock_release(&self, name: &str, token: i64) -> Result<bool> {
+        let q = format!("token={token}");
+        let v = self.coord_call(Method::DELETE, &Self::lock_path(name, ""), q, None, false).await?;
+        Ok(v["released"].as_bool().unwrap_or(false))
+    }
+}
