@@ -222,6 +222,11 @@ typedef struct hiqlite_config hiqlite_config;
 typedef struct hiqlite_db hiqlite_db;
 
 /**
+ * A held lock. Errors of calls on it are reported on the database it came from.
+ */
+typedef struct hiqlite_lock hiqlite_lock;
+
+/**
  * A prepared statement: SQL text, bound parameters and, once stepped, its buffered result.
  *
  * Not thread-safe: use a statement from one thread at a time (it may move between threads).
@@ -859,6 +864,58 @@ int hiqlite_open_remote_with(const char *urls, const char *options, struct hiqli
  * `db` is NULL or a live handle not in use by another thread; it is dangling afterwards.
  */
 int hiqlite_close(struct hiqlite_db *db);
+
+/**
+ * Take lock `name` with a lease of `lease_ms`, waiting in line (FIFO) up to `wait_ms`:
+ * `HIQLITE_TIMEOUT` after that. On success `*lock` is a new handle: the library renews the
+ * lease until `hiqlite_lock_release`.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `name` NULL or NUL-terminated; `lock` writable.
+ */
+int hiqlite_lock_acquire(const struct hiqlite_db *db,
+                         const char *name,
+                         uint64_t lease_ms,
+                         uint64_t wait_ms,
+                         struct hiqlite_lock **lock);
+
+/**
+ * Take lock `name` only if it is free and nobody waits for it: `*lock` is a new handle, or
+ * NULL (still `HIQLITE_OK`) when the lock is busy.
+ *
+ * # Safety
+ * As `hiqlite_lock_acquire`.
+ */
+int hiqlite_try_lock(const struct hiqlite_db *db,
+                     const char *name,
+                     uint64_t lease_ms,
+                     struct hiqlite_lock **lock);
+
+/**
+ * The lock's fencing token (strictly greater than every earlier holder's); 0 for NULL.
+ *
+ * # Safety
+ * `lock` NULL or a live handle.
+ */
+int64_t hiqlite_lock_token(const struct hiqlite_lock *lock);
+
+/**
+ * 1 while the lock is held, 0 once a renewal found it lost (its lease ended or someone else
+ * holds it now: stop acting on it) or for NULL.
+ *
+ * # Safety
+ * `lock` NULL or a live handle.
+ */
+int hiqlite_lock_is_held(const struct hiqlite_lock *lock);
+
+/**
+ * Release the lock (the next waiter gets it) and free the handle, whatever the outcome;
+ * `*was_held` (may be NULL) = 1 when it was still held. NULL is a no-op.
+ *
+ * # Safety
+ * `lock` NULL or a live handle, not used again; `was_held` NULL or writable.
+ */
+int hiqlite_lock_release(struct hiqlite_lock *lock, int *was_held);
 
 /**
  * Prepare `sql` (one statement; `?`, `?NNN`, `:name`, `@name`, `$name` parameters) on `db`.

@@ -1,5 +1,6 @@
 //! `hiqlite bench --only kv`: the coordination primitives: key/value puts (through the log, as
-//! durable as an INSERT), local gets (from the in-memory mirror), and counter adds.
+//! durable as an INSERT), local gets (from the in-memory mirror), counter adds, and lock
+//! acquire + release round trips.
 
 use crate::bench::timed;
 
@@ -39,5 +40,22 @@ pub(crate) async fn run(db: &hiqlite::Client, secs: f64, mode: &str) -> anyhow::
     })
     .await?;
     s.print("counter add, concurrency 16", mode);
+    for conc in [1usize, 16] {
+        let c = db.clone();
+        // Each worker its own lock: a round trip is one acquire and one release entry.
+        let s = timed(conc, secs, move |i| {
+            let c = c.clone();
+            async move {
+                let name = format!("bench-{}", i % conc as u64);
+                let g = c
+                    .lock(&name, std::time::Duration::from_secs(10), std::time::Duration::from_secs(10))
+                    .await?;
+                g.release().await?;
+                Ok(())
+            }
+        })
+        .await?;
+        s.print(&format!("lock+release, concurrency {conc}"), mode);
+    }
     Ok(())
 }

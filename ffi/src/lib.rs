@@ -25,6 +25,7 @@ mod coord;
 mod db;
 mod error;
 mod json;
+mod lock;
 mod params;
 mod runtime;
 mod stmt;

@@ -255,6 +255,10 @@ pub(super) async fn lock_post(
         Ok(Some(t)) => answer(json!({ "token": t, "lease_ms": lease }), false),
         Ok(None) if flags.has("hiqlite_kv") => answer(json!({ "token": null }), false),
         Ok(None) => (StatusCode::CONFLICT, axum::Json(json!({ "error": "lock is held" }))).into_response(),
+        // The wait ran out and was withdrawn: a definite answer, not a write of unknown fate.
+        Err(crate::Error::Timeout(m)) if flags.has("hiqlite_kv") => {
+            answer(json!({ "token": null, "timeout": m }), false)
+        }
         Err(e) => service_error(e),
     }
 }

@@ -1,7 +1,7 @@
 /* Key/value entries and counters from C, on a one-node cluster and through a remote client
  * talking to its HTTP API: put/get of binary values, absent keys, TTL expiry (waited for as a
  * condition), compare-and-swap, get-and-delete, namespace limits, counters and their overflow,
- * and bad input.
+ * locks with fencing tokens, and bad input.
  *
  * usage: coord DATA_DIR */
 #define _POSIX_C_SOURCE 200809L
@@ -84,6 +84,27 @@ static void primitives(hiqlite_db *db) {
     OK(db, hiqlite_counter_get(db, "c-count", HIQLITE_CONSISTENCY_LINEARIZABLE, &c));
     CHECK(c == INT64_MAX);
     OK(db, hiqlite_counter_set(db, "c-count", 0));
+
+    /* Locks: exclusive, tokens that grow, a timeout for a waiter that gives up. */
+    hiqlite_lock *a = NULL, *b = NULL;
+    OK(db, hiqlite_lock_acquire(db, "c-lock", 60000, 60000, &a));
+    CHECK(a != NULL && hiqlite_lock_is_held(a) == 1);
+    int64_t first = hiqlite_lock_token(a);
+    CHECK(first > 0);
+    OK(db, hiqlite_try_lock(db, "c-lock", 60000, &b));
+    CHECK(b == NULL);
+    EXPECT_RC(db, HIQLITE_TIMEOUT, hiqlite_lock_acquire(db, "c-lock", 60000, 10, &b));
+    CHECK(b == NULL);
+    int was_held = -1;
+    OK(db, hiqlite_lock_release(a, &was_held));
+    CHECK(was_held == 1);
+    OK(db, hiqlite_try_lock(db, "c-lock", 60000, &b));
+    CHECK(b != NULL && hiqlite_lock_token(b) > first);
+    OK(db, hiqlite_lock_release(b, NULL));
+    OK(NULL, hiqlite_lock_release(NULL, NULL));
+    CHECK(hiqlite_lock_token(NULL) == 0 && hiqlite_lock_is_held(NULL) == 0);
+    EXPECT_RC(db, HIQLITE_MISUSE, hiqlite_lock_acquire(db, "c-lock", 60000, 0, NULL));
+    EXPECT_RC(db, HIQLITE_INVALID_REQUEST, hiqlite_lock_acquire(db, "c-lock", 0, 0, &b));
 
     /* Bad input: clear codes, nothing stored. */
     EXPECT_RC(db, HIQLITE_INVALID_REQUEST, hiqlite_kv_put(db, "", "k", "v", 1, 0));

@@ -156,6 +156,9 @@ impl Remote {
             q.push_str(&format!("&wait={}ms", w.as_millis()));
         }
         let v = self.coord_call(Method::POST, &Self::lock_path(name, ""), q, None, false).await?;
+        if let Some(m) = v["timeout"].as_str() {
+            return Err(Error::Timeout(m.to_owned()));
+        }
         Ok(v["token"].as_i64())
     }
 
