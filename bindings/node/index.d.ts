@@ -169,6 +169,20 @@ export interface ConnectOptions {
   safeIntegers?: boolean
 }
 
+/** `db.lock` options. */
+export interface LockOptions {
+  /** The lease, renewed in the background while the lock is held (default 10 000). */
+  leaseMs?: number
+  /** How long to wait in line for the lock before rejecting with `HIQLITE_TIMEOUT` (default 30 000). */
+  waitMs?: number
+}
+
+/** `db.tryLock` options. */
+export interface TryLockOptions {
+  /** The lease, renewed in the background while the lock is held (default 10 000). */
+  leaseMs?: number
+}
+
 /** Codes of the engine's own errors; SQL errors carry SQLite's name (`SQLITE_CONSTRAINT_UNIQUE`). */
 export type HiqliteErrorCode =
   | 'HIQLITE_NOT_LEADER'
@@ -219,6 +233,12 @@ export interface Database {
   kvPutJson(ns: string, key: string, value: unknown, ttlMs?: number | null): Promise<void>
   /** `kvGet` of a value stored as JSON (`JSON.parse`); `null` when absent. */
   kvGetJson<T = unknown>(ns: string, key: string, consistency?: Consistency | null): Promise<T | null>
+}
+
+// Declared here and merged into the generated class: `src/prelude.js` defines it in JavaScript.
+export interface Lock {
+  /** `await using lock = await db.lock('job')` releases it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 /**
@@ -330,6 +350,40 @@ export declare class Database {
    * calls fail with `HIQLITE_SHUTDOWN`; closing twice is harmless.
    */
   close(): Promise<void>
+  /**
+   * Take lock `name`, waiting in line (first come, first served) up to `waitMs` (default
+   * 30 s; then it rejects with `HIQLITE_TIMEOUT`). `leaseMs` (default 10 s) is renewed in the
+   * background until the lock is released; a holder that stops renewing loses it when the
+   * lease ends.
+   */
+  lock(name: string, options?: LockOptions | null): Promise<Lock>
+  /** Take lock `name` only if it is free and nobody waits for it; otherwise resolve to `null`. */
+  tryLock(name: string, options?: TryLockOptions | null): Promise<Lock | null>
+}
+
+/**
+ * A held lock (`db.lock(...)` or `db.tryLock(...)`): nobody else holds it until `release()`.
+ * Its lease is renewed in the background; a `Lock` that is collected without `release()`
+ * releases it then (the lease ends it sooner if the process dies).
+ */
+export declare class Lock {
+  /**
+   * The fencing token: strictly greater than every earlier holder's of this lock. Hand it to
+   * storage that must refuse a stale holder's writes.
+   */
+  get token(): number | bigint
+  /** The lock's name. */
+  get name(): string
+  /**
+   * False once released, or once a background renewal found the lock lost (its lease ended
+   * or it was taken over): stop acting on it then.
+   */
+  isHeld(): boolean
+  /**
+   * Release the lock now (the next waiter gets it); resolves to whether it was still held
+   * (`false` when released before).
+   */
+  release(): Promise<boolean>
 }
 
 /** The async iterator `stmt.iterate()` returns. */

@@ -169,6 +169,20 @@ export interface ConnectOptions {
   safeIntegers?: boolean
 }
 
+/** `db.lock` options. */
+export interface LockOptions {
+  /** The lease, renewed in the background while the lock is held (default 10 000). */
+  leaseMs?: number
+  /** How long to wait in line for the lock before rejecting with `HIQLITE_TIMEOUT` (default 30 000). */
+  waitMs?: number
+}
+
+/** `db.tryLock` options. */
+export interface TryLockOptions {
+  /** The lease, renewed in the background while the lock is held (default 10 000). */
+  leaseMs?: number
+}
+
 /** Codes of the engine's own errors; SQL errors carry SQLite's name (`SQLITE_CONSTRAINT_UNIQUE`). */
 export type HiqliteErrorCode =
   | 'HIQLITE_NOT_LEADER'
@@ -219,4 +233,10 @@ export interface Database {
   kvPutJson(ns: string, key: string, value: unknown, ttlMs?: number | null): Promise<void>
   /** `kvGet` of a value stored as JSON (`JSON.parse`); `null` when absent. */
   kvGetJson<T = unknown>(ns: string, key: string, consistency?: Consistency | null): Promise<T | null>
+}
+
+// Declared here and merged into the generated class: `src/prelude.js` defines it in JavaScript.
+export interface Lock {
+  /** `await using lock = await db.lock('job')` releases it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
 }

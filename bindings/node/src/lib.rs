@@ -12,6 +12,7 @@ mod convert;
 mod coord;
 mod database;
 mod error;
+mod lock;
 mod session;
 mod statement;
 mod status;

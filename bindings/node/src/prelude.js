@@ -84,6 +84,18 @@
     Object.defineProperty(db, name, { value, writable: true, configurable: true })
   }
 
+  // lock[Symbol.asyncDispose]: `await using lock = await db.lock('job')` releases it at the end
+  // of the block (where the runtime has the symbol).
+  if (typeof Symbol.asyncDispose === 'symbol') {
+    Object.defineProperty(exports.Lock.prototype, Symbol.asyncDispose, {
+      async value() {
+        await this.release()
+      },
+      writable: true,
+      configurable: true,
+    })
+  }
+
   exports.HiqliteError = HiqliteError
   return HiqliteError
 })

@@ -1,4 +1,4 @@
-// The README's Node.js examples (examples/quickstart.mjs, examples/transactions.mjs) run as written.
+// The README's Node.js examples (examples/*.mjs) run as written.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
@@ -38,6 +38,14 @@ test('examples/coordination.mjs', async () => {
   assert.equal(stdout, 'token-1\ntrue\nfalse\n10\n42 42\n')
 })
 
+test('examples/locks.mjs', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'locks.mjs')], {
+    cwd: pkg,
+    timeout: 60_000,
+  })
+  assert.equal(stdout, 'null\ntrue\ntrue\n')
+})
+
 test('the README shows the examples as they are', () => {
   const readme = fs.readFileSync(path.join(pkg, '..', '..', 'README.md'), 'utf8')
   let section = readme.slice(readme.indexOf('## Node.js'))
@@ -50,5 +58,6 @@ test('the README shows the examples as they are', () => {
     fs.readFileSync(path.join(pkg, 'examples', 'quickstart.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'transactions.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'coordination.mjs'), 'utf8'),
+    fs.readFileSync(path.join(pkg, 'examples', 'locks.mjs'), 'utf8'),
   ])
 })

@@ -2,6 +2,7 @@
 import {
   Database,
   HiqliteError,
+  type Lock,
   type BatchResults,
   type NodeStatus,
   type Row,
@@ -141,6 +142,23 @@ async function coordination(db: Database): Promise<void> {
   void db.kvGet('ns', 'k', 'strong')
 }
 
+async function locks(db: Database): Promise<void> {
+  const lock: Lock = await db.lock('job', { leaseMs: 10_000, waitMs: 5_000 })
+  const token: number | bigint = lock.token
+  const name: string = lock.name
+  const held: boolean = lock.isHeld()
+  const released: boolean = await lock.release()
+  const maybe: Lock | null = await db.tryLock('job', { leaseMs: 1_000 })
+  if (maybe) await maybe[Symbol.asyncDispose]()
+  await db.lock('job')
+  await db.tryLock('job', null)
+  void [token, name, held, released]
+  // @ts-expect-error: tryLock does not wait
+  void db.tryLock('job', { waitMs: 1 })
+  // @ts-expect-error: durations are milliseconds as numbers
+  void db.lock('job', { leaseMs: '10s' })
+}
+
 // @ts-expect-error: options need `node`
 void Database.open({})
 // @ts-expect-error: no such consistency level
@@ -148,4 +166,4 @@ void Database.connect('http://x', { consistency: 'strong' })
 // @ts-expect-error: objects other than named parameters do not bind
 void Database.prototype.prepare.call(null as unknown as Database, 'x').run(new Date())
 
-export { coordination, embedded, remote }
+export { coordination, embedded, locks, remote }

@@ -6,6 +6,7 @@
 
 mod convert;
 mod error;
+mod lock;
 mod tx;
 
 use std::future::Future;
@@ -51,6 +52,11 @@ fn ttl(seconds: Option<f64>) -> PyResult<Option<Duration>> {
                 .map_err(|_| PyValueError::new_err("ttl must be a non-negative number of seconds"))
         })
         .transpose()
+}
+
+fn seconds(s: f64, what: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| PyValueError::new_err(format!("{what} must be a non-negative number of seconds")))
 }
 
 fn statements(stmts: &Bound<'_, PyAny>) -> PyResult<Vec<Statement>> {
@@ -439,6 +445,42 @@ impl Database {
         let client = self.client.clone();
         spawn(py, async move { client.counter_set(&name, value).await })
     }
+
+    // -- distributed locks (the core's `Client::lock` and `Client::try_lock`); durations in
+    // seconds.
+
+    /// Take lock `name` with a lease of `lease` seconds, waiting in line (FIFO) up to `wait`
+    /// seconds (then `HIQLITE_TIMEOUT`).
+    fn lock(&self, py: Python<'_>, name: &str, lease: f64, wait: f64) -> PyResult<lock::Lock> {
+        let (lease, wait) = (seconds(lease, "lease")?, seconds(wait, "wait")?);
+        block(py, self.client.lock(name, lease, wait)).map(lock::Lock::new)
+    }
+
+    /// Take lock `name` only if it is free and nobody waits for it; otherwise `None`.
+    fn try_lock(&self, py: Python<'_>, name: &str, lease: f64) -> PyResult<Option<lock::Lock>> {
+        let lease = seconds(lease, "lease")?;
+        Ok(block(py, self.client.try_lock(name, lease))?.map(lock::Lock::new))
+    }
+
+    /// [`Database::lock`] as an awaitable.
+    fn lock_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        lease: f64,
+        wait: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (lease, wait) = (seconds(lease, "lease")?, seconds(wait, "wait")?);
+        let client = self.client.clone();
+        spawn(py, async move { client.lock(&name, lease, wait).await.map(lock::Lock::new) })
+    }
+
+    /// [`Database::try_lock`] as an awaitable.
+    fn try_lock_async<'py>(&self, py: Python<'py>, name: String, lease: f64) -> PyResult<Bound<'py, PyAny>> {
+        let lease = seconds(lease, "lease")?;
+        let client = self.client.clone();
+        spawn(py, async move { Ok(client.try_lock(&name, lease).await?.map(lock::Lock::new)) })
+    }
 }
 
 /// What a statement is, from its text: `read`, `write`, `begin`, `commit`, `rollback`,
@@ -469,6 +511,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hiqlite::install_crypto_provider();
     m.add_class::<Database>()?;
     m.add_class::<tx::Transaction>()?;
+    m.add_class::<lock::Lock>()?;
     m.add_function(wrap_pyfunction!(statement_kind, m)?)?;
     m.add_function(wrap_pyfunction!(open_node_async, m)?)?;
     m.add("NativeError", m.py().get_type::<error::NativeError>())?;

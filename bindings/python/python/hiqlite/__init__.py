@@ -80,7 +80,7 @@ __all__ = [
     "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError", "NoLeaderError",
     "UnreachableError", "ClusterTimeoutError", "OutcomeUnknownError", "UnauthorizedError",
     "Binary", "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks",
-    "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "statement_kind",
+    "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "statement_kind", "Lock",
 ]
 
 apilevel = "2.0"
@@ -468,6 +468,63 @@ class Connection(ConnectionState):
         """Set a counter, cluster-wide; the value."""
         out: int = call(self._check().counter_set, name, value)
         return out
+
+    # -- distributed locks: one holder at a time, cluster-wide, with a fencing token.
+
+    def lock(self, name: str, lease: float = 10.0, wait: float = 30.0) -> "Lock":
+        """Take lock ``name``, waiting in line (first come, first served) up to ``wait`` seconds
+        (then :class:`ClusterTimeoutError`). The lease (seconds) is renewed in the background
+        until the lock is released; if the holder stops renewing it (its process died, or it was
+        cut off), the lock is lost when the lease ends. Use it as a context manager::
+
+            with conn.lock("job") as lk:
+                write_somewhere(fencing_token=lk.token)
+        """
+        return Lock(call(self._check().lock, name, lease, wait))
+
+    def try_lock(self, name: str, lease: float = 10.0) -> Optional["Lock"]:
+        """Take lock ``name`` only if it is free and nobody waits for it; otherwise ``None``."""
+        native: Optional[_native.Lock] = call(self._check().try_lock, name, lease)
+        return None if native is None else Lock(native)
+
+
+class Lock:
+    """A held distributed lock (from :meth:`Connection.lock` or :meth:`Connection.try_lock`).
+    A context manager: leaving the ``with`` block releases it. Dropping it unreleased releases it
+    too (in the background)."""
+
+    def __init__(self, native: "_native.Lock") -> None:
+        self._native = native
+
+    @property
+    def token(self) -> int:
+        """The fencing token: strictly greater than every earlier holder's of this lock. Hand it
+        to storage that must refuse writes from a stale holder."""
+        return self._native.token
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    def is_held(self) -> bool:
+        """False once released, or once a background renewal found the lock lost (the lease
+        ended): stop acting on it then."""
+        return self._native.is_held()
+
+    def release(self) -> bool:
+        """Release the lock now (the next waiter gets it); whether it was still held. Releasing
+        again does nothing and returns ``False``."""
+        released: bool = call(self._native.release)
+        return released
+
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<hiqlite.Lock {self.name!r} token={self.token}>"
 
 
 class Cursor(CursorState):

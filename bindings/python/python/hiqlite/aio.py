@@ -35,7 +35,7 @@ from ._shared import (
 )
 from ._errors import Error, ProgrammingError, translate
 
-__all__ = ["connect", "Connection", "Cursor"]
+__all__ = ["connect", "Connection", "Cursor", "Lock", "LockRequest"]
 
 
 async def _await(aw: Awaitable[Any]) -> Any:
@@ -207,6 +207,19 @@ class Connection(ConnectionState):
         out: int = await _await(_start(self._check().counter_set_async, name, value))
         return out
 
+    # -- distributed locks: as on :class:`hiqlite.Connection`, awaitable.
+
+    def lock(self, name: str, lease: float = 10.0, wait: float = 30.0) -> "LockRequest":
+        """Take lock ``name``, waiting in line up to ``wait`` seconds (then
+        :class:`hiqlite.ClusterTimeoutError`): ``lk = await conn.lock("job")``, or
+        ``async with conn.lock("job") as lk: ...`` to release it when the block ends."""
+        return LockRequest(self._check(), name, lease, wait)
+
+    async def try_lock(self, name: str, lease: float = 10.0) -> Optional["Lock"]:
+        """Take lock ``name`` only if it is free and nobody waits for it; otherwise ``None``."""
+        native: Optional[_native.Lock] = await _await(_start(self._check().try_lock_async, name, lease))
+        return None if native is None else Lock(native)
+
     async def __aenter__(self) -> "Connection":
         return self
 
@@ -219,6 +232,66 @@ class Connection(ConnectionState):
                 await self.commit()
         finally:
             await self.close()
+
+
+class Lock:
+    """A held distributed lock (see :class:`hiqlite.Lock`), released with ``await release()``
+    or by leaving ``async with``; dropping it unreleased releases it in the background."""
+
+    def __init__(self, native: "_native.Lock") -> None:
+        self._native = native
+
+    @property
+    def token(self) -> int:
+        """The fencing token: strictly greater than every earlier holder's of this lock."""
+        return self._native.token
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    def is_held(self) -> bool:
+        """False once released, or once a background renewal found the lock lost."""
+        return self._native.is_held()
+
+    async def release(self) -> bool:
+        """Release the lock now; whether it was still held (``False`` when released before)."""
+        released: bool = await _await(_start(self._native.release_async))
+        return released
+
+    async def __aenter__(self) -> "Lock":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self.release()
+
+    def __repr__(self) -> str:
+        return f"<hiqlite.aio.Lock {self.name!r} token={self.token}>"
+
+
+class LockRequest:
+    """What :meth:`Connection.lock` returns: await it for the :class:`Lock`, or use it with
+    ``async with`` (takes the lock on entry, releases it on exit)."""
+
+    def __init__(self, db: "_native.Database", name: str, lease: float, wait: float) -> None:
+        self._args = (db, name, lease, wait)
+        self._lock: Optional[Lock] = None
+
+    async def _acquire(self) -> Lock:
+        db, name, lease, wait = self._args
+        return Lock(await _await(_start(db.lock_async, name, lease, wait)))
+
+    def __await__(self) -> Generator[Any, None, Lock]:
+        return self._acquire().__await__()
+
+    async def __aenter__(self) -> Lock:
+        self._lock = await self._acquire()
+        return self._lock
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._lock is not None:
+            lk, self._lock = self._lock, None
+            await lk.release()
 
 
 class Cursor(CursorState):
