@@ -42,6 +42,9 @@ pub enum CoordOp {
     /// Stop waiting for `name`; a grant that came meanwhile is released. Answers whether the
     /// waiter held the lock by then.
     LockCancel { name: String, waiter: String },
+    /// Publish `payload` on `channel`: every listener on every node receives it, in log order;
+    /// answers its id (a cluster-wide sequence, the resume cursor).
+    Notify { channel: String, payload: Vec<u8> },
     /// Nothing but the expiry of what is due at the stamped time (the leader sends it when a
     /// key's, a lease's or a waiter's time has come).
     Expire,
@@ -60,6 +63,8 @@ pub enum CoordAnswer {
     Counter(i64),
     /// A lock acquisition: granted with this fencing token, queued, or busy (try-lock).
     Lock(LockOutcome),
+    /// The id given to a notification.
+    Id(i64),
 }
 
 /// What a [`CoordOp::LockAcquire`] came to.
@@ -87,6 +92,7 @@ pub(crate) fn size(op: &CoordOp) -> usize {
             name.len() + waiter.len()
         }
         CoordOp::LockRenew { name, .. } | CoordOp::LockRelease { name, .. } => name.len(),
+        CoordOp::Notify { channel, payload } => channel.len() + payload.len(),
         CoordOp::Expire => 0,
     }
 }
@@ -95,6 +101,8 @@ pub(crate) fn size(op: &CoordOp) -> usize {
 pub(crate) const MAX_NAME: usize = 1024;
 /// Largest value accepted.
 pub(crate) const MAX_VALUE: usize = 16 * 1024 * 1024;
+/// Largest notification payload accepted.
+pub(crate) const MAX_NOTIFY: usize = 64 * 1024;
 
 /// Refuse what no replica should store: empty or oversized names, oversized values.
 pub(crate) fn check(op: &CoordOp) -> crate::Result<()> {
@@ -138,6 +146,15 @@ pub(crate) fn check(op: &CoordOp) -> crate::Result<()> {
             Ok(())
         }
         CoordOp::LockRelease { name: n, .. } | CoordOp::LockCancel { name: n, .. } => name("lock name", n),
+        CoordOp::Notify { channel, payload } => {
+            name("channel", channel)?;
+            if payload.len() > MAX_NOTIFY {
+                return Err(crate::Error::InvalidRequest(format!(
+                    "notifications are at most {MAX_NOTIFY} bytes"
+                )));
+            }
+            Ok(())
+        }
         CoordOp::Expire => Ok(()),
     }
 }

@@ -70,7 +70,9 @@ mod sqlite;
 
 #[cfg(feature = "server")]
 pub use cache::{CacheConfig, CacheStats};
-pub use client::{Client, LockGuard, RemoteBuilder, RetryPolicy, Transaction};
+pub use client::{
+    Client, ListenEvent, Listener, LockGuard, Notification, RemoteBuilder, RetryPolicy, Transaction,
+};
 pub use command::{ExecMode, Member, Migration};
 #[cfg(feature = "server")]
 pub use config::{NodeConfig, Peer};

@@ -19,9 +19,11 @@ use crate::value::{ExecResult, Params, Rows, Statement};
 
 mod coord;
 mod lock;
+mod notify;
 mod remote;
 mod tx;
 pub use lock::LockGuard;
+pub use notify::{ListenEvent, Listener, Notification};
 use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
 pub use tx::Transaction;

@@ -79,6 +79,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/counter/{name}", get(super::coord::counter_get).post(super::coord::counter_post))
         .route("/lock/{name}", post(super::coord::lock_post).delete(super::coord::lock_delete))
         .route("/lock/{name}/renew", post(super::coord::lock_renew))
+        .route("/notify/{channel}", post(super::notify::notify_post))
+        .route("/listen/{channel}", get(super::notify::listen_get))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint\n")

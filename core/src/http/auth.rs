@@ -123,7 +123,8 @@ pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'stat
         "/readyz" => "ready",
         "/remove" => "remove",
         // hiqlite's coordination primitives: reading is a query, anything else a write.
-        p if p.starts_with("/lock/") => "execute",
+        p if p.starts_with("/lock/") || p.starts_with("/notify/") => "execute",
+        p if p.starts_with("/listen/") => "query",
         p if p.starts_with("/kv/") || p.starts_with("/counter/") => {
             if method == axum::http::Method::GET {
                 "query"

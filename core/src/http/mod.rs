@@ -5,6 +5,7 @@ pub(crate) mod api;
 pub(crate) mod auth;
 mod coord;
 pub(crate) mod metrics;
+mod notify;
 pub(crate) mod peer;
 mod queue;
 mod server;

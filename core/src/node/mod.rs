@@ -10,6 +10,7 @@ mod coord;
 mod leader;
 mod maintenance;
 mod membership;
+mod notify;
 mod propose;
 mod read;
 mod rpc;
@@ -36,6 +37,7 @@ use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
 pub use crate::status::{NodeInfo, Status};
 pub(crate) use boot::Listeners;
+pub(crate) use notify::NodeListener;
 
 struct NodeInner {
     id: u64,

@@ -240,6 +240,7 @@ impl State {
             self.ctl("BEGIN")?;
             self.kv_pending.clear();
             self.locks_changed = false;
+            self.notes_pending.clear();
             let mut out = Vec::with_capacity(entries.len());
             let mut membership = self.applied.1.clone();
             let mut restarted = false;
@@ -294,6 +295,10 @@ impl State {
                 self.kv_mirror.apply(changes);
                 if std::mem::take(&mut self.locks_changed) {
                     self.lock_epoch.send_modify(|e| *e += 1);
+                }
+                for note in self.notes_pending.drain(..) {
+                    // No receiver is not an error: nobody listens on this node.
+                    let _ = self.notes.send(note);
                 }
             }
             if committed.is_ok() {

@@ -110,6 +110,12 @@ impl State {
                 locks_changed = true;
                 CoordAnswer::Changed(super::locks::release(c, name, *token, ts)?)
             }
+            CoordOp::Notify { channel, payload } => {
+                let note = super::notify::publish(c, channel, payload)?;
+                let id = note.id;
+                self.notes_pending.push(note);
+                CoordAnswer::Id(id)
+            }
             CoordOp::LockCancel { name, waiter } => {
                 locks_changed = true;
                 CoordAnswer::Changed(super::locks::cancel(c, name, waiter, ts)?)

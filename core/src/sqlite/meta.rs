@@ -36,7 +36,11 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state
      CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_locks (name TEXT PRIMARY KEY, token INTEGER NOT NULL, \
      holder TEXT, expires_at INTEGER);\
      CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_lock_waiters (name TEXT NOT NULL, seq INTEGER NOT NULL, \
-     waiter TEXT NOT NULL, lease_ms INTEGER NOT NULL, deadline INTEGER NOT NULL, PRIMARY KEY (name, seq)) WITHOUT ROWID;";
+     waiter TEXT NOT NULL, lease_ms INTEGER NOT NULL, deadline INTEGER NOT NULL, PRIMARY KEY (name, seq)) WITHOUT ROWID;\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_notifications (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, \
+     payload BLOB NOT NULL);\
+     CREATE INDEX IF NOT EXISTS hiqlite_state._hiqlite_notifications_channel ON _hiqlite_notifications (channel, id);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_notify_dropped (channel TEXT PRIMARY KEY, upto INTEGER NOT NULL);";
 
 /// The key of the cluster's foreign-key setting in `meta` (`"1"` / `"0"`; absent: never set,
 /// which means off).
@@ -221,6 +225,12 @@ pub(crate) struct StateData {
     /// Lock waiters: name, place in line, waiter, lease, deadline.
     #[serde(default)]
     lock_waiters: Vec<(String, i64, String, i64, i64)>,
+    /// The notifications kept for listeners that resume: id, channel, payload.
+    #[serde(default)]
+    notifications: Vec<(i64, String, Vec<u8>)>,
+    /// Per channel, the id up to which notifications were dropped.
+    #[serde(default)]
+    notify_dropped: Vec<(String, i64)>,
 }
 
 impl StateData {
@@ -261,7 +271,25 @@ pub(crate) fn read_state(conn: &Connection) -> Result<StateData> {
     let lock_waiters = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(StateData { meta, migrations, kv, kv_limits, counters, locks, lock_waiters })
+    let mut st =
+        conn.prepare("SELECT id, channel, payload FROM hiqlite_state._hiqlite_notifications ORDER BY id")?;
+    let notifications =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
+    let mut st =
+        conn.prepare("SELECT channel, upto FROM hiqlite_state._hiqlite_notify_dropped ORDER BY channel")?;
+    let notify_dropped =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    Ok(StateData {
+        meta,
+        migrations,
+        kv,
+        kv_limits,
+        counters,
+        locks,
+        lock_waiters,
+        notifications,
+        notify_dropped,
+    })
 }
 
 /// Replace the whole state with `data`, in one transaction.
@@ -271,8 +299,21 @@ pub(crate) fn load_state(conn: &Connection, data: &StateData) -> Result<()> {
         "DELETE FROM hiqlite_state._hiqlite_state_meta; DELETE FROM hiqlite_state._hiqlite_state_migrations; \
          DELETE FROM hiqlite_state._hiqlite_kv; DELETE FROM hiqlite_state._hiqlite_kv_limits; \
          DELETE FROM hiqlite_state._hiqlite_counters; DELETE FROM hiqlite_state._hiqlite_locks; \
-         DELETE FROM hiqlite_state._hiqlite_lock_waiters;",
+         DELETE FROM hiqlite_state._hiqlite_lock_waiters; DELETE FROM hiqlite_state._hiqlite_notifications; \
+         DELETE FROM hiqlite_state._hiqlite_notify_dropped;",
     )?;
+    for (channel, upto) in &data.notify_dropped {
+        tx.execute(
+            "INSERT INTO hiqlite_state._hiqlite_notify_dropped (channel, upto) VALUES (?1, ?2)",
+            rusqlite::params![channel, upto],
+        )?;
+    }
+    for (id, channel, payload) in &data.notifications {
+        tx.execute(
+            "INSERT INTO hiqlite_state._hiqlite_notifications (id, channel, payload) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, channel, payload],
+        )?;
+    }
     for (name, token, holder, expires) in &data.locks {
         tx.execute(
             "INSERT INTO hiqlite_state._hiqlite_locks (name, token, holder, expires_at) VALUES (?1, ?2, ?3, ?4)",

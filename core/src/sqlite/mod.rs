@@ -16,6 +16,7 @@ mod error;
 pub(crate) mod exec;
 pub(crate) mod locks;
 pub(crate) mod meta;
+pub(crate) mod notify;
 pub(crate) mod pool;
 mod session;
 pub(crate) mod writer;

@@ -70,6 +70,9 @@ pub(crate) struct Writer {
     /// Bumped when a run that touched locks commits (or a snapshot is installed): lock waiters
     /// look at the applied state again.
     pub(crate) lock_epoch: tokio::sync::watch::Sender<u64>,
+    /// Committed notifications, in log order, for this node's listeners (bounded: a listener
+    /// that falls behind reads the rest from the state file).
+    pub(crate) notes: tokio::sync::broadcast::Sender<Arc<super::notify::Note>>,
 }
 
 /// The writer's state (the apply loop in `apply.rs` works on it too).
@@ -111,6 +114,10 @@ pub(super) struct State {
     pub(super) kv_mirror: Arc<super::coord::KvMirror>,
     /// Whether the run being applied touched a lock (waiters are told once it commits).
     pub(super) locks_changed: bool,
+    /// Notifications of the run being applied, broadcast once it commits.
+    pub(super) notes_pending: Vec<Arc<super::notify::Note>>,
+    /// See [`Writer::notes`].
+    pub(super) notes: tokio::sync::broadcast::Sender<Arc<super::notify::Note>>,
     /// See [`Writer::lock_epoch`].
     pub(super) lock_epoch: tokio::sync::watch::Sender<u64>,
     /// See [`Writer::wal_frames`].
@@ -176,6 +183,7 @@ impl Writer {
         let applied = read_meta(&conn)?;
         let kv_mirror = Arc::new(super::coord::KvMirror::default());
         let lock_epoch = tokio::sync::watch::Sender::new(0u64);
+        let notes = tokio::sync::broadcast::Sender::new(4096);
         kv_mirror.load(&conn, "hiqlite_state")?;
         let foreign_keys = Arc::new(AtomicU8::new(FK_UNSET));
         sync_fk(&conn, &foreign_keys)?;
@@ -209,6 +217,8 @@ impl Writer {
             kv_mirror: kv_mirror.clone(),
             locks_changed: false,
             lock_epoch: lock_epoch.clone(),
+            notes_pending: Vec::new(),
+            notes: notes.clone(),
             wal_frames: wal_frames.clone(),
             wal_copied: wal_copied.clone(),
             backfill: (0, 0),
@@ -229,6 +239,7 @@ impl Writer {
             opened_point,
             kv_mirror,
             lock_epoch,
+            notes,
         }))
     }
 

@@ -14,7 +14,7 @@ use crate::consistency::Consistency;
 use crate::error::{Error, Result};
 
 /// Everything but unreserved characters is escaped in a path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+pub(super) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
@@ -50,7 +50,7 @@ fn value_of(v: &J) -> Result<Option<Vec<u8>>> {
 }
 
 impl Remote {
-    async fn coord_call(
+    pub(super) async fn coord_call(
         &self,
         method: Method,
         path: &str,

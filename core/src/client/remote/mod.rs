@@ -14,6 +14,7 @@
 mod builder;
 mod coord;
 mod known;
+mod notify;
 mod transport;
 
 use std::sync::Mutex;
@@ -24,6 +25,7 @@ use serde_json::{json, Value as J};
 
 pub use builder::{RemoteBuilder, RetryPolicy};
 use known::{normalize, Known, Slot};
+pub(crate) use notify::SseListener;
 use transport::{Call, Target};
 
 use crate::command::Migration;
