@@ -71,8 +71,8 @@ pub(crate) fn read(db: &Path) -> Result<Option<Base>> {
 /// Replace the base record, durably.
 pub(crate) fn write(db: &Path, base: &Base) -> Result<()> {
     let bytes = serde_json::to_vec(base).map_err(Error::storage)?;
-    crate::fsx::write_atomic(dir_of(db), NAME, &bytes)?;
-    Ok(())
+    crate::fsx::write_atomic(dir_of(db), NAME, &bytes)
+        .map_err(|e| Error::Storage(format!("writing {}: {e}", dir_of(db).join(NAME).display())))
 }
 
 /// Salt and page size from the WAL header at `wal`, if it is a WAL file.

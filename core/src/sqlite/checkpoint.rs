@@ -4,9 +4,10 @@
 //! last one, not the database's size. See `base.rs` for what makes each step safe to interrupt
 //! with `kill -9`.
 //! 1. **Copy while writes go on** ([`Pin`], [`copy_frames`]): the writer, between two applies,
-//!    pins a read transaction at the WAL's last frame F (position X); the frames up to F are made
-//!    durable, the base record names them, and a separate connection checkpoints up to the pin
-//!    (never past it) while the writer keeps applying. Once every frame up to F is copied, the
+//!    pins a read transaction at the WAL's last frame F (position X), makes the frames up to F
+//!    durable and records them in the base record (every record is written under the writer's
+//!    lock); then a separate connection checkpoints up to the pin (never past it) while the
+//!    writer keeps applying. Once every frame up to F is copied, the
 //!    main file alone is the state at X: that is the snapshot. The writer only paused to pin.
 //! 2. **Settle** ([`State::settle_main`]): the writer, between two applies, copies every frame
 //!    left, so the next write restarts the WAL from its start. Needed only when writes never
@@ -88,17 +89,15 @@ fn snapshot_id(applied: &Applied) -> String {
 }
 
 fn sync_wal(db: &Path) -> Result<()> {
-    std::fs::File::open(base::sibling(db, "-wal"))?.sync_data()?;
-    Ok(())
+    let wal = base::sibling(db, "-wal");
+    std::fs::File::open(&wal)
+        .and_then(|f| f.sync_data())
+        .map_err(|e| Error::Storage(format!("syncing {}: {e}", wal.display())))
 }
 
 /// Copy the WAL frames up to the pin into the main file while the writer goes on.
 pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<Copied> {
     let Pin { conn: pinned, base: b, applied } = pin;
-    phase(db, "pinned");
-    sync_wal(db)?;
-    base::write(db, &b)?;
-    phase(db, "recorded");
     let ck =
         Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     no_checkpoint_on_close(&ck)?;
@@ -185,11 +184,15 @@ impl State {
         let conn = super::open_reader(&self.path)?;
         conn.execute_batch("BEGIN")?;
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
-        Ok(Some(Pin {
-            conn,
-            base: Base { frames, salt, state, ..Base::default() },
-            applied: self.applied.clone(),
-        }))
+        // Recorded here, under the writer's lock like every base record, so records are written
+        // one at a time and in the order of the states they name (a clean stop may settle while
+        // a build copies).
+        let b = Base { frames, salt, state, ..Base::default() };
+        phase(&self.path, "pinned");
+        sync_wal(&self.path)?;
+        base::write(&self.path, &b)?;
+        phase(&self.path, "recorded");
+        Ok(Some(Pin { conn, base: b, applied: self.applied.clone() }))
     }
 
     /// Step 2: make the main file alone the state at the applied position. `None` when a reader
@@ -225,14 +228,18 @@ impl State {
             if !complete {
                 return Ok(None);
             }
-            std::fs::File::open(&self.path)?.sync_data()?;
+            std::fs::File::open(&self.path)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| Error::Storage(format!("syncing {}: {e}", self.path.display())))?;
             phase(&self.path, "settle-copied");
         }
         let point = SnapshotPoint {
             id: snapshot_id(&self.applied),
             applied: self.applied.clone(),
             // After a complete checkpoint the file is exactly the database (SQLite truncates it).
-            db_len: std::fs::metadata(&self.path)?.len(),
+            db_len: std::fs::metadata(&self.path)
+                .map_err(|e| Error::Storage(format!("reading {}: {e}", self.path.display())))?
+                .len(),
             state,
         };
         base::write(
