@@ -29,15 +29,6 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-fn ttl_ms(flags: &Flags) -> Result<Option<u64>, Response> {
-    match flags.q.get("ttl") {
-        None => Ok(None),
-        Some(t) => crate::rqlite::parse_duration(t)
-            .map(|d| Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
-            .ok_or_else(|| bad(format!("invalid ttl {t}"))),
-    }
-}
-
 /// `level` of a read: `linearizable`/`strong` (or `weak`/`leader`) wait for the read index;
 /// anything else reads this replica.
 fn level(flags: &Flags) -> Consistency {
@@ -73,7 +64,7 @@ pub(super) async fn kv_put(
     body: Bytes,
 ) -> Response {
     let flags = Flags { q };
-    let ttl_ms = match ttl_ms(&flags) {
+    let ttl_ms = match duration_ms(&flags, "ttl") {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -142,7 +133,7 @@ pub(super) async fn kv_replace(
     if let Some(t) = v.get("ttl").and_then(J::as_str) {
         flags.q.insert("ttl".into(), t.to_owned());
     }
-    let ttl_ms = match ttl_ms(&flags) {
+    let ttl_ms = match duration_ms(&flags, "ttl") {
         Ok(t) => t,
         Err(r) => return r,
     };

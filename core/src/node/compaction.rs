@@ -36,13 +36,7 @@ impl Node {
         let db_len = std::fs::metadata(inner.snapshots.db()).map_or(0, |m| m.len());
         let limit = crate::sqlite::checkpoint::change_budget(inner.config.snapshot_bytes, db_len);
         let snap = inner.snapshots.current().and_then(|p| p.applied.0).map(|p| p.index);
-        let frames = inner.writer.uncopied_frames();
-        let page =
-            crate::sqlite::base::wal_header(&crate::sqlite::base::sibling(inner.snapshots.db(), "-wal"))
-                .ok()
-                .flatten()
-                .map_or(4096, |(_, p)| p);
-        let wal_bytes = frames * (page + 24);
+        let wal_bytes = crate::sqlite::base::wal_bytes(inner.snapshots.db(), inner.writer.uncopied_frames());
         if wal_bytes > limit || inner.log.bytes_after(snap) > limit {
             // openraft ignores the trigger while a build runs.
             if let Err(e) = inner.raft.trigger().snapshot().await {

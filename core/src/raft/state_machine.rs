@@ -127,7 +127,10 @@ impl StateMachine {
         // pause it is made to, when it outgrows its budget.
         let db_len = std::fs::metadata(self.snapshots.db()).map_or(0, |m| m.len());
         let budget = crate::sqlite::checkpoint::change_budget(self.snapshot_bytes, db_len);
-        let wal = self.writer.wal_frames.load(Ordering::Acquire) * 4096;
+        let wal = crate::sqlite::base::wal_bytes(
+            self.snapshots.db(),
+            self.writer.wal_frames.load(Ordering::Acquire),
+        );
         if point.is_none() || wal > 2 * budget {
             let mut wait = Duration::from_millis(1);
             point = loop {

@@ -95,6 +95,12 @@ pub(crate) fn wal_header(wal: &Path) -> Result<Option<(u64, u64)>> {
     Ok(Some((salt, page)))
 }
 
+/// Bytes that `frames` frames take in the WAL beside `db` (its page size; 4 KiB when unknown).
+pub(crate) fn wal_bytes(db: &Path, frames: u64) -> u64 {
+    let page = wal_header(&sibling(db, "-wal")).ok().flatten().map_or(4096, |(_, p)| p);
+    frames * (FRAME_HEADER + page)
+}
+
 /// The salt of the WAL beside `db` (0 when there is none).
 pub(crate) fn wal_salt(db: &Path) -> Result<u64> {
     Ok(wal_header(&sibling(db, "-wal"))?.map_or(0, |(s, _)| s))
