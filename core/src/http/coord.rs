@@ -6,7 +6,7 @@
 //!   `PUT /kv/{ns}` (`{"max_entries": n|null}`);
 //! - `POST /counter/{name}` (`{"add": n}` or `{"set": n}` → `{"value": v}`), `GET
 //!   /counter/{name}`;
-//! - `POST /lock/{name}?lease=10s&wait=30s` (`{"token": t, "lease_ms": l}`), `POST
+//! - `POST /lock/{name}?lease=10s&wait=30s` (`{"token": t, "lease_ms": l, "waited": w}`), `POST
 //!   /lock/{name}/renew?token=t&lease=10s`, `DELETE /lock/{name}?token=t`.
 //!
 //! With `hiqlite_kv` a value comes back as JSON (`{"value": b64|null}`, always 200): what
@@ -224,7 +224,8 @@ fn duration_ms(flags: &Flags, name: &str) -> Result<Option<u64>, Response> {
     }
 }
 
-/// `POST /lock/{name}?lease=10s&wait=30s`: `{"token": t, "lease_ms": l}` once held; without
+/// `POST /lock/{name}?lease=10s&wait=30s`: `{"token": t, "lease_ms": l, "waited": w}` once held
+/// (`waited`: it queued, so its lease began before this answer; a holder renews before acting); without
 /// `wait`, a lock someone holds is 409 (`{"token": null}` with `hiqlite_kv`); a wait that runs
 /// out is 504.
 pub(super) async fn lock_post(
@@ -243,7 +244,7 @@ pub(super) async fn lock_post(
     };
     let wait = wait.filter(|w| *w > 0).map(std::time::Duration::from_millis);
     match api.node.lock(&name, std::time::Duration::from_millis(lease), wait).await {
-        Ok(Some(t)) => answer(json!({ "token": t, "lease_ms": lease }), false),
+        Ok(Some((t, waited))) => answer(json!({ "token": t, "lease_ms": lease, "waited": waited }), false),
         Ok(None) if flags.has("hiqlite_kv") => answer(json!({ "token": null }), false),
         Ok(None) => (StatusCode::CONFLICT, axum::Json(json!({ "error": "lock is held" }))).into_response(),
         // The wait ran out and was withdrawn: a definite answer, not a write of unknown fate.

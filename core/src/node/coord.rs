@@ -61,14 +61,15 @@ impl Node {
     }
 
     /// Take lock `name` with a lease of `lease`: at once, or waiting in line up to `wait` (`None`:
-    /// try once). The fencing token, or `None` when busy (try). Waiting past `wait` is a
-    /// `Timeout` (a grant that raced with it is handed on).
+    /// try once). The fencing token and whether it waited in line (its lease then started before
+    /// the caller learned of it), or `None` when busy (try). Waiting past `wait` is a `Timeout`
+    /// (a grant that raced with it is handed on).
     pub(crate) async fn lock(
         &self,
         name: &str,
         lease: Duration,
         wait: Option<Duration>,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<(i64, bool)>> {
         let waiter = format!(
             "{:016x}{:016x}",
             getrandom::u64().map_err(|e| Error::Storage(format!("no randomness: {e}")))?,
@@ -84,7 +85,7 @@ impl Node {
             wait_ms: wait.map(millis),
         };
         match self.coord(op).await?.0 {
-            CoordAnswer::Lock(LockOutcome::Granted(t)) => return Ok(Some(t)),
+            CoordAnswer::Lock(LockOutcome::Granted(t)) => return Ok(Some((t, false))),
             CoordAnswer::Lock(LockOutcome::Busy) => return Ok(None),
             CoordAnswer::Lock(LockOutcome::Queued) => {}
             other => return Err(Error::Storage(format!("unexpected lock answer {other:?}"))),
@@ -95,7 +96,7 @@ impl Node {
             if let Some(t) =
                 self.inner.state_reads.with(|c| crate::sqlite::locks::held_by(c, name, &waiter))?
             {
-                return Ok(Some(t));
+                return Ok(Some((t, true)));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

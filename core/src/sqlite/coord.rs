@@ -83,11 +83,13 @@ impl KvMirror {
 }
 
 impl State {
-    /// Apply one coordination operation stamped `ts` (the leader's clock, Unix ms). A refused
+    /// Apply one coordination operation stamped `ts` (the leader's clock, Unix ms; taken no
+    /// earlier than the replicated clock, [`super::meta::advance_clock`]). A refused
     /// operation (a counter overflow) answers an error; SQLite failures are errors of this
     /// machine.
     pub(super) fn apply_coord(&mut self, op: &CoordOp, ts: i64) -> Result<Response> {
         let c = &self.conn;
+        let ts = super::meta::advance_clock(c, ts)?;
         let log = &mut self.kv_pending;
         removed(
             c,

@@ -183,6 +183,20 @@ pub(crate) fn write_fk(conn: &Connection, on: bool) -> Result<()> {
     Ok(())
 }
 
+/// The replicated clock of coordination entries: the largest stamp applied so far, advanced to
+/// `ts` if that is later (inside the caller's transaction). Leases and TTLs are compared with it,
+/// never with a stamp alone: a new leader whose wall clock is behind the old one's must not
+/// shorten a lease the old leader granted, nor expire keys out of order.
+pub(crate) fn advance_clock(conn: &Connection, ts: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO hiqlite_state._hiqlite_state_meta (key, value) VALUES ('clock', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) \
+             RETURNING CAST(value AS INTEGER)",
+        )?
+        .query_row([ts], |r| r.get(0))?)
+}
+
 /// Record `applied` in the state file, in its own transaction. A membership never recorded
 /// leaves its row absent (read back as `None`).
 pub(crate) fn write_meta(conn: &Connection, applied: &Applied) -> Result<()> {

@@ -7,6 +7,8 @@ mod authorize;
 pub(crate) mod base;
 mod bind;
 pub(crate) mod checkpoint;
+#[cfg(test)]
+mod clock_tests;
 pub(crate) mod coord;
 #[cfg(test)]
 mod crash_tests;

@@ -22,7 +22,7 @@ struct Args {
     /// Faults, comma-separated: partition, leader, oneway, delay, pause, kill, all, none.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     faults: Vec<String>,
-    /// Workloads, comma-separated: register, bank, set.
+    /// Workloads, comma-separated: register, bank, set, lock.
     #[arg(long, value_delimiter = ',', default_value = "register,bank,set")]
     workloads: Vec<String>,
     /// Seed of the fault schedule and the clients (default: from the clock).
@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             "register" => Workload::Register,
             "bank" => Workload::Bank,
             "set" => Workload::Set,
+            "lock" => Workload::Lock,
             other => anyhow::bail!("unknown workload {other}"),
         });
     }

@@ -60,6 +60,8 @@ pub enum Workload {
     Bank,
     /// Unique inserts; every acknowledged one survives.
     Set,
+    /// Six clients take one distributed lock in turn; holders never overlap, tokens grow.
+    Lock,
 }
 
 /// Options of a run.
@@ -96,6 +98,9 @@ pub struct Summary {
     pub latency_ms: [f64; 3],
     /// Elections during the run (term increase).
     pub elections: u64,
+    /// Lock workload: holdings with a valid lease, holdings cut short by their lease, failed
+    /// acquisitions.
+    pub locks: [u64; 3],
     /// Wall time.
     pub elapsed: Duration,
     /// Where the history was saved (when there were anomalies).
@@ -118,6 +123,13 @@ impl std::fmt::Display for Summary {
             self.latency_ms[0], self.latency_ms[1], self.latency_ms[2]
         )?;
         writeln!(f, "  elections (term increase): {}", self.elections)?;
+        if self.locks.iter().any(|&n| n > 0) {
+            writeln!(
+                f,
+                "  lock: {} holdings, {} cut short by their lease, {} acquisitions failed",
+                self.locks[0], self.locks[1], self.locks[2]
+            )?;
+        }
         writeln!(f, "  anomalies: {}", self.anomalies.len())?;
         for a in self.anomalies.iter().take(20) {
             writeln!(f, "    - {a}")?;
@@ -217,6 +229,12 @@ pub async fn run(o: &Options) -> anyhow::Result<Summary> {
     let mut reg_tasks = Vec::new();
     let mut bank_tasks = Vec::new();
     let mut set_tasks = Vec::new();
+    let mut lock_tasks = Vec::new();
+    if wants(Workload::Lock) {
+        for p in 0..6 {
+            lock_tasks.push(tokio::spawn(super::locks::lock_client(ctx.clone(), p, p, rng.next_u64())));
+        }
+    }
     for p in 0..4 {
         if wants(Workload::Register) {
             reg_tasks.push(tokio::spawn(workload::register_client(ctx.clone(), p, rng.next_u64())));
@@ -263,6 +281,17 @@ pub async fn run(o: &Options) -> anyhow::Result<Summary> {
     for t in set_tasks {
         sets.push(t.await?);
     }
+    let mut held = Vec::new();
+    for t in lock_tasks {
+        let log = t.await?;
+        summary.locks[0] += log.held.iter().filter(|h| h.leave > h.enter).count() as u64;
+        summary.locks[1] += log.lapsed;
+        summary.locks[2] += log.failed;
+        held.extend(log.held);
+    }
+    summary.anomalies.extend(super::locks::check_locks(&held).into_iter().map(|a| format!("lock: {a}")));
+    summary.ops[0] += summary.locks[0];
+    summary.ops[1] += summary.locks[2];
 
     if !c.converge(Duration::from_secs(60)).await {
         summary.anomalies.push("the cluster did not converge within 60 s after healing".into());
@@ -346,6 +375,12 @@ pub async fn run(o: &Options) -> anyhow::Result<Summary> {
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("history-seed-{}.json", o.seed));
         std::fs::write(&path, serde_json::to_vec_pretty(&history)?)?;
+        if !held.is_empty() {
+            std::fs::write(
+                dir.join(format!("locks-seed-{}.json", o.seed)),
+                serde_json::to_vec_pretty(&held)?,
+            )?;
+        }
         summary.history = Some(path);
     }
     summary.elapsed = started.elapsed();

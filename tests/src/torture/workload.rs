@@ -85,7 +85,8 @@ impl Ctx {
             .build()
     }
 
-    fn record_latency(&self, since: Instant) {
+    /// Record the latency of a successful operation that started at `since`.
+    pub fn record_latency(&self, since: Instant) {
         let us = since.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
         if let Ok(mut l) = self.latencies.lock() {
             l.push(us);

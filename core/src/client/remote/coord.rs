@@ -150,7 +150,7 @@ impl Remote {
         name: &str,
         lease: Duration,
         wait: Option<Duration>,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<(i64, bool)>> {
         let mut q = format!("hiqlite_kv&lease={}ms", lease.as_millis().max(1));
         if let Some(w) = wait {
             q.push_str(&format!("&wait={}ms", w.as_millis()));
@@ -159,7 +159,7 @@ impl Remote {
         if let Some(m) = v["timeout"].as_str() {
             return Err(Error::Timeout(m.to_owned()));
         }
-        Ok(v["token"].as_i64())
+        Ok(v["token"].as_i64().map(|t| (t, v["waited"].as_bool().unwrap_or(true))))
     }
 
     pub(crate) async fn lock_renew(&self, name: &str, token: i64, lease: Duration) -> Result<bool> {
