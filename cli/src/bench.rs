@@ -311,7 +311,7 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sequential inserts, then sequential transactions of `--txn-rows` rows, with the write path's
+/// Sequential inserts, sequential key/value puts, then sequential transactions of `--txn-rows` rows, with the write path's
 /// stage timestamps on; prints the median time spent reaching each stage from the one before.
 async fn breakdown(a: &BenchArgs, db: &hiqlite::Client, leader: u64) -> anyhow::Result<()> {
     for i in 0..200 {
@@ -322,6 +322,11 @@ async fn breakdown(a: &BenchArgs, db: &hiqlite::Client, leader: u64) -> anyhow::
         db.execute("INSERT INTO bench (k, v) VALUES (?, ?)", params![-i, "payload-0123456789"]).await?;
     }
     print_breakdown("insert, concurrency 1", leader);
+    hiqlite::breakdown::start();
+    for i in 0..3000 {
+        db.kv_put("bench", &format!("k{}", i % 1000), b"value-0123456789", None).await?;
+    }
+    print_breakdown("kv put, concurrency 1", leader);
     hiqlite::breakdown::start();
     for t in 0..100u64 {
         let stmts: Vec<Statement> = (0..a.txn_rows)
