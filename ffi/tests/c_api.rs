@@ -146,6 +146,12 @@ fn c_coord() {
 }
 
 #[test]
+fn c_listen() {
+    let out = run_checked(&compile("listen", &["ffi/tests/c/listen.c"]));
+    assert!(out.ends_with("listen: ok\n"), "{out}");
+}
+
+#[test]
 fn c_transactions() {
     let out = run_checked(&compile("transactions", &["ffi/tests/c/transactions.c"]));
     assert!(out.ends_with("transactions: ok\n"), "{out}");
