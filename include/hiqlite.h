@@ -185,6 +185,31 @@
 #define HIQLITE_SERVER 1014
 
 /**
+ * `after` of `hiqlite_listen`: only notifications published from now on.
+ */
+#define HIQLITE_LISTEN_FROM_NOW -1
+
+/**
+ * `hiqlite_listen_event.kind`: the next notification of the channel.
+ */
+#define HIQLITE_EVENT_NOTIFICATION 1
+
+/**
+ * `hiqlite_listen_event.kind`: the listener fell behind its bounded buffer after `id`. With
+ * `lost` 0 it goes on from the notifications the cluster keeps and misses nothing; with `lost`
+ * 1 notifications after `id` were dropped before it read them (reload the state it follows).
+ */
+#define HIQLITE_EVENT_LAGGED 2
+
+/**
+ * `hiqlite_listen_event.kind`: the listener failed (`error_code`, `error_message`) and stops:
+ * this is its last callback. E.g. `HIQLITE_UNREACHABLE` when a remote stream broke,
+ * `HIQLITE_SHUTDOWN` when the embedded node was closed. To go on, close it and listen again
+ * with `after` = `id`.
+ */
+#define HIQLITE_EVENT_ERROR 3
+
+/**
  * `hiqlite_prepare_flags`: decide from the text whether the statement reads or writes (as
  * hiqlite's `statement_kind`: SELECT, VALUES, EXPLAIN, a WITH query, a PRAGMA without `=` read;
  * everything else writes). A read runs on a replica; should SQLite find that it writes after
@@ -220,6 +245,12 @@ typedef struct hiqlite_config hiqlite_config;
  * `hiqlite_close`, which must not race with other calls on the handle.
  */
 typedef struct hiqlite_db hiqlite_db;
+
+/**
+ * A running listener (`hiqlite_listen`), released by `hiqlite_listener_close`. Errors of calls
+ * on it are reported on the database it came from.
+ */
+typedef struct hiqlite_listener hiqlite_listener;
 
 /**
  * A held lock. Errors of calls on it are reported on the database it came from.
@@ -288,6 +319,56 @@ typedef struct hiqlite_cache_counters {
    */
   uint64_t bytes;
 } hiqlite_cache_counters;
+
+/**
+ * What a listener's callback is given. Every pointer in it is owned by the library and valid
+ * only during the callback: copy what you keep.
+ */
+typedef struct hiqlite_listen_event {
+  /**
+   * `HIQLITE_EVENT_NOTIFICATION`, `HIQLITE_EVENT_LAGGED` or `HIQLITE_EVENT_ERROR`.
+   */
+  int kind;
+  /**
+   * NOTIFICATION: its id, a cluster-wide sequence number (the cursor to resume after).
+   * LAGGED: the last id delivered before the gap. ERROR: the last id delivered (the `after`
+   * given to `hiqlite_listen` when none was), to listen again from.
+   */
+  int64_t id;
+  /**
+   * The channel (NUL-terminated).
+   */
+  const char *channel;
+  /**
+   * NOTIFICATION: the payload's bytes (never NULL; not NUL-terminated). Else an empty buffer.
+   */
+  const void *payload;
+  /**
+   * The payload's length.
+   */
+  size_t payload_len;
+  /**
+   * LAGGED: 1 when notifications were lost, else 0.
+   */
+  int lost;
+  /**
+   * ERROR: the result code. Else `HIQLITE_OK`.
+   */
+  int error_code;
+  /**
+   * ERROR: the message (NUL-terminated). Else NULL.
+   */
+  const char *error_message;
+} hiqlite_listen_event;
+
+/**
+ * A listener's callback: `user_data` as given to `hiqlite_listen`, and the event. Return 0 to
+ * go on, anything else to stop (no further callback; the handle must still be closed). It runs
+ * on a thread of the library, one event at a time, in order; it may call other hiqlite
+ * functions (not `hiqlite_close` of the listener's database), and it must not unwind (no C++
+ * exception, no `longjmp`) out of the call.
+ */
+typedef int (*hiqlite_listen_callback)(void *user_data, const struct hiqlite_listen_event *event);
 
 #ifdef __cplusplus
 extern "C" {
@@ -864,6 +945,63 @@ int hiqlite_open_remote_with(const char *urls, const char *options, struct hiqli
  * `db` is NULL or a live handle not in use by another thread; it is dangling afterwards.
  */
 int hiqlite_close(struct hiqlite_db *db);
+
+/**
+ * Publish the `payload_len` bytes at `payload` on `channel`, cluster-wide (through the log).
+ * `*id` (may be NULL) receives the notification's id: a cluster-wide sequence number, the same
+ * on every node.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `channel` NULL or NUL-terminated; `payload` NULL (with
+ * `payload_len` 0) or `payload_len` readable bytes; `id` NULL or writable.
+ */
+int hiqlite_notify(const struct hiqlite_db *db,
+                   const char *channel,
+                   const void *payload,
+                   size_t payload_len,
+                   int64_t *id);
+
+/**
+ * Follow `channel`: `callback(user_data, event)` is called for every notification published
+ * after id `after` (`HIQLITE_LISTEN_FROM_NOW`: from now on; 0: from the oldest the cluster
+ * keeps, the last 10,000 per channel), in log order (the same order on every node), without
+ * gaps; a `HIQLITE_EVENT_LAGGED` event says when the listener fell behind its bounded buffer.
+ * Embedded: this node's applied notifications; remote: a server-sent event stream from one node.
+ *
+ * When this returns `HIQLITE_OK` the listener is subscribed: everything published from then on
+ * reaches it. `*listener` is a new handle; release it with `hiqlite_listener_close`, also after
+ * the listener stopped by itself. The callback runs on a thread of the library, one event at a
+ * time, until it returns nonzero, the listener fails (a last `HIQLITE_EVENT_ERROR` event), or
+ * `hiqlite_listener_close`. Closing the database ends an embedded node's listeners with
+ * `HIQLITE_SHUTDOWN`; a remote listener keeps its own connection until it is closed.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `channel` NULL or NUL-terminated; `callback` NULL or a function
+ * as `hiqlite_listen_callback` describes; `user_data` is passed to it as is, from the listener's
+ * thread, until `hiqlite_listener_close` returns (it must be usable from there); `listener`
+ * writable.
+ */
+int hiqlite_listen(const struct hiqlite_db *db,
+                   const char *channel,
+                   int64_t after,
+                   hiqlite_listen_callback callback,
+                   void *user_data,
+                   struct hiqlite_listener **listener);
+
+/**
+ * Stop the listener and release the handle. From any other thread it returns once no callback
+ * runs any more (waiting for a running one to return), and none runs afterwards. Called from
+ * inside the listener's own callback, it cannot wait for that callback: it releases the handle,
+ * returns `HIQLITE_OK`, and no further callback follows the current one.
+ *
+ * Returns `HIQLITE_OK` when the listener was running or stopped because its callback asked,
+ * and the error that ended it otherwise (the code of its `HIQLITE_EVENT_ERROR` event; the
+ * message is `hiqlite_errmsg` of its database, or of NULL). NULL is a no-op.
+ *
+ * # Safety
+ * `listener` NULL or a live handle, not used again (closing twice is undefined behaviour).
+ */
+int hiqlite_listener_close(struct hiqlite_listener *listener);
 
 /**
  * Take lock `name` with a lease of `lease_ms`, waiting in line (FIFO) up to `wait_ms`:

@@ -183,6 +183,35 @@ export interface TryLockOptions {
   leaseMs?: number
 }
 
+/** `db.listen` options. */
+export interface ListenOptions {
+  /** Resume after this notification id (0: from the oldest kept); default: from now on. */
+  after?: number | bigint | null
+}
+
+/** One notification, as a `Listener` yields it. */
+export interface Notification {
+  type: 'notification'
+  /** Its place in the cluster-wide sequence: the cursor to resume after. */
+  id: number | bigint
+  channel: string
+  payload: Buffer
+}
+
+/**
+ * The listener fell behind its bounded buffer after id `after`. With `lost: false` it goes on
+ * from the notifications the cluster keeps and misses nothing; with `lost: true` notifications
+ * after `after` were dropped before it read them (reload the state it follows).
+ */
+export interface Lagged {
+  type: 'lagged'
+  after: number | bigint
+  lost: boolean
+}
+
+/** What a `Listener` yields. */
+export type ListenEvent = Notification | Lagged
+
 /** Codes of the engine's own errors; SQL errors carry SQLite's name (`SQLITE_CONSTRAINT_UNIQUE`). */
 export type HiqliteErrorCode =
   | 'HIQLITE_NOT_LEADER'
@@ -238,6 +267,14 @@ export interface Database {
 // Declared here and merged into the generated class: `src/prelude.js` defines it in JavaScript.
 export interface Lock {
   /** `await using lock = await db.lock('job')` releases it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+// Declared here and merged into the generated class: `src/prelude.js` defines them in JavaScript.
+export interface Listener {
+  /** `for await (const ev of listener)`; leaving the loop closes the listener. */
+  [Symbol.asyncIterator](): AsyncIterator<ListenEvent, undefined>
+  /** `await using listener = await db.listen('ch')` closes it at the end of the block. */
   [Symbol.asyncDispose](): Promise<void>
 }
 
@@ -351,6 +388,18 @@ export declare class Database {
    */
   close(): Promise<void>
   /**
+   * Publish `payload` (a string is sent as UTF-8) on `channel`, cluster-wide; resolves to the
+   * notification's id (its place in one cluster-wide sequence).
+   */
+  notify(channel: string, payload: Buffer | Uint8Array | string): Promise<number | bigint>
+  /**
+   * Follow `channel`: resolves, once subscribed, to a `Listener` of every notification after
+   * id `after` (default: from now on), in log order (the same on every node), with a `Lagged`
+   * marker when it fell behind its bounded buffer (`lost: false`: it missed nothing). The
+   * cluster keeps the last 10,000 notifications per channel to resume from.
+   */
+  listen(channel: string, options?: ListenOptions | null): Promise<Listener>
+  /**
    * Take lock `name`, waiting in line (first come, first served) up to `waitMs` (default
    * 30 s; then it rejects with `HIQLITE_TIMEOUT`). `leaseMs` (default 10 s) is renewed in the
    * background until the lock is released; a holder that stops renewing loses it when the
@@ -359,6 +408,33 @@ export declare class Database {
   lock(name: string, options?: LockOptions | null): Promise<Lock>
   /** Take lock `name` only if it is free and nobody waits for it; otherwise resolve to `null`. */
   tryLock(name: string, options?: TryLockOptions | null): Promise<Lock | null>
+}
+
+/**
+ * A listener on one channel (`await db.listen(channel)`): every notification after its cursor,
+ * in log order, as `for await (const ev of listener)`. Breaking out of the loop (or `close()`)
+ * stops it; a pending `next()` keeps the process alive, as a socket does, until an event comes
+ * or the listener is closed.
+ */
+export declare class Listener {
+  /** The channel it follows. */
+  get channel(): string
+  /** Whether `close()` (or `return()`) was called. */
+  get closed(): boolean
+  /**
+   * The next event: `{ done: false, value }` with a `Notification` or a `Lagged` marker, or
+   * `{ done: true }` once closed. Rejects once if the listener fails (a remote node went
+   * away: `HIQLITE_UNREACHABLE`; its embedded node was closed: `HIQLITE_SHUTDOWN`); resume
+   * with `db.listen(channel, { after: lastId })`.
+   */
+  next(): Promise<IteratorResult<ListenEvent, undefined>>
+  /**
+   * Stop listening: a `next()` that waits resolves as done, and so do later ones. Does not
+   * wait; closing again does nothing.
+   */
+  close(): void
+  /** `close()`, as the async iterator protocol calls it when a `for await` loop is left. */
+  return(): Promise<IteratorResult<ListenEvent, undefined>>
 }
 
 /**

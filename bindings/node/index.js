@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Database = nativeBinding.Database
+module.exports.Listener = nativeBinding.Listener
 module.exports.Lock = nativeBinding.Lock
 module.exports.RowIterator = nativeBinding.RowIterator
 module.exports.Statement = nativeBinding.Statement

@@ -1,8 +1,10 @@
 /* A single-node hiqlite database from C: create a table, insert with a prepared statement,
- * read the rows back, run an interactive transaction. Build (after `cargo build -p hiqlite-ffi`):
+ * read the rows back, run an interactive transaction, use key/value entries, counters and
+ * listen/notify. Build (after `cargo build -p hiqlite-ffi`):
  *   cc -Wall -Wextra -I include ffi/examples/example.c -L target/debug -lhiqlite \
  *      -Wl,-rpath,$PWD/target/debug -o example
  *   ./example /tmp/hiqlite-example */
+#include <pthread.h>
 #include <stdio.h>
 
 #include "hiqlite.h"
@@ -10,6 +12,27 @@
 static int fail(hiqlite_db *db, const char *what, int rc) {
     fprintf(stderr, "%s failed (%d): %s\n", what, rc, hiqlite_errmsg(db));
     return 1;
+}
+
+/* A listener's callback runs on a thread of the library, one event at a time, in log order;
+ * the event's pointers are valid during the call only. Return nonzero to stop. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t seen_cond = PTHREAD_COND_INITIALIZER;
+static int seen = 0;
+
+static int on_order(void *user_data, const hiqlite_listen_event *ev) {
+    (void)user_data;
+    if (ev->kind == HIQLITE_EVENT_NOTIFICATION)
+        printf("notification on %s: %.*s\n", ev->channel, (int)ev->payload_len,
+               (const char *)ev->payload);
+    else if (ev->kind == HIQLITE_EVENT_ERROR) /* the last event: listen again after ev->id */
+        fprintf(stderr, "listener failed (%d): %s\n", ev->error_code, ev->error_message);
+    /* HIQLITE_EVENT_LAGGED: it fell behind and goes on without gaps (unless ev->lost). */
+    pthread_mutex_lock(&seen_lock);
+    seen++;
+    pthread_cond_signal(&seen_cond);
+    pthread_mutex_unlock(&seen_lock);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -104,6 +127,21 @@ int main(int argc, char **argv) {
     if ((rc = hiqlite_counter_add(db, "hits", 1, &hits)) != HIQLITE_OK)
         return fail(db, "counter_add", rc);
     printf("hits: %lld\n", (long long)hits);
+
+    /* listen/notify: every notification of the channel from now on (or after an id), in the
+     * same order on every node. */
+    hiqlite_listener *listener = NULL;
+    rc = hiqlite_listen(db, "orders", HIQLITE_LISTEN_FROM_NOW, on_order, NULL, &listener);
+    if (rc != HIQLITE_OK)
+        return fail(db, "listen", rc);
+    int64_t id = 0;
+    if ((rc = hiqlite_notify(db, "orders", "order 42", 8, &id)) != HIQLITE_OK)
+        return fail(db, "notify", rc);
+    pthread_mutex_lock(&seen_lock);
+    while (seen == 0)
+        pthread_cond_wait(&seen_cond, &seen_lock);
+    pthread_mutex_unlock(&seen_lock);
+    hiqlite_listener_close(listener); /* returns once no callback runs any more */
 
     return hiqlite_close(db) == HIQLITE_OK ? 0 : 1;
 }

@@ -13,7 +13,7 @@ use crate::runtime::block_on;
 ///
 /// # Safety
 /// `ptr` is NULL or points to `len` readable bytes.
-unsafe fn bytes<'a>(ptr: *const c_void, len: usize, what: &str) -> FfiResult<Option<&'a [u8]>> {
+pub(crate) unsafe fn bytes<'a>(ptr: *const c_void, len: usize, what: &str) -> FfiResult<Option<&'a [u8]>> {
     if ptr.is_null() {
         return if len == 0 {
             Ok(None)

@@ -16,6 +16,7 @@
 //!   and are freed with `hiqlite_free`; `const char *` results belong to the library.
 //! - `hiqlite_db` is thread-safe; `hiqlite_stmt`, `hiqlite_tx` and `hiqlite_config` are used by
 //!   one thread at a time.
+//! - A listener (`hiqlite_listen`) calls its C callback on a thread of the library.
 
 mod bind;
 mod calls;
@@ -25,6 +26,7 @@ mod coord;
 mod db;
 mod error;
 mod json;
+mod listen;
 mod lock;
 mod params;
 mod runtime;

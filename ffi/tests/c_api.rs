@@ -146,6 +146,12 @@ fn c_coord() {
 }
 
 #[test]
+fn c_listen() {
+    let out = run_checked(&compile("listen", &["ffi/tests/c/listen.c"]));
+    assert!(out.ends_with("listen: ok\n"), "{out}");
+}
+
+#[test]
 fn c_transactions() {
     let out = run_checked(&compile("transactions", &["ffi/tests/c/transactions.c"]));
     assert!(out.ends_with("transactions: ok\n"), "{out}");
@@ -157,7 +163,7 @@ fn c_example() {
     assert!(out.contains("1: write docs\n2: ship it\n"), "{out}");
     assert!(out.contains(r#"{"results":[{"columns":["n"],"types":["integer"],"values":[[2]]}]}"#), "{out}");
     assert!(out.contains("inside the transaction: 3 todos\n"), "{out}");
-    assert!(out.contains("session s-42: ada\nhits: 1\n"), "{out}");
+    assert!(out.contains("session s-42: ada\nhits: 1\nnotification on orders: order 42\n"), "{out}");
 }
 
 /// The pkg-config file, installed into a prefix holding only the static library, builds the

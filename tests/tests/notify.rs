@@ -144,3 +144,32 @@ async fn notifications_reach_every_listener_in_one_order() {
     assert!(text.starts_with(&want), "{text:?} should start with {want:?}");
     c.stop_all().await;
 }
+
+/// A node that shuts down ends its listeners: an embedded one with `Error::ShutDown`, a remote
+/// one reading that node's server-sent events with an error (the stream ends), and the shutdown
+/// itself does not wait for the open stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_listeners() {
+    init_logging();
+    let mut c = TestCluster::configure(1, |_| {});
+    c.start_in_order(&[0]).await;
+    c.leader(T).await;
+    hiqlite::install_crypto_provider();
+    let url = format!("http://{}", c.configs[0].api_addr);
+    let remote = Client::remote(vec![url]).discover(false).build().expect("remote client");
+    let mut embedded = c.node(0).listen("bye", None).await.expect("listen");
+    let mut over_http = remote.listen("bye", None).await.expect("remote listen");
+    let id = c.node(0).notify("bye", "last").await.expect("notify");
+    for l in [&mut embedded, &mut over_http] {
+        match tokio::time::timeout(T, l.next()).await.expect("in time").expect("event") {
+            ListenEvent::Notification(n) => assert_eq!((n.id, &n.payload[..]), (id, &b"last"[..])),
+            other => panic!("want the notification, got {other:?}"),
+        }
+    }
+    let waiting = tokio::spawn(async move { embedded.next().await });
+    tokio::time::timeout(T, c.stop(0)).await.expect("the shutdown does not wait for listeners");
+    let r = tokio::time::timeout(T, waiting).await.expect("the waiting listener ends").expect("join");
+    assert!(matches!(r, Err(hiqlite::Error::ShutDown)), "{r:?}");
+    let r = tokio::time::timeout(T, over_http.next()).await.expect("the remote listener ends");
+    assert!(r.is_err(), "{r:?}");
+}

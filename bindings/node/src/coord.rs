@@ -16,7 +16,7 @@ use crate::error::Failure;
 use crate::settle;
 
 /// A value to store: a Buffer/Uint8Array as it is, a string as UTF-8.
-fn bytes(v: Unknown<'_>, what: &str) -> Result<Vec<u8>, Failure> {
+pub(crate) fn bytes(v: Unknown<'_>, what: &str) -> Result<Vec<u8>, Failure> {
     let bad = || Failure::invalid(format!("{what} must be a Buffer, Uint8Array or string"));
     match v.get_type()? {
         ValueType::String | ValueType::Object => match convert::value_from_js(v).map_err(|_| bad())? {
@@ -38,7 +38,7 @@ fn optional_bytes(v: Option<Unknown<'_>>, what: &str) -> Result<Option<Vec<u8>>,
 }
 
 /// A 64-bit integer from an integral `number` or a `bigint`.
-fn integer(v: Unknown<'_>, what: &str) -> Result<i64, Failure> {
+pub(crate) fn integer(v: Unknown<'_>, what: &str) -> Result<i64, Failure> {
     let bad = || Failure::invalid(format!("{what} must be an integer (a number or a bigint)"));
     match v.get_type()? {
         ValueType::Number | ValueType::BigInt => match convert::value_from_js(v)? {

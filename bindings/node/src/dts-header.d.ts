@@ -183,6 +183,35 @@ export interface TryLockOptions {
   leaseMs?: number
 }
 
+/** `db.listen` options. */
+export interface ListenOptions {
+  /** Resume after this notification id (0: from the oldest kept); default: from now on. */
+  after?: number | bigint | null
+}
+
+/** One notification, as a `Listener` yields it. */
+export interface Notification {
+  type: 'notification'
+  /** Its place in the cluster-wide sequence: the cursor to resume after. */
+  id: number | bigint
+  channel: string
+  payload: Buffer
+}
+
+/**
+ * The listener fell behind its bounded buffer after id `after`. With `lost: false` it goes on
+ * from the notifications the cluster keeps and misses nothing; with `lost: true` notifications
+ * after `after` were dropped before it read them (reload the state it follows).
+ */
+export interface Lagged {
+  type: 'lagged'
+  after: number | bigint
+  lost: boolean
+}
+
+/** What a `Listener` yields. */
+export type ListenEvent = Notification | Lagged
+
 /** Codes of the engine's own errors; SQL errors carry SQLite's name (`SQLITE_CONSTRAINT_UNIQUE`). */
 export type HiqliteErrorCode =
   | 'HIQLITE_NOT_LEADER'
@@ -238,5 +267,13 @@ export interface Database {
 // Declared here and merged into the generated class: `src/prelude.js` defines it in JavaScript.
 export interface Lock {
   /** `await using lock = await db.lock('job')` releases it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+// Declared here and merged into the generated class: `src/prelude.js` defines them in JavaScript.
+export interface Listener {
+  /** `for await (const ev of listener)`; leaving the loop closes the listener. */
+  [Symbol.asyncIterator](): AsyncIterator<ListenEvent, undefined>
+  /** `await using listener = await db.listen('ch')` closes it at the end of the block. */
   [Symbol.asyncDispose](): Promise<void>
 }

@@ -2,7 +2,8 @@
 //! the addon's setup (runtime, prelude, `HiqliteError`), the client shared by a database and
 //! its statements, and the call paths (`exec`/`prepare`/`query`/`execute`, reads) that the
 //! `Database` (database.rs), `Statement`/`RowIterator` (statement.rs) and `Transaction`
-//! (transaction.rs) classes share; status.rs holds the status objects.
+//! (transaction.rs) classes share; status.rs holds the status objects; coord.rs, lock.rs and
+//! listen.rs the coordination methods (key/value and counters, locks, listen/notify).
 //!
 //! The binding is thin: it converts JavaScript values to `hiqlite::Value` and back, maps
 //! errors to `HiqliteError` codes, and runs every call of the core's `Client` on the library's
@@ -12,6 +13,7 @@ mod convert;
 mod coord;
 mod database;
 mod error;
+mod listen;
 mod lock;
 mod session;
 mod statement;

@@ -96,6 +96,25 @@
     })
   }
 
+  // A Listener is its own async iterator (`for await (const ev of listener)`); leaving the loop
+  // calls `return()`, which closes it. `await using` closes it at the end of the block.
+  Object.defineProperty(exports.Listener.prototype, Symbol.asyncIterator, {
+    value() {
+      return this
+    },
+    writable: true,
+    configurable: true,
+  })
+  if (typeof Symbol.asyncDispose === 'symbol') {
+    Object.defineProperty(exports.Listener.prototype, Symbol.asyncDispose, {
+      async value() {
+        this.close()
+      },
+      writable: true,
+      configurable: true,
+    })
+  }
+
   exports.HiqliteError = HiqliteError
   return HiqliteError
 })

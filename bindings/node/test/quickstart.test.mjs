@@ -46,6 +46,14 @@ test('examples/locks.mjs', async () => {
   assert.equal(stdout, 'null\ntrue\ntrue\n')
 })
 
+test('examples/listen.mjs', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'listen.mjs')], {
+    cwd: pkg,
+    timeout: 60_000,
+  })
+  assert.equal(stdout, 'true {"order":42}\nfalse shipped\nshipped\n')
+})
+
 test('the README shows the examples as they are', () => {
   const readme = fs.readFileSync(path.join(pkg, '..', '..', 'README.md'), 'utf8')
   let section = readme.slice(readme.indexOf('## Node.js'))
@@ -59,5 +67,6 @@ test('the README shows the examples as they are', () => {
     fs.readFileSync(path.join(pkg, 'examples', 'transactions.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'coordination.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'locks.mjs'), 'utf8'),
+    fs.readFileSync(path.join(pkg, 'examples', 'listen.mjs'), 'utf8'),
   ])
 })

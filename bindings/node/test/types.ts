@@ -3,6 +3,10 @@ import {
   Database,
   HiqliteError,
   type Lock,
+  type Lagged,
+  type ListenEvent,
+  type Listener,
+  type Notification,
   type BatchResults,
   type NodeStatus,
   type Row,
@@ -159,6 +163,41 @@ async function locks(db: Database): Promise<void> {
   void db.lock('job', { leaseMs: '10s' })
 }
 
+async function listenNotify(db: Database): Promise<void> {
+  const id: number | bigint = await db.notify('orders', Buffer.from('x'))
+  await db.notify('orders', 'text')
+  await db.notify('orders', new Uint8Array([1]))
+  const listener: Listener = await db.listen('orders', { after: id })
+  await db.listen('orders', { after: 5n })
+  await db.listen('orders', null)
+  for await (const ev of listener) {
+    const e: ListenEvent = ev
+    if (e.type === 'notification') {
+      const n: Notification = e
+      const payload: Buffer = n.payload
+      const channel: string = n.channel
+      void [payload, channel, n.id]
+    } else {
+      const l: Lagged = e
+      const lost: boolean = l.lost
+      void [lost, l.after]
+    }
+    break
+  }
+  const step: IteratorResult<ListenEvent, undefined> = await listener.next()
+  if (!step.done) void step.value.type
+  listener.close()
+  await listener.return()
+  await listener[Symbol.asyncDispose]()
+  const closed: boolean = listener.closed
+  const channel: string = listener.channel
+  void [closed, channel]
+  // @ts-expect-error: payloads are bytes or text
+  void db.notify('orders', 42)
+  // @ts-expect-error: no such option
+  void db.listen('orders', { since: 1 })
+}
+
 // @ts-expect-error: options need `node`
 void Database.open({})
 // @ts-expect-error: no such consistency level
@@ -166,4 +205,4 @@ void Database.connect('http://x', { consistency: 'strong' })
 // @ts-expect-error: objects other than named parameters do not bind
 void Database.prototype.prepare.call(null as unknown as Database, 'x').run(new Date())
 
-export { coordination, embedded, locks, remote }
+export { coordination, embedded, listenNotify, locks, remote }

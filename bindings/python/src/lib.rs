@@ -1,5 +1,6 @@
 //! The native part of the Python package `hiqlite`: a `Database` handle over `hiqlite::Client`
-//! (embedded node or remote cluster) and a `Transaction` handle over `hiqlite::Transaction`.
+//! (embedded node or remote cluster), a `Transaction` handle over `hiqlite::Transaction`, and the
+//! handles of locks (lock.rs) and listeners (notify.rs).
 //! Every blocking call releases the GIL and runs on the one Tokio runtime of the library; every
 //! `*_async` call returns an asyncio awaitable driven by that same runtime (no thread per call).
 //! The DB-API and asyncio layers are Python, in `python/hiqlite`.
@@ -7,6 +8,7 @@
 mod convert;
 mod error;
 mod lock;
+mod notify;
 mod tx;
 
 use std::future::Future;
@@ -481,6 +483,47 @@ impl Database {
         let client = self.client.clone();
         spawn(py, async move { Ok(client.try_lock(&name, lease).await?.map(lock::Lock::new)) })
     }
+
+    // -- listen/notify (the core's `Client::notify` and `Client::listen`).
+
+    /// Publish `payload` on `channel`, cluster-wide; the notification's id.
+    fn notify(&self, py: Python<'_>, channel: &str, payload: &[u8]) -> PyResult<i64> {
+        block(py, self.client.notify(channel, payload))
+    }
+
+    /// Follow `channel`: every notification after id `after` (`None`: from now on). Subscribed
+    /// when this returns.
+    #[pyo3(signature = (channel, after=None))]
+    fn listen(&self, py: Python<'_>, channel: &str, after: Option<i64>) -> PyResult<notify::Listener> {
+        let core = block(py, self.client.listen(channel, after))?;
+        Ok(notify::Listener::new(core, channel.to_owned()))
+    }
+
+    /// [`Database::notify`] as an awaitable.
+    fn notify_async<'py>(
+        &self,
+        py: Python<'py>,
+        channel: String,
+        payload: &[u8],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (client, payload) = (self.client.clone(), payload.to_vec());
+        spawn(py, async move { client.notify(&channel, payload).await })
+    }
+
+    /// [`Database::listen`] as an awaitable.
+    #[pyo3(signature = (channel, after=None))]
+    fn listen_async<'py>(
+        &self,
+        py: Python<'py>,
+        channel: String,
+        after: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move {
+            let core = client.listen(&channel, after).await?;
+            Ok(notify::Listener::new(core, channel))
+        })
+    }
 }
 
 /// What a statement is, from its text: `read`, `write`, `begin`, `commit`, `rollback`,
@@ -512,6 +555,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Database>()?;
     m.add_class::<tx::Transaction>()?;
     m.add_class::<lock::Lock>()?;
+    m.add_class::<notify::Listener>()?;
     m.add_function(wrap_pyfunction!(statement_kind, m)?)?;
     m.add_function(wrap_pyfunction!(open_node_async, m)?)?;
     m.add("NativeError", m.py().get_type::<error::NativeError>())?;

@@ -2,7 +2,8 @@
 //! follows this node's applied notifications of one channel in log order. It reads the live
 //! in-memory broadcast and, when it fell behind that bounded buffer (or starts from a cursor),
 //! the notifications kept in the state file, so it sees every notification exactly once; only a
-//! cursor older than what is kept loses some, and says so.
+//! cursor older than what is kept loses some, and says so. When the node shuts down its
+//! listeners end with `Error::ShutDown` (and so do the server-sent event streams it serves).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ impl Node {
         let mut l = NodeListener {
             node: self.clone(),
             rx,
+            stop: self.stop_signal(),
             channel: channel.into(),
             last: 0,
             backlog: VecDeque::new(),
@@ -51,6 +53,9 @@ impl Node {
 pub(crate) struct NodeListener {
     node: Node,
     rx: tokio::sync::broadcast::Receiver<Arc<Note>>,
+    /// Turns true when the node shuts down. The broadcast itself never closes (the node's
+    /// handle keeps a sender), so this is what ends a waiting listener.
+    stop: tokio::sync::watch::Receiver<bool>,
     channel: String,
     last: i64,
     backlog: VecDeque<ListenEvent>,
@@ -71,7 +76,18 @@ impl NodeListener {
             if let Some(e) = self.backlog.pop_front() {
                 return Ok(e);
             }
-            match self.rx.recv().await {
+            if *self.stop.borrow() {
+                return Err(Error::ShutDown);
+            }
+            let received = tokio::select! {
+                r = self.rx.recv() => r,
+                // Turned true: checked at the top of the loop.
+                changed = self.stop.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return Err(Error::ShutDown),
+                },
+            };
+            match received {
                 Ok(n) if n.channel == self.channel && n.id > self.last => {
                     self.last = n.id;
                     return Ok(event(&n));

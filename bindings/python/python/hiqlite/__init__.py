@@ -73,6 +73,7 @@ from ._errors import (
     Warning,
     call,
 )
+from ._notify import Event, Lagged, Listener, Notification
 
 __all__ = [
     "apilevel", "threadsafety", "paramstyle", "connect", "Connection", "Cursor", "Row",
@@ -81,6 +82,7 @@ __all__ = [
     "UnreachableError", "ClusterTimeoutError", "OutcomeUnknownError", "UnauthorizedError",
     "Binary", "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks",
     "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "statement_kind", "Lock",
+    "Listener", "Notification", "Lagged", "Event",
 ]
 
 apilevel = "2.0"
@@ -486,6 +488,21 @@ class Connection(ConnectionState):
         """Take lock ``name`` only if it is free and nobody waits for it; otherwise ``None``."""
         native: Optional[_native.Lock] = call(self._check().try_lock, name, lease)
         return None if native is None else Lock(native)
+
+    # -- listen/notify: notifications through the log, in one order on every node.
+
+    def notify(self, channel: str, payload: KvValue) -> int:
+        """Publish ``payload`` (bytes; ``str`` as UTF-8) on ``channel``, cluster-wide; its id."""
+        id_: int = call(self._check().notify, channel, kv_bytes(payload, "payload"))
+        return id_
+
+    def listen(self, channel: str, after: Optional[int] = None) -> Listener:
+        """Follow ``channel``: a :class:`Listener` yielding every notification after id ``after``
+        (``None``: from now on; subscribed when this returns), in log order, as
+        :class:`Notification` objects, and :class:`Lagged` when it fell behind (``lost=False``:
+        nothing missed). The cluster keeps the last 10,000 notifications per channel to resume
+        from."""
+        return Listener(call(self._check().listen, channel, after))
 
 
 class Lock:

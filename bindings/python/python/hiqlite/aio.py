@@ -34,8 +34,9 @@ from ._shared import (
     kv_optional,
 )
 from ._errors import Error, ProgrammingError, translate
+from ._notify import Event, event
 
-__all__ = ["connect", "Connection", "Cursor", "Lock", "LockRequest"]
+__all__ = ["connect", "Connection", "Cursor", "Lock", "LockRequest", "Listener", "ListenRequest"]
 
 
 async def _await(aw: Awaitable[Any]) -> Any:
@@ -220,6 +221,19 @@ class Connection(ConnectionState):
         native: Optional[_native.Lock] = await _await(_start(self._check().try_lock_async, name, lease))
         return None if native is None else Lock(native)
 
+    # -- listen/notify: as on :class:`hiqlite.Connection`, awaitable.
+
+    async def notify(self, channel: str, payload: KvValue) -> int:
+        """Publish ``payload`` (``str`` as UTF-8) on ``channel``, cluster-wide; its id."""
+        id_: int = await _await(_start(self._check().notify_async, channel, kv_bytes(payload, "payload")))
+        return id_
+
+    def listen(self, channel: str, after: Optional[int] = None) -> "ListenRequest":
+        """Follow ``channel`` from after id ``after`` (``None``: from now on): ``listener = await
+        conn.listen("orders")`` (subscribed once awaited), then ``async for ev in listener``; or
+        ``async with conn.listen("orders") as listener:`` to close it when the block ends."""
+        return ListenRequest(self._check(), channel, after)
+
     async def __aenter__(self) -> "Connection":
         return self
 
@@ -292,6 +306,72 @@ class LockRequest:
         if self._lock is not None:
             lk, self._lock = self._lock, None
             await lk.release()
+
+
+class Listener:
+    """A listener on one channel (see :class:`hiqlite.Listener`): ``async for ev in listener``
+    yields :class:`hiqlite.Notification` and :class:`hiqlite.Lagged` events in log order, without
+    blocking the event loop. The iteration ends once :meth:`close` is called (also while a step
+    waits); an error of the stream is raised once, then the iteration ends."""
+
+    def __init__(self, native: "_native.Listener") -> None:
+        self._native = native
+
+    @property
+    def channel(self) -> str:
+        return self._native.channel
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.is_closed()
+
+    async def close(self) -> None:
+        """Stop listening; a waiting step ends the iteration."""
+        self._native.close()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        ev = event(await _await(_start(self._native.next_async)))
+        if ev is None:
+            raise StopAsyncIteration
+        return ev
+
+    async def __aenter__(self) -> "Listener":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<hiqlite.aio.Listener {self.channel!r}{' closed' if self.closed else ''}>"
+
+
+class ListenRequest:
+    """What :meth:`Connection.listen` returns: await it for the :class:`Listener`, or use it with
+    ``async with`` (listens on entry, closes on exit)."""
+
+    def __init__(self, db: "_native.Database", channel: str, after: Optional[int]) -> None:
+        self._args = (db, channel, after)
+        self._listener: Optional[Listener] = None
+
+    async def _listen(self) -> Listener:
+        db, channel, after = self._args
+        return Listener(await _await(_start(db.listen_async, channel, after)))
+
+    def __await__(self) -> Generator[Any, None, Listener]:
+        return self._listen().__await__()
+
+    async def __aenter__(self) -> Listener:
+        self._listener = await self._listen()
+        return self._listener
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.close()
 
 
 class Cursor(CursorState):
