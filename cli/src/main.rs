@@ -6,6 +6,8 @@ mod bench_kv;
 mod bench_remote;
 mod bench_scale;
 mod bench_scale_io;
+mod shell;
+mod transfer;
 
 // The engine allocates per statement and per log entry on several threads; mimalloc's thread
 // caches measured 10-20% faster than glibc malloc on the bench.
@@ -36,6 +38,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Download a consistent online backup (a SQLite file) from a running node.
     Backup(BackupArgs),
+    /// Interactive SQL shell against a running cluster (hiqlite or rqlite).
+    Shell(shell::ShellArgs),
 }
 
 #[derive(Args)]
@@ -277,21 +281,12 @@ async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
 }
 
 async fn backup(a: BackupArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(!a.to.exists(), "{} exists; refusing to overwrite it", a.to.display());
-    let resp = reqwest::get(format!("http://{}/db/backup", a.api_addr))
-        .await
-        .with_context(|| format!("cannot reach the node at {}", a.api_addr))?;
-    let status = resp.status();
-    let index = resp.headers().get("x-hiqlite-log-index").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let bytes = resp.bytes().await?;
-    anyhow::ensure!(status.is_success(), "backup failed ({status}): {}", String::from_utf8_lossy(&bytes));
-    let tmp = a.to.with_extension("partial");
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &a.to)?;
+    // Streamed to disk, with a progress bar on a terminal.
+    let http = transfer::Http::new(None, false, None)?;
+    let base = format!("http://{}", a.api_addr);
+    let (n, index) = http.download(&base, &a.to).await.context("backup failed")?;
     println!(
-        "backup of {} bytes written to {} (log index {})",
-        bytes.len(),
+        "backup of {n} bytes written to {} (log index {})",
         a.to.display(),
         index.as_deref().unwrap_or("none")
     );
@@ -302,7 +297,7 @@ async fn backup(a: BackupArgs) -> anyhow::Result<()> {
 /// rewriting it into `hiqlite serve ...`, so tools that start rqlited can start hiqlite.
 fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
     const SUBCOMMANDS: &[&str] =
-        &["serve", "cluster", "bench", "backup", "help", "--help", "-h", "--version", "-V"];
+        &["serve", "cluster", "bench", "backup", "shell", "help", "--help", "-h", "--version", "-V"];
     let Some(first) = args.get(1) else { return Ok(args) };
     if SUBCOMMANDS.contains(&first.as_str()) {
         return Ok(args);
@@ -380,7 +375,8 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 fn main() -> anyhow::Result<()> {
     hiqlite::install_crypto_provider();
     let cli = Cli::parse_from(rqlited_args(std::env::args().collect())?);
-    let default_filter = if matches!(cli.cmd, Some(Cmd::Bench(_))) { "warn" } else { "info,openraft=warn" };
+    let default_filter =
+        if matches!(cli.cmd, Some(Cmd::Bench(_) | Cmd::Shell(_))) { "warn" } else { "info,openraft=warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -389,13 +385,23 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let cmd = match cli.cmd {
+        // The shell is synchronous (line editing) and calls into the runtime itself.
+        Some(Cmd::Shell(a)) => {
+            let code = shell::run(a, &rt);
+            drop(rt);
+            std::process::exit(code);
+        }
+        other => other,
+    };
     rt.block_on(async move {
-        match cli.cmd {
+        match cmd {
             None => serve(ServeArgs::default()).await,
             Some(Cmd::Serve(a)) => serve(*a).await,
             Some(Cmd::Cluster(a)) => cluster(a).await,
             Some(Cmd::Bench(a)) => bench::run(a).await,
             Some(Cmd::Backup(a)) => backup(a).await,
+            Some(Cmd::Shell(_)) => Ok(()),
         }
     })
 }
