@@ -77,8 +77,13 @@ impl Http {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, TransferError> {
-        let resp = req.send().await.map_err(|source| TransferError::Network { url: url.to_string(), source })?;
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, TransferError> {
+        let resp =
+            req.send().await.map_err(|source| TransferError::Network { url: url.to_string(), source })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -96,11 +101,15 @@ impl Http {
     /// node reports. Refuses to overwrite `dest`.
     pub async fn download(&self, base: &str, dest: &Path) -> Result<(u64, Option<String>), TransferError> {
         if dest.exists() {
-            return Err(TransferError::Refused(format!("{} exists; refusing to overwrite it", dest.display())));
+            return Err(TransferError::Refused(format!(
+                "{} exists; refusing to overwrite it",
+                dest.display()
+            )));
         }
         let url = format!("{base}/db/backup");
         let mut resp = self.send(self.request(reqwest::Method::GET, &url), &url).await?;
-        let index = resp.headers().get("x-hiqlite-log-index").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let index =
+            resp.headers().get("x-hiqlite-log-index").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let pb = progress(resp.content_length(), "backup");
         let tmp = dest.with_extension("partial");
         let mut file = tokio::fs::File::create(&tmp).await.map_err(file_err(&tmp))?;

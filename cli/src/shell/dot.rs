@@ -28,7 +28,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (".output", "[FILE]", "send results to FILE, or back to standard output"),
     (".quit", "", "leave the shell"),
     (".read", "FILE", "run the SQL and dot-commands of FILE"),
-    (".restore", "FILE", "load FILE into the cluster: a SQLite file replaces every table, SQL text runs as one transaction"),
+    (
+        ".restore",
+        "FILE",
+        "load FILE into the cluster: a SQLite file replaces every table, SQL text runs as one transaction",
+    ),
     (".schema", "[PATTERN]", "show the CREATE statements (of tables matching the LIKE PATTERN)"),
     (".status", "", "show the status of the node the shell talks to"),
     (".tables", "[PATTERN]", "list the tables and views (matching the LIKE PATTERN)"),
@@ -112,11 +116,16 @@ pub fn run(s: &mut Session, line: &str) -> Result<()> {
                 let head = format!("{c} {a}");
                 writeln!(s.out, "{head:width$}  {what}")?;
             }
-            writeln!(s.out, "SQL statements end with \";\" and may span lines. Ctrl-C cancels, Ctrl-D leaves.")?;
+            writeln!(
+                s.out,
+                "SQL statements end with \";\" and may span lines. Ctrl-C cancels, Ctrl-D leaves."
+            )?;
         }
         ".quit" | ".exit" | ".q" => {
             let code = match args.first() {
-                Some(c) => c.parse().map_err(|_| ShellError::Usage(format!("usage: {cmd} [CODE]: {c} is no number")))?,
+                Some(c) => c
+                    .parse()
+                    .map_err(|_| ShellError::Usage(format!("usage: {cmd} [CODE]: {c} is no number")))?,
                 None => 0,
             };
             s.quit = Some(code);
@@ -215,7 +224,9 @@ pub fn run(s: &mut Session, line: &str) -> Result<()> {
                     row.push(match x {
                         serde_json::Value::Null => Value::Null,
                         serde_json::Value::String(t) => Value::Text(t.clone()),
-                        serde_json::Value::Number(n) => n.as_i64().map_or(Value::Text(n.to_string()), Value::Integer),
+                        serde_json::Value::Number(n) => {
+                            n.as_i64().map_or(Value::Text(n.to_string()), Value::Integer)
+                        }
                         other => Value::Text(other.to_string()),
                     });
                 }

@@ -24,23 +24,178 @@ pub struct Names {
 
 /// SQLite's keywords (`sqlite3_keyword_name`), plus common function names.
 const KEYWORDS: &[&str] = &[
-    "ABORT", "ACTION", "ADD", "AFTER", "ALL", "ALTER", "ALWAYS", "ANALYZE", "AND", "AS", "ASC", "ATTACH",
-    "AUTOINCREMENT", "BEFORE", "BEGIN", "BETWEEN", "BY", "CASCADE", "CASE", "CAST", "CHECK", "COLLATE",
-    "COLUMN", "COMMIT", "CONFLICT", "CONSTRAINT", "CREATE", "CROSS", "CURRENT", "CURRENT_DATE",
-    "CURRENT_TIME", "CURRENT_TIMESTAMP", "DATABASE", "DEFAULT", "DEFERRABLE", "DEFERRED", "DELETE", "DESC",
-    "DETACH", "DISTINCT", "DO", "DROP", "EACH", "ELSE", "END", "ESCAPE", "EXCEPT", "EXCLUDE", "EXCLUSIVE",
-    "EXISTS", "EXPLAIN", "FAIL", "FILTER", "FIRST", "FOLLOWING", "FOR", "FOREIGN", "FROM", "FULL",
-    "GENERATED", "GLOB", "GROUP", "GROUPS", "HAVING", "IF", "IGNORE", "IMMEDIATE", "IN", "INDEX", "INDEXED",
-    "INITIALLY", "INNER", "INSERT", "INSTEAD", "INTERSECT", "INTO", "IS", "ISNULL", "JOIN", "KEY", "LAST",
-    "LEFT", "LIKE", "LIMIT", "MATCH", "MATERIALIZED", "NATURAL", "NO", "NOT", "NOTHING", "NOTNULL", "NULL",
-    "NULLS", "OF", "OFFSET", "ON", "OR", "ORDER", "OTHERS", "OUTER", "OVER", "PARTITION", "PLAN", "PRAGMA",
-    "PRECEDING", "PRIMARY", "QUERY", "RAISE", "RANGE", "RECURSIVE", "REFERENCES", "REGEXP", "REINDEX",
-    "RELEASE", "RENAME", "REPLACE", "RESTRICT", "RETURNING", "RIGHT", "ROLLBACK", "ROW", "ROWS", "SAVEPOINT",
-    "SELECT", "SET", "STRICT", "TABLE", "TEMP", "TEMPORARY", "THEN", "TIES", "TO", "TRANSACTION", "TRIGGER",
-    "UNBOUNDED", "UNION", "UNIQUE", "UPDATE", "USING", "VACUUM", "VALUES", "VIEW", "VIRTUAL", "WHEN", "WHERE",
-    "WINDOW", "WITH", "WITHOUT", "INTEGER", "TEXT", "REAL", "BLOB", "NUMERIC", "COUNT", "SUM", "AVG", "MIN",
-    "MAX", "TOTAL", "GROUP_CONCAT", "COALESCE", "IFNULL", "LENGTH", "LOWER", "UPPER", "SUBSTR", "TYPEOF",
-    "JSON", "JSON_EXTRACT", "DATETIME", "STRFTIME", "ROWID",
+    "ABORT",
+    "ACTION",
+    "ADD",
+    "AFTER",
+    "ALL",
+    "ALTER",
+    "ALWAYS",
+    "ANALYZE",
+    "AND",
+    "AS",
+    "ASC",
+    "ATTACH",
+    "AUTOINCREMENT",
+    "BEFORE",
+    "BEGIN",
+    "BETWEEN",
+    "BY",
+    "CASCADE",
+    "CASE",
+    "CAST",
+    "CHECK",
+    "COLLATE",
+    "COLUMN",
+    "COMMIT",
+    "CONFLICT",
+    "CONSTRAINT",
+    "CREATE",
+    "CROSS",
+    "CURRENT",
+    "CURRENT_DATE",
+    "CURRENT_TIME",
+    "CURRENT_TIMESTAMP",
+    "DATABASE",
+    "DEFAULT",
+    "DEFERRABLE",
+    "DEFERRED",
+    "DELETE",
+    "DESC",
+    "DETACH",
+    "DISTINCT",
+    "DO",
+    "DROP",
+    "EACH",
+    "ELSE",
+    "END",
+    "ESCAPE",
+    "EXCEPT",
+    "EXCLUDE",
+    "EXCLUSIVE",
+    "EXISTS",
+    "EXPLAIN",
+    "FAIL",
+    "FILTER",
+    "FIRST",
+    "FOLLOWING",
+    "FOR",
+    "FOREIGN",
+    "FROM",
+    "FULL",
+    "GENERATED",
+    "GLOB",
+    "GROUP",
+    "GROUPS",
+    "HAVING",
+    "IF",
+    "IGNORE",
+    "IMMEDIATE",
+    "IN",
+    "INDEX",
+    "INDEXED",
+    "INITIALLY",
+    "INNER",
+    "INSERT",
+    "INSTEAD",
+    "INTERSECT",
+    "INTO",
+    "IS",
+    "ISNULL",
+    "JOIN",
+    "KEY",
+    "LAST",
+    "LEFT",
+    "LIKE",
+    "LIMIT",
+    "MATCH",
+    "MATERIALIZED",
+    "NATURAL",
+    "NO",
+    "NOT",
+    "NOTHING",
+    "NOTNULL",
+    "NULL",
+    "NULLS",
+    "OF",
+    "OFFSET",
+    "ON",
+    "OR",
+    "ORDER",
+    "OTHERS",
+    "OUTER",
+    "OVER",
+    "PARTITION",
+    "PLAN",
+    "PRAGMA",
+    "PRECEDING",
+    "PRIMARY",
+    "QUERY",
+    "RAISE",
+    "RANGE",
+    "RECURSIVE",
+    "REFERENCES",
+    "REGEXP",
+    "REINDEX",
+    "RELEASE",
+    "RENAME",
+    "REPLACE",
+    "RESTRICT",
+    "RETURNING",
+    "RIGHT",
+    "ROLLBACK",
+    "ROW",
+    "ROWS",
+    "SAVEPOINT",
+    "SELECT",
+    "SET",
+    "STRICT",
+    "TABLE",
+    "TEMP",
+    "TEMPORARY",
+    "THEN",
+    "TIES",
+    "TO",
+    "TRANSACTION",
+    "TRIGGER",
+    "UNBOUNDED",
+    "UNION",
+    "UNIQUE",
+    "UPDATE",
+    "USING",
+    "VACUUM",
+    "VALUES",
+    "VIEW",
+    "VIRTUAL",
+    "WHEN",
+    "WHERE",
+    "WINDOW",
+    "WITH",
+    "WITHOUT",
+    "INTEGER",
+    "TEXT",
+    "REAL",
+    "BLOB",
+    "NUMERIC",
+    "COUNT",
+    "SUM",
+    "AVG",
+    "MIN",
+    "MAX",
+    "TOTAL",
+    "GROUP_CONCAT",
+    "COALESCE",
+    "IFNULL",
+    "LENGTH",
+    "LOWER",
+    "UPPER",
+    "SUBSTR",
+    "TYPEOF",
+    "JSON",
+    "JSON_EXTRACT",
+    "DATETIME",
+    "STRFTIME",
+    "ROWID",
 ];
 
 /// The history file: `--history`, else `HIQLITE_HISTORY`, else `~/.hiqlite_history`.
@@ -84,12 +239,13 @@ impl ShellHelper {
         for cols in names.columns.values() {
             out.extend(cols.iter().filter(|c| starts(c)).cloned());
         }
-        out.extend(
-            KEYWORDS
-                .iter()
-                .filter(|k| starts(k))
-                .map(|k| if lower { k.to_ascii_lowercase() } else { k.to_string() }),
-        );
+        out.extend(KEYWORDS.iter().filter(|k| starts(k)).map(|k| {
+            if lower {
+                k.to_ascii_lowercase()
+            } else {
+                k.to_string()
+            }
+        }));
         let mut seen = std::collections::HashSet::new();
         out.retain(|c| seen.insert(c.clone()));
         out
@@ -99,16 +255,22 @@ impl ShellHelper {
         let before = &line[..pos];
         let pair = |s: &str| Pair { display: s.to_string(), replacement: s.to_string() };
         let Some(space) = before.find(char::is_whitespace) else {
-            let cands =
-                super::dot::COMMANDS.iter().filter(|(c, _, _)| c.starts_with(before)).map(|(c, _, _)| pair(c));
+            let cands = super::dot::COMMANDS
+                .iter()
+                .filter(|(c, _, _)| c.starts_with(before))
+                .map(|(c, _, _)| pair(c));
             return Ok((0, cands.collect()));
         };
         let cmd = &before[..space];
         let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
         let word = &before[start..];
-        let pick = |list: &[&str]| -> Vec<Pair> { list.iter().filter(|x| x.starts_with(word)).map(|x| pair(x)).collect() };
+        let pick = |list: &[&str]| -> Vec<Pair> {
+            list.iter().filter(|x| x.starts_with(word)).map(|x| pair(x)).collect()
+        };
         Ok(match cmd {
-            ".read" | ".backup" | ".save" | ".restore" | ".output" | ".out" => return self.files.complete_path(line, pos),
+            ".read" | ".backup" | ".save" | ".restore" | ".output" | ".out" => {
+                return self.files.complete_path(line, pos)
+            }
             ".mode" => (start, pick(&super::format::Mode::NAMES)),
             ".consistency" => (start, pick(&["local", "leader", "linearizable"])),
             ".timer" | ".headers" | ".header" | ".changes" | ".bail" => (start, pick(&["on", "off"])),
@@ -163,7 +325,11 @@ impl Highlighter for ShellHelper {}
 
 impl Validator for ShellHelper {
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        Ok(if input_complete(ctx.input()) { ValidationResult::Valid(None) } else { ValidationResult::Incomplete })
+        Ok(if input_complete(ctx.input()) {
+            ValidationResult::Valid(None)
+        } else {
+            ValidationResult::Incomplete
+        })
     }
 }
 
@@ -192,7 +358,10 @@ mod tests {
     #[test]
     fn completes_keywords_tables_and_columns() {
         assert_eq!(complete("sel"), (0, vec!["select".to_string()]));
-        assert_eq!(complete("SELECT * FROM us"), (14, vec!["users".to_string(), "user_id".to_string(), "using".to_string()]));
+        assert_eq!(
+            complete("SELECT * FROM us"),
+            (14, vec!["users".to_string(), "user_id".to_string(), "using".to_string()])
+        );
         assert_eq!(complete("SELECT orders.to"), (14, vec!["total".to_string()]));
         assert!(complete("SELECT na").1.contains(&"name".to_string()));
         assert_eq!(complete(".ta"), (0, vec![".tables".to_string()]));

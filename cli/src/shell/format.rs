@@ -240,7 +240,8 @@ pub fn render(rows: &Rows, style: &Style, out: &mut dyn Write) -> io::Result<()>
             for (i, r) in rows.rows.iter().enumerate() {
                 let fields: Vec<String> =
                     names.iter().zip(r).map(|(n, v)| format!("{n}:{}", json_value(v))).collect();
-                let (open, close) = (if i == 0 { "[" } else { "" }, if i + 1 == rows.rows.len() { "]" } else { "," });
+                let (open, close) =
+                    (if i == 0 { "[" } else { "" }, if i + 1 == rows.rows.len() { "]" } else { "," });
                 writeln!(out, "{open}{{{}}}{close}", fields.join(","))?;
             }
             Ok(())
@@ -280,14 +281,12 @@ struct Frame {
     bottom: [&'static str; 3],
 }
 
-const ASCII: Frame = Frame { h: "-", v: "|", top: ["+", "+", "+"], mid: ["+", "+", "+"], bottom: ["+", "+", "+"] };
-const BOX: Frame = Frame {
-    h: "─",
-    v: "│",
-    top: ["┌", "┬", "┐"],
-    mid: ["├", "┼", "┤"],
-    bottom: ["└", "┴", "┘"],
-};
+const ASCII: Frame =
+    Frame { h: "-", v: "|", top: ["+", "+", "+"], mid: ["+", "+", "+"], bottom: ["+", "+", "+"] };
+const BOX: Frame =
+    Frame {
+        h: "─", v: "│", top: ["┌", "┬", "┐"], mid: ["├", "┼", "┤"], bottom: ["└", "┴", "┘"]
+    };
 
 fn framed(rows: &Rows, style: &Style, out: &mut dyn Write) -> io::Result<()> {
     // Like the sqlite3 shell, an empty result prints nothing.
@@ -300,13 +299,14 @@ fn framed(rows: &Rows, style: &Style, out: &mut dyn Write) -> io::Result<()> {
         .iter()
         .map(|r| {
             r.iter()
-                .map(|v| (one_line(&value_text(v, &style.null)), matches!(v, Value::Integer(_) | Value::Real(_))))
+                .map(|v| {
+                    (one_line(&value_text(v, &style.null)), matches!(v, Value::Integer(_) | Value::Real(_)))
+                })
                 .collect()
         })
         .collect();
     let heads: Vec<String> = rows.columns.iter().map(|c| one_line(c)).collect();
-    let mut widths: Vec<usize> =
-        heads.iter().map(|h| if style.headers { h.width() } else { 0 }).collect();
+    let mut widths: Vec<usize> = heads.iter().map(|h| if style.headers { h.width() } else { 0 }).collect();
     for r in &cells {
         for (w, (s, _)) in widths.iter_mut().zip(r) {
             *w = (*w).max(s.width());
@@ -397,7 +397,8 @@ mod tests {
             // Values 15 digits represent need no SQLite to be spelled right.
             assert_eq!(approx_real_text(f), sqlite_text(f), "{f:e}");
         }
-        for f in [1.0 / 3.0, 0.1 + 0.2, f64::MAX, f64::MIN_POSITIVE, std::f64::consts::PI, 1e15, 1e20, 1e100] {
+        for f in [1.0 / 3.0, 0.1 + 0.2, f64::MAX, f64::MIN_POSITIVE, std::f64::consts::PI, 1e15, 1e20, 1e100]
+        {
             assert_eq!(real_text(f), sqlite_text(f), "{f:e}");
             assert_eq!(approx_real_text(f).parse::<f64>().ok(), Some(f), "{f:e} round-trips");
         }
@@ -425,7 +426,12 @@ mod tests {
             columns: vec!["id".into(), "name".into(), "score".into(), "data".into()],
             types: vec![],
             rows: vec![
-                vec![Value::Integer(1), Value::Text("alice".into()), Value::Real(2.5), Value::Blob(vec![0, 255])],
+                vec![
+                    Value::Integer(1),
+                    Value::Text("alice".into()),
+                    Value::Real(2.5),
+                    Value::Blob(vec![0, 255]),
+                ],
                 vec![Value::Integer(22), Value::Text("bo, \"b\"".into()), Value::Null, Value::Null],
             ],
         }

@@ -79,7 +79,9 @@ fn normalize(url: &str) -> String {
 fn connect(a: &ShellArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<Session> {
     use anyhow::Context;
     let ca = match &a.ca {
-        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read the CA file {}", p.display()))?),
+        Some(p) => {
+            Some(std::fs::read(p).with_context(|| format!("cannot read the CA file {}", p.display()))?)
+        }
         None => None,
     };
     let auth = match (&a.user, &a.password) {

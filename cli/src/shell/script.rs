@@ -179,7 +179,11 @@ pub fn read_file(s: &mut Session, path: &Path) -> Result<()> {
     }
     let file = std::fs::File::open(path).map_err(|e| ShellError::file(path, e))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let pb = if len >= 1 << 20 { crate::transfer::progress(Some(len), "read") } else { indicatif::ProgressBar::hidden() };
+    let pb = if len >= 1 << 20 {
+        crate::transfer::progress(Some(len), "read")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mode = Mode { batch: true, bail: s.bail, lines: Some(Some(path.display().to_string())) };
     s.read_depth += 1;
     let (errors, r) = {

@@ -126,7 +126,11 @@ impl Session {
 
     /// Run `fut` to completion on the runtime; Ctrl-C abandons it. `write` says whether an
     /// abandoned call may still have been applied.
-    pub fn wait<T, E: Into<ShellError>>(&self, fut: impl Future<Output = Result<T, E>>, write: bool) -> Result<T> {
+    pub fn wait<T, E: Into<ShellError>>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+        write: bool,
+    ) -> Result<T> {
         self.rt.block_on(async {
             tokio::select! {
                 r = fut => r.map_err(Into::into),
@@ -177,7 +181,8 @@ impl Session {
             StatementKind::Savepoint => {
                 let tx = self.tx.as_ref().ok_or_else(|| {
                     ShellError::Usage(
-                        "SAVEPOINT, RELEASE and ROLLBACK TO work inside BEGIN ... COMMIT in this shell".into(),
+                        "SAVEPOINT, RELEASE and ROLLBACK TO work inside BEGIN ... COMMIT in this shell"
+                            .into(),
                     )
                 })?;
                 self.wait(tx.execute(sql, ()), false)?;
