@@ -186,6 +186,16 @@ fn non_interactive_runs_and_exit_codes() {
     assert!(err.contains("near line 3: no such table: nope"), "{err}");
     assert_eq!(out, "3\n", "{err}");
 
+    // Inside BEGIN ... COMMIT, writes go in chunks; a failing one is reported alone and the
+    // others are applied, as one at a time would.
+    let script = "CREATE TABLE e (a UNIQUE);\nBEGIN;\nINSERT INTO e VALUES (1);\nINSERT INTO e VALUES (1);\n\
+                  INSERT INTO e VALUES (2);\nINSERT INTO nope VALUES (3);\nINSERT INTO e VALUES (4);\nCOMMIT;\n\
+                  .mode list\n.headers off\nSELECT group_concat(a) FROM e;\n";
+    let (code, out, err) = run(&url, &[], script);
+    assert_eq!((code, out.as_str()), (1, "1,2,4\n"), "{err}");
+    assert!(err.contains("near line 4: UNIQUE constraint failed: e.a"), "{err}");
+    assert!(err.contains("near line 6: no such table: nope"), "{err}");
+
     // --bail stops piped input at the first error.
     let (code, out, err) = run(&url, &["--bail"], "SELECT 1;\nSELEC 2;\nSELECT 3;\n");
     assert_eq!(code, 1);

@@ -215,23 +215,32 @@ pub fn run(s: &mut Session, line: &str) -> Result<()> {
         }
         ".status" => {
             let st = s.wait(s.client.status(), false)?;
-            let v = serde_json::to_value(&st).map_err(|e| ShellError::Http(format!("status: {e}")))?;
-            let mut rows = Rows::default();
-            let mut row = Vec::new();
-            if let Some(o) = v.as_object() {
-                for (k, x) in o {
-                    rows.columns.push(k.clone());
-                    row.push(match x {
-                        serde_json::Value::Null => Value::Null,
-                        serde_json::Value::String(t) => Value::Text(t.clone()),
-                        serde_json::Value::Number(n) => {
-                            n.as_i64().map_or(Value::Text(n.to_string()), Value::Integer)
-                        }
-                        other => Value::Text(other.to_string()),
-                    });
-                }
-            }
-            rows.rows.push(row);
+            let opt = |v: Option<u64>| {
+                v.map_or(Value::Null, |x| Value::Integer(i64::try_from(x).unwrap_or(i64::MAX)))
+            };
+            let int = |x: u64| opt(Some(x));
+            let members: Vec<String> =
+                st.members.iter().map(|(id, m)| format!("{id}={}/{}", m.raft_addr, m.api_addr)).collect();
+            let voters: Vec<String> = st.voters.iter().map(u64::to_string).collect();
+            let fields: Vec<(&str, Value)> = vec![
+                ("id", int(st.id)),
+                ("state", Value::Text(st.state)),
+                ("leader", opt(st.leader)),
+                ("term", int(st.term)),
+                ("last_log_index", opt(st.last_log_index)),
+                ("applied_index", opt(st.applied_index)),
+                ("snapshot_index", opt(st.snapshot_index)),
+                ("members", Value::Text(members.join(", "))),
+                ("voters", Value::Text(voters.join(", "))),
+                ("api_addr", Value::Text(st.api_addr)),
+                ("raft_addr", Value::Text(st.raft_addr)),
+                ("startup", Value::Text(st.startup)),
+                ("healthy", Value::Text(if st.healthy { "yes" } else { "no" }.into())),
+                ("error", st.error.map_or(Value::Null, Value::Text)),
+            ];
+            let (columns, row): (Vec<String>, Vec<Value>) =
+                fields.into_iter().map(|(k, v)| (k.to_string(), v)).unzip();
+            let rows = Rows { columns, types: Vec::new(), rows: vec![row] };
             let style = Style { mode: Mode::Line, ..s.style.clone() };
             format::render(&rows, &style, &mut s.out)?;
         }

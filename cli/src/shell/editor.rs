@@ -340,8 +340,7 @@ mod tests {
     use super::*;
 
     fn helper() -> ShellHelper {
-        let mut n = Names::default();
-        n.tables = vec!["users".into(), "orders".into()];
+        let mut n = Names { tables: vec!["users".into(), "orders".into()], ..Names::default() };
         n.columns.insert("users".into(), vec!["id".into(), "name".into()]);
         n.columns.insert("orders".into(), vec!["id".into(), "user_id".into(), "total".into()]);
         ShellHelper::new(Arc::new(RwLock::new(n)))

@@ -1,6 +1,7 @@
 //! Running input through a session: a typed entry, piped standard input, `-c` text and `.read`
 //! files, item by item, with errors reported by line and consecutive writes of a script sent
-//! as batches (one request each instead of one per statement).
+//! in chunks (one request each instead of one per statement): as batches outside a
+//! transaction, as savepoint-wrapped SQL text inside one.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -78,7 +79,6 @@ impl<'s> Runner<'s> {
             }
             Item::Sql { sql, at, .. } => {
                 let batchable = self.mode.batch
-                    && !self.s.in_transaction()
                     && hiqlite::statement_kind(&sql) == StatementKind::Write
                     && !may_return_rows(&sql);
                 if batchable {
@@ -110,6 +110,8 @@ impl<'s> Runner<'s> {
         }
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
+        // Transaction control is never queued: the queue is all inside or all outside one.
+        let in_tx = self.s.in_transaction();
         if pending.len() == 1 {
             let (sql, at) = &pending[0];
             if let Err(e) = self.s.statement(sql) {
@@ -118,7 +120,8 @@ impl<'s> Runner<'s> {
             return;
         }
         let stmts: Vec<&str> = pending.iter().map(|(s, _)| s.as_str()).collect();
-        match self.s.batch(&stmts) {
+        let r = if in_tx { self.s.tx_chunk(&stmts) } else { self.s.batch(&stmts) };
+        match r {
             Ok(errors) => {
                 for (i, e) in errors {
                     self.report(pending[i].1, &e);

@@ -253,6 +253,38 @@ impl Session {
         Ok(errors)
     }
 
+    /// Run plain writes inside the open transaction as one request: one SQL text between a
+    /// savepoint and its release. When a statement fails, the chunk is rolled back to the
+    /// savepoint and run again statement by statement, so that each error is reported and the
+    /// others applied exactly as one at a time would.
+    pub fn tx_chunk(&mut self, stmts: &[&str]) -> Result<Vec<(usize, ShellError)>> {
+        const SP: &str = "hiqlite_shell_chunk";
+        let Some(tx) = &self.tx else { return Err(ShellError::Usage("no transaction is active".into())) };
+        let started = Instant::now();
+        let mut text = format!("SAVEPOINT {SP};\n");
+        for st in stmts {
+            text.push_str(st);
+            text.push_str(if st.trim_end().ends_with(';') { "\n" } else { "\n;\n" });
+        }
+        text.push_str(&format!("RELEASE {SP};"));
+        match self.wait(tx.execute(&text, ()), false) {
+            Ok(_) => {}
+            Err(ShellError::Db(hiqlite::Error::Sql { .. })) => {
+                self.wait(tx.execute(&format!("ROLLBACK TO {SP}; RELEASE {SP};"), ()), false)?;
+                let mut errors = Vec::new();
+                for (i, st) in stmts.iter().enumerate() {
+                    if let Err(e) = self.statement(st) {
+                        errors.push((i, e));
+                    }
+                }
+                return Ok(errors);
+            }
+            Err(e) => return Err(e),
+        }
+        self.report_time(started)?;
+        Ok(Vec::new())
+    }
+
     /// Reload the table and column names completion offers (best effort: a failure leaves the
     /// old names).
     pub fn refresh_names(&mut self) {
