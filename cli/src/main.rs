@@ -38,6 +38,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Download a consistent online backup (a SQLite file) from a running node.
     Backup(BackupArgs),
+    /// Load a backup (a SQLite file, replacing every table) or SQL text (e.g. a dump, run as one
+    /// transaction) into a running cluster.
+    Restore(RestoreArgs),
     /// Interactive SQL shell against a running cluster (hiqlite or rqlite).
     Shell(shell::ShellArgs),
 }
@@ -48,6 +51,16 @@ struct BackupArgs {
     #[arg(long)]
     to: PathBuf,
     /// API address of the node to back up.
+    #[arg(long, default_value = "127.0.0.1:4001")]
+    api_addr: String,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The SQLite file or SQL text to load.
+    #[arg(long)]
+    from: PathBuf,
+    /// API address of a node of the cluster.
     #[arg(long, default_value = "127.0.0.1:4001")]
     api_addr: String,
 }
@@ -293,11 +306,31 @@ async fn backup(a: BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
+    // Streamed from disk, with a progress bar on a terminal; the node forwards to the leader.
+    let http = transfer::Http::new(None, false, None)?;
+    let base = format!("http://{}", a.api_addr);
+    let n = http.load(&base, &a.from).await.context("restore failed")?;
+    println!("{n} bytes from {} loaded into the cluster at {}", a.from.display(), a.api_addr);
+    Ok(())
+}
+
 /// Accept rqlited's command line (`-node-id 1 -http-addr A -raft-addr B -join C data/`) by
 /// rewriting it into `hiqlite serve ...`, so tools that start rqlited can start hiqlite.
 fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
-    const SUBCOMMANDS: &[&str] =
-        &["serve", "cluster", "bench", "backup", "shell", "help", "--help", "-h", "--version", "-V"];
+    const SUBCOMMANDS: &[&str] = &[
+        "serve",
+        "cluster",
+        "bench",
+        "backup",
+        "restore",
+        "shell",
+        "help",
+        "--help",
+        "-h",
+        "--version",
+        "-V",
+    ];
     let Some(first) = args.get(1) else { return Ok(args) };
     if SUBCOMMANDS.contains(&first.as_str()) {
         return Ok(args);
@@ -375,8 +408,12 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
 fn main() -> anyhow::Result<()> {
     hiqlite::install_crypto_provider();
     let cli = Cli::parse_from(rqlited_args(std::env::args().collect())?);
-    let default_filter =
-        if matches!(cli.cmd, Some(Cmd::Bench(_) | Cmd::Shell(_))) { "warn" } else { "info,openraft=warn" };
+    // The shell reports errors itself; library logs would only clutter its screen.
+    let default_filter = match cli.cmd {
+        Some(Cmd::Shell(_)) => "off",
+        Some(Cmd::Bench(_)) => "warn",
+        _ => "info,openraft=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -401,6 +438,7 @@ fn main() -> anyhow::Result<()> {
             Some(Cmd::Cluster(a)) => cluster(a).await,
             Some(Cmd::Bench(a)) => bench::run(a).await,
             Some(Cmd::Backup(a)) => backup(a).await,
+            Some(Cmd::Restore(a)) => restore(a).await,
             Some(Cmd::Shell(_)) => Ok(()),
         }
     })
