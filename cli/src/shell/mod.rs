@@ -155,13 +155,15 @@ fn interactive(s: &mut Session, history: Option<PathBuf>) -> i32 {
         env!("CARGO_PKG_VERSION"),
         s.url
     );
-    match s.wait(s.client.status(), false) {
-        Ok(st) => println!(
-            "node {} ({}), leader: {}",
-            st.id,
-            st.state,
-            st.leader.map_or("none".to_string(), |l| format!("node {l}"))
-        ),
+    match s.wait(s.client.nodes(), false) {
+        Ok(nodes) => {
+            let leader = nodes
+                .iter()
+                .find(|n| n.leader)
+                .map_or("none known".to_string(), |l| format!("node {} at {}", l.id, l.api_addr));
+            let n = nodes.len();
+            println!("cluster of {n} node{}, leader: {leader}", if n == 1 { "" } else { "s" });
+        }
         Err(e) => eprintln!("Warning: {e}"),
     }
     s.refresh_names();
