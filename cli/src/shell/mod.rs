@@ -37,7 +37,7 @@ pub struct ShellArgs {
     /// User name for HTTP Basic auth.
     #[arg(long, short = 'u')]
     user: Option<String>,
-    /// Password for HTTP Basic auth.
+    /// Password for HTTP Basic auth (asked on the terminal when --user is given without it).
     #[arg(long, env = "HIQLITE_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// PEM CA certificate(s) to trust for https:// URLs.
@@ -85,7 +85,13 @@ fn connect(a: &ShellArgs, rt: &tokio::runtime::Runtime) -> anyhow::Result<Sessio
         None => None,
     };
     let auth = match (&a.user, &a.password) {
-        (Some(u), p) => Some((u.clone(), p.clone().unwrap_or_default())),
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        // Asked on the terminal (not echoed), as psql does.
+        (Some(u), None) => {
+            let p = rpassword::prompt_password(format!("Password for {u}: "))
+                .context("no terminal to ask the password on: give --password or set HIQLITE_PASSWORD")?;
+            Some((u.clone(), p))
+        }
         (None, Some(_)) => anyhow::bail!("--password needs --user"),
         (None, None) => None,
     };
