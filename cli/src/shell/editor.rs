@@ -198,9 +198,14 @@ const KEYWORDS: &[&str] = &[
     "ROWID",
 ];
 
-/// The history file: `--history`, else `HIQLITE_HISTORY`, else `~/.hiqlite_history`.
+/// The history file: `--history`, else `HIQLITE_HISTORY`, else `~/.hiqlite_history`; an empty
+/// name keeps no history.
 pub fn history_path(given: Option<PathBuf>) -> Option<PathBuf> {
-    given.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".hiqlite_history")))
+    match given {
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".hiqlite_history")),
+    }
 }
 
 /// True when `text` holds no unfinished statement (Enter then runs it).

@@ -58,7 +58,7 @@ pub struct ShellArgs {
     /// Stop piped input at the first error.
     #[arg(long)]
     bail: bool,
-    /// History file (default ~/.hiqlite_history).
+    /// History file (default ~/.hiqlite_history; empty: no history).
     #[arg(long, env = "HIQLITE_HISTORY")]
     history: Option<PathBuf>,
     /// Deadline of one statement, in seconds.
@@ -169,10 +169,11 @@ fn interactive(s: &mut Session, history: Option<PathBuf>) -> i32 {
                 .map_or("none known".to_string(), |l| format!("node {} at {}", l.id, l.api_addr));
             let n = nodes.len();
             println!("cluster of {n} node{}, leader: {leader}", if n == 1 { "" } else { "s" });
+            s.refresh_names();
         }
+        // The session starts anyway: the cluster may come up while the user types.
         Err(e) => eprintln!("Warning: {e}"),
     }
-    s.refresh_names();
     let config = Config::builder()
         .history_ignore_space(true)
         .history_ignore_dups(true)

@@ -10,7 +10,7 @@ use hiqlite::StatementKind;
 
 use super::dot;
 use super::error::{Result, ShellError};
-use super::session::{is_ddl, may_return_rows, Session};
+use super::session::{may_return_rows, Session};
 use super::split::{Item, Splitter};
 
 /// Most statements sent in one batch.
@@ -131,9 +131,6 @@ impl<'s> Runner<'s> {
                 let first = pending[0].1;
                 self.report(first, &e);
             }
-        }
-        if pending.iter().any(|(s, _)| is_ddl(s)) {
-            self.s.refresh_names();
         }
     }
 

@@ -269,6 +269,7 @@ impl Session {
         text.push_str(&format!("RELEASE {SP};"));
         match self.wait(tx.execute(&text, ()), false) {
             Ok(_) => {}
+            // A statement failed: find which, one at a time.
             Err(ShellError::Db(hiqlite::Error::Sql { .. })) => {
                 self.wait(tx.execute(&format!("ROLLBACK TO {SP}; RELEASE {SP};"), ()), false)?;
                 let mut errors = Vec::new();
