@@ -209,6 +209,8 @@ pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
         pb.set_style(style.progress_chars("=> "));
     }
     pb.set_message(what.to_string());
+    // Drawn at once, not at the first update.
+    pb.tick();
     pb
 }
 

@@ -124,6 +124,22 @@ fn interactive_session_through_a_terminal() {
     enter(&mut p, "SELECT 'rows:' || count(*) FROM users;");
     expect(&mut p, "rows:2");
 
+    // Long work shows a progress bar on a terminal: `.read` of a large file, `.backup`.
+    let big = home.path().join("big.sql");
+    let mut sql = String::from("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);\n");
+    for i in 0..12_000 {
+        sql.push_str(&format!("INSERT INTO big (v) VALUES ('{i:0>80}');\n"));
+    }
+    assert!(sql.len() > 1 << 20);
+    std::fs::write(&big, sql).expect("write big.sql");
+    enter(&mut p, &format!(".read {}", big.display()));
+    expect(&mut p, "read [");
+    enter(&mut p, "SELECT 'big:' || count(*) FROM big;");
+    expect(&mut p, "big:12000");
+    enter(&mut p, &format!(".backup {}", home.path().join("b.db").display()));
+    expect(&mut p, "backup [");
+    expect(&mut p, "bytes written to");
+
     enter(&mut p, ".quit");
     p.exp_eof().expect("the shell exits");
     let status = p.process().wait().expect("wait");

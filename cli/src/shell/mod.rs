@@ -59,7 +59,7 @@ pub struct ShellArgs {
     #[arg(long)]
     bail: bool,
     /// History file (default ~/.hiqlite_history; empty: no history).
-    #[arg(long, env = "HIQLITE_HISTORY")]
+    #[arg(long, env = "HIQLITE_HISTORY", hide_env_values = true)]
     history: Option<PathBuf>,
     /// Deadline of one statement, in seconds.
     #[arg(long, default_value_t = 60.0)]
