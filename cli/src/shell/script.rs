@@ -50,6 +50,11 @@ impl<'s> Runner<'s> {
     }
 
     fn report(&mut self, at: usize, e: &ShellError) {
+        // Nobody reads the output any more (`| head`): stop quietly, as sqlite3 does.
+        if matches!(e, ShellError::Output(io) if io.kind() == std::io::ErrorKind::BrokenPipe) {
+            self.stopped = true;
+            return;
+        }
         self.errors += 1;
         let _ = std::io::Write::flush(&mut self.s.out);
         match &self.mode.lines {

@@ -288,6 +288,62 @@ mod tests {
     }
 
     #[test]
+    fn agrees_with_sqlite3_complete_on_random_token_soup() {
+        const TOKENS: &[&str] = &[
+            ";",
+            " ",
+            "\n",
+            "'",
+            "\"",
+            "`",
+            "[",
+            "]",
+            "--",
+            "/*",
+            "*/",
+            "-",
+            "/",
+            "*",
+            "CREATE",
+            "create",
+            "TRIGGER",
+            "TEMP",
+            "TEMPORARY",
+            "END",
+            "end",
+            "EXPLAIN",
+            "BEGIN",
+            "SELECT",
+            "x",
+            "1",
+            "é",
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            let mut sql = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (x % 12) as usize + 1;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let t = TOKENS[(x % TOKENS.len() as u64) as usize];
+                // Words need a separator to stay words.
+                if t.chars().all(char::is_alphanumeric)
+                    && sql.chars().last().is_some_and(char::is_alphanumeric)
+                {
+                    sql.push(' ');
+                }
+                sql.push_str(t);
+            }
+            let s = scan(&sql, |_| {});
+            assert_eq!(s.state == START && !s.open, sqlite_complete(&sql), "{sql:?}");
+        }
+    }
+
+    #[test]
     fn splits_statements_and_keeps_trigger_bodies_whole() {
         let text = "CREATE TABLE t (a);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  \
                     INSERT INTO u VALUES (';');\n  SELECT 1;\nEND;\nSELECT 'a;b'; SELECT 2";
