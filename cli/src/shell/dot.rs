@@ -12,7 +12,7 @@ use super::session::{Output, Session};
 
 /// Every dot-command with its arguments and what it does (`.help`, completion).
 pub const COMMANDS: &[(&str, &str, &str)] = &[
-    (".backup", "FILE", "download a consistent backup (a SQLite file) of the database to FILE"),
+    (".backup", "FILE", "download a consistent backup (a SQLite file) of the database to FILE (a new file)"),
     (".bail", "on|off", "stop a script at the first error"),
     (".changes", "on|off", "show the rows changed and last insert rowid of each write"),
     (".consistency", "[LEVEL]", "show or set read consistency: local, leader or linearizable"),

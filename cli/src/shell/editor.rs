@@ -231,7 +231,7 @@ impl ShellHelper {
 
     fn sql_candidates(&self, word: &str, table: Option<&str>) -> Vec<String> {
         let lower = word.chars().next().is_some_and(char::is_lowercase);
-        let starts = |c: &str| c.len() >= word.len() && c[..word.len()].eq_ignore_ascii_case(word);
+        let starts = |c: &str| c.get(..word.len()).is_some_and(|p| p.eq_ignore_ascii_case(word));
         let names = self.names.read().map(|n| n.clone()).unwrap_or_default();
         let mut out: Vec<String> = Vec::new();
         if let Some(t) = table {
@@ -368,6 +368,13 @@ mod tests {
         );
         assert_eq!(complete("SELECT orders.to"), (14, vec!["total".to_string()]));
         assert!(complete("SELECT na").1.contains(&"name".to_string()));
+        // Names with multi-byte characters neither match wrongly nor break the prefix test.
+        let h = ShellHelper::new(Arc::new(RwLock::new(Names {
+            tables: vec!["été".into()],
+            ..Names::default()
+        })));
+        assert_eq!(h.sql_candidates("é", None), vec!["été".to_string()]);
+        assert!(h.sql_candidates("e", None).iter().all(|c| c != "été"));
         assert_eq!(complete(".ta"), (0, vec![".tables".to_string()]));
         assert_eq!(complete(".mode js"), (6, vec!["json".to_string()]));
         assert_eq!(complete(".schema or"), (8, vec!["orders".to_string()]));

@@ -129,7 +129,8 @@ impl<'s> Runner<'s> {
         match r {
             Ok(errors) => {
                 for (i, e) in errors {
-                    self.report(pending[i].1, &e);
+                    let at = pending.get(i).map_or(pending[0].1, |p| p.1);
+                    self.report(at, &e);
                 }
             }
             Err(e) => {
