@@ -162,14 +162,14 @@ pub fn run(s: &mut Session, line: &str) -> Result<()> {
             }
         }
         ".dump" => {
-            let url = s.leader_url();
-            let text = s.wait(s.http.dump(&url, args), false)?;
+            let http = &s.http;
+            let text = s.on_leader(false, |url| async move { http.dump(&url, args).await })?;
             s.out.write_all(text.as_bytes())?;
         }
         ".backup" | ".save" => {
             let path = PathBuf::from(one_arg(&cmd, "FILE", args)?);
-            let url = s.leader_url();
-            let (n, index) = s.wait(s.http.download(&url, &path), false)?;
+            let (http, path) = (&s.http, &path);
+            let (n, index) = s.on_leader(false, |url| async move { http.download(&url, path).await })?;
             let at = index.map(|i| format!(" (log index {i})")).unwrap_or_default();
             eprintln!("backup of {n} bytes written to {}{at}", path.display());
         }
@@ -178,8 +178,8 @@ pub fn run(s: &mut Session, line: &str) -> Result<()> {
             if s.in_transaction() {
                 return Err(ShellError::Usage(".restore cannot run inside a transaction".into()));
             }
-            let url = s.leader_url();
-            let n = s.wait(s.http.load(&url, &path), true)?;
+            let (http, path) = (&s.http, &path);
+            let n = s.on_leader(true, |url| async move { http.load(&url, path).await })?;
             eprintln!("restored {n} bytes from {}", path.display());
             s.refresh_names();
         }

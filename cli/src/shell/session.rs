@@ -308,7 +308,7 @@ impl Session {
 
     /// The API URL of the leader (for the maintenance endpoints), or the shell's URL when the
     /// cluster does not name one.
-    pub fn leader_url(&self) -> String {
+    fn leader_url(&self) -> String {
         let nodes = self.wait(self.client.nodes(), false).unwrap_or_default();
         match nodes.into_iter().find(|n| n.leader) {
             Some(n) if n.api_addr.contains("://") => n.api_addr.trim_end_matches('/').to_string(),
@@ -318,6 +318,28 @@ impl Session {
             }
             None => self.url.clone(),
         }
+    }
+
+    /// Run a maintenance call on the leader's API URL; if that node cannot be connected to (an
+    /// advertised address this machine cannot reach), on the shell's own URL instead (nodes
+    /// forward writes to the leader).
+    pub fn on_leader<T, Fut>(&self, write: bool, call: impl Fn(String) -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = Result<T, TransferError>>,
+    {
+        let leader = self.leader_url();
+        let own = self.url.clone();
+        self.wait(
+            async move {
+                match call(leader.clone()).await {
+                    Err(TransferError::Network { source, .. }) if source.is_connect() && leader != own => {
+                        call(own).await
+                    }
+                    r => r,
+                }
+            },
+            write,
+        )
     }
 
     /// End the session: roll back an open transaction, flush the output.
