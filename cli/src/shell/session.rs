@@ -185,24 +185,42 @@ impl Session {
                             .into(),
                     )
                 })?;
-                self.wait(tx.execute(sql, ()), false)?;
+                let r = self.wait(tx.execute(sql, ()), false);
+                self.check_tx(r)?;
             }
             StatementKind::Read => {
                 let rows = match &self.tx {
-                    Some(tx) => self.wait(tx.query(sql, ()), false)?,
+                    Some(tx) => {
+                        let r = self.wait(tx.query(sql, ()), false);
+                        self.check_tx(r)?
+                    }
                     None => self.wait(self.client.query_with(sql, (), self.consistency), false)?,
                 };
                 self.print_rows(&rows)?;
             }
             StatementKind::Write => {
                 let r = match &self.tx {
-                    Some(tx) => self.wait(tx.execute(sql, ()), false)?,
+                    Some(tx) => {
+                        let r = self.wait(tx.execute(sql, ()), false);
+                        self.check_tx(r)?
+                    }
                     None => self.wait(self.client.execute(sql, ()), true)?,
                 };
                 self.after_write(sql, &r)?;
             }
         }
         self.report_time(started)
+    }
+
+    /// A statement's result inside the transaction; when the node says the transaction is gone
+    /// (rolled back after being idle, or by a leader change), the session leaves it too.
+    fn check_tx<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(ShellError::Db(hiqlite::Error::Sql { message, .. })) = &r {
+            if message.starts_with("no transaction ") || message.starts_with("transaction aborted") {
+                self.tx = None;
+            }
+        }
+        r
     }
 
     fn after_write(&mut self, sql: &str, r: &ExecResult) -> Result<()> {
@@ -267,11 +285,17 @@ impl Session {
             text.push_str(if st.trim_end().ends_with(';') { "\n" } else { "\n;\n" });
         }
         text.push_str(&format!("RELEASE {SP};"));
-        match self.wait(tx.execute(&text, ()), false) {
+        let r = self.wait(tx.execute(&text, ()), false);
+        match self.check_tx(r) {
             Ok(_) => {}
-            // A statement failed: find which, one at a time.
-            Err(ShellError::Db(hiqlite::Error::Sql { .. })) => {
-                self.wait(tx.execute(&format!("ROLLBACK TO {SP}; RELEASE {SP};"), ()), false)?;
+            // A statement failed (the transaction is still open): find which, one at a time.
+            Err(ShellError::Db(hiqlite::Error::Sql { .. })) if self.tx.is_some() => {
+                let undo = format!("ROLLBACK TO {SP}; RELEASE {SP};");
+                let r = match &self.tx {
+                    Some(tx) => self.wait(tx.execute(&undo, ()), false),
+                    None => Err(ShellError::Usage("no transaction is active".into())),
+                };
+                self.check_tx(r)?;
                 let mut errors = Vec::new();
                 for (i, st) in stmts.iter().enumerate() {
                     if let Err(e) = self.statement(st) {
