@@ -127,7 +127,8 @@ pub fn run(a: ShellArgs, rt: &tokio::runtime::Runtime) -> i32 {
         }
     };
     let code = if !a.commands.is_empty() {
-        let mut r = Runner::new(&mut s, script::Mode { batch: true, bail: true, lines: None });
+        // One statement at a time: the first error ends the run.
+        let mut r = Runner::new(&mut s, script::Mode { batch: false, bail: true, lines: None });
         for c in &a.commands {
             r.text(c);
             if r.stopped {
@@ -198,6 +199,13 @@ fn interactive(s: &mut Session, history: Option<PathBuf>) -> i32 {
             Ok(text) => {
                 if !text.trim().is_empty() {
                     let _ = rl.add_history_entry(text.trim_end());
+                    // Appended entry by entry: a killed shell keeps its history, and two shells
+                    // at once both add to the file.
+                    if let Some(h) = &hist {
+                        if let Err(e) = rl.append_history(h) {
+                            eprintln!("Warning: cannot save the history to {}: {e}", h.display());
+                        }
+                    }
                 }
                 let mut r = Runner::new(s, script::Mode { batch: false, bail: false, lines: None });
                 r.text(&text);
@@ -213,11 +221,6 @@ fn interactive(s: &mut Session, history: Option<PathBuf>) -> i32 {
                 eprintln!("Error: {e}");
                 break;
             }
-        }
-    }
-    if let Some(h) = &hist {
-        if let Err(e) = rl.save_history(h) {
-            eprintln!("Warning: cannot save the history to {}: {e}", h.display());
         }
     }
     let _ = std::io::stdout().flush();
