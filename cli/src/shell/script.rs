@@ -134,7 +134,11 @@ impl<'s> Runner<'s> {
                 }
             }
             Err(e) => {
-                let first = pending[0].1;
+                let (first, last) = (pending[0].1, pending[pending.len() - 1].1);
+                let e = match e {
+                    e @ ShellError::Interrupted(_) => e,
+                    e => ShellError::Usage(format!("{e} (lines {first} to {last}, sent together)")),
+                };
                 self.report(first, &e);
             }
         }
