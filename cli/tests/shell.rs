@@ -218,6 +218,55 @@ fn non_interactive_runs_and_exit_codes() {
     assert!(err.contains("near line 2") && err.contains("syntax error"), "{err}");
     assert!(out.contains('1') && !out.contains('3'), "{out}");
 
+    // Cluster views and session settings.
+    let port = url.rsplit(':').next().expect("port");
+    let outfile = tempfile::tempdir().expect("dir");
+    let target = outfile.path().join("out.txt");
+    let (code, out, err) = run(
+        &url,
+        &[
+            "-c",
+            ".nodes",
+            "-c",
+            ".leader",
+            "-c",
+            ".status",
+            "-c",
+            ".consistency linearizable",
+            "-c",
+            ".consistency",
+            "-c",
+            "CREATE INDEX t_s ON t (s)",
+            "-c",
+            ".indexes t",
+            "-c",
+            ".nullvalue (none)",
+            "-c",
+            ".timer on",
+            "-c",
+            ".mode list",
+            "-c",
+            &format!(".output {}", target.display()),
+            "-c",
+            "SELECT s FROM t WHERE i = 2",
+            "-c",
+            ".output",
+            "-c",
+            ".exit 3",
+            "-c",
+            "SELECT 'not reached'",
+        ],
+        "",
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains(&format!("http://127.0.0.1:{port}")) && out.contains("yes"), "{out}");
+    assert!(out.contains(&format!("node 1 at http://127.0.0.1:{port}")), "{out}");
+    assert!(out.contains("state = Leader") && out.contains("healthy = yes"), "{out}");
+    assert!(out.contains("\nlinearizable\n") && out.contains("t_s"), "{out}");
+    assert!(!out.contains("not reached"), "{out}");
+    let written = std::fs::read_to_string(&target).expect("output file");
+    assert!(written.starts_with("s\n(none)\nRun Time: real "), "{written}");
+
     // Clean piped input exits 0.
     let (code, out, _) = run(&url, &["--mode", "list", "--no-headers"], "SELECT 'ok';\n");
     assert_eq!((code, out.as_str()), (0, "ok\n"));
