@@ -48,7 +48,7 @@ cargo run --locked -q -p hiqlite --example quickstart
 
 step "rqlite clients, unchanged: pyrqlite (PyPI) and rqlite-js (npm) against a hiqlite node"
 cargo build --locked -q -p hiqlite-cli
-export HIQLITE_BIN="$PWD/target/debug/hiqlite"
+export HIQLITE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/hiqlite"
 if [ ! -x .venv-test/bin/python ]; then
     python3 -m venv .venv-test
 fi
