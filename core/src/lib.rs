@@ -71,7 +71,8 @@ mod sqlite;
 #[cfg(feature = "server")]
 pub use cache::{CacheConfig, CacheStats};
 pub use client::{
-    Client, ListenEvent, Listener, LockGuard, Notification, RemoteBuilder, RetryPolicy, Transaction,
+    Client, ListenEvent, Listener, LockGuard, Notification, RemoteBuilder, RetryPolicy, SharedListener,
+    Transaction,
 };
 pub use command::{ExecMode, Member, Migration};
 #[cfg(feature = "server")]

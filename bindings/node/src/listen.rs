@@ -11,7 +11,6 @@ use hiqlite::{ListenEvent, Value};
 use napi::bindgen_prelude::{Buffer, Object, PromiseRaw, Unknown};
 use napi::{Env, ValueType};
 use napi_derive::napi;
-use tokio::sync::{watch, Mutex};
 
 use crate::convert::JsValueOut;
 use crate::coord::{bytes, integer};
@@ -38,53 +37,6 @@ fn after_option(options: Option<Unknown<'_>>) -> Result<Option<i64>, Failure> {
         None => Ok(None),
         Some(a) if matches!(a.get_type()?, ValueType::Null | ValueType::Undefined) => Ok(None),
         Some(a) => integer(a, "after").map(Some),
-    }
-}
-
-/// The listener's state, shared with the `next()` calls in flight.
-struct State {
-    /// True once closed: a `next()` waiting then resolves as done.
-    closed: watch::Sender<bool>,
-    /// The core's listener; `None` once closed or failed.
-    core: Mutex<Option<hiqlite::Listener>>,
-    /// The runtime it reads on: a collected `Listener` is dropped on the JavaScript thread.
-    handle: tokio::runtime::Handle,
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        if let Some(l) = self.core.get_mut().take() {
-            let _entered = self.handle.enter();
-            drop(l);
-        }
-    }
-}
-
-/// The next event; `None` once closed. A failed listener is done: its error rejects one
-/// `next()`, later ones resolve as done.
-async fn next(state: Arc<State>) -> Result<Option<ListenEvent>, Failure> {
-    let mut closed = state.closed.subscribe();
-    let mut core = state.core.lock().await;
-    let Some(l) = core.as_mut() else { return Ok(None) };
-    if *closed.borrow_and_update() {
-        *core = None;
-        return Ok(None);
-    }
-    let got = tokio::select! {
-        biased;
-        _ = closed.wait_for(|c| *c) => None,
-        e = l.next() => Some(e),
-    };
-    match got {
-        Some(Ok(e)) => Ok(Some(e)),
-        Some(Err(e)) => {
-            *core = None;
-            Err(e.into())
-        }
-        None => {
-            *core = None;
-            Ok(None)
-        }
     }
 }
 
@@ -125,7 +77,7 @@ fn step<'env>(env: &'env Env, e: Option<ListenEvent>, safe_integers: bool) -> na
 /// or the listener is closed.
 #[napi]
 pub struct Listener {
-    state: Arc<State>,
+    core: Arc<hiqlite::SharedListener>,
     channel: String,
     safe_integers: bool,
 }
@@ -141,7 +93,7 @@ impl Listener {
     /// Whether `close()` (or `return()`) was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        *self.state.closed.borrow()
+        self.core.is_closed()
     }
 
     /// The next event: `{ done: false, value }` with a `Notification` or a `Lagged` marker, or
@@ -151,21 +103,15 @@ impl Listener {
     #[napi(ts_return_type = "Promise<IteratorResult<ListenEvent, undefined>>")]
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
         let safe_integers = self.safe_integers;
-        settle(env, next(Arc::clone(&self.state)), move |env, e| step(env, e, safe_integers))
+        let core = Arc::clone(&self.core);
+        settle(env, async move { Ok::<_, Failure>(core.next().await?) }, move |env, e| step(env, e, safe_integers))
     }
 
     /// Stop listening: a `next()` that waits resolves as done, and so do later ones. Does not
     /// wait; closing again does nothing.
     #[napi]
     pub fn close(&self) {
-        self.state.closed.send_replace(true);
-        // Free the stream now unless a `next()` holds it (that one drops it as it ends).
-        if let Ok(mut core) = self.state.core.try_lock() {
-            if let Some(l) = core.take() {
-                let _entered = self.state.handle.enter();
-                drop(l);
-            }
-        }
+        self.core.close();
     }
 
     /// `close()`, as the async iterator protocol calls it when a `for await` loop is left.
@@ -228,12 +174,9 @@ impl Database {
             async move {
                 let (client, channel, after) = prepared?;
                 let core = client.listen(&channel, after).await?;
-                Ok((core, channel, tokio::runtime::Handle::current()))
+                Ok((hiqlite::SharedListener::new(core), channel))
             },
-            move |_, (core, channel, handle)| {
-                let state = State { closed: watch::Sender::new(false), core: Mutex::new(Some(core)), handle };
-                Ok(Listener { state: Arc::new(state), channel, safe_integers })
-            },
+            move |_, (core, channel)| Ok(Listener { core: Arc::new(core), channel, safe_integers }),
         )
     }
 }
