@@ -104,7 +104,9 @@ impl Listener {
     pub fn next<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, Object<'env>>> {
         let safe_integers = self.safe_integers;
         let core = Arc::clone(&self.core);
-        settle(env, async move { Ok::<_, Failure>(core.next().await?) }, move |env, e| step(env, e, safe_integers))
+        settle(env, async move { Ok::<_, Failure>(core.next().await?) }, move |env, e| {
+            step(env, e, safe_integers)
+        })
     }
 
     /// Stop listening: a `next()` that waits resolves as done, and so do later ones. Does not

@@ -20,14 +20,14 @@ use crate::value::{ExecResult, Params, Rows, Statement};
 mod coord;
 mod lock;
 mod notify;
-mod shared_listener;
 mod remote;
+mod shared_listener;
 mod tx;
 pub use lock::LockGuard;
 pub use notify::{ListenEvent, Listener, Notification};
-pub use shared_listener::SharedListener;
 use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
+pub use shared_listener::SharedListener;
 pub use tx::Transaction;
 use tx::TxHolder;
 
