@@ -73,15 +73,37 @@ impl Users {
 
     /// Check an `Authorization` header value (or its absence) against a permission.
     pub(crate) fn check(&self, authorization: Option<&str>, perm: &str) -> Verdict {
-        let Some(h) = authorization else {
-            return if Self::grants(&self.anyone, perm) {
-                Verdict::Allowed
-            } else {
-                Verdict::Denied(format!("credentials required for {perm}"))
-            };
-        };
+        match self.identify(authorization) {
+            Ok(None) if Self::grants(&self.anyone, perm) => Verdict::Allowed,
+            Ok(None) => Verdict::Denied(format!("credentials required for {perm}")),
+            Ok(Some((name, user))) => {
+                if Self::grants(&user.perms, perm) || Self::grants(&self.anyone, perm) {
+                    Verdict::Allowed
+                } else {
+                    Verdict::Denied(format!("user {name} lacks the {perm} permission"))
+                }
+            }
+            Err(why) => Verdict::Denied(why),
+        }
+    }
+
+    /// Who an `Authorization` header value names and what they may do: `Ok(None)` for no
+    /// credentials (anyone, with the `*` user's permissions), `Err` for wrong or malformed
+    /// ones. Permissions are the user's and everyone's, sorted.
+    pub(crate) fn whoami(&self, authorization: Option<&str>) -> Result<Identity, String> {
+        let who = self.identify(authorization)?;
+        let mut perms = self.anyone.clone();
+        if let Some((_, u)) = &who {
+            perms.extend(u.perms.iter().cloned());
+        }
+        Ok(Identity { user: who.map(|(n, _)| n), perms: perms.into_iter().collect() })
+    }
+
+    /// The user an `Authorization` header value names, its password checked.
+    fn identify(&self, authorization: Option<&str>) -> Result<Option<(String, &User)>, String> {
+        let Some(h) = authorization else { return Ok(None) };
         let Some(b64) = h.strip_prefix("Basic ") else {
-            return Verdict::Denied("only Basic authorization is supported".into());
+            return Err("only Basic authorization is supported".into());
         };
         let Some((name, pass)) = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
@@ -89,10 +111,10 @@ impl Users {
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())))
         else {
-            return Verdict::Denied("malformed Basic credentials".into());
+            return Err("malformed Basic credentials".into());
         };
         let Some(user) = self.users.get(&name) else {
-            return Verdict::Denied("invalid username or password".into());
+            return Err("invalid username or password".into());
         };
         let ok = if user.password.starts_with("$2") {
             bcrypt::verify(&pass, &user.password).unwrap_or(false)
@@ -100,14 +122,19 @@ impl Users {
             bool::from(pass.as_bytes().ct_eq(user.password.as_bytes()))
         };
         if !ok {
-            return Verdict::Denied("invalid username or password".into());
+            return Err("invalid username or password".into());
         }
-        if Self::grants(&user.perms, perm) || Self::grants(&self.anyone, perm) {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied(format!("user {name} lacks the {perm} permission"))
-        }
+        Ok(Some((name, user)))
     }
+}
+
+/// Who is asking (`/console/api/whoami`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct Identity {
+    /// The user name; none without credentials.
+    pub user: Option<String>,
+    /// The permissions granted, sorted.
+    pub perms: Vec<String>,
 }
 
 /// The permission an endpoint needs (`/db/request` needs `query`, and `execute` for writes).
@@ -121,6 +148,9 @@ pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'stat
         "/db/load" => "load",
         "/status" | "/nodes" | "/metrics" | "/leader" => "status",
         "/readyz" => "ready",
+        // The console's data endpoints; its pages and `whoami` are open (whoami checks the
+        // credentials it is given itself).
+        "/console/api/cluster" | "/console/api/series" => "status",
         "/remove" => "remove",
         // hiqlite's coordination primitives: reading is a query, anything else a write.
         p if p.starts_with("/lock/") || p.starts_with("/notify/") => "execute",
@@ -170,6 +200,11 @@ mod tests {
         assert!(matches!(u.check(None, "status"), Verdict::Allowed));
         assert!(matches!(u.check(None, "query"), Verdict::Denied(_)));
         assert!(matches!(u.check(Some("Bearer x"), "status"), Verdict::Denied(_)));
+        let me = u.whoami(Some(&basic("mary", "s3cret"))).expect("mary");
+        assert_eq!(me.user.as_deref(), Some("mary"));
+        assert_eq!(me.perms, ["query", "ready", "status"]);
+        assert_eq!(u.whoami(None).expect("anyone").perms, ["ready", "status"]);
+        assert!(u.whoami(Some(&basic("mary", "x"))).is_err());
         std::fs::write(&f, r#"[{"username": "x", "perms": ["fly"]}]"#).expect("write");
         assert!(Users::load(&f).is_err());
     }
