@@ -168,7 +168,15 @@ impl Node {
 mod tests {
     use super::*;
 
-    fn sample(at: Instant, secs: u64, writes: u64, write_us: u64, reads: u64, hits: u64, misses: u64) -> Sample {
+    fn sample(
+        at: Instant,
+        secs: u64,
+        writes: u64,
+        write_us: u64,
+        reads: u64,
+        hits: u64,
+        misses: u64,
+    ) -> Sample {
         Sample {
             at: at + Duration::from_secs(secs),
             wall_ms: 1_000 * secs,

@@ -103,7 +103,12 @@ async fn file(Path(name): Path<String>, headers: HeaderMap, uri: axum::http::Uri
 }
 
 /// Answer with `body`, or 304 when the browser's copy (`If-None-Match`) is current.
-fn serve(headers: &HeaderMap, content_type: &'static str, body: &'static [u8], cache: &'static str) -> Response {
+fn serve(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    body: &'static [u8],
+    cache: &'static str,
+) -> Response {
     let etag = format!("\"{:016x}\"", fnv(body, FNV_START));
     let fresh = headers
         .get(header::IF_NONE_MATCH)

@@ -22,18 +22,23 @@
     HQ.views[name].show();
   }
 
-  /** This node's id, role and term in the header, every few seconds. */
-  async function badge() {
+  /** Show this node's id, role and term in the header. */
+  function setBadge(s) {
     const b = $("node-badge");
+    b.replaceChildren("node " + s.id + " · ",
+      el("span", { class: "role role-" + String(s.state).toLowerCase() }, s.state), " · term " + s.term);
+    b.hidden = false;
+  }
+
+  /** The header's badge, every few seconds (the cluster view refreshes it more often). */
+  async function badge() {
     try {
-      const s = await call("GET", "/status");
-      b.replaceChildren("node " + s.id + " · ",
-        el("span", { class: "role role-" + String(s.state).toLowerCase() }, s.state), " · term " + s.term);
-      b.hidden = false;
+      setBadge(await call("GET", "/status"));
     } catch (_) {
-      b.hidden = true;
+      $("node-badge").hidden = true;
     }
   }
+  HQ.setBadge = setBadge;
 
   function start(me) {
     session.me = me;

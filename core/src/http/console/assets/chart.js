@@ -27,7 +27,7 @@
   class LineChart {
     /**
      * `opts.series`: [{label, color}]; `opts.max`: a fixed top of the y axis (e.g. 100 for a
-     * percentage), else it follows the data.
+     * percentage), else it follows the data; `opts.empty`: what to say when no value is shown.
      */
     constructor(canvas, opts) {
       this.canvas = canvas;
@@ -132,11 +132,12 @@
           x += 24 + g.measureText(s.label).width;
         }
       }
-      if (!shown.length) {
+      const any = shown.some((p) => p.values.some((v) => v !== null && v !== undefined));
+      if (!any) {
         g.fillStyle = AXIS;
         g.textAlign = "center";
         g.textBaseline = "middle";
-        g.fillText("collecting…", (x0 + x1) / 2, (y0 + y1) / 2);
+        g.fillText(shown.length ? this.opts.empty || "no data in this window" : "collecting…", (x0 + x1) / 2, (y0 + y1) / 2);
       }
     }
   }

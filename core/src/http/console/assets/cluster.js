@@ -73,8 +73,9 @@
         ? el("span", { class: "bad", title: m.error || "" }, "no answer")
         : s.healthy ? el("span", { class: "good" }, "healthy") : el("span", { class: "bad", title: s.error || "" }, "failed: " + (s.error || "?"));
       const snaps = m.status
-        ? [s.snapshot_index === null || s.snapshot_index === undefined ? "none" : "#" + fmtNum(s.snapshot_index),
-          el("span", { class: "muted small" }, " built " + s.snapshots_built + (s.snapshots_built ? " (" + fmtMs(s.snapshot_build_ms) + ")" : "") + ", installed " + s.snapshots_installed)]
+        ? [s.snapshot_index === null || s.snapshot_index === undefined ? "none yet" : "at #" + fmtNum(s.snapshot_index),
+          el("span", { class: "muted small" }, " · " + s.snapshots_built + " built" +
+            (s.snapshots_built ? " (last " + fmtMs(s.snapshot_build_ms) + ")" : "") + " · " + s.snapshots_installed + " installed")]
         : "–";
       return el("tr", { dataset: { nodeId: String(m.id), role: r }, class: m.reachable ? undefined : "down" },
         el("td", { class: "strong" }, "node " + m.id, m.id === o.node ? el("span", { class: "pill" }, "this node") : null,
@@ -91,6 +92,8 @@
         el("td", {}, health));
     });
     $("cluster-table").tBodies[0].replaceChildren(...rows);
+    const self = o.members.find((m) => m.id === o.node);
+    if (self && self.status && HQ.setBadge) HQ.setBadge(self.status);
   }
 
   async function refresh() {

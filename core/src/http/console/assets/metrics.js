@@ -16,11 +16,16 @@
   function makeCharts() {
     return {
       writes: new HQ.LineChart($("chart-writes"), {
-        series: [{ label: "writes via this node", color: "#0f766e" }, { label: "log entries applied", color: "#7c3aed" }],
+        series: [{ label: "write requests via this node", color: "#0f766e" }, { label: "log entries applied", color: "#7c3aed" }],
       }),
-      latency: new HQ.LineChart($("chart-latency"), { series: [{ label: "mean", color: "#c2410c" }] }),
+      latency: new HQ.LineChart($("chart-latency"), {
+        series: [{ label: "mean", color: "#c2410c" }], empty: "no writes via this node in this window",
+      }),
       reads: new HQ.LineChart($("chart-reads"), { series: [{ label: "reads", color: "#2563eb" }] }),
-      cache: new HQ.LineChart($("chart-cache"), { series: [{ label: "hit rate", color: "#16a34a" }], max: 100 }),
+      cache: new HQ.LineChart($("chart-cache"), {
+        series: [{ label: "hit rate", color: "#16a34a" }], max: 100,
+        empty: "no reads through the cache in this window",
+      }),
     };
   }
 

@@ -104,7 +104,7 @@
       return;
     }
     const level = $("sql-level").value;
-    const q = "/db/request?timings&level=" + encodeURIComponent(level) + ($("sql-tx").checked ? "&transaction" : "");
+    const q = "/db/request?timings&level=" + encodeURIComponent(level) + ($("sql-tx").checked ? "&transaction" : "") + ($("sql-cache").checked ? "&cache" : "");
     const btn = $("sql-run");
     btn.disabled = true;
     status.textContent = "Running " + stmts.length + (stmts.length === 1 ? " statement…" : " statements…");
