@@ -86,10 +86,10 @@
         g.fillText(text, Math.min(Math.max(x, x0 + 10), x1 - 12), y0 + 6);
       }
 
-      // Lines, the first series filled beneath.
+      // Lines, the first series filled beneath and drawn last (on top); the others dashed.
       g.save();
       g.beginPath(); g.rect(x0, y1 - 2, x1 - x0, y0 - y1 + 2); g.clip();
-      this.opts.series.forEach((s, i) => {
+      this.opts.series.map((s, i) => [s, i]).reverse().forEach(([s, i]) => {
         const runs = [];
         let run = [];
         for (const p of shown) {
@@ -112,9 +112,11 @@
           r.forEach(([x, y], k) => (k ? g.lineTo(x, y) : g.moveTo(x, y)));
           if (r.length === 1) g.arc(r[0][0], r[0][1], 1.5, 0, 2 * Math.PI);
           g.strokeStyle = s.color;
-          g.lineWidth = 1.8;
+          g.lineWidth = i === 0 ? 1.8 : 1.4;
           g.lineJoin = "round";
+          g.setLineDash(i === 0 ? [] : [5, 3]);
           g.stroke();
+          g.setLineDash([]);
         }
       });
       g.restore();

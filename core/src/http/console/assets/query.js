@@ -41,10 +41,12 @@
 
   /** A results grid: column names with their types, then the rows (at most MAX_ROWS). */
   function grid(columns, types, values) {
+    // A last, empty column takes the width left, so the others are as wide as their content.
     const head = el("tr", {}, columns.map((c, i) =>
-      el("th", {}, c, types && types[i] ? el("span", { class: "coltype" }, types[i]) : null)));
+      el("th", {}, c, types && types[i] ? el("span", { class: "coltype" }, types[i]) : null)),
+    el("th", { class: "fill" }));
     const body = el("tbody", {}, (values || []).slice(0, MAX_ROWS).map((row) =>
-      el("tr", {}, row.map((v, i) => cell(v, types && types[i])))));
+      el("tr", {}, row.map((v, i) => cell(v, types && types[i])), el("td", { class: "fill" }))));
     return el("div", { class: "table-wrap" },
       el("table", { class: "grid result-grid" }, el("thead", {}, head), body));
   }
