@@ -1,9 +1,14 @@
 //! rqlite-style Basic auth for the client API: a users file (JSON) lists users, passwords (plain
 //! or bcrypt hashes) and permissions; user `*` grants permissions to everyone, including
-//! requests without credentials.
+//! requests without credentials. A bcrypt check costs tens of milliseconds of CPU by design, so
+//! credentials that passed one are remembered for a minute (as a keyed hash, never in clear):
+//! clients that poll, like the web console, pay it once a minute rather than every request.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -33,7 +38,16 @@ struct User {
 pub(crate) struct Users {
     users: HashMap<String, User>,
     anyone: BTreeSet<String>,
+    /// Credentials a bcrypt check accepted: keyed hash of (user, password) -> when.
+    verified: Mutex<HashMap<u64, Instant>>,
+    /// The hash's random key (this process only).
+    key: std::collections::hash_map::RandomState,
 }
+
+/// How long a bcrypt check's success is remembered.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// At most this many remembered credentials (past it, all are forgotten).
+const VERIFIED_MAX: usize = 1024;
 
 /// Outcome of checking a request.
 pub(crate) enum Verdict {
@@ -64,7 +78,7 @@ impl Users {
                 users.insert(u.username, User { password: u.password, perms });
             }
         }
-        Ok(Users { users, anyone })
+        Ok(Users { users, anyone, verified: Mutex::new(HashMap::new()), key: Default::default() })
     }
 
     fn grants(perms: &BTreeSet<String>, perm: &str) -> bool {
@@ -117,7 +131,7 @@ impl Users {
             return Err("invalid username or password".into());
         };
         let ok = if user.password.starts_with("$2") {
-            bcrypt::verify(&pass, &user.password).unwrap_or(false)
+            self.bcrypt_ok(&name, &pass, &user.password)
         } else {
             bool::from(pass.as_bytes().ct_eq(user.password.as_bytes()))
         };
@@ -125,6 +139,29 @@ impl Users {
             return Err("invalid username or password".into());
         }
         Ok(Some((name, user)))
+    }
+}
+
+impl Users {
+    /// `bcrypt::verify`, or a success of it for the same user and password less than a minute ago.
+    fn bcrypt_ok(&self, name: &str, pass: &str, hash: &str) -> bool {
+        let h = self.key.hash_one((name, pass));
+        let now = Instant::now();
+        let seen = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.get(&h).is_some_and(|t| now.duration_since(*t) < VERIFIED_FOR) {
+            return true;
+        }
+        drop(seen);
+        if !bcrypt::verify(pass, hash).unwrap_or(false) {
+            return false;
+        }
+        let mut seen = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|_, t| now.duration_since(*t) < VERIFIED_FOR);
+        if seen.len() >= VERIFIED_MAX {
+            seen.clear();
+        }
+        seen.insert(h, now);
+        true
     }
 }
 
@@ -195,6 +232,10 @@ mod tests {
         assert!(matches!(u.check(Some(&basic("bob", "pw")), "execute"), Verdict::Allowed));
         assert!(matches!(u.check(Some(&basic("bob", "nope")), "query"), Verdict::Denied(_)));
         assert!(matches!(u.check(Some(&basic("mary", "s3cret")), "query"), Verdict::Allowed));
+        // Remembered after one bcrypt check; a wrong password is still refused.
+        assert_eq!(u.verified.lock().map(|v| v.len()).unwrap_or(0), 1);
+        assert!(matches!(u.check(Some(&basic("mary", "s3cret")), "query"), Verdict::Allowed));
+        assert!(matches!(u.check(Some(&basic("mary", "s3cret!")), "query"), Verdict::Denied(_)));
         assert!(matches!(u.check(Some(&basic("mary", "s3cret")), "execute"), Verdict::Denied(_)));
         assert!(matches!(u.check(Some(&basic("mary", "s3cret")), "status"), Verdict::Allowed));
         assert!(matches!(u.check(None, "status"), Verdict::Allowed));
