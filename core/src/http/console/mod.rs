@@ -94,7 +94,10 @@ async fn index(headers: HeaderMap) -> Response {
 }
 
 async fn file(Path(name): Path<String>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
-    let Some(a) = ASSETS.iter().find(|a| a.name == name && a.name != "index.html") else {
+    if name == "index.html" {
+        return index(headers).await;
+    }
+    let Some(a) = ASSETS.iter().find(|a| a.name == name) else {
         return (StatusCode::NOT_FOUND, "no such console file\n").into_response();
     };
     let versioned = uri.query().is_some_and(|q| q == format!("v={}", *VERSION));

@@ -81,7 +81,9 @@
         el("td", { class: "strong" }, "node " + m.id, m.id === o.node ? el("span", { class: "pill" }, "this node") : null,
           m.voter ? null : el("span", { class: "pill" }, "learner")),
         el("td", {}, el("span", { class: "role role-" + r.toLowerCase() }, r)),
-        el("td", {}, el("a", { href: m.api_addr + "/console/#/cluster", title: "this member's own console" }, m.api_addr.replace(/^https?:\/\//, ""))),
+        el("td", {}, /^https?:\/\//.test(m.api_addr)
+          ? el("a", { href: m.api_addr + "/console/#/cluster", title: "this member's own console" }, m.api_addr.replace(/^https?:\/\//, ""))
+          : m.api_addr),
         el("td", { class: "muted" }, m.raft_addr),
         el("td", { class: "num" }, m.status ? String(s.term) : "–"),
         el("td", { class: "num" }, m.status ? fmtNum(s.applied_index || 0) : "–"),
