@@ -86,6 +86,10 @@ class Cluster:
         self.nodes = []
         for i in (1, 2, 3):
             self.nodes.append({"id": i, "api": free_port(), "raft": free_port(), "proc": None})
+        self.binary = binary
+
+    def start(self):
+        root = self.root
         peers = ",".join(f"{n['id']}=127.0.0.1:{n['raft']}/127.0.0.1:{n['api']}" for n in self.nodes)
         users = os.path.join(root, "users.json")
         with open(users, "w") as f:
@@ -94,7 +98,7 @@ class Cluster:
         for n in self.nodes:
             log = open(os.path.join(root, f"node-{n['id']}.log"), "w")
             n["proc"] = subprocess.Popen(
-                [binary, "serve", "--node-id", str(n["id"]), "--data-dir", os.path.join(root, f"node-{n['id']}"),
+                [self.binary, "serve", "--node-id", str(n["id"]), "--data-dir", os.path.join(root, f"node-{n['id']}"),
                  "--api-addr", f"127.0.0.1:{n['api']}", "--raft-addr", f"127.0.0.1:{n['raft']}",
                  "--peers", peers, "--secret", "console-test-secret", "--auth", users],
                 stdout=subprocess.DEVNULL, stderr=log, env=env)
@@ -136,13 +140,15 @@ def cluster():
     with tempfile.TemporaryDirectory(prefix="hiqlite-console-") as root:
         c = Cluster(binary, root)
         try:
+            c.start()
             wait_for("a leader all three nodes agree on", c.leader)
             yield c
         except BaseException:
             for n in c.nodes:
                 path = os.path.join(root, f"node-{n['id']}.log")
-                with open(path) as f:
-                    print(f"--- node {n['id']} log (tail) ---\n" + "".join(f.readlines()[-30:]))
+                if os.path.exists(path):
+                    with open(path) as f:
+                        print(f"--- node {n['id']} log (tail) ---\n" + "".join(f.readlines()[-30:]))
             raise
         finally:
             c.stop()
