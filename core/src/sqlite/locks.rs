@@ -67,7 +67,7 @@ fn grant_next(c: &Connection, name: &str, ts: i64) -> Result<()> {
     }
     let next: Option<(i64, String, i64)> = c
         .prepare_cached(
-            "SELECT seq, waiter, lease_ms FROM hiqlite_state._hiqlite_lock_waiters WHERE name = ?1 ORDER BY seq LIMIT 1",
+            "SELECT seq, waiter, lease_ms FROM hiqlite_state._hiqlite_lock_waiters WHERE name = CAST(?1 AS TEXT) ORDER BY seq LIMIT 1",
         )?
         .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
@@ -101,7 +101,7 @@ pub(super) fn acquire(
             c.prepare_cached(
                 "INSERT INTO hiqlite_state._hiqlite_lock_waiters (name, seq, waiter, lease_ms, deadline) \
                  VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM hiqlite_state._hiqlite_lock_waiters \
-                 WHERE name = ?1), ?2, ?3, ?4)",
+                 WHERE name = CAST(?1 AS TEXT)), ?2, ?3, ?4)",
             )?
             .execute(rusqlite::params![
                 name,

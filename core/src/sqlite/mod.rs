@@ -20,6 +20,8 @@ pub(crate) mod locks;
 pub(crate) mod meta;
 pub(crate) mod notify;
 pub(crate) mod pool;
+#[cfg(test)]
+mod prepare_tests;
 mod session;
 pub(crate) mod writer;
 

@@ -35,7 +35,7 @@ pub(super) fn publish(c: &Connection, channel: &str, payload: &[u8]) -> Result<A
         .query_row(rusqlite::params![channel, payload], |r| r.get(0))?;
     let cut: Option<i64> = c
         .prepare_cached(
-            "SELECT id FROM hiqlite_state._hiqlite_notifications WHERE channel = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+            "SELECT id FROM hiqlite_state._hiqlite_notifications WHERE channel = CAST(?1 AS TEXT) ORDER BY id DESC LIMIT 1 OFFSET ?2",
         )?
         .query_row(rusqlite::params![channel, KEEP], |r| r.get(0))
         .optional()?;

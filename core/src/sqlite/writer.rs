@@ -530,3 +530,31 @@ pub(super) fn sync_fk(conn: &Connection, shared: &FkSetting) -> Result<()> {
     );
     Ok(())
 }
+#[cfg(test)]
+impl Writer {
+    /// Every statement the writer's connection holds prepared that SQLite had to re-prepare
+    /// more than once, with how often (a plan that depends on a bound value is re-prepared at
+    /// every bind, which costs more than running it).
+    pub(crate) fn reprepared(&self) -> Vec<(String, i32)> {
+        let r = self.with(Expect::Long, |s| {
+            let mut out = Vec::new();
+            // SAFETY: the connection is open and used on this thread only; the statements
+            // visited belong to it and are not finalized while we look.
+            unsafe {
+                let db = s.conn.handle();
+                let mut st = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+                while !st.is_null() {
+                    let n =
+                        rusqlite::ffi::sqlite3_stmt_status(st, rusqlite::ffi::SQLITE_STMTSTATUS_REPREPARE, 0);
+                    if n > 1 {
+                        let sql = std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(st));
+                        out.push((sql.to_string_lossy().into_owned(), n));
+                    }
+                    st = rusqlite::ffi::sqlite3_next_stmt(db, st);
+                }
+            }
+            Ok(out)
+        });
+        r.unwrap_or_default()
+    }
+}
