@@ -2,8 +2,8 @@
 # The whole test suite: formatting, lints, Rust unit/integration/end-to-end tests (real nodes on
 # 127.0.0.1, real files, real processes of the `hiqlite` binary), the storage conformance suite,
 # the C API's tests (C programs, also under valgrind), doctests, the quickstart example, the
-# Python and Node.js packages. Installs what it needs from the package registries only
-# (crates.io, PyPI, npm, apt).
+# Python and Node.js packages, the web console in headless Chromium. Installs what it needs from
+# the package registries only (crates.io, PyPI, npm, apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +55,21 @@ fi
 .venv-test/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
 .venv-test/bin/python -m pytest -q tests/clients
 (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error && node --test)
+
+step "web console in headless Chromium: Debian's chromium + chromium-driver (apt), Selenium (PyPI)"
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+.venv-test/bin/pip install -q --disable-pip-version-check -r tests/console/requirements.txt
+export HIQLITE_CONSOLE_SCREENSHOTS="${HIQLITE_CONSOLE_SCREENSHOTS:-$PWD/target/console-screenshots}"
+.venv-test/bin/python -m pytest -q tests/console
+echo "console screenshots: $HIQLITE_CONSOLE_SCREENSHOTS"
 
 step "Python package (pyo3 + maturin): DB-API 2.0, compliance suite, asyncio, threads, mypy --strict"
 .venv-test/bin/pip install -q --disable-pip-version-check -r bindings/python/requirements-test.txt

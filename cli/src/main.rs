@@ -122,6 +122,10 @@ struct ServeArgs {
     /// Default true; false when started with rqlited's command line unless `-fk` is given.
     #[arg(long)]
     foreign_keys: Option<bool>,
+    /// Serve the web console at /console (`--console=false`: never). Default: only when the
+    /// API listens on a loopback address.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    console: Option<bool>,
 }
 
 #[derive(Args)]
@@ -192,6 +196,9 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = a.foreign_keys {
         cfg.foreign_keys = v;
     }
+    if a.console.is_some() {
+        cfg.console = a.console;
+    }
     Ok(cfg)
 }
 
@@ -224,9 +231,13 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "using the built-in default cluster secret: set --secret or HIQLITE_SECRET in production"
         );
     }
+    let settings = cfg.clone();
     let client = Client::start(cfg).await?;
     let st = client.status().await?;
     println!("hiqlite node {} serving: API http://{}  raft {}", st.id, st.api_addr, st.raft_addr);
+    if st.api_addr.parse().is_ok_and(|a| settings.console_on(a)) {
+        println!("web console: http://{}/console/", st.api_addr);
+    }
     println!("try: curl -s -XPOST 'http://{}/db/execute' -H 'Content-Type: application/json' -d '[\"CREATE TABLE t (x)\"]'", st.api_addr);
     wait_for_signal().await;
     println!("stopping...");
@@ -279,6 +290,7 @@ async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
     for p in &peers {
         println!("  node {}: API http://{}  raft {}", p.id, p.api_addr, p.raft_addr);
     }
+    println!("web console: http://{}/console/", peers[0].api_addr);
     println!(
         "try: curl -s -XPOST 'http://{}/db/execute' -H 'Content-Type: application/json' -d '[\"CREATE TABLE t (x)\", [\"INSERT INTO t VALUES (?)\", 42]]'",
         peers[0].api_addr

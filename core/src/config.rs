@@ -104,6 +104,10 @@ pub struct NodeConfig {
     /// the setting is the cluster's, replicated and persisted, and `PRAGMA foreign_keys = ON|OFF`
     /// changes it. The first leader to write to a cluster that never had one records its value.
     pub foreign_keys: bool,
+    /// Serve the web console at `/console` on the client API: `Some(true)` always,
+    /// `Some(false)` never, `None` (the default) only when the API listens on a loopback
+    /// address (see [`NodeConfig::console_on`]). With `auth_file` it takes the API's users.
+    pub console: Option<bool>,
 }
 
 impl Default for NodeConfig {
@@ -139,6 +143,7 @@ impl Default for NodeConfig {
             busy_timeout_ms: 5_000,
             transaction_idle_timeout_ms: 30_000,
             foreign_keys: true,
+            console: None,
         }
     }
 }
@@ -168,12 +173,19 @@ impl NodeConfig {
     /// `HIQLITE_LOG_KEEP_AFTER_SNAPSHOT`, `HIQLITE_HEARTBEAT_MS`, `HIQLITE_ELECTION_TIMEOUT_MIN_MS`,
     /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`,
     /// `HIQLITE_BUSY_TIMEOUT_MS`, `HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS`,
-    /// `HIQLITE_FOREIGN_KEYS` (true/false, 1/0, on/off, yes/no).
+    /// `HIQLITE_FOREIGN_KEYS`, `HIQLITE_CONSOLE` (true/false, 1/0, on/off, yes/no).
     pub fn with_env(self) -> Result<Self> {
         self.with_vars(|k| std::env::var(k).ok())
     }
 
     fn with_vars(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        fn flag(key: &str, v: &str) -> Result<bool> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => Ok(true),
+                "0" | "false" | "off" | "no" => Ok(false),
+                _ => Err(Error::Config(format!("{key}={v} is not true or false"))),
+            }
+        }
         fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
             v.trim().parse().map_err(|_| Error::Config(format!("{key}={v} is not a valid number")))
         }
@@ -233,13 +245,19 @@ impl NodeConfig {
             self.transaction_idle_timeout_ms = num("HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS", &v)?;
         }
         if let Some(v) = get("HIQLITE_FOREIGN_KEYS") {
-            self.foreign_keys = match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "on" | "yes" => true,
-                "0" | "false" | "off" | "no" => false,
-                _ => return Err(Error::Config(format!("HIQLITE_FOREIGN_KEYS={v} is not true or false"))),
-            };
+            self.foreign_keys = flag("HIQLITE_FOREIGN_KEYS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_CONSOLE") {
+            self.console = Some(flag("HIQLITE_CONSOLE", &v)?);
         }
         Ok(self)
+    }
+
+    /// Whether the web console is served, given the address the client API is bound to:
+    /// `console` when set, else true only for a loopback address (an operator who opens the
+    /// API to the network opts in to the console explicitly).
+    pub fn console_on(&self, bound_api: std::net::SocketAddr) -> bool {
+        self.console.unwrap_or_else(|| bound_api.ip().is_loopback())
     }
 
     /// Check the settings against each other; the message names the offending setting.
@@ -326,5 +344,18 @@ mod tests {
         assert_eq!(cfg.peers.len(), 1);
         assert!(NodeConfig::from_toml_str("foreign_keys = false").is_ok_and(|c| !c.foreign_keys));
         assert!(NodeConfig::from_toml_str("nodeid = 3").is_err());
+        assert!(NodeConfig::from_toml_str("console = true").is_ok_and(|c| c.console == Some(true)));
+    }
+
+    #[test]
+    fn console_default_follows_the_api_address() {
+        let addr = |s: &str| s.parse::<std::net::SocketAddr>().expect("address");
+        let d = NodeConfig::default();
+        assert!(d.console_on(addr("127.0.0.1:4001")) && d.console_on(addr("[::1]:4001")));
+        assert!(!d.console_on(addr("0.0.0.0:4001")) && !d.console_on(addr("10.1.2.3:4001")));
+        let on = NodeConfig { console: Some(true), ..NodeConfig::default() };
+        assert!(on.console_on(addr("0.0.0.0:4001")));
+        let off = NodeConfig::default().with_vars(|k| (k == "HIQLITE_CONSOLE").then(|| "off".to_string()));
+        assert!(off.is_ok_and(|c| !c.console_on(addr("127.0.0.1:4001"))));
     }
 }

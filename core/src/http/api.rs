@@ -48,10 +48,11 @@ pub(super) type Api = std::sync::Arc<ApiState>;
 /// Version reported in `X-RQLITE-VERSION`: the rqlite API generation this server speaks.
 pub(super) const RQLITE_VERSION: &str = "v8.0.0-hiqlite";
 
-pub(crate) fn router(state: ApiState) -> Router {
+/// The client API's routes; with `console`, the web console's too.
+pub(crate) fn router(state: ApiState, console: bool) -> Router {
     let limit = state.node.config().max_body_bytes;
     let api: Api = std::sync::Arc::new(state);
-    Router::new()
+    let routes = Router::new()
         .route("/db/execute", post(execute))
         .route("/db/query", get(query).post(query))
         .route("/db/request", post(request))
@@ -80,7 +81,9 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/lock/{name}", post(super::coord::lock_post).delete(super::coord::lock_delete))
         .route("/lock/{name}/renew", post(super::coord::lock_renew))
         .route("/notify/{channel}", post(super::notify::notify_post))
-        .route("/listen/{channel}", get(super::notify::listen_get))
+        .route("/listen/{channel}", get(super::notify::listen_get));
+    let routes = if console { routes.merge(super::console::router()) } else { routes };
+    routes
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .method_not_allowed_fallback(|| async {
             (StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this endpoint\n")
@@ -107,7 +110,7 @@ async fn authenticate(
         let authz = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         if let Some(perm) = super::auth::required(req.method(), req.uri().path()) {
             if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), perm) {
-                return unauthorized(why);
+                return unauthorized(why, req.headers());
             }
         }
         req.extensions_mut().insert(Credentials(authz));
@@ -119,9 +122,14 @@ async fn authenticate(
 #[derive(Clone)]
 struct Credentials(Option<String>);
 
-fn unauthorized(why: String) -> Response {
+/// 401 with the reason. The `WWW-Authenticate` challenge is left out for scripts that say so
+/// with `X-Requested-With` (the web console): browsers would answer it with their own login
+/// prompt over the console's form.
+pub(super) fn unauthorized(why: String, request: &HeaderMap) -> Response {
     let mut r = (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": why }))).into_response();
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"hiqlite\""));
+    if !request.contains_key("x-requested-with") {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"hiqlite\""));
+    }
     r
 }
 
@@ -475,7 +483,7 @@ async fn request(
     if let (false, Some(users)) = (read_only, &api.users) {
         let authz = creds.and_then(|c| c.0 .0.clone());
         if let super::auth::Verdict::Denied(why) = users.check(authz.as_deref(), "execute") {
-            return unauthorized(why);
+            return unauthorized(why, &headers);
         }
     }
     if !read_only || level != Level::None {

@@ -27,6 +27,7 @@ pub(crate) fn endpoint(path: &str) -> &'static str {
         "/readyz" => "readyz",
         "/remove" => "remove",
         "/metrics" => "metrics",
+        p if p == "/console" || p.starts_with("/console/") => "console",
         _ => "other",
     }
 }

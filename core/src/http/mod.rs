@@ -1,8 +1,9 @@
-//! HTTP servers: the peer (Raft) API and the client API.
+//! HTTP servers: the peer (Raft) API and the client API (with the web console).
 
 pub(crate) mod admin;
 pub(crate) mod api;
 pub(crate) mod auth;
+mod console;
 mod coord;
 pub(crate) mod metrics;
 mod notify;

@@ -46,6 +46,7 @@ pub(crate) fn router(node: Node) -> Router {
     let r = serve::<peer::Join, _, _>(r, |n, j| async move { n.add_node(j.id, j.member).await });
     let r = serve::<peer::Remove, _, _>(r, |n, id| async move { n.remove_node(id).await });
     let r = serve::<peer::Info, _, _>(r, |n, ()| async move { n.cluster_info().await });
+    let r = serve::<peer::NodeStatus, _, _>(r, |n, ()| async move { n.status() });
     let r = serve::<peer::Elect, _, _>(r, |n, ()| async move { n.elect().await });
     let r = serve::<peer::TxBegin, _, _>(r, |n, ()| async move { n.tx_begin_forwarded().await });
     let r = serve::<peer::TxExec, _, _>(r, |n, (id, st)| async move { n.tx_exec_forwarded(id, st).await });

@@ -37,6 +37,7 @@ impl Node {
         node.spawn_watchdog();
         node.spawn_compaction();
         node.spawn_expiry();
+        node.spawn_series();
         tracing::info!(node = node.id(), took_ms = started.elapsed().as_millis() as u64, "node started");
         Ok(node)
     }
@@ -50,7 +51,11 @@ fn serve(
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let peer_router = super::peer::router(node.clone());
-    let api_router = super::api::router(ApiState::new(node.clone(), users));
+    let console = listeners.api.local_addr().is_ok_and(|a| node.config().console_on(a));
+    if console {
+        tracing::info!(node = node.id(), "web console at {}://{}/console/", node.scheme(), node.api_addr());
+    }
+    let api_router = super::api::router(ApiState::new(node.clone(), users), console);
     let mut handles = Vec::new();
     for (listener, router) in [(listeners.raft, peer_router), (listeners.api, api_router)] {
         let mut rx = node.stop_signal();

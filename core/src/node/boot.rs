@@ -244,6 +244,7 @@ impl Node {
         let inner = Arc::new(NodeInner {
             proposer,
             tx: Default::default(),
+            activity: Default::default(),
             id: config.node_id,
             reads: ReadPool::new(
                 db_path.clone(),

@@ -94,6 +94,7 @@ impl Node {
     pub(crate) async fn write(&self, cmd: Command) -> Result<Response> {
         use crate::breakdown::{mark, Stage};
         mark(Stage::Call, self.id());
+        let started = std::time::Instant::now();
         let r = self
             .on_leader::<peer::Write, _, _, _>(Kind::Write, cmd, self.timeout(), "accept the write", |cmd| {
                 let node = self.clone();
@@ -109,6 +110,7 @@ impl Node {
             })
             .await;
         mark(Stage::Answer, self.id());
+        self.activity().wrote(started.elapsed());
         r
     }
 }

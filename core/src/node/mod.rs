@@ -2,7 +2,8 @@
 //! live in the files beside this one: `boot` (lock, heal, restore, Raft, listeners), `propose`
 //! (group commit), `read` (local, leader, linearizable, cached reads), `membership` (formation,
 //! joins, removals, leadership transfer), `leader` (the one forwarding rule), `rpc` (what it
-//! answers to peers) and `maintenance` (backups, snapshots, dumps).
+//! answers to peers), `maintenance` (backups, snapshots, dumps), `overview` (every member's
+//! status side by side) and `series` (the node's own activity over the last minutes).
 
 mod boot;
 mod compaction;
@@ -11,9 +12,11 @@ mod leader;
 mod maintenance;
 mod membership;
 mod notify;
+mod overview;
 mod propose;
 mod read;
 mod rpc;
+mod series;
 mod tx;
 mod watchdog;
 
@@ -61,6 +64,8 @@ struct NodeInner {
     proposer: Arc<propose::Proposer>,
     /// The write gate and the open interactive transaction.
     tx: tx::TxState,
+    /// What clients asked of this node, and its time series.
+    activity: series::Activity,
     shutdown_tx: watch::Sender<bool>,
     /// Tasks serving this node's listeners (handed over by whoever serves them).
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,

@@ -18,6 +18,7 @@ use crate::value::{Params, Rows};
 impl Node {
     /// Read with the requested consistency.
     pub(crate) async fn query(&self, sql: &str, params: &Params, consistency: Consistency) -> Result<Rows> {
+        self.activity().read();
         match consistency {
             Consistency::Local => {
                 // A local read never waits on anything; without this a tight loop of reads
@@ -110,6 +111,7 @@ impl Node {
         if !cache.enabled() || (consistency == Consistency::Leader && !self.is_leader()) {
             return self.query(sql, params, consistency).await;
         }
+        self.activity().read();
         if consistency == Consistency::Linearizable {
             self.wait_linearizable().await?;
         } else {

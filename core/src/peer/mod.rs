@@ -69,6 +69,8 @@ routes! {
     Remove = "/cluster/remove": u64 => Result<(), Error>;
     /// Whether a node belongs to an initialized cluster, and its leader.
     Info = "/cluster/info": () => ClusterInfo;
+    /// A node's own status (the web console's cluster page shows every member's).
+    NodeStatus = "/cluster/status": () => crate::status::Status;
     /// Campaign for leadership now (leadership transfer).
     Elect = "/cluster/elect": () => Result<(), Error>;
     /// Begin an interactive transaction on the leader.
