@@ -43,6 +43,19 @@ enum Cmd {
     Restore(RestoreArgs),
     /// Interactive SQL shell against a running cluster (hiqlite or rqlite).
     Shell(shell::ShellArgs),
+    /// Quorum-loss recovery: give a STOPPED node a new set of voters, so that the survivors of a
+    /// cluster that lost its majority for good form a new cluster with their data.
+    Recover(RecoverArgs),
+}
+
+#[derive(Args)]
+struct RecoverArgs {
+    /// The stopped node's data directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The new voters, `ID=RAFT_ADDR/API_ADDR`, comma-separated or repeated; include this node.
+    #[arg(long, value_delimiter = ',', required = true)]
+    voters: Vec<String>,
 }
 
 #[derive(Args)]
@@ -305,6 +318,22 @@ async fn cluster(a: ClusterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn recover(a: RecoverArgs) -> anyhow::Result<()> {
+    let voters = a.voters.iter().map(|p| Peer::parse(p)).collect::<hiqlite::Result<Vec<_>>>()?;
+    let segment = hiqlite::NodeConfig::default().log_segment_bytes;
+    let r = hiqlite::recover(&a.data_dir, &voters, segment).await.context("recovery failed")?;
+    match r.last_log {
+        Some((term, index)) => println!("last log entry before recovery: term {term}, index {index}"),
+        None => println!("the log had no entry"),
+    }
+    println!(
+        "wrote a membership of voters {:?} at index {} (term {}); start the node as before: it \
+         forms a cluster of these voters with its data, and other nodes can --join it",
+        r.voters, r.index, r.term
+    );
+    Ok(())
+}
+
 async fn backup(a: BackupArgs) -> anyhow::Result<()> {
     // Streamed to disk, with a progress bar on a terminal.
     let http = transfer::Http::new(None, false, None)?;
@@ -337,6 +366,7 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
         "backup",
         "restore",
         "shell",
+        "recover",
         "help",
         "--help",
         "-h",
@@ -452,6 +482,7 @@ fn main() -> anyhow::Result<()> {
             Some(Cmd::Backup(a)) => backup(a).await,
             Some(Cmd::Restore(a)) => restore(a).await,
             Some(Cmd::Shell(_)) => Ok(()),
+            Some(Cmd::Recover(a)) => recover(a).await,
         }
     })
 }

@@ -80,7 +80,7 @@ pub use config::{NodeConfig, Peer};
 pub use consistency::Consistency;
 pub use error::{sqlite_code_name, Error, Result};
 #[cfg(feature = "server")]
-pub use node::Node;
+pub use node::{recover, Node, Recovered};
 pub use sqlkind::{statement_kind, StatementKind};
 pub use status::{NodeInfo, Status};
 pub use tls::install_crypto_provider;

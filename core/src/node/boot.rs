@@ -70,7 +70,7 @@ fn heal_legacy(data_dir: &Path, db_path: &Path) -> Result<()> {
 }
 
 /// Lock the data directory; the flag says whether a lock file was left behind (unclean stop).
-fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
+pub(super) fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
     let path = dir.join("hiqlite.lock");
     let existed = path.exists();
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;

@@ -15,6 +15,7 @@ mod notify;
 mod overview;
 mod propose;
 mod read;
+mod recover;
 mod rpc;
 mod series;
 mod tx;
@@ -41,6 +42,7 @@ use crate::sqlite::writer::Writer;
 pub use crate::status::{NodeInfo, Status};
 pub(crate) use boot::Listeners;
 pub(crate) use notify::NodeListener;
+pub use recover::{recover, Recovered};
 
 struct NodeInner {
     id: u64,
