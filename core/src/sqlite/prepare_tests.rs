@@ -62,7 +62,7 @@ async fn coordination_entries_do_not_re_prepare_statements() {
             w.apply(vec![(pos, Op::Command(Arc::new(cmd)))]).await.expect("apply");
         }
     }
-    let again = w.reprepared();
+    let again = w.reprepared().expect("the writer's statements");
     assert!(again.is_empty(), "statements re-prepared at every run: {again:#?}");
     w.shutdown().await.expect("shutdown");
 }

@@ -535,8 +535,8 @@ impl Writer {
     /// Every statement the writer's connection holds prepared that SQLite had to re-prepare
     /// more than once, with how often (a plan that depends on a bound value is re-prepared at
     /// every bind, which costs more than running it).
-    pub(crate) fn reprepared(&self) -> Vec<(String, i32)> {
-        let r = self.with(Expect::Long, |s| {
+    pub(crate) fn reprepared(&self) -> Result<Vec<(String, i32)>> {
+        self.with(Expect::Long, |s| {
             let mut out = Vec::new();
             // SAFETY: the connection is open and used on this thread only; the statements
             // visited belong to it and are not finalized while we look.
@@ -554,7 +554,6 @@ impl Writer {
                 }
             }
             Ok(out)
-        });
-        r.unwrap_or_default()
+        })
     }
 }
