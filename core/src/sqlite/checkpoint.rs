@@ -7,8 +7,13 @@
 //!    pins a read transaction at the WAL's last frame F (position X), makes the frames up to F
 //!    durable and records them in the base record (every record is written under the writer's
 //!    lock); then a separate connection checkpoints up to the pin (never past it) while the
-//!    writer keeps applying. Once every frame up to F is copied, the
-//!    main file alone is the state at X: that is the snapshot. The writer only paused to pin.
+//!    writer keeps applying. When every frame up to F is copied *and no checkpoint that copied
+//!    saw a frame past F*, the main file alone is the state at X: that is the snapshot, and the
+//!    writer only paused to pin. SQLite's checkpoint copies each page's newest frame only: a
+//!    page that changed again after F is skipped (its frames up to F with it), so a copy that
+//!    ran while newer frames existed leaves such pages at an older version. The main file plus
+//!    the WAL stays right (readers and the crash record see those frames), but the main file
+//!    alone is no snapshot then, and step 2 finishes the job; the copy still did the bulk.
 //! 2. **Settle** ([`State::settle_main`]): the writer, between two applies, copies every frame
 //!    left, so the next write restarts the WAL from its start. Needed only when writes never
 //!    paused long enough for the WAL to restart on its own and it outgrew its budget, at start-up
@@ -105,21 +110,42 @@ pub(crate) fn copy_frames(db: &Path, pin: Pin) -> Result<Copied> {
     // then counts the frames as copied (the writer restarts the WAL only after that).
     ck.execute_batch("PRAGMA synchronous=NORMAL;")?;
     let deadline = Instant::now() + Duration::from_secs(2);
-    let mut done = 0;
+    let mut done = None;
+    // Whether every page changed up to F has its version at F in the main file (see above).
+    let mut exact = true;
     loop {
-        let (_, n) = ck.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE)?;
-        done = done.max(u64::try_from(n).unwrap_or(0));
+        let (log, n) = ck.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE)?;
+        let n = u64::try_from(n).unwrap_or(0);
+        // `log` is the WAL's end as this checkpoint saw it. Past F, pages written again after F
+        // were skipped, unless the checkpoint copied nothing at all.
+        if u64::try_from(log).unwrap_or(0) > b.frames && done != Some(n) {
+            exact = false;
+        }
+        done = Some(done.map_or(n, |d: u64| d.max(n)));
         // An older reader holds frames back; the settle step copies what is left.
-        if done >= b.frames || Instant::now() >= deadline {
+        if n >= b.frames || Instant::now() >= deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    let done = done.unwrap_or(0);
     phase(db, "copied");
     // The pinned reader still holds the state at X: the database's size then is in its header.
     let db_len = db_len_at(&pinned)?;
     drop(pinned);
-    let point = (done >= b.frames).then(|| SnapshotPoint {
+    let file_len =
+        std::fs::metadata(db).map_err(|e| Error::Storage(format!("reading {}: {e}", db.display())))?.len();
+    if exact && done >= b.frames && file_len < db_len {
+        // Cannot happen if the reasoning above holds; a snapshot shorter than its file would
+        // stop every transfer of it, so it is not offered.
+        tracing::warn!(
+            db_len,
+            file_len,
+            "a checkpoint to the pin left the main file short; settling instead"
+        );
+        exact = false;
+    }
+    let point = (exact && done >= b.frames).then(|| SnapshotPoint {
         id: snapshot_id(&applied),
         applied,
         state: b.state,
