@@ -71,6 +71,10 @@ export HIQLITE_CONSOLE_SCREENSHOTS="${HIQLITE_CONSOLE_SCREENSHOTS:-$PWD/target/c
 .venv-test/bin/python -m pytest -q tests/console
 echo "console screenshots: $HIQLITE_CONSOLE_SCREENSHOTS"
 
+step "scheduled backups against a real S3-compatible server: moto[server] (PyPI) on 127.0.0.1"
+.venv-test/bin/pip install -q --disable-pip-version-check -r tests/backup/requirements.txt
+.venv-test/bin/python -m pytest -q tests/backup
+
 step "Python package (pyo3 + maturin): DB-API 2.0, compliance suite, asyncio, threads, mypy --strict"
 .venv-test/bin/pip install -q --disable-pip-version-check -r bindings/python/requirements-test.txt
 VIRTUAL_ENV="$PWD/.venv-test" PATH="$PWD/.venv-test/bin:$PATH" \

@@ -1,5 +1,6 @@
 //! The `hiqlite` binary: run a node, a local demo cluster, or the benchmark.
 
+mod backups;
 mod bench;
 mod bench_failover;
 mod bench_kv;
@@ -38,8 +39,10 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Download a consistent online backup (a SQLite file) from a running node.
     Backup(BackupArgs),
-    /// Load a backup (a SQLite file, replacing every table) or SQL text (e.g. a dump, run as one
-    /// transaction) into a running cluster.
+    /// List the backups a destination (S3 bucket or directory) holds.
+    Backups(backups::BackupsArgs),
+    /// Load a backup (a SQLite file, replacing every table; or the newest of a backup
+    /// destination) or SQL text (e.g. a dump, run as one transaction) into a running cluster.
     Restore(RestoreArgs),
     /// Interactive SQL shell against a running cluster (hiqlite or rqlite).
     Shell(shell::ShellArgs),
@@ -70,9 +73,13 @@ struct BackupArgs {
 
 #[derive(Args)]
 struct RestoreArgs {
-    /// The SQLite file or SQL text to load.
+    /// The SQLite file or SQL text to load, or a backup destination (`s3://BUCKET[/PREFIX]`, a
+    /// directory) to load the newest backup of (key from `HIQLITE_BACKUP_KEY`).
     #[arg(long)]
     from: PathBuf,
+    /// With a destination: the backup to load (a name `hiqlite backups` lists).
+    #[arg(long)]
+    name: Option<String>,
     /// API address of a node of the cluster.
     #[arg(long, default_value = "127.0.0.1:4001")]
     api_addr: String,
@@ -110,6 +117,19 @@ struct ServeArgs {
     /// Start a new cluster from this backup file (empty data directory, no --peers/--join).
     #[arg(long)]
     restore: Option<PathBuf>,
+    /// Scheduled backups to `s3://BUCKET[/PREFIX]` or a directory (only the leader takes
+    /// them); the key to encrypt them with comes from `HIQLITE_BACKUP_KEY`.
+    #[arg(long)]
+    backup_to: Option<String>,
+    /// Seconds between scheduled backups.
+    #[arg(long)]
+    backup_interval_secs: Option<u64>,
+    /// Scheduled backups kept (the newest).
+    #[arg(long)]
+    backup_keep: Option<usize>,
+    /// With an empty data directory: start from the newest backup of --backup-to.
+    #[arg(long)]
+    auto_restore: bool,
     /// Raft address announced to other nodes (when it differs from --raft-addr).
     #[arg(long)]
     raft_advertise: Option<String>,
@@ -186,6 +206,22 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(v) = a.restore {
         cfg.restore_from = Some(v);
+    }
+    if let Some(v) = a.backup_to {
+        let b = cfg.backup.get_or_insert_with(Default::default);
+        b.destination = v;
+        if b.encryption_key.is_none() {
+            b.encryption_key = std::env::var("HIQLITE_BACKUP_KEY").ok();
+        }
+    }
+    if let Some(b) = cfg.backup.as_mut() {
+        if let Some(v) = a.backup_interval_secs {
+            b.interval_secs = v;
+        }
+        if let Some(v) = a.backup_keep {
+            b.keep = v;
+        }
+        b.auto_restore |= a.auto_restore;
     }
     if a.raft_advertise.is_some() {
         cfg.raft_advertise = a.raft_advertise;
@@ -351,8 +387,19 @@ async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     // Streamed from disk, with a progress bar on a terminal; the node forwards to the leader.
     let http = transfer::Http::new(None, false, None)?;
     let base = format!("http://{}", a.api_addr);
-    let n = http.load(&base, &a.from).await.context("restore failed")?;
-    println!("{n} bytes from {} loaded into the cluster at {}", a.from.display(), a.api_addr);
+    let from = a.from.to_string_lossy().into_owned();
+    let fetched = if backups::is_destination(&from) {
+        Some(backups::fetch(&from, a.name.as_deref()).await?)
+    } else {
+        None
+    };
+    let file = fetched.as_ref().unwrap_or(&a.from);
+    let r = http.load(&base, file).await.context("restore failed");
+    if let Some(f) = &fetched {
+        let _ = std::fs::remove_file(f);
+    }
+    let n = r?;
+    println!("{n} bytes from {from} loaded into the cluster at {}", a.api_addr);
     Ok(())
 }
 
@@ -364,6 +411,7 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
         "cluster",
         "bench",
         "backup",
+        "backups",
         "restore",
         "shell",
         "recover",
@@ -481,6 +529,7 @@ fn main() -> anyhow::Result<()> {
             Some(Cmd::Bench(a)) => bench::run(a).await,
             Some(Cmd::Backup(a)) => backup(a).await,
             Some(Cmd::Restore(a)) => restore(a).await,
+            Some(Cmd::Backups(a)) => backups::list(a).await,
             Some(Cmd::Shell(_)) => Ok(()),
             Some(Cmd::Recover(a)) => recover(a).await,
         }

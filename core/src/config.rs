@@ -108,6 +108,9 @@ pub struct NodeConfig {
     /// `Some(false)` never, `None` (the default) only when the API listens on a loopback
     /// address (see [`NodeConfig::console_on`]). With `auth_file` it takes the API's users.
     pub console: Option<bool>,
+    /// Scheduled backups to a directory or an S3-compatible bucket (`[backup]`; see
+    /// [`crate::backup::BackupConfig`]). `HIQLITE_BACKUP_DESTINATION` turns them on.
+    pub backup: Option<crate::backup::BackupConfig>,
 }
 
 impl Default for NodeConfig {
@@ -144,6 +147,7 @@ impl Default for NodeConfig {
             transaction_idle_timeout_ms: 30_000,
             foreign_keys: true,
             console: None,
+            backup: None,
         }
     }
 }
@@ -173,7 +177,8 @@ impl NodeConfig {
     /// `HIQLITE_LOG_KEEP_AFTER_SNAPSHOT`, `HIQLITE_HEARTBEAT_MS`, `HIQLITE_ELECTION_TIMEOUT_MIN_MS`,
     /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`,
     /// `HIQLITE_BUSY_TIMEOUT_MS`, `HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS`,
-    /// `HIQLITE_FOREIGN_KEYS`, `HIQLITE_CONSOLE` (true/false, 1/0, on/off, yes/no).
+    /// `HIQLITE_FOREIGN_KEYS`, `HIQLITE_CONSOLE` (true/false, 1/0, on/off, yes/no),
+    /// `HIQLITE_BACKUP_DESTINATION`, `HIQLITE_BACKUP_INTERVAL_SECS`, `HIQLITE_BACKUP_KEY`.
     pub fn with_env(self) -> Result<Self> {
         self.with_vars(|k| std::env::var(k).ok())
     }
@@ -250,6 +255,9 @@ impl NodeConfig {
         if let Some(v) = get("HIQLITE_CONSOLE") {
             self.console = Some(flag("HIQLITE_CONSOLE", &v)?);
         }
+        if self.backup.is_some() || get("HIQLITE_BACKUP_DESTINATION").is_some() {
+            self.backup = Some(self.backup.unwrap_or_default().with_vars(&get)?);
+        }
         Ok(self)
     }
 
@@ -290,6 +298,9 @@ impl NodeConfig {
                  let the other nodes join the restored node"
                     .into(),
             ));
+        }
+        if let Some(b) = &self.backup {
+            b.validate()?;
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config("tls_cert and tls_key go together".into()));
@@ -345,6 +356,30 @@ mod tests {
         assert!(NodeConfig::from_toml_str("foreign_keys = false").is_ok_and(|c| !c.foreign_keys));
         assert!(NodeConfig::from_toml_str("nodeid = 3").is_err());
         assert!(NodeConfig::from_toml_str("console = true").is_ok_and(|c| c.console == Some(true)));
+    }
+
+    #[test]
+    fn backup_settings_from_toml_and_env() {
+        let cfg = NodeConfig::from_toml_str(
+            "[backup]\ndestination = \"s3://b/p\"\ninterval_secs = 60\nkeep = 3\nencryption_key = \"00\"\n",
+        )
+        .expect("valid toml");
+        let b = cfg.backup.as_ref().expect("backup section");
+        assert_eq!((b.destination.as_str(), b.interval_secs, b.keep), ("s3://b/p", 60, 3));
+        // A key that is not 64 hex digits, a destination of another scheme: refused by name.
+        assert!(matches!(cfg.validate(), Err(Error::Config(m)) if m.contains("64 hexadecimal")));
+        let vars = [("HIQLITE_BACKUP_DESTINATION", "ftp://x"), ("HIQLITE_BACKUP_KEY", "ab")];
+        let env = NodeConfig::default()
+            .with_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+            .expect("read");
+        let b = env.backup.as_ref().expect("turned on by the destination variable");
+        assert_eq!(b.encryption_key.as_deref(), Some("ab"));
+        let mut fixed = env.clone();
+        fixed.backup.as_mut().expect("set").encryption_key = Some("ab".repeat(32));
+        assert!(matches!(fixed.validate(), Err(Error::Config(m)) if m.contains("ftp://x")));
+        fixed.backup.as_mut().expect("set").destination = "/var/backups/hiqlite".into();
+        fixed.validate().expect("a directory is a destination");
+        assert!(NodeConfig::default().with_vars(|_| None).expect("no vars").backup.is_none());
     }
 
     #[test]

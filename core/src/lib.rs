@@ -48,6 +48,8 @@ pub mod breakdown;
 
 // The embedded node (feature `server`).
 #[cfg(feature = "server")]
+pub mod backup;
+#[cfg(feature = "server")]
 mod blocking;
 #[cfg(feature = "server")]
 mod cache;
@@ -82,7 +84,7 @@ pub use error::{sqlite_code_name, Error, Result};
 #[cfg(feature = "server")]
 pub use node::{recover, Node, Recovered};
 pub use sqlkind::{statement_kind, StatementKind};
-pub use status::{NodeInfo, Status};
+pub use status::{BackupStatus, NodeInfo, Status};
 pub use tls::install_crypto_provider;
 pub use value::{ExecResult, Params, Rows, Statement, Value};
 

@@ -50,6 +50,34 @@ pub struct Status {
     pub healthy: bool,
     /// Why the node is unhealthy.
     pub error: Option<String>,
+    /// Scheduled backups, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+}
+
+/// How scheduled backups are doing on this node (`Status::backup`, `/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupStatus {
+    /// Where backups go.
+    pub destination: String,
+    /// When the last backup was stored (Unix milliseconds).
+    pub last_success_ms: Option<u64>,
+    /// The log index the last stored backup holds.
+    pub last_index: Option<u64>,
+    /// Its object name.
+    pub last_object: Option<String>,
+    /// Its stored size in bytes.
+    pub last_bytes: u64,
+    /// Backups this node stored since it started.
+    pub stored: u64,
+    /// Attempts that failed since it started (each is retried with backoff).
+    pub failed: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// Old backups deleted by the retention policy since it started.
+    pub pruned: u64,
 }
 
 /// A member of the cluster as seen from one node (`GET /nodes`).

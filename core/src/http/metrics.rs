@@ -86,6 +86,40 @@ impl ApiMetrics {
             "snapshots installed since start",
             st.snapshots_installed as f64,
         );
+        if let Some(b) = &st.backup {
+            g(&mut out, "hiqlite_backups_stored", "scheduled backups stored since start", b.stored as f64);
+            g(
+                &mut out,
+                "hiqlite_backups_failed",
+                "scheduled backup attempts that failed since start",
+                b.failed as f64,
+            );
+            g(
+                &mut out,
+                "hiqlite_backup_consecutive_failures",
+                "failed attempts since the last stored backup",
+                b.consecutive_failures as f64,
+            );
+            g(
+                &mut out,
+                "hiqlite_backup_last_success_seconds",
+                "Unix time of the last stored backup (0: none yet)",
+                b.last_success_ms.unwrap_or(0) as f64 / 1000.0,
+            );
+            g(
+                &mut out,
+                "hiqlite_backup_last_index",
+                "log index of the last stored backup",
+                b.last_index.unwrap_or(0) as f64,
+            );
+            g(&mut out, "hiqlite_backup_last_bytes", "stored size of the last backup", b.last_bytes as f64);
+            g(
+                &mut out,
+                "hiqlite_backups_pruned",
+                "old backups deleted by retention since start",
+                b.pruned as f64,
+            );
+        }
         let m = self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(out, "# HELP hiqlite_http_requests_total HTTP API requests\n# TYPE hiqlite_http_requests_total counter");
         for ((ep, status), (n, _)) in m.iter() {

@@ -36,6 +36,7 @@ impl Node {
         node.spawn_formation();
         node.spawn_watchdog();
         node.spawn_compaction();
+        node.spawn_backups();
         node.spawn_expiry();
         node.spawn_series();
         tracing::info!(node = node.id(), took_ms = started.elapsed().as_millis() as u64, "node started");

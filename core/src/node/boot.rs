@@ -115,6 +115,36 @@ fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// With `backup.auto_restore`, a node that starts with an empty data directory, no other peers
+/// and nothing to join fetches the newest backup of its destination and starts from it (sets
+/// `restore_from`). Returns the fetched file, to remove once restored. A destination that cannot
+/// be read stops the start: starting empty instead would soon back up an empty database.
+async fn auto_restore(config: &mut NodeConfig) -> Result<Option<PathBuf>> {
+    let Some(b) = config.backup.as_ref().filter(|b| b.auto_restore) else { return Ok(None) };
+    let log_dir = config.data_dir.join("log");
+    let has_log = std::fs::read_dir(&log_dir)
+        .map(|rd| rd.flatten().any(|d| d.file_name().to_string_lossy().ends_with(".seg")))
+        .unwrap_or(false);
+    let fresh = !has_log && !log_dir.join("vote").exists() && !config.data_dir.join("db/hiqlite.db").exists();
+    if !fresh || config.restore_from.is_some() || config.peers.len() > 1 || !config.join.is_empty() {
+        return Ok(None);
+    }
+    let to = config.data_dir.join("auto-restore.db");
+    let _ = std::fs::remove_file(&to);
+    match crate::backup::fetch_newest(b, &to).await {
+        Ok(Some(obj)) => {
+            tracing::info!(object = %obj.name, index = obj.index, "auto-restore: starting from the newest backup");
+            config.restore_from = Some(to.clone());
+            Ok(Some(to))
+        }
+        Ok(None) => {
+            tracing::info!(destination = %b.destination, "auto-restore: no backup yet; starting empty");
+            Ok(None)
+        }
+        Err(e) => Err(Error::Config(format!("auto-restore from {} failed: {e}", b.destination))),
+    }
+}
+
 /// The peer client, over TLS when the node serves TLS.
 fn peer_client(config: &NodeConfig, source: Option<std::net::IpAddr>) -> Result<PeerClient> {
     match (&config.tls_cert, &config.tls_ca) {
@@ -151,13 +181,14 @@ impl Node {
     /// Open a node: lock and (if needed) heal or seed its data directory, open storage, build
     /// Raft and bind the listeners. The caller serves the listeners, then calls
     /// [`Node::form_cluster`].
-    pub(crate) async fn open(config: NodeConfig) -> Result<(Node, Listeners)> {
+    pub(crate) async fn open(mut config: NodeConfig) -> Result<(Node, Listeners)> {
         config.validate()?;
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Config(format!("cannot create data dir {}: {e}", config.data_dir.display()))
         })?;
         let (lock_file, lock_path, unclean) = acquire_lock(&config.data_dir)?;
+        let fetched = auto_restore(&mut config).await?;
 
         let raft_listener = TcpListener::bind(&config.raft_addr)
             .await
@@ -176,6 +207,9 @@ impl Node {
         let db_path = db_dir.join("hiqlite.db");
         if let Some(backup) = &config.restore_from {
             restore_into(backup, &db_path, &config.data_dir.join("log"))?;
+        }
+        if let Some(f) = fetched {
+            let _ = std::fs::remove_file(f);
         }
         let startup = if config.restore_from.is_some() {
             "restored"
@@ -241,6 +275,10 @@ impl Node {
             Duration::from_millis(config.request_timeout_ms),
             propose::FkInit { applied: writer.foreign_keys.clone(), initial: config.foreign_keys },
         );
+        let backup_status = config.backup.as_ref().map(|b| crate::backup::BackupStatus {
+            destination: b.destination.clone(),
+            ..Default::default()
+        });
         let inner = Arc::new(NodeInner {
             proposer,
             tx: Default::default(),
@@ -274,6 +312,7 @@ impl Node {
             servers: Mutex::new(Vec::new()),
             lock: Mutex::new(Some((lock_file, lock_path))),
             stopped: tokio::sync::Mutex::new(false),
+            backup_status: Mutex::new(backup_status),
         });
         let node = Node { inner };
         tracing::info!(

@@ -5,6 +5,7 @@
 //! answers to peers), `maintenance` (backups, snapshots, dumps), `overview` (every member's
 //! status side by side) and `series` (the node's own activity over the last minutes).
 
+mod backups;
 mod boot;
 mod compaction;
 mod coord;
@@ -73,6 +74,8 @@ struct NodeInner {
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     lock: Mutex<Option<(File, PathBuf)>>,
     stopped: tokio::sync::Mutex<bool>,
+    /// Scheduled backups' progress (`None`: not configured).
+    backup_status: Mutex<Option<crate::backup::BackupStatus>>,
 }
 
 /// A running hiqlite node. Clones share the node.
@@ -198,6 +201,7 @@ impl Node {
             entries_applied_since_start: self.inner.writer.entries_applied.load(Ordering::Relaxed),
             healthy: m.running_state.is_ok(),
             error: m.running_state.as_ref().err().map(|e| e.to_string()),
+            backup: self.backup_status(),
         }
     }
 

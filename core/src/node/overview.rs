@@ -131,6 +131,7 @@ mod tests {
             entries_applied_since_start: 0,
             healthy: true,
             error: None,
+            backup: None,
         });
         MemberView {
             id,

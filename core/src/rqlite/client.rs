@@ -263,6 +263,7 @@ pub(crate) fn parse_status(body: &[u8]) -> Result<Status> {
         entries_applied_since_start: 0,
         healthy: true,
         error: None,
+        backup: None,
     })
 }
 
