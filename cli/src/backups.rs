@@ -56,3 +56,45 @@ pub async fn fetch(url: &str, name: Option<&str>) -> anyhow::Result<PathBuf> {
     eprintln!("fetched {} (log index {}) from {url}", obj.name, obj.index);
     Ok(to)
 }
+
+/// `hiqlite restore --from DEST --to-time T | --to-index N --out FILE`.
+pub async fn point_in_time(
+    url: &str,
+    time: Option<&str>,
+    index: Option<u64>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    use hiqlite::backup::Target;
+    let target = match (time, index) {
+        (Some(t), _) => Target::Time(parse_time(t)?),
+        (None, Some(n)) => Target::Index(n),
+        (None, None) => anyhow::bail!("--out needs --to-time or --to-index"),
+    };
+    let r = hiqlite::backup::restore_to(&config(url), target, out).await?;
+    println!(
+        "restored {} from {} up to log index {}{}",
+        out.display(),
+        r.backup,
+        r.index,
+        r.last_ts_ms.map(|t| format!(" (last write stamped {} ms after the epoch)", t)).unwrap_or_default()
+    );
+    if !r.reached_target {
+        eprintln!(
+            "warning: the archive ends before the target; the file holds everything archived so far \
+             (newer writes are on the cluster and reach the destination as segments are archived)"
+        );
+    }
+    println!("start a new cluster from it: hiqlite serve --restore {}", out.display());
+    Ok(())
+}
+
+/// Unix milliseconds, or an RFC 3339 moment.
+fn parse_time(t: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = t.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    let at = humantime::parse_rfc3339_weak(t.trim())
+        .with_context(|| format!("`{t}` is neither Unix milliseconds nor an RFC 3339 time"))?;
+    let ms = at.duration_since(std::time::UNIX_EPOCH).context("a time before 1970")?.as_millis();
+    Ok(i64::try_from(ms)?)
+}

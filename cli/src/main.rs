@@ -80,6 +80,17 @@ struct RestoreArgs {
     /// With a destination: the backup to load (a name `hiqlite backups` lists).
     #[arg(long)]
     name: Option<String>,
+    /// Point-in-time restore from a destination, as of this moment (RFC 3339, e.g.
+    /// `2026-11-30T19:30:00Z`, or Unix milliseconds): writes a backup file to --out.
+    #[arg(long, requires = "out", conflicts_with = "to_index")]
+    to_time: Option<String>,
+    /// Point-in-time restore from a destination, up to this log index: writes --out.
+    #[arg(long, requires = "out")]
+    to_index: Option<u64>,
+    /// Where a point-in-time restore writes its backup file (start a new cluster from it with
+    /// `hiqlite serve --restore FILE`).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// API address of a node of the cluster.
     #[arg(long, default_value = "127.0.0.1:4001")]
     api_addr: String,
@@ -388,6 +399,9 @@ async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     let http = transfer::Http::new(None, false, None)?;
     let base = format!("http://{}", a.api_addr);
     let from = a.from.to_string_lossy().into_owned();
+    if let Some(out) = &a.out {
+        return backups::point_in_time(&from, a.to_time.as_deref(), a.to_index, out).await;
+    }
     let fetched = if backups::is_destination(&from) {
         Some(backups::fetch(&from, a.name.as_deref()).await?)
     } else {

@@ -3,6 +3,7 @@
 
 mod codec;
 mod config;
+mod pitr;
 pub(crate) mod store;
 
 use std::path::Path;
@@ -10,6 +11,7 @@ use std::path::Path;
 pub use crate::status::BackupStatus;
 pub use codec::BackupKey;
 pub use config::BackupConfig;
+pub use pitr::{restore_to, Restored, Target};
 pub use store::BackupObject;
 
 use crate::error::{Error, Result};

@@ -73,6 +73,32 @@ pub(crate) fn check(url: &str) -> Result<()> {
     }
 }
 
+/// A log segment archived for point-in-time restore: `PREFIX/log/<first>-<last>.seg.zst[.enc]`
+/// (indexes with 20 digits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ArchivedSegment {
+    /// Object name, relative to the destination's prefix (`log/...`).
+    pub name: String,
+    pub first: u64,
+    pub last: u64,
+}
+
+impl ArchivedSegment {
+    pub(crate) fn name_for(first: u64, last: u64, encrypted: bool) -> String {
+        format!("log/{first:020}-{last:020}.seg.zst{}", if encrypted { ".enc" } else { "" })
+    }
+
+    fn parse(file: &str) -> Option<Self> {
+        let stem = file.strip_suffix(".seg.zst.enc").or_else(|| file.strip_suffix(".seg.zst"))?;
+        let (first, last) = stem.split_once('-')?;
+        Some(ArchivedSegment {
+            name: format!("log/{file}"),
+            first: first.parse().ok()?,
+            last: last.parse().ok()?,
+        })
+    }
+}
+
 /// An opened destination.
 #[derive(Clone)]
 pub(crate) struct Destination {
@@ -150,6 +176,21 @@ impl Destination {
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Every archived log segment, in index order.
+    pub(crate) async fn list_segments(&self) -> Result<Vec<ArchivedSegment>> {
+        let dir = self.path("log");
+        let mut listing = self.store.list(Some(&dir));
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| store_err("listing", &self.url, e))?;
+            if let Some(s) = meta.location.filename().and_then(ArchivedSegment::parse) {
+                out.push(s);
+            }
+        }
+        out.sort_by_key(|s| (s.first, s.last));
         Ok(out)
     }
 

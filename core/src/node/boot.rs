@@ -202,6 +202,10 @@ impl Node {
 
         let log = LogStore::open(config.data_dir.join("log"), config.log_segment_bytes)?;
         log.set_trace_id(config.node_id);
+        if config.backup.is_some() {
+            // Purged segments wait there for the backup task (point-in-time restore).
+            log.keep_purged()?;
+        }
         let db_dir = config.data_dir.join("db");
         std::fs::create_dir_all(&db_dir)?;
         let db_path = db_dir.join("hiqlite.db");

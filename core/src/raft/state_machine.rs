@@ -73,7 +73,7 @@ fn to_raft(applied: &Applied) -> Result<(Option<LogId>, StoredMembership)> {
 }
 
 /// What the writer is to do for one openraft entry.
-fn to_op(e: Entry) -> Result<(LogPos, Op)> {
+pub(crate) fn to_op(e: Entry) -> Result<(LogPos, Op)> {
     let op = match e.payload {
         EntryPayload::Blank => Op::Blank,
         EntryPayload::Normal(cmd) => Op::Command(cmd),

@@ -154,12 +154,19 @@ impl Io {
         dir: &Path,
         purged: LogId,
         remove: &[std::path::PathBuf],
+        archive: Option<&Path>,
     ) -> std::io::Result<()> {
         self.check()?;
         let bytes = serde_json::to_vec(&Some(purged)).map_err(io_err)?;
         write_atomic(dir, "purged", &bytes)?;
         for p in remove {
-            std::fs::remove_file(p)?;
+            match (archive, p.file_name()) {
+                (Some(to), Some(name)) => std::fs::rename(p, to.join(name))?,
+                _ => std::fs::remove_file(p)?,
+            }
+        }
+        if let Some(to) = archive {
+            fsync_dir(to)?;
         }
         fsync_dir(dir)
     }

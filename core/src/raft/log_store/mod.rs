@@ -74,6 +74,8 @@ struct Shared {
     truncations: AtomicU64,
     /// The encoding buffer, kept between appends.
     scratch: Mutex<Vec<u8>>,
+    /// Where purged segments go instead of being deleted (`archive.rs`).
+    archive: Mutex<Option<PathBuf>>,
 }
 
 /// The durable Raft log and vote store. Cheap to clone; clones share the same log.
@@ -334,6 +336,7 @@ impl LogStore {
                 trace_id: AtomicU64::new(0),
                 truncations: AtomicU64::new(0),
                 scratch: Default::default(),
+                archive: Mutex::new(None),
             }),
         })
     }
@@ -582,6 +585,7 @@ impl LogStore {
     }
 }
 
+pub(crate) mod archive;
 mod io;
 mod storage;
 #[cfg(test)]

@@ -163,7 +163,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         let mut io = self.io();
         drop(guard);
-        crate::blocking::run(crate::blocking::Expect::Long, || io.purge(&self.shared.dir, log_id, &remove))
-            .map_err(sto_write)
+        let archive = self.archive_dir();
+        crate::blocking::run(crate::blocking::Expect::Long, || {
+            io.purge(&self.shared.dir, log_id, &remove, archive.as_deref())
+        })
+        .map_err(sto_write)
     }
 }
