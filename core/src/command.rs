@@ -38,6 +38,32 @@ pub struct Migration {
     pub sql: String,
 }
 
+impl Migration {
+    /// The migrations of a folder of numbered SQL files, in order: `<id>_<name>.sql` (e.g.
+    /// `1_init.sql`, `002_add_index.sql`); other files are ignored. Two files with one id, or a
+    /// file that is not UTF-8, is an error naming it.
+    pub fn from_dir(dir: impl AsRef<std::path::Path>) -> crate::Result<Vec<Migration>> {
+        let dir = dir.as_ref();
+        let bad =
+            |why: String| crate::Error::InvalidRequest(format!("migrations in {}: {why}", dir.display()));
+        let mut out: Vec<Migration> = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| bad(e.to_string()))? {
+            let path = entry.map_err(|e| bad(e.to_string()))?.path();
+            let Some(file) = path.file_name().and_then(|f| f.to_str()) else { continue };
+            let Some(stem) = file.strip_suffix(".sql") else { continue };
+            let (num, name) = stem.split_once('_').unwrap_or((stem, ""));
+            let Ok(id) = num.parse::<u32>() else { continue };
+            let sql = std::fs::read_to_string(&path).map_err(|e| bad(format!("{file}: {e}")))?;
+            if let Some(other) = out.iter().find(|m| m.id == id) {
+                return Err(bad(format!("{file} and the migration `{}` both have id {id}", other.name)));
+            }
+            out.push(Migration { id, name: name.to_string(), sql });
+        }
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+}
+
 #[cfg(feature = "server")]
 /// The replicated log payload. `ts_ms` and `seed` are stamped by the leader, so that
 /// `datetime('now')`, `random()` and friends give the same answer on every replica.

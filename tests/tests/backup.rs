@@ -124,3 +124,50 @@ async fn point_in_time_restore_gives_exactly_the_rows_written_before() {
     assert!(matches!(none, Err(hiqlite::Error::InvalidRequest(m)) if m.contains("no backup")));
     c.stop_all().await;
 }
+
+/// `Client::backup` then `Client::restore` (embedded and remote) bring the tables back;
+/// migrations load from a folder of numbered SQL files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_a_backup_into_a_running_cluster_and_migrate_from_a_folder() {
+    init_logging();
+    let dir = tempfile::tempdir().expect("tmp");
+    let sql = dir.path().join("migrations");
+    std::fs::create_dir_all(&sql).expect("dir");
+    std::fs::write(sql.join("1_init.sql"), "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+        .expect("write");
+    std::fs::write(sql.join("002_seed.sql"), "INSERT INTO t (v) VALUES ('a'), ('b');").expect("write");
+    std::fs::write(sql.join("README.md"), "not a migration").expect("write");
+    let migrations = hiqlite::Migration::from_dir(&sql).expect("folder");
+    assert_eq!(
+        migrations.iter().map(|m| (m.id, m.name.as_str())).collect::<Vec<_>>(),
+        [(1, "init"), (2, "seed")]
+    );
+    std::fs::write(sql.join("2_again.sql"), "SELECT 1").expect("write");
+    assert!(hiqlite::Migration::from_dir(&sql).is_err_and(|e| e.to_string().contains("both have id 2")));
+
+    let mut c = TestCluster::configure(1, |_| {});
+    c.start(0).await;
+    c.leader(T).await;
+    let db = c.node(0).clone();
+    assert_eq!(db.migrate(&migrations).await.expect("migrate"), 2);
+    assert_eq!(db.migrate(&migrations).await.expect("again"), 0);
+    let file = dir.path().join("b.db");
+    db.backup(&file).await.expect("backup");
+    db.execute("DELETE FROM t", ()).await.expect("delete");
+    db.execute("CREATE TABLE extra (x)", ()).await.expect("create");
+    db.restore(&file).await.expect("restore");
+    assert_eq!(ids(&db).await, vec![1, 2]);
+    let tables = db.query("SELECT name FROM sqlite_master WHERE name = 'extra'", ()).await.expect("schema");
+    assert!(tables.rows.is_empty(), "the backup replaced every table");
+
+    let remote = Client::remote([format!("http://{}", c.configs[0].api_addr)]).build().expect("remote");
+    db.execute("DELETE FROM t WHERE id = 1", ()).await.expect("delete");
+    remote.restore(&file).await.expect("remote restore");
+    assert_eq!(ids(&db).await, vec![1, 2]);
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").expect("write");
+    assert!(db.restore(&junk).await.is_err() && remote.restore(&junk).await.is_err());
+    assert!(remote.restore(dir.path().join("missing.db")).await.is_err());
+    assert_eq!(ids(&db).await, vec![1, 2]);
+    c.stop_all().await;
+}

@@ -374,6 +374,25 @@ impl Client {
         }
     }
 
+    /// Load a backup file (as [`Client::backup`] writes, or any SQLite database file) into the
+    /// running cluster: every user table and view is replaced by the file's, in one replicated
+    /// transaction (foreign keys checked once, at its end). To start a new cluster from a
+    /// backup instead, use `NodeConfig::restore_from`.
+    pub async fn restore(&self, src: impl AsRef<std::path::Path>) -> Result<()> {
+        let src = src.as_ref();
+        match &self.inner {
+            #[cfg(feature = "server")]
+            Inner::Embedded(n) => {
+                let stmts = n.load_statements(src)?;
+                let resp = n
+                    .write(Command::Execute { stmts, mode: ExecMode::Transaction, ts_ms: 0, seed: 0 })
+                    .await?;
+                first_error(resp.results).map(|_| ())
+            }
+            Inner::Remote(r) => r.restore(src).await,
+        }
+    }
+
     /// Stop the embedded node gracefully. For a remote client there is nothing to stop; its
     /// pooled connections close when the last clone is dropped.
     pub async fn shutdown(&self) -> Result<()> {

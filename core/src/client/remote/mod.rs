@@ -182,6 +182,31 @@ impl Remote {
         Ok(v["applied"].as_u64().unwrap_or(0) as usize)
     }
 
+    /// Load a backup file (replacing every table) through `/db/load`.
+    pub(crate) async fn restore(&self, src: &std::path::Path) -> Result<()> {
+        let body = tokio::fs::read(src)
+            .await
+            .map_err(|e| Error::InvalidRequest(format!("cannot read {}: {e}", src.display())))?;
+        let out = self
+            .call(Call {
+                method: Method::POST,
+                path: "/db/load",
+                query: self.data_query(&[]),
+                body: Some(body),
+                target: Target::Leader,
+                idempotent: false,
+                sink: None,
+            })
+            .await?;
+        // A database file answers `{}`; a failure, one result with the error.
+        if out.windows(7).any(|w| w == b"\"error\"") {
+            for r in parse_write_results(&out)? {
+                r?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn status(&self) -> Result<Status> {
         let out = self
             .call(Call {
