@@ -1056,6 +1056,47 @@ int hiqlite_lock_is_held(const struct hiqlite_lock *lock);
 int hiqlite_lock_release(struct hiqlite_lock *lock, int *was_held);
 
 /**
+ * Write a consistent online backup (a SQLite database file that also carries hiqlite's state)
+ * to `path`, which must not exist. `*index` (may be NULL) is the log index the copy holds, or
+ * -1 when the node cannot tell (a remote client). Start a new cluster from the file with the
+ * config key `restore_from`, or load it into a running one with `hiqlite_restore`.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `path` NULL or a NUL-terminated string; `index` NULL or
+ * writable.
+ */
+int hiqlite_backup(const struct hiqlite_db *db, const char *path, int64_t *index);
+
+/**
+ * Load the backup (or any SQLite database file) at `path` into the running cluster: every
+ * table and view is replaced by the file's, in one replicated transaction.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `path` NULL or a NUL-terminated string.
+ */
+int hiqlite_restore(const struct hiqlite_db *db, const char *path);
+
+/**
+ * Apply migrations given as a JSON array of `{"id": N, "name": "...", "sql": "..."}`, in id
+ * order, each once and atomically. `*applied` (may be NULL): how many were applied now.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `migrations_json` NULL or a NUL-terminated string; `applied`
+ * NULL or writable.
+ */
+int hiqlite_migrate(const struct hiqlite_db *db, const char *migrations_json, int *applied);
+
+/**
+ * Apply the migrations of a folder of numbered SQL files (`1_init.sql`, `002_more.sql`, ...;
+ * other files are ignored), as `hiqlite_migrate` does.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `dir` NULL or a NUL-terminated string; `applied` NULL or
+ * writable.
+ */
+int hiqlite_migrate_dir(const struct hiqlite_db *db, const char *dir, int *applied);
+
+/**
  * Prepare `sql` (one statement; `?`, `?NNN`, `:name`, `@name`, `$name` parameters) on `db`.
  *
  * Nothing is sent to the cluster yet: syntax and schema errors are reported by the first

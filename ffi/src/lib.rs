@@ -28,6 +28,7 @@ mod error;
 mod json;
 mod listen;
 mod lock;
+mod maintenance;
 mod params;
 mod runtime;
 mod stmt;

@@ -146,6 +146,12 @@ fn c_coord() {
 }
 
 #[test]
+fn c_maintenance() {
+    let out = run_checked(&compile("maintenance", &["ffi/tests/c/maintenance.c"]));
+    assert!(out.ends_with("maintenance: ok\n"), "{out}");
+}
+
+#[test]
 fn c_listen() {
     let out = run_checked(&compile("listen", &["ffi/tests/c/listen.c"]));
     assert!(out.ends_with("listen: ok\n"), "{out}");

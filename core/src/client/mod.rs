@@ -370,7 +370,16 @@ impl Client {
         match &self.inner {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => n.backup(dest.as_ref()).await,
-            Inner::Remote(r) => r.backup(dest.as_ref()).await.map(|()| None),
+            Inner::Remote(r) => {
+                // As embedded: a backup never replaces a file.
+                if dest.as_ref().exists() {
+                    return Err(Error::InvalidRequest(format!(
+                        "{} exists; refusing to overwrite it",
+                        dest.as_ref().display()
+                    )));
+                }
+                r.backup(dest.as_ref()).await.map(|()| None)
+            }
         }
     }
 
