@@ -19,7 +19,11 @@ use crate::runtime::block_on;
 /// `db` is NULL or a live handle; `path` NULL or a NUL-terminated string; `index` NULL or
 /// writable.
 #[no_mangle]
-pub unsafe extern "C" fn hiqlite_backup(db: *const hiqlite_db, path: *const c_char, index: *mut i64) -> c_int {
+pub unsafe extern "C" fn hiqlite_backup(
+    db: *const hiqlite_db,
+    path: *const c_char,
+    index: *mut i64,
+) -> c_int {
     with_db(db, |d| {
         // SAFETY: caller's contract.
         unsafe { put(index, -1) };
@@ -81,7 +85,11 @@ pub unsafe extern "C" fn hiqlite_migrate(
 /// `db` is NULL or a live handle; `dir` NULL or a NUL-terminated string; `applied` NULL or
 /// writable.
 #[no_mangle]
-pub unsafe extern "C" fn hiqlite_migrate_dir(db: *const hiqlite_db, dir: *const c_char, applied: *mut c_int) -> c_int {
+pub unsafe extern "C" fn hiqlite_migrate_dir(
+    db: *const hiqlite_db,
+    dir: *const c_char,
+    applied: *mut c_int,
+) -> c_int {
     with_db(db, |d| {
         // SAFETY: caller's contract.
         unsafe { put(applied, 0) };

@@ -61,6 +61,13 @@ fn seconds(s: f64, what: &str) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("{what} must be a non-negative number of seconds")))
 }
 
+fn migrations(spec: &str, from_dir: bool) -> PyResult<Vec<hiqlite::Migration>> {
+    if from_dir {
+        return hiqlite::Migration::from_dir(spec).map_err(error::to_py);
+    }
+    serde_json::from_str(spec).map_err(|e| PyValueError::new_err(format!("migrations: {e}")))
+}
+
 fn statements(stmts: &Bound<'_, PyAny>) -> PyResult<Vec<Statement>> {
     let mut out = Vec::new();
     for item in stmts.try_iter()? {
@@ -265,6 +272,39 @@ impl Database {
             let st = client.status().await?;
             serde_json::to_string(&st).map_err(|e| hiqlite::Error::Decode(e.to_string()))
         })
+    }
+
+    /// Write a consistent online backup to `path` (must not exist); the log index it holds.
+    fn backup(&self, py: Python<'_>, path: &str) -> PyResult<Option<u64>> {
+        block(py, self.client.backup(path))
+    }
+
+    /// Load a backup file into the running cluster (every table replaced, one transaction).
+    fn restore(&self, py: Python<'_>, path: &str) -> PyResult<()> {
+        block(py, self.client.restore(path))
+    }
+
+    /// Apply migrations: `spec` is a JSON array of `{id, name, sql}`, or (`from_dir`) a folder
+    /// of numbered `.sql` files. Returns how many were applied now.
+    fn migrate(&self, py: Python<'_>, spec: &str, from_dir: bool) -> PyResult<usize> {
+        let list = migrations(spec, from_dir)?;
+        block(py, self.client.migrate(&list))
+    }
+
+    /// [`Database::backup`], [`Database::restore`], [`Database::migrate`] as awaitables.
+    fn backup_async<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.backup(path).await })
+    }
+
+    fn restore_async<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.client.clone();
+        spawn(py, async move { client.restore(path).await })
+    }
+
+    fn migrate_async<'py>(&self, py: Python<'py>, spec: &str, from_dir: bool) -> PyResult<Bound<'py, PyAny>> {
+        let (client, list) = (self.client.clone(), migrations(spec, from_dir)?);
+        spawn(py, async move { client.migrate(&list).await })
     }
 
     /// [`Database::close`] as an awaitable.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import threading
 import time
 from typing import (
@@ -47,7 +48,9 @@ from ._shared import (
     ConnectionState,
     CursorState,
     KvValue,
+    Migrations,
     Params,
+    _migration_spec,
     Route,
     executemany_kind,
     json_bytes,
@@ -407,6 +410,28 @@ class Connection(ConnectionState):
     ) -> List[Any]:
         """Run a read and return all rows (``cached``: through the node's query cache)."""
         return self.execute(sql, parameters, consistency=consistency, cached=cached, ttl=ttl).fetchall()
+
+    # -- backups and migrations
+
+    def backup(self, path: str) -> Optional[int]:
+        """Write a consistent online backup (a SQLite file) to ``path``, which must not exist.
+        Returns the log index it holds (None when a remote node does not say). Start a new
+        cluster from it with the config key ``restore_from``, or load it with :meth:`restore`."""
+        index: Optional[int] = call(self._check().backup, os.fspath(path))
+        return index
+
+    def restore(self, path: str) -> None:
+        """Load a backup (or any SQLite file) into the running cluster: every table and view is
+        replaced by the file's, in one replicated transaction."""
+        call(self._check().restore, os.fspath(path))
+
+    def migrate(self, migrations: Migrations) -> int:
+        """Apply ordered migrations once, cluster-wide; returns how many were applied now.
+        ``migrations``: a folder of numbered ``.sql`` files (``1_init.sql``, ...), or a list of
+        ``(id, name, sql)`` tuples."""
+        spec, from_dir = _migration_spec(migrations)
+        applied: int = call(self._check().migrate, spec, from_dir)
+        return applied
 
 
     # -- coordination: replicated key/value entries with expiry, and counters. They are not

@@ -17,6 +17,7 @@ Routing, as the standard library's ``sqlite3`` module does it (its default, "leg
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -24,6 +25,8 @@ from . import _native
 from ._errors import DataError, ProgrammingError, sqlite_error
 
 Params = Union[Sequence[Any], Mapping[str, Any], None]
+#: Migrations: a folder of numbered ``.sql`` files, or ``(id, name, sql)`` tuples.
+Migrations = Union[str, "os.PathLike[str]", Sequence[Tuple[int, str, str]]]
 RowFactory = Callable[[Any, Tuple[Any, ...]], Any]
 Description = Tuple[Tuple[str, Any, None, None, None, None, None], ...]
 NativeRows = Tuple[List[str], List[str], List[Tuple[Any, ...]]]
@@ -343,3 +346,10 @@ def json_value(data: Optional[bytes], ns: str, key: str) -> Any:
         err = DataError(f"value of {ns}/{key} as JSON: {e}")
         err.code = "HIQLITE_DECODE"
         raise err from None
+
+def _migration_spec(migrations: Migrations) -> Tuple[str, bool]:
+    """The native call's arguments: a folder's path, or the list as JSON."""
+    if isinstance(migrations, (str, os.PathLike)):
+        return os.fspath(migrations), True
+    items = [{"id": int(i), "name": str(n), "sql": str(q)} for i, n, q in migrations]
+    return json.dumps(items), False

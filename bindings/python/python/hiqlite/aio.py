@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Union
 
 from . import _native, _native_db
@@ -25,8 +26,10 @@ from ._shared import (
     ConnectionState,
     CursorState,
     KvValue,
+    Migrations,
     Params,
     Route,
+    _migration_spec,
     executemany_kind,
     json_bytes,
     json_value,
@@ -151,6 +154,20 @@ class Connection(ConnectionState):
     async def is_leader(self) -> bool:
         st = await self.status()
         return st.get("leader") is not None and st.get("leader") == st.get("id")
+
+    # -- backups and migrations: as on :class:`hiqlite.Connection`, awaitable.
+
+    async def backup(self, path: str) -> Optional[int]:
+        index: Optional[int] = await _await(self._check().backup_async(os.fspath(path)))
+        return index
+
+    async def restore(self, path: str) -> None:
+        await _await(self._check().restore_async(os.fspath(path)))
+
+    async def migrate(self, migrations: Migrations) -> int:
+        spec, from_dir = _migration_spec(migrations)
+        applied: int = await _await(self._check().migrate_async(spec, from_dir))
+        return applied
 
     # -- coordination: as on :class:`hiqlite.Connection`, awaitable (not part of transactions).
 
