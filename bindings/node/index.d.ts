@@ -408,6 +408,24 @@ export declare class Database {
   lock(name: string, options?: LockOptions | null): Promise<Lock>
   /** Take lock `name` only if it is free and nobody waits for it; otherwise resolve to `null`. */
   tryLock(name: string, options?: TryLockOptions | null): Promise<Lock | null>
+  /**
+   * Write a consistent online backup (a SQLite file that also carries hiqlite's state) to
+   * `path`, which must not exist. Resolves to the log index it holds, or `null` when a
+   * remote node does not say. Start a new cluster from it with the config key
+   * `restore_from`, or load it into a running one with `restore`.
+   */
+  backup(path: string): Promise<number | null>
+  /**
+   * Load a backup (or any SQLite file) into the running cluster: every table and view is
+   * replaced by the file's, in one replicated transaction.
+   */
+  restore(path: string): Promise<void>
+  /**
+   * Apply ordered migrations once, cluster-wide: a folder of numbered `.sql` files
+   * (`1_init.sql`, `002_more.sql`, ...) or an array of `{ id, name, sql }`. Resolves to how
+   * many were applied now; a migration changed after it was applied is an error.
+   */
+  migrate(migrations: string | Array<{ id: number; name: string; sql: string }>): Promise<number>
 }
 
 /**

@@ -15,6 +15,7 @@ mod database;
 mod error;
 mod listen;
 mod lock;
+mod maintenance;
 mod session;
 mod statement;
 mod status;
