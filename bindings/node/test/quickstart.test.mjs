@@ -54,6 +54,14 @@ test('examples/listen.mjs', async () => {
   assert.equal(stdout, 'true {"order":42}\nfalse shipped\nshipped\n')
 })
 
+test('examples/backups.mjs', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'backups.mjs')], {
+    cwd: pkg,
+    timeout: 60_000,
+  })
+  assert.equal(stdout, '2\ntrue\nfirst\n')
+})
+
 test('the README shows the examples as they are', () => {
   const readme = fs.readFileSync(path.join(pkg, '..', '..', 'README.md'), 'utf8')
   let section = readme.slice(readme.indexOf('## Node.js'))
@@ -68,5 +76,6 @@ test('the README shows the examples as they are', () => {
     fs.readFileSync(path.join(pkg, 'examples', 'coordination.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'locks.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'listen.mjs'), 'utf8'),
+    fs.readFileSync(path.join(pkg, 'examples', 'backups.mjs'), 'utf8'),
   ])
 })
