@@ -379,6 +379,14 @@ mod tests {
         assert!(matches!(fixed.validate(), Err(Error::Config(m)) if m.contains("ftp://x")));
         fixed.backup.as_mut().expect("set").destination = "/var/backups/hiqlite".into();
         fixed.validate().expect("a directory is a destination");
+        let b = fixed.backup.as_mut().expect("set");
+        b.schedule = Some("0 3 * * *".into());
+        fixed.validate().expect("a cron schedule");
+        let b = fixed.backup.as_ref().expect("set");
+        let wait = b.until_next(b.cron().expect("parses").as_ref());
+        assert!(wait <= std::time::Duration::from_secs(24 * 3600), "{wait:?}");
+        fixed.backup.as_mut().expect("set").schedule = Some("every day".into());
+        assert!(matches!(fixed.validate(), Err(Error::Config(m)) if m.contains("cron")));
         assert!(NodeConfig::default().with_vars(|_| None).expect("no vars").backup.is_none());
     }
 

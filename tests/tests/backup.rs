@@ -46,7 +46,14 @@ async fn point_in_time_restore_gives_exactly_the_rows_written_before() {
     init_logging();
     let dir = tempfile::tempdir().expect("tmp");
     let dest = dir.path().join("backups");
-    let backup = BackupConfig { interval_secs: 1, keep: 0, ..BackupConfig::to(dest.to_string_lossy()) };
+    // Every second by a cron expression (with seconds); `interval_secs` then only paces how
+    // often archived segments go up.
+    let backup = BackupConfig {
+        schedule: Some("* * * * * *".into()),
+        interval_secs: 1,
+        keep: 0,
+        ..BackupConfig::to(dest.to_string_lossy())
+    };
     let b2 = backup.clone();
     let mut c = TestCluster::configure(1, move |cfg| {
         cfg.snapshot_every = 100;

@@ -14,6 +14,9 @@ pub struct BackupConfig {
     pub destination: String,
     /// Seconds between two backups. Only the leader takes them.
     pub interval_secs: u64,
+    /// A cron expression (UTC; `min hour day month weekday`, or with seconds first) that
+    /// replaces `interval_secs`, e.g. `"0 3 * * *"` for every day at 03:00.
+    pub schedule: Option<String>,
     /// How many backups are kept (the newest; 0: no limit by count).
     pub keep: usize,
     /// Backups older than this many seconds are deleted (the newest is always kept).
@@ -43,6 +46,7 @@ impl Default for BackupConfig {
         BackupConfig {
             destination: String::new(),
             interval_secs: 3600,
+            schedule: None,
             keep: 24,
             max_age_secs: None,
             encryption_key: None,
@@ -85,6 +89,33 @@ impl BackupConfig {
         self.encryption_key.as_deref().map(BackupKey::from_hex).transpose()
     }
 
+    /// The parsed `schedule`, if one is set.
+    pub(crate) fn cron(&self) -> Result<Option<croner::Cron>> {
+        self.schedule
+            .as_deref()
+            .map(|s| {
+                croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Optional)
+                    .build()
+                    .parse(s)
+                    .map_err(|e| {
+                        Error::Config(format!("backup.schedule `{s}` is not a cron expression: {e}"))
+                    })
+            })
+            .transpose()
+    }
+
+    /// How long from now until the next backup is due.
+    pub(crate) fn until_next(&self, cron: Option<&croner::Cron>) -> std::time::Duration {
+        let interval = std::time::Duration::from_secs(self.interval_secs);
+        let Some(cron) = cron else { return interval };
+        let now = chrono::Utc::now();
+        match cron.find_next_occurrence(&now, false) {
+            Ok(next) => (next - now).to_std().unwrap_or_default(),
+            Err(_) => interval,
+        }
+    }
+
     /// Check the settings; the message names the offending one.
     pub fn validate(&self) -> Result<()> {
         if self.destination.trim().is_empty() {
@@ -96,6 +127,7 @@ impl BackupConfig {
         if !(1..=22).contains(&self.compression_level) {
             return Err(Error::Config("backup.compression_level must be 1..=22".into()));
         }
+        self.cron()?;
         self.key()?;
         super::store::check(&self.destination)
     }

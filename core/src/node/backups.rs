@@ -33,8 +33,8 @@ impl Node {
         let mut stop = self.inner.shutdown_tx.subscribe();
         tokio::spawn(async move {
             // Validated at start: these cannot fail here, but a failure is reported, not hidden.
-            let prepared = Destination::parse(&cfg).and_then(|d| Ok((d, cfg.key()?)));
-            let (dest, key) = match prepared {
+            let prepared = Destination::parse(&cfg).and_then(|d| Ok((d, cfg.key()?, cfg.cron()?)));
+            let (dest, key, cron) = match prepared {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!("scheduled backups are off: {e}");
@@ -42,11 +42,10 @@ impl Node {
                     return;
                 }
             };
-            let interval = Duration::from_secs(cfg.interval_secs);
             // Archived log segments go up more often than backups: they are what a
             // point-in-time restore can reach.
-            let tick = interval.min(Duration::from_secs(5));
-            let mut next = Instant::now() + interval;
+            let tick = Duration::from_secs(cfg.interval_secs).min(Duration::from_secs(5));
+            let mut next = Instant::now() + cfg.until_next(cron.as_ref());
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
@@ -59,7 +58,7 @@ impl Node {
                 if Instant::now() < next {
                     continue;
                 }
-                next = (next + interval).max(Instant::now());
+                next = Instant::now() + cfg.until_next(cron.as_ref());
                 if !node.is_leader() {
                     continue;
                 }
