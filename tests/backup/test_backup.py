@@ -344,3 +344,29 @@ def test_point_in_time_restore_from_s3_with_the_cli(s3, nodes):
         fresh.start()
         wait_for("the new cluster serving the rows", lambda: fresh.status()["leader"] == 2 and rows(fresh))
         assert rows(fresh) == [[i, f"row {i}"] for i in range(1, 301)]
+
+
+def test_failed_uploads_are_reported_and_retried_without_slowing_writes(s3, nodes):
+    """The bucket does not exist yet: every attempt fails, status and /metrics say so, writes go
+    on; once the bucket exists the retries succeed and the failure streak resets."""
+    with tempfile.TemporaryDirectory(prefix="hiqlite-backup-") as root:
+        node = Node(root, 1, s3_config(s3, "late", interval_secs=1).replace("s3://backups/", "s3://not-yet/"))
+        nodes.append(node)
+        node.start()
+        wait_for("a leader", lambda: node.status()["leader"] == 1)
+        code, r = http("POST", node.url("/db/execute"), ["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"])
+        assert code == 200, r
+        st = wait_for("failures reported", lambda: (b := node.status()["backup"]) and b["consecutive_failures"] >= 2 and b)
+        assert st["stored"] == 0 and st["failed"] >= 2 and "not-yet" in (st["last_error"] or ""), st
+        code, metrics = http("GET", node.url("/metrics"))
+        assert re.search(r"^hiqlite_backups_failed [1-9]", metrics, re.M), metrics
+        assert re.search(r"^hiqlite_backup_consecutive_failures [1-9]", metrics, re.M), metrics
+        # Writes are not held up by the failing uploads.
+        for i in range(20):
+            code, r = http("POST", node.url("/db/execute"), [["INSERT INTO t (v) VALUES (?)", f"row {i}"]])
+            assert code == 200 and "error" not in r["results"][0], r
+        client = bucket(s3, "not-yet")
+        st = wait_for("a backup stored once the bucket exists",
+                      lambda: (b := node.status()["backup"]) and b["stored"] >= 1 and b)
+        assert st["consecutive_failures"] == 0 and st["last_error"] is None, st
+        assert objects(client, "not-yet", "late/"), "nothing in the bucket"
