@@ -119,6 +119,9 @@ struct ServeArgs {
     /// Raft address of a member of a running cluster to join through (repeatable).
     #[arg(long, value_delimiter = ',')]
     join: Vec<String>,
+    /// Join as a read replica: replicate and serve reads, never vote, never be promoted.
+    #[arg(long)]
+    learner: bool,
     /// Cluster secret shared by all nodes.
     #[arg(long)]
     secret: Option<String>,
@@ -209,6 +212,7 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
     if !a.join.is_empty() {
         cfg.join = a.join;
     }
+    cfg.learner |= a.learner;
     if let Some(v) = a.secret {
         cfg.secret = v;
     }
@@ -467,6 +471,12 @@ fn rqlited_args(args: Vec<String>) -> anyhow::Result<Vec<String>> {
             };
             if name == "fk" {
                 fk = inline.as_deref() != Some("false");
+                continue;
+            }
+            if name == "raft-non-voter" {
+                if inline.as_deref() != Some("false") && seen.insert("--learner") {
+                    out.push("--learner".to_string());
+                }
                 continue;
             }
             if matches!(name, "node-no-verify" | "http-no-verify") {

@@ -43,8 +43,12 @@ pub struct NodeConfig {
     /// The voters of a new cluster, including this node. Empty means a single-node cluster of
     /// this node. The cluster is bootstrapped once, by the member with the lowest id.
     pub peers: Vec<Peer>,
-    /// Raft addresses of members of a running cluster to join through (as learner, then voter).
+    /// Raft addresses of members of a running cluster to join through (as learner, then voter;
+    /// with `learner`, as a learner only).
     pub join: Vec<String>,
+    /// Join as a read replica: a learner that replicates, serves reads and forwards writes, but
+    /// never votes and is never promoted, so it does not weigh on the quorum. Needs `join`.
+    pub learner: bool,
     /// Shared secret every peer request must carry.
     pub secret: String,
     /// Take a snapshot every this many applied log entries.
@@ -122,6 +126,7 @@ impl Default for NodeConfig {
             api_addr: "127.0.0.1:4001".into(),
             peers: Vec::new(),
             join: Vec::new(),
+            learner: false,
             secret: "hiqlite-insecure-default-secret".into(),
             snapshot_every: 10_000,
             log_keep_after_snapshot: 1_000,
@@ -178,7 +183,8 @@ impl NodeConfig {
     /// `HIQLITE_ELECTION_TIMEOUT_MAX_MS`, `HIQLITE_READ_POOL_SIZE`, `HIQLITE_REQUEST_TIMEOUT_MS`,
     /// `HIQLITE_BUSY_TIMEOUT_MS`, `HIQLITE_TRANSACTION_IDLE_TIMEOUT_MS`,
     /// `HIQLITE_FOREIGN_KEYS`, `HIQLITE_CONSOLE` (true/false, 1/0, on/off, yes/no),
-    /// `HIQLITE_BACKUP_DESTINATION`, `HIQLITE_BACKUP_INTERVAL_SECS`, `HIQLITE_BACKUP_KEY`.
+    /// `HIQLITE_LEARNER`, `HIQLITE_BACKUP_DESTINATION`, `HIQLITE_BACKUP_INTERVAL_SECS`,
+    /// `HIQLITE_BACKUP_KEY`.
     pub fn with_env(self) -> Result<Self> {
         self.with_vars(|k| std::env::var(k).ok())
     }
@@ -252,6 +258,9 @@ impl NodeConfig {
         if let Some(v) = get("HIQLITE_FOREIGN_KEYS") {
             self.foreign_keys = flag("HIQLITE_FOREIGN_KEYS", &v)?;
         }
+        if let Some(v) = get("HIQLITE_LEARNER") {
+            self.learner = flag("HIQLITE_LEARNER", &v)?;
+        }
         if let Some(v) = get("HIQLITE_CONSOLE") {
             self.console = Some(flag("HIQLITE_CONSOLE", &v)?);
         }
@@ -301,6 +310,11 @@ impl NodeConfig {
         }
         if let Some(b) = &self.backup {
             b.validate()?;
+        }
+        if self.learner && (self.join.is_empty() || self.peers.len() > 1 || self.restore_from.is_some()) {
+            return Err(Error::Config(
+                "a learner (read replica) joins a running cluster: give `join`, and no other peers or restore".into(),
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::Config("tls_cert and tls_key go together".into()));

@@ -36,6 +36,10 @@ pub struct Status {
     pub members: BTreeMap<u64, Member>,
     /// Ids of the voters.
     pub voters: Vec<u64>,
+    /// This node's part: `voter`, `learner` (a read replica, or a node still catching up before
+    /// it is promoted), or empty while it is no member yet.
+    #[serde(default)]
+    pub role: String,
     /// Raft address this node listens on.
     pub raft_addr: String,
     /// API address this node listens on.

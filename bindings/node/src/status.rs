@@ -35,6 +35,8 @@ pub struct NodeStatus {
     pub members: Vec<ClusterMember>,
     /// Ids of the voters.
     pub voters: Vec<f64>,
+    /// This node's part: `voter`, `learner`, or empty while it is no member yet.
+    pub role: String,
     /// Raft address of this node.
     pub raft_addr: String,
     /// API address of this node.
@@ -64,6 +66,7 @@ impl From<hiqlite::Status> for NodeStatus {
                 .map(|(id, m)| ClusterMember { id: n(id), raft_addr: m.raft_addr, api_addr: m.api_addr })
                 .collect(),
             voters: s.voters.into_iter().map(n).collect(),
+            role: s.role,
             raft_addr: s.raft_addr,
             api_addr: s.api_addr,
             startup: s.startup,

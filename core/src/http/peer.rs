@@ -44,6 +44,7 @@ pub(crate) fn router(node: Node) -> Router {
     let r = serve::<peer::Query, _, _>(r, |n, q| async move { n.query_as_leader(&q.sql, &q.params) });
     let r = serve::<peer::ReadIndex, _, _>(r, |n, ()| async move { n.read_index_as_leader().await });
     let r = serve::<peer::Join, _, _>(r, |n, j| async move { n.add_node(j.id, j.member).await });
+    let r = serve::<peer::JoinLearner, _, _>(r, |n, j| async move { n.add_learner(j.id, j.member).await });
     let r = serve::<peer::Remove, _, _>(r, |n, id| async move { n.remove_node(id).await });
     let r = serve::<peer::Info, _, _>(r, |n, ()| async move { n.cluster_info().await });
     let r = serve::<peer::NodeStatus, _, _>(r, |n, ()| async move { n.status() });

@@ -47,7 +47,12 @@ impl Node {
             let mut delay = Duration::from_millis(100);
             loop {
                 for addr in &cfg.join {
-                    match self.inner.peers.call::<peer::Join>(addr, &req, Duration::from_secs(30)).await {
+                    let joined = if cfg.learner {
+                        self.inner.peers.call::<peer::JoinLearner>(addr, &req, Duration::from_secs(30)).await
+                    } else {
+                        self.inner.peers.call::<peer::Join>(addr, &req, Duration::from_secs(30)).await
+                    };
+                    match joined {
                         Ok(Ok(())) => {
                             tracing::info!(node = self.inner.id, via = %addr, "joined the cluster");
                             return;
@@ -159,7 +164,26 @@ impl Node {
             MEMBERSHIP_CALL,
             "add the node",
             |req| async move {
-                match self.add_member(req.id, req.member.clone()).await {
+                match self.add_member(req.id, req.member.clone(), false).await {
+                    Err(e @ Error::NotLeader { .. }) => Here::Refused(req, e),
+                    r => Here::Done(r),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Add a node as a learner that is never promoted (a read replica: it replicates and serves
+    /// reads, forwards writes, and never votes), on the leader wherever it is.
+    pub(crate) async fn add_learner(&self, id: u64, member: Member) -> Result<()> {
+        let req = JoinRequest { id, member };
+        self.on_leader::<peer::JoinLearner, _, _, _>(
+            Kind::Write,
+            req,
+            MEMBERSHIP_CALL,
+            "add the learner",
+            |req| async move {
+                match self.add_member(req.id, req.member.clone(), true).await {
                     Err(e @ Error::NotLeader { .. }) => Here::Refused(req, e),
                     r => Here::Done(r),
                 }
@@ -185,8 +209,9 @@ impl Node {
         .await
     }
 
-    /// Add a node as learner, wait for it to catch up, then make it a voter. Runs on the leader.
-    async fn add_member(&self, id: u64, member: Member) -> Result<()> {
+    /// Add a node as learner, wait for it to catch up, then (unless `learner_only`) make it a
+    /// voter. Runs on the leader.
+    async fn add_member(&self, id: u64, member: Member, learner_only: bool) -> Result<()> {
         if self.inner.restoring.load(Ordering::Acquire) {
             return Err(Error::NoLeader("the node is still seeding its restored data; retry".into()));
         }
@@ -196,9 +221,18 @@ impl Node {
         let current = self.inner.raft.metrics().borrow().membership_config.clone();
         let voters: BTreeSet<u64> = current.membership().voter_ids().collect();
         if voters.contains(&id) {
+            if learner_only {
+                return Err(Error::InvalidRequest(format!(
+                    "node {id} is a voter; remove it before it rejoins as a learner"
+                )));
+            }
             return Ok(());
         }
         self.inner.raft.add_learner(id, member, true).await.map_err(leader_error)?;
+        if learner_only {
+            tracing::info!(node = id, "member added as learner (read replica)");
+            return Ok(());
+        }
         let add = BTreeSet::from([id]);
         self.inner
             .raft

@@ -194,6 +194,13 @@ impl Node {
             snapshot_build_ms: self.inner.snapshots.last_build_ms.load(Ordering::Relaxed),
             members: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
             voters: membership.voter_ids().collect(),
+            role: if membership.voter_ids().any(|v| v == self.inner.id) {
+                "voter".into()
+            } else if membership.get_node(&self.inner.id).is_some() {
+                "learner".into()
+            } else {
+                String::new()
+            },
             raft_addr: self.inner.raft_addr.clone(),
             api_addr: self.inner.api_addr.clone(),
             startup: self.inner.startup.clone(),

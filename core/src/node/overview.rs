@@ -124,6 +124,7 @@ mod tests {
             snapshot_build_ms: 0,
             members: Default::default(),
             voters: vec![1, 2, 3],
+            role: "voter".into(),
             raft_addr: String::new(),
             api_addr: String::new(),
             startup: "new".into(),

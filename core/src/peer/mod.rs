@@ -65,6 +65,9 @@ routes! {
     ReadIndex = "/cluster/read_index": () => Result<Option<LogId>, Error>;
     /// Add a node (learner, then voter); forwarded to the leader.
     Join = "/cluster/join": JoinRequest => Result<(), Error>;
+    /// Add a node as a learner that is never promoted (a read replica); forwarded to the
+    /// leader. A separate call, so that the body of `Join` stays what earlier versions send.
+    JoinLearner = "/cluster/join_learner": JoinRequest => Result<(), Error>;
     /// Remove a node; forwarded to the leader.
     Remove = "/cluster/remove": u64 => Result<(), Error>;
     /// Whether a node belongs to an initialized cluster, and its leader.

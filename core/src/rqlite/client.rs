@@ -256,6 +256,7 @@ pub(crate) fn parse_status(body: &[u8]) -> Result<Status> {
         snapshot_build_ms: 0,
         members: Default::default(),
         voters: Vec::new(),
+        role: String::new(),
         raft_addr: store["addr"].as_str().unwrap_or_default().to_string(),
         api_addr: v["http"]["bind_addr"].as_str().unwrap_or_default().to_string(),
         startup: String::new(),
