@@ -52,6 +52,18 @@ async fn a_learner_reads_and_forwards_but_never_weighs_on_the_quorum() {
     assert!(st.members.contains_key(&4));
     let nodes = c.node(li).nodes().await.expect("nodes");
     assert!(nodes.iter().any(|n| n.id == 4 && !n.voter), "{nodes:?}");
+    // Removed and added again, still as a learner.
+    c.node(li).remove_node(4).await.expect("remove the replica");
+    until("the replica is out", async || !c.node(li).st().members.contains_key(&4)).await;
+    let (raft, api) = (r.configs[0].raft_addr.clone(), r.configs[0].api_addr.clone());
+    c.node(li).add_learner(4, &raft, &api).await.expect("add the replica again");
+    until("the replica is back as a learner", async || replica.st().role == "learner").await;
+    c.node(li).execute("INSERT INTO t (v) VALUES ('after re-adding')", ()).await.expect("insert");
+    until("the replica replicates again", async || {
+        replica.query("SELECT count(*) FROM t", ()).await.is_ok_and(|r| r.rows[0][0] == Value::Integer(22))
+    })
+    .await;
+    assert_eq!(c.node(li).st().voters.len(), 3);
 
     // One voter down (the leader): still writable, the learner does not vote.
     c.stop(li).await;
@@ -80,7 +92,7 @@ async fn a_learner_reads_and_forwards_but_never_weighs_on_the_quorum() {
         replica.query("SELECT count(*) FROM t WHERE v = 'after one down'", ()).await.expect("local read");
     assert!(rows.rows[0][0] != Value::Integer(0), "the replica serves the rows it received");
     let all = replica.query("SELECT count(*) FROM t", ()).await.expect("local read");
-    assert!(matches!(all.rows[0][0], Value::Integer(n) if n >= 22));
+    assert!(matches!(all.rows[0][0], Value::Integer(n) if n >= 23));
     r.stop_all().await;
     c.stop_all().await;
 }

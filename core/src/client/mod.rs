@@ -354,6 +354,24 @@ impl Client {
         }
     }
 
+    /// Add a node (by id and addresses) as a read replica: a learner that is never promoted.
+    /// Embedded only, as [`Client::add_node`]; a new node can also join as one by itself
+    /// (`NodeConfig::learner` with `join`).
+    pub async fn add_learner(&self, id: u64, raft_addr: &str, api_addr: &str) -> Result<()> {
+        match &self.inner {
+            #[cfg(feature = "server")]
+            Inner::Embedded(node) => {
+                let member =
+                    crate::command::Member { raft_addr: raft_addr.into(), api_addr: api_addr.into() };
+                node.add_learner(id, member).await
+            }
+            Inner::Remote(_) => Err(Error::InvalidRequest(format!(
+                "a remote client cannot add nodes (asked to add learner {id} at {raft_addr}/{api_addr}): \
+                 start the new node with `learner` and `join` pointing at the cluster"
+            ))),
+        }
+    }
+
     /// Remove a node from the cluster.
     pub async fn remove_node(&self, id: u64) -> Result<()> {
         match &self.inner {
