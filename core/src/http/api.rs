@@ -453,6 +453,15 @@ async fn query(
         // Strong reads go through the log; only queries may travel that way from /db/query.
         return bad("/db/query runs read-only statements; send writes to /db/execute");
     }
+    // Read-your-writes: `min_index=N` (a write's `raft_index`) waits until this node applied N.
+    if let Some(v) = flags.q.get("min_index") {
+        let Ok(index) = v.trim().parse::<u64>() else {
+            return bad(format!("min_index={v} is not a log index"));
+        };
+        if let Err(e) = api.node.wait_applied(index).await {
+            return service_error(e);
+        }
+    }
     if level != Level::None {
         if let Some(r) = redirect_if_asked(&api.node, &flags, &uri) {
             return r;

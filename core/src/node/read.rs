@@ -55,6 +55,21 @@ impl Node {
         self.inner.reads.query(sql, params)
     }
 
+    /// Wait until this node has applied the entry at `index` (read-your-writes: a write's
+    /// `raft_index`, then a read on any node), bounded by the node's request timeout.
+    pub(crate) async fn wait_applied(&self, index: u64) -> Result<()> {
+        if self.inner.writer.applied().0.is_some_and(|a| a.index >= index) {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .wait(Some(self.timeout()))
+            .applied_index_at_least(Some(index), "read after an index")
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Timeout(format!("this node did not apply index {index} in time: {e}")))
+    }
+
     /// Wait until this node has applied everything committed before now (read index).
     pub(super) async fn wait_linearizable(&self) -> Result<()> {
         if let Some(l) = self.read_index().await? {
