@@ -276,4 +276,8 @@ pub struct ExecResult {
     #[doc(hidden)]
     #[serde(default)]
     pub rqlite_counters: Option<(i64, u64)>,
+    /// The log index of the write (`None` when unknown: a statement that failed, or a server
+    /// that does not say). Read-your-writes: [`crate::Client::query_at`] with it, on any node.
+    #[serde(default)]
+    pub log_index: Option<u64>,
 }

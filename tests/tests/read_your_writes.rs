@@ -60,3 +60,32 @@ async fn reads_with_min_index_see_the_write_on_every_node() {
     assert_eq!(bad.status(), 400);
     c.stop_all().await;
 }
+
+/// The same through the Rust client: a write's `log_index`, then `query_at` on another node,
+/// embedded and remote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_at_a_writes_index_sees_it_embedded_and_remote() {
+    init_logging();
+    let mut c = TestCluster::configure(3, |_| {});
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let (writer, reader) = (c.node(li).clone(), c.node((li + 1) % 3).clone());
+    let remote_writer =
+        hiqlite::Client::remote([format!("http://{}", c.configs[li].api_addr)]).build().expect("remote");
+    let remote_reader = hiqlite::Client::remote([format!("http://{}", c.configs[(li + 2) % 3].api_addr)])
+        .build()
+        .expect("remote");
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)", ()).await.expect("create");
+    for i in 1..=200i64 {
+        let (w, r) = if i % 2 == 0 { (&writer, &reader) } else { (&remote_writer, &remote_reader) };
+        let done = w.execute("INSERT INTO t (id) VALUES (?)", hiqlite::params![i]).await.expect("insert");
+        let at = done.log_index.expect("a write's log index");
+        let rows =
+            r.query_at("SELECT count(*) FROM t WHERE id = ?", hiqlite::params![i], at).await.expect("read");
+        assert_eq!(rows.rows[0][0], hiqlite::Value::Integer(1), "write {i} at index {at}");
+    }
+    // A failed write has no result to carry an index.
+    let failed = writer.batch(["INSERT INTO t (id) VALUES (1)"]).await.expect("batch");
+    assert!(failed[0].is_err());
+    c.stop_all().await;
+}

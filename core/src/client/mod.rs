@@ -127,10 +127,12 @@ impl Client {
         match &self.inner {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => {
-                let mut results = n.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await?.results;
+                let resp = n.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await?;
+                let mut results = resp.results;
                 // Only the rqlite API reports rqlite's connection counters.
                 for r in results.iter_mut().flatten() {
                     r.rqlite_counters = None;
+                    r.log_index = Some(resp.log_index);
                 }
                 Ok(results)
             }
@@ -206,6 +208,21 @@ impl Client {
             return Ok(Vec::new());
         }
         self.run(stmts, ExecMode::Independent).await
+    }
+
+    /// Read-your-writes: read on this node (or, remote, the nearest) once it has applied the
+    /// write at `min_index` ([`ExecResult::log_index`], made through any node), without a
+    /// linearizable read's quorum round. Waits up to the node's request timeout.
+    pub async fn query_at(&self, sql: &str, params: impl Into<Params>, min_index: u64) -> Result<Rows> {
+        let stmt = Statement::new(sql, params);
+        match &self.inner {
+            #[cfg(feature = "server")]
+            Inner::Embedded(n) => {
+                n.wait_applied(min_index).await?;
+                n.query(&stmt.sql, &stmt.params, Consistency::Local).await
+            }
+            Inner::Remote(r) => r.query_at(&stmt, min_index).await,
+        }
     }
 
     /// Read at the client's default consistency ([`Client::default_consistency`]).

@@ -165,6 +165,7 @@ pub(crate) fn parse_one(r: &J) -> Result<Result<Answer>> {
                 last_insert_id: last_insert_id.unwrap_or(0),
                 rows,
                 rqlite_counters: None,
+                log_index: None,
             })));
         }
         return Ok(Ok(Answer::Rows(rows)));
@@ -174,6 +175,7 @@ pub(crate) fn parse_one(r: &J) -> Result<Result<Answer>> {
         last_insert_id: r.get("last_insert_id").and_then(J::as_i64).unwrap_or(0),
         rows: Rows::default(),
         rqlite_counters: None,
+        log_index: None,
     })))
 }
 

@@ -35,6 +35,7 @@ fn run_prepared(conn: &Connection, stmt: &mut rusqlite::Statement<'_>) -> Result
             last_insert_id: conn.last_insert_rowid(),
             rows,
             rqlite_counters: None,
+            log_index: None,
         })
     } else {
         let changes = stmt.raw_execute()? as u64;
@@ -43,6 +44,7 @@ fn run_prepared(conn: &Connection, stmt: &mut rusqlite::Statement<'_>) -> Result
             last_insert_id: conn.last_insert_rowid(),
             rows: Rows::default(),
             rqlite_counters: None,
+            log_index: None,
         })
     }
 }

@@ -98,7 +98,7 @@ impl Remote {
         transaction: bool,
         returning: bool,
     ) -> Result<Vec<Result<ExecResult>>> {
-        let q = self.data_query(if transaction { &["transaction"] } else { &[] });
+        let q = self.data_query(if transaction { &["transaction", "raft_index"] } else { &["raft_index"] });
         let body = encode_statements(stmts)?;
         let path = if returning { "/db/request" } else { "/db/execute" };
         let out = self
@@ -112,7 +112,14 @@ impl Remote {
                 sink: None,
             })
             .await?;
-        let results = parse_write_results(&out)?;
+        let mut results = parse_write_results(&out)?;
+        if let Some(index) = raft_index_of(&out) {
+            for r in results.iter_mut().flatten() {
+                if let Answer::Exec(x) = r {
+                    x.log_index = Some(index);
+                }
+            }
+        }
         if transaction {
             // rqlite stops a transaction at the first error and reports nothing after it.
             if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
@@ -153,6 +160,29 @@ impl Remote {
                 query: self.data_query(&extra),
                 body: Some(body),
                 target,
+                idempotent: true,
+                sink: None,
+            })
+            .await?;
+        match parse_results(&out)?.into_iter().next() {
+            Some(Ok(Answer::Rows(r))) => Ok(r),
+            Some(Ok(Answer::Exec(x))) => Ok(x.rows),
+            Some(Err(e)) => Err(e),
+            None => Err(Error::Decode("the server answered a query with no result".into())),
+        }
+    }
+
+    /// A local read on the nearest node once it applied `min_index`.
+    pub(crate) async fn query_at(&self, stmt: &Statement, min_index: u64) -> Result<Rows> {
+        let at = format!("min_index={min_index}");
+        let body = encode_statements(std::slice::from_ref(stmt))?;
+        let out = self
+            .call(Call {
+                method: Method::POST,
+                path: "/db/query",
+                query: self.data_query(&["level=none", &at]),
+                body: Some(body),
+                target: Target::Nearest,
                 idempotent: true,
                 sink: None,
             })
@@ -361,6 +391,15 @@ fn parse_write_results(out: &[u8]) -> Result<Vec<Result<Answer>>> {
         Error::Decode(m) => routing::classify(Kind::Write, Failure::Decode(m)).into_error(),
         e => e,
     })
+}
+
+/// The `raft_index` a server put beside a write's results (hiqlite and rqlite 8 when asked).
+fn raft_index_of(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        raft_index: Option<u64>,
+    }
+    serde_json::from_slice::<Index>(body).ok()?.raft_index
 }
 
 #[cfg(test)]
