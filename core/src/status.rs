@@ -54,8 +54,9 @@ pub struct Status {
     pub healthy: bool,
     /// Why the node is unhealthy.
     pub error: Option<String>,
-    /// Scheduled backups, when configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Scheduled backups, when configured. (Never skipped when absent: nodes exchange this
+    /// type as postcard, which is not self-describing, so every field is always written.)
+    #[serde(default)]
     pub backup: Option<BackupStatus>,
 }
 
@@ -103,4 +104,28 @@ pub struct NodeInfo {
     pub rtt: Option<Duration>,
     /// Why it is unreachable.
     pub error: Option<String>,
+}
+
+#[cfg(all(test, feature = "server"))]
+mod tests {
+    use super::*;
+
+    /// Nodes exchange `Status` as postcard (the console's cluster view): every field must be
+    /// written whether set or not, or the reader runs off the end of the buffer.
+    #[test]
+    fn status_round_trips_through_postcard_with_and_without_backups() {
+        let mut st: Status = serde_json::from_value(serde_json::json!({
+            "id": 2, "state": "Follower", "leader": 1, "term": 3, "last_log_index": 9,
+            "applied_index": 9, "snapshot_index": null, "snapshots_installed": 0,
+            "snapshots_built": 0, "members": {}, "voters": [1, 2], "raft_addr": "a",
+            "api_addr": "b", "startup": "new", "applied_index_at_start": null,
+            "entries_applied_since_start": 9, "healthy": true, "error": null
+        }))
+        .expect("status JSON");
+        for backup in [None, Some(BackupStatus { stored: 3, ..Default::default() })] {
+            st.backup = backup;
+            let bytes = postcard::to_allocvec(&st).expect("encode");
+            assert_eq!(postcard::from_bytes::<Status>(&bytes).expect("decode"), st);
+        }
+    }
 }
