@@ -619,6 +619,8 @@ export interface NodeStatus {
   members: Array<ClusterMember>
   /** Ids of the voters. */
   voters: Array<number>
+  /** This node's part: `voter`, `learner`, or empty while it is no member yet. */
+  role: string
   /** Raft address of this node. */
   raftAddr: string
   /** API address of this node. */
