@@ -44,8 +44,8 @@ pub async fn list(a: BackupsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fetch the backup `name` (default: the newest) from the destination `url` into a file beside
-/// the working directory; its path (the caller removes it).
+/// Fetch the backup `name` (default: the newest) from the destination `url` into a file in the
+/// temporary directory; its path (the caller removes it).
 pub async fn fetch(url: &str, name: Option<&str>) -> anyhow::Result<PathBuf> {
     let cfg = config(url);
     let to = std::env::temp_dir().join(format!("hiqlite-restore-{}.db", std::process::id()));

@@ -94,11 +94,16 @@ pub(super) fn acquire_lock(dir: &Path) -> Result<(File, PathBuf, bool)> {
 
 /// Seed a pristine node's database from a backup file. The backup's Raft metadata belongs to the
 /// cluster it came from and is dropped: the data becomes the initial state of a new cluster.
-fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
+/// Whether a data directory holds nothing yet: no database, no log, no vote.
+fn is_empty(db_path: &Path, log_dir: &Path) -> bool {
     let has_log = std::fs::read_dir(log_dir)
         .map(|rd| rd.flatten().any(|d| d.file_name().to_string_lossy().ends_with(".seg")))
         .unwrap_or(false);
-    if db_path.exists() || has_log || log_dir.join("vote").exists() {
+    !db_path.exists() && !has_log && !log_dir.join("vote").exists()
+}
+
+fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
+    if !is_empty(db_path, log_dir) {
         return Err(Error::Config("restoring from a backup needs an empty data directory".into()));
     }
     let src = rusqlite::Connection::open_with_flags(backup, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -121,11 +126,7 @@ fn restore_into(backup: &Path, db_path: &Path, log_dir: &Path) -> Result<()> {
 /// be read stops the start: starting empty instead would soon back up an empty database.
 async fn auto_restore(config: &mut NodeConfig) -> Result<Option<PathBuf>> {
     let Some(b) = config.backup.as_ref().filter(|b| b.auto_restore) else { return Ok(None) };
-    let log_dir = config.data_dir.join("log");
-    let has_log = std::fs::read_dir(&log_dir)
-        .map(|rd| rd.flatten().any(|d| d.file_name().to_string_lossy().ends_with(".seg")))
-        .unwrap_or(false);
-    let fresh = !has_log && !log_dir.join("vote").exists() && !config.data_dir.join("db/hiqlite.db").exists();
+    let fresh = is_empty(&config.data_dir.join("db/hiqlite.db"), &config.data_dir.join("log"));
     if !fresh || config.restore_from.is_some() || config.peers.len() > 1 || !config.join.is_empty() {
         return Ok(None);
     }

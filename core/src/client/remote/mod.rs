@@ -152,37 +152,25 @@ impl Remote {
         let cache = rqlite::cache_param(cache);
         let mut extra = vec![level.as_str()];
         extra.extend(cache.as_deref());
-        let body = encode_statements(std::slice::from_ref(stmt))?;
-        let out = self
-            .call(Call {
-                method: Method::POST,
-                path: "/db/query",
-                query: self.data_query(&extra),
-                body: Some(body),
-                target,
-                idempotent: true,
-                sink: None,
-            })
-            .await?;
-        match parse_results(&out)?.into_iter().next() {
-            Some(Ok(Answer::Rows(r))) => Ok(r),
-            Some(Ok(Answer::Exec(x))) => Ok(x.rows),
-            Some(Err(e)) => Err(e),
-            None => Err(Error::Decode("the server answered a query with no result".into())),
-        }
+        self.read_one(stmt, &extra, target).await
     }
 
     /// A local read on the nearest node once it applied `min_index`.
     pub(crate) async fn query_at(&self, stmt: &Statement, min_index: u64) -> Result<Rows> {
         let at = format!("min_index={min_index}");
+        self.read_one(stmt, &["level=none", &at], Target::Nearest).await
+    }
+
+    /// One statement through `/db/query` with the flags `extra`.
+    async fn read_one(&self, stmt: &Statement, extra: &[&str], target: Target) -> Result<Rows> {
         let body = encode_statements(std::slice::from_ref(stmt))?;
         let out = self
             .call(Call {
                 method: Method::POST,
                 path: "/db/query",
-                query: self.data_query(&["level=none", &at]),
+                query: self.data_query(extra),
                 body: Some(body),
-                target: Target::Nearest,
+                target,
                 idempotent: true,
                 sink: None,
             })
