@@ -49,6 +49,10 @@ pub struct NodeConfig {
     /// Join as a read replica: a learner that replicates, serves reads and forwards writes, but
     /// never votes and is never promoted, so it does not weigh on the quorum. Needs `join`.
     pub learner: bool,
+    /// Change data capture: row changes of the last this many log entries are kept for change
+    /// streams (`Client::changes`, `/db/changes`); a cursor older than that is "too old".
+    /// 0 turns capture off on this node.
+    pub change_retention: u64,
     /// Shared secret every peer request must carry.
     pub secret: String,
     /// Take a snapshot every this many applied log entries.
@@ -127,6 +131,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             join: Vec::new(),
             learner: false,
+            change_retention: 10_000,
             secret: "hiqlite-insecure-default-secret".into(),
             snapshot_every: 10_000,
             log_keep_after_snapshot: 1_000,
@@ -257,6 +262,9 @@ impl NodeConfig {
         }
         if let Some(v) = get("HIQLITE_FOREIGN_KEYS") {
             self.foreign_keys = flag("HIQLITE_FOREIGN_KEYS", &v)?;
+        }
+        if let Some(v) = get("HIQLITE_CHANGE_RETENTION") {
+            self.change_retention = num("HIQLITE_CHANGE_RETENTION", &v)?;
         }
         if let Some(v) = get("HIQLITE_LEARNER") {
             self.learner = flag("HIQLITE_LEARNER", &v)?;

@@ -62,6 +62,11 @@ pub enum Error {
     /// The node is shutting down or has stopped.
     #[error("node is shut down")]
     ShutDown,
+
+    /// A change stream's cursor is older than the changes the node keeps: some changes after
+    /// it are gone. Reload the state the stream follows, then follow it from now on.
+    #[error("change cursor too old: {0}")]
+    CursorTooOld(String),
 }
 
 impl Error {
@@ -99,6 +104,7 @@ impl Error {
             Error::Decode(_) => "HIQLITE_DECODE",
             Error::Unauthorized(_) => "HIQLITE_UNAUTHORIZED",
             Error::ShutDown => "HIQLITE_SHUTDOWN",
+            Error::CursorTooOld(_) => "HIQLITE_CURSOR_TOO_OLD",
         }
     }
 }

@@ -31,6 +31,7 @@
 compile_error!("hiqlite needs feature `server` (the default: embedded node and remote client) or `remote` (the remote client only)");
 
 // Everywhere: the API's types, the rqlite wire format and the routing rule.
+mod changes;
 mod client;
 mod command;
 mod consistency;
@@ -72,9 +73,10 @@ mod sqlite;
 
 #[cfg(feature = "server")]
 pub use cache::{CacheConfig, CacheStats};
+pub use changes::{Change, ChangeCursor, ChangeOp};
 pub use client::{
-    Client, ListenEvent, Listener, LockGuard, Notification, RemoteBuilder, RetryPolicy, SharedListener,
-    Transaction,
+    ChangeOptions, ChangeStream, Client, ListenEvent, Listener, LockGuard, Notification, RemoteBuilder,
+    RetryPolicy, SharedListener, Transaction, Watch,
 };
 pub use command::{ExecMode, Member, Migration};
 #[cfg(feature = "server")]

@@ -112,6 +112,7 @@ fn answered(write: bool, status: Option<u16>, e: Error) -> Verdict {
         | Error::InvalidRequest(_)
         | Error::Unauthorized(_)
         | Error::Decode(_)
+        | Error::CursorTooOld(_)
         | Error::Config(_)) => Fail(e),
         // Any other server failure (HTTP 5xx, a storage or Raft error on the node).
         e if write => Fail(unknown("the server failed the request", &e.to_string())),

@@ -17,12 +17,14 @@ use crate::node::Node;
 use crate::status::{NodeInfo, Status};
 use crate::value::{ExecResult, Params, Rows, Statement};
 
+mod changes;
 mod coord;
 mod lock;
 mod notify;
 mod remote;
 mod shared_listener;
 mod tx;
+pub use changes::{ChangeOptions, ChangeStream, Watch};
 pub use lock::LockGuard;
 pub use notify::{ListenEvent, Listener, Notification};
 use remote::Remote;

@@ -81,7 +81,9 @@ pub(crate) fn router(state: ApiState, console: bool) -> Router {
         .route("/lock/{name}", post(super::coord::lock_post).delete(super::coord::lock_delete))
         .route("/lock/{name}/renew", post(super::coord::lock_renew))
         .route("/notify/{channel}", post(super::notify::notify_post))
-        .route("/listen/{channel}", get(super::notify::listen_get));
+        .route("/listen/{channel}", get(super::notify::listen_get))
+        .route("/db/changes", get(super::changes::changes_get))
+        .route("/db/watch", get(super::changes::watch_get));
     let routes = if console { routes.merge(super::console::router()) } else { routes };
     routes
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
@@ -185,6 +187,7 @@ pub(super) fn service_error(e: Error) -> Response {
         Error::Timeout(_) | Error::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
         Error::InvalidRequest(_) | Error::Decode(_) => StatusCode::BAD_REQUEST,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::CursorTooOld(_) => StatusCode::GONE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     // `hiqlite_error` carries the exact error for hiqlite's own remote client; rqlite clients

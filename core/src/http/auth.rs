@@ -179,7 +179,7 @@ pub(crate) fn required(method: &axum::http::Method, path: &str) -> Option<&'stat
     Some(match path {
         "/leader" if method == axum::http::Method::POST => "leader-ops",
         "/db/execute" | "/db/migrate" => "execute",
-        "/db/query" | "/db/request" => "query",
+        "/db/query" | "/db/request" | "/db/changes" | "/db/watch" => "query",
         // hiqlite's `/snapshot` touches the data as a backup does.
         "/db/backup" | "/snapshot" => "backup",
         "/db/load" => "load",

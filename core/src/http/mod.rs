@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod api;
 pub(crate) mod auth;
+mod changes;
 mod console;
 mod coord;
 pub(crate) mod metrics;

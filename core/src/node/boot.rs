@@ -233,6 +233,8 @@ impl Node {
         let restoring = config.restore_from.is_some();
         let cache = Arc::new(crate::cache::QueryCache::new(config.cache.clone()));
         let writer = Writer::start(&db_path, cache.clone())?;
+        // Before the log is replayed onto it, so replayed entries are captured too.
+        writer.capture_changes(config.change_retention).await?;
         let snapshots = Arc::new(SnapshotStore::new(db_path.clone(), writer.opened_point.clone()));
         // Snapshot files of an earlier version: the main file is the snapshot now.
         let old_snapshots = config.data_dir.join("snapshots");

@@ -7,9 +7,11 @@
 
 mod backups;
 mod boot;
+mod changes;
 mod compaction;
 mod coord;
 mod leader;
+mod live;
 mod maintenance;
 mod membership;
 mod notify;
@@ -42,6 +44,8 @@ use crate::sqlite::pool::ReadPool;
 use crate::sqlite::writer::Writer;
 pub use crate::status::{NodeInfo, Status};
 pub(crate) use boot::Listeners;
+pub(crate) use changes::{ChangeFilter, NodeChanges};
+pub(crate) use live::NodeWatch;
 pub(crate) use notify::NodeListener;
 pub use recover::{recover, Recovered};
 

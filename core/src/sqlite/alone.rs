@@ -43,6 +43,23 @@ impl State {
         if !self.conn.is_autocommit() {
             let _ = self.ctl("ROLLBACK");
         }
+        let mut feed = Vec::new();
+        if fatal.is_none() && self.change_retention > 0 {
+            // Its statements committed one by one; their changes are stored after them (a crash
+            // in between replays the entry from the last base record, as for its statements).
+            self.pending_changes.end_entry(pos.index);
+            self.ctl("BEGIN")?;
+            match self.pending_changes.store(&self.conn, pos.index, self.change_retention) {
+                Ok(f) => {
+                    self.ctl("COMMIT")?;
+                    feed = f;
+                }
+                Err(e) => {
+                    let _ = self.ctl("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
         self.apply_seq.fetch_add(1, Ordering::AcqRel);
         self.invalidate_changed();
         if fatal.is_none() {
@@ -51,6 +68,10 @@ impl State {
             *self.shared.lock().unwrap_or_else(|p| p.into_inner()) = self.applied.clone();
         }
         self.apply_seq.fetch_add(1, Ordering::AcqRel);
+        if !feed.is_empty() {
+            // No receiver is not an error: nobody follows changes on this node.
+            let _ = self.change_feed.send(super::changes::Feed::Run(std::sync::Arc::new(feed)));
+        }
         if let Some(e) = fatal {
             return Err(e);
         }

@@ -92,10 +92,19 @@ impl State {
         let changes_before = self.conn.changes();
         let mut r = exec::execute(&self.conn, sql, params);
         self.user_mode.store(false, Ordering::Relaxed);
+        if self.capture.is_on() {
+            if r.is_err() {
+                // SQLite undid the failed statement's changes (a FAIL conflict clause keeps its
+                // earlier rows, which is not reported: a documented gap).
+                self.capture.discard();
+            } else if let Err(e) = self.pending_changes.resolve(&self.conn, &self.capture) {
+                r = Err(Error::Storage(format!("capturing changes: {e}")));
+            }
+        }
         if let Ok(x) = &mut r {
             x.rqlite_counters = Some(self.rqlite_counters(sql, total_before, changes_before));
         }
-        if self.cache.enabled() {
+        if self.cache.enabled() || self.table_feed.receiver_count() > 0 {
             let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
             if seen.fired {
                 let tables: Vec<String> = seen.tables.into_iter().collect();
@@ -124,6 +133,13 @@ impl State {
     /// Tell the query cache what the committed run changed. Runs after COMMIT and before the
     /// run is reported applied.
     pub(super) fn invalidate_changed(&mut self) {
+        if (self.changed_all || !self.changed.is_empty()) && self.table_feed.receiver_count() > 0 {
+            let tables = self.changed.iter().cloned().collect();
+            // No receiver is not an error: the last watch may have ended meanwhile.
+            let _ = self
+                .table_feed
+                .send(std::sync::Arc::new(super::writer::TablesChanged { tables, all: self.changed_all }));
+        }
         if self.changed_all {
             self.cache.invalidate_all();
             // A schema change can change what a statement writes (a new trigger, say): forget
@@ -206,6 +222,15 @@ impl State {
     /// applied on its own between the transactions of what precedes and follows it. Every
     /// replica splits the same way, since the split depends on the entries alone.
     pub(super) fn apply(&mut self, entries: &[(LogPos, Op)]) -> Result<Vec<Response>> {
+        self.capture.set_on(self.change_retention > 0);
+        let r = self.apply_split(entries);
+        self.capture.set_on(false);
+        self.capture.discard();
+        self.pending_changes.clear();
+        r
+    }
+
+    fn apply_split(&mut self, entries: &[(LogPos, Op)]) -> Result<Vec<Response>> {
         let mut out = Vec::with_capacity(entries.len());
         let mut start = 0;
         for (i, (pos, op)) in entries.iter().enumerate() {
@@ -241,6 +266,7 @@ impl State {
             self.kv_pending.clear();
             self.locks_changed = false;
             self.notes_pending.clear();
+            self.pending_changes.clear();
             let mut out = Vec::with_capacity(entries.len());
             let mut membership = self.applied.1.clone();
             let mut restarted = false;
@@ -252,6 +278,7 @@ impl State {
                         Response::default()
                     }
                     Op::Command(cmd) => {
+                        let mark = self.pending_changes.mark();
                         self.ctl("SAVEPOINT _hiqlite_entry")?;
                         match self.apply_command(cmd, (i, None), &poisoned) {
                             Err(Step::Fatal(e)) => {
@@ -270,8 +297,10 @@ impl State {
                             Ok(resp) => {
                                 if resp.rolled_back {
                                     self.ctl("ROLLBACK TO _hiqlite_entry")?;
+                                    self.pending_changes.cut(mark);
                                 }
                                 self.ctl("RELEASE _hiqlite_entry")?;
+                                self.pending_changes.end_entry(pos.index);
                                 resp
                             }
                         }
@@ -287,6 +316,17 @@ impl State {
                 }
                 continue;
             }
+            let feed = if self.change_retention > 0 {
+                match self.pending_changes.store(&self.conn, last_pos.index, self.change_retention) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = self.ctl("ROLLBACK");
+                        return Err(e);
+                    }
+                }
+            } else {
+                Vec::new()
+            };
             self.apply_seq.fetch_add(1, Ordering::AcqRel);
             let committed = self.ctl("COMMIT");
             self.invalidate_changed();
@@ -299,6 +339,9 @@ impl State {
                 for note in self.notes_pending.drain(..) {
                     // No receiver is not an error: nobody listens on this node.
                     let _ = self.notes.send(note);
+                }
+                if !feed.is_empty() {
+                    let _ = self.change_feed.send(super::changes::Feed::Run(std::sync::Arc::new(feed)));
                 }
             }
             if committed.is_ok() {
@@ -326,10 +369,12 @@ impl State {
             Command::Batch(cmds) => {
                 let mut out = Response::default();
                 for (j, c) in cmds.iter().enumerate() {
+                    let mark = self.pending_changes.mark();
                     self.ctl("SAVEPOINT _hiqlite_sub").map_err(Step::Fatal)?;
                     let r = self.apply_command(c, (pos.0, Some(j)), poisoned)?;
                     if r.rolled_back {
                         self.ctl("ROLLBACK TO _hiqlite_sub").map_err(Step::Fatal)?;
+                        self.pending_changes.cut(mark);
                     }
                     self.ctl("RELEASE _hiqlite_sub").map_err(Step::Fatal)?;
                     out.batch.push(r);
@@ -389,6 +434,7 @@ impl State {
         let mut resp = Response::default();
         let independent = mode == ExecMode::Independent && stmts.len() > 1;
         for s in stmts {
+            let mark = self.pending_changes.mark();
             if independent {
                 self.ctl("SAVEPOINT _hiqlite_stmt")?;
             }
@@ -407,6 +453,7 @@ impl State {
             if independent {
                 if failed {
                     self.ctl("ROLLBACK TO _hiqlite_stmt")?;
+                    self.pending_changes.cut(mark);
                 }
                 self.ctl("RELEASE _hiqlite_stmt")?;
             } else if failed {

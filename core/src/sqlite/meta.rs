@@ -40,7 +40,8 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state
      CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_notifications (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, \
      payload BLOB NOT NULL);\
      CREATE INDEX IF NOT EXISTS hiqlite_state._hiqlite_notifications_channel ON _hiqlite_notifications (channel, id);\
-     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_notify_dropped (channel TEXT PRIMARY KEY, upto INTEGER NOT NULL);";
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_notify_dropped (channel TEXT PRIMARY KEY, upto INTEGER NOT NULL);\
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_changes (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);";
 
 /// The key of the cluster's foreign-key setting in `meta` (`"1"` / `"0"`; absent: never set,
 /// which means off).
@@ -245,6 +246,9 @@ pub(crate) struct StateData {
     /// Per channel, the id up to which notifications were dropped.
     #[serde(default)]
     notify_dropped: Vec<(String, i64)>,
+    /// Captured row changes kept for change streams: log index, stored changes (base64).
+    #[serde(default)]
+    changes: Vec<(i64, String)>,
 }
 
 impl StateData {
@@ -293,6 +297,11 @@ pub(crate) fn read_state(conn: &Connection) -> Result<StateData> {
         conn.prepare("SELECT channel, upto FROM hiqlite_state._hiqlite_notify_dropped ORDER BY channel")?;
     let notify_dropped =
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    use base64::Engine as _;
+    let changes = super::changes::dump(conn)?
+        .into_iter()
+        .map(|(i, b)| (i, base64::engine::general_purpose::STANDARD.encode(b)))
+        .collect();
     Ok(StateData {
         meta,
         migrations,
@@ -303,6 +312,7 @@ pub(crate) fn read_state(conn: &Connection) -> Result<StateData> {
         lock_waiters,
         notifications,
         notify_dropped,
+        changes,
     })
 }
 
@@ -314,8 +324,16 @@ pub(crate) fn load_state(conn: &Connection, data: &StateData) -> Result<()> {
          DELETE FROM hiqlite_state._hiqlite_kv; DELETE FROM hiqlite_state._hiqlite_kv_limits; \
          DELETE FROM hiqlite_state._hiqlite_counters; DELETE FROM hiqlite_state._hiqlite_locks; \
          DELETE FROM hiqlite_state._hiqlite_lock_waiters; DELETE FROM hiqlite_state._hiqlite_notifications; \
-         DELETE FROM hiqlite_state._hiqlite_notify_dropped;",
+         DELETE FROM hiqlite_state._hiqlite_notify_dropped; DELETE FROM hiqlite_state._hiqlite_changes;",
     )?;
+    {
+        use base64::Engine as _;
+        let mut rows = Vec::with_capacity(data.changes.len());
+        for (i, b) in &data.changes {
+            rows.push((*i, base64::engine::general_purpose::STANDARD.decode(b).map_err(Error::storage)?));
+        }
+        super::changes::load(&tx, &rows)?;
+    }
     for (channel, upto) in &data.notify_dropped {
         tx.execute(
             "INSERT INTO hiqlite_state._hiqlite_notify_dropped (channel, upto) VALUES (?1, ?2)",

@@ -6,6 +6,7 @@ mod apply;
 mod authorize;
 pub(crate) mod base;
 mod bind;
+pub(crate) mod changes;
 pub(crate) mod checkpoint;
 #[cfg(test)]
 mod clock_tests;

@@ -73,6 +73,21 @@ pub(crate) struct Writer {
     /// Committed notifications, in log order, for this node's listeners (bounded: a listener
     /// that falls behind reads the rest from the state file).
     pub(crate) notes: tokio::sync::broadcast::Sender<Arc<super::notify::Note>>,
+    /// Committed row changes, in log order, for this node's change streams (bounded: a stream
+    /// that falls behind reads the rest from the state file).
+    pub(crate) change_feed: tokio::sync::broadcast::Sender<super::changes::Feed>,
+    /// The tables each committed run changed (what the query cache invalidates), for live
+    /// queries; tracked while someone subscribes even when the cache is off.
+    pub(crate) table_feed: tokio::sync::broadcast::Sender<Arc<TablesChanged>>,
+}
+
+/// The tables a committed run changed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TablesChanged {
+    /// Lower-case names.
+    pub tables: Vec<String>,
+    /// Anything may have changed (schema changes, an install).
+    pub all: bool,
 }
 
 /// The writer's state (the apply loop in `apply.rs` works on it too).
@@ -120,6 +135,16 @@ pub(super) struct State {
     pub(super) notes: tokio::sync::broadcast::Sender<Arc<super::notify::Note>>,
     /// See [`Writer::lock_epoch`].
     pub(super) lock_epoch: tokio::sync::watch::Sender<u64>,
+    /// The preupdate hook's buffer (change data capture).
+    pub(super) capture: Arc<super::changes::Capture>,
+    /// The changes of the run being applied.
+    pub(super) pending_changes: super::changes::Pending,
+    /// Log entries whose changes are kept for change streams (0: no capture).
+    pub(super) change_retention: u64,
+    /// See [`Writer::change_feed`].
+    pub(super) change_feed: tokio::sync::broadcast::Sender<super::changes::Feed>,
+    /// See [`Writer::table_feed`].
+    pub(super) table_feed: tokio::sync::broadcast::Sender<Arc<TablesChanged>>,
     /// See [`Writer::wal_frames`].
     pub(super) wal_frames: Arc<AtomicU64>,
     /// See [`Writer::wal_copied`].
@@ -136,8 +161,10 @@ fn open_conn(
     path: &Path,
     wal_frames: &Arc<AtomicU64>,
     wal_copied: &Arc<AtomicU64>,
+    capture: &Arc<super::changes::Capture>,
 ) -> Result<(Connection, authorize::Guard)> {
     let mut conn = super::open_writer(path)?;
+    capture.install(&mut conn)?;
     super::checkpoint::no_checkpoint_on_close(&conn)?;
     // A WAL restarted after a snapshot is cut back to 4 MiB.
     conn.execute_batch("PRAGMA journal_size_limit=4194304;")?;
@@ -170,7 +197,8 @@ impl Writer {
         let initial = if super::base::sibling(path, "-wal").exists() { kept } else { 0 };
         let wal_frames = Arc::new(AtomicU64::new(initial));
         let wal_copied = Arc::new(AtomicU64::new(0));
-        let (conn, guard) = open_conn(path, &wal_frames, &wal_copied)?;
+        let capture = Arc::new(super::changes::Capture::default());
+        let (conn, guard) = open_conn(path, &wal_frames, &wal_copied, &capture)?;
         match &base {
             Some(b) => load_state(&conn, &b.state)?,
             // No record yet (new, or written by an earlier version): whatever the WAL holds
@@ -184,6 +212,8 @@ impl Writer {
         let kv_mirror = Arc::new(super::coord::KvMirror::default());
         let lock_epoch = tokio::sync::watch::Sender::new(0u64);
         let notes = tokio::sync::broadcast::Sender::new(4096);
+        let change_feed = tokio::sync::broadcast::Sender::new(1024);
+        let table_feed = tokio::sync::broadcast::Sender::new(256);
         kv_mirror.load(&conn, "hiqlite_state")?;
         let foreign_keys = Arc::new(AtomicU8::new(FK_UNSET));
         sync_fk(&conn, &foreign_keys)?;
@@ -219,6 +249,11 @@ impl Writer {
             lock_epoch: lock_epoch.clone(),
             notes_pending: Vec::new(),
             notes: notes.clone(),
+            capture,
+            pending_changes: Default::default(),
+            change_retention: 0,
+            change_feed: change_feed.clone(),
+            table_feed: table_feed.clone(),
             wal_frames: wal_frames.clone(),
             wal_copied: wal_copied.clone(),
             backfill: (0, 0),
@@ -240,7 +275,20 @@ impl Writer {
             kv_mirror,
             lock_epoch,
             notes,
+            change_feed,
+            table_feed,
         }))
+    }
+
+    /// Capture row changes for change streams from the next applied entry on, keeping those of
+    /// the last `retention` log entries (0: capture nothing, keep nothing).
+    pub(crate) async fn capture_changes(&self, retention: u64) -> Result<()> {
+        self.with(Expect::Long, |s| {
+            let next = s.applied.0.map_or(1, |p| p.index + 1);
+            super::changes::prepare(&s.conn, retention > 0, next)?;
+            s.change_retention = retention;
+            Ok(())
+        })
     }
 
     /// Frames of the WAL not yet in the main file: what the next snapshot copies.
@@ -458,7 +506,7 @@ impl State {
         self.wal_frames.store(0, Ordering::Release);
         self.wal_copied.store(0, Ordering::Release);
         self.backfill = (0, 0);
-        let (conn, guard) = open_conn(&self.path, &self.wal_frames, &self.wal_copied)?;
+        let (conn, guard) = open_conn(&self.path, &self.wal_frames, &self.wal_copied, &self.capture)?;
         self.conn = conn;
         let authorize::Guard { user_mode, session_mode, denied, seen } = guard;
         (self.user_mode, self.session_mode, self.denied, self.seen) = (user_mode, session_mode, denied, seen);
@@ -468,6 +516,10 @@ impl State {
         }
         self.kv_mirror.load(&self.conn, "hiqlite_state")?;
         self.lock_epoch.send_modify(|e| *e += 1);
+        super::changes::prepare(&self.conn, self.change_retention > 0, applied.0.map_or(1, |p| p.index + 1))?;
+        // No receiver is not an error: nobody follows changes on this node.
+        let _ = self.change_feed.send(super::changes::Feed::Reloaded);
+        let _ = self.table_feed.send(Arc::new(TablesChanged { tables: Vec::new(), all: true }));
         sync_fk(&self.conn, &self.foreign_keys)?;
         self.learned.clear();
         self.rq_counters.set((0, 0));

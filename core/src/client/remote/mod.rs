@@ -15,7 +15,10 @@ mod builder;
 mod coord;
 mod known;
 mod notify;
+mod sse;
 mod transport;
+
+pub(crate) use sse::{RemoteChanges, RemoteWatch};
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
