@@ -122,6 +122,9 @@ struct ServeArgs {
     /// Join as a read replica: replicate and serve reads, never vote, never be promoted.
     #[arg(long)]
     learner: bool,
+    /// Row changes of the last N log entries kept for change streams (0: no capture).
+    #[arg(long, value_name = "N")]
+    change_retention: Option<u64>,
     /// Cluster secret shared by all nodes.
     #[arg(long)]
     secret: Option<String>,
@@ -213,6 +216,9 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
         cfg.join = a.join;
     }
     cfg.learner |= a.learner;
+    if let Some(v) = a.change_retention {
+        cfg.change_retention = v;
+    }
     if let Some(v) = a.secret {
         cfg.secret = v;
     }
@@ -327,6 +333,9 @@ pub(crate) async fn start_local(
             peers: peers.to_vec(),
             ..NodeConfig::default()
         };
+        // Settings such as HIQLITE_CHANGE_RETENTION apply to a bench's nodes too.
+        let env = NodeConfig::default().with_env()?;
+        cfg.change_retention = env.change_retention;
         if let Some(s) = secret {
             cfg.secret = s.to_owned();
         }
