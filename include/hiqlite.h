@@ -922,8 +922,9 @@ int hiqlite_open_remote(const char *urls, struct hiqlite_db **db);
  * `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
  * `"linearizable"`, in any case: the default level of statements), `ca_file` (PEM CA
  * certificates to trust for `https://`), `discover` (learn the other nodes from `/nodes`;
- * default true), `danger_accept_invalid_certs` (tests only). An unknown option is
- * `HIQLITE_CONFIG`.
+ * default true), `read_your_writes` (every `local` read first waits until the answering node
+ * applied the handle's own writes, as `hiqlite_open_read_your_writes`; default false),
+ * `danger_accept_invalid_certs` (tests only). An unknown option is `HIQLITE_CONFIG`.
  *
  * # Safety
  * `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.
@@ -931,7 +932,36 @@ int hiqlite_open_remote(const char *urls, struct hiqlite_db **db);
 int hiqlite_open_remote_with(const char *urls, const char *options, struct hiqlite_db **db);
 
 /**
- * Close a handle. For an embedded node this stops the node gracefully (it stays a member of the
+ * Open a second handle on `db`'s node or cluster in read-your-writes mode: it remembers the
+ * Raft log index of the writes made through it, and every read at
+ * `HIQLITE_CONSISTENCY_LOCAL` (statements, `hiqlite_query_json`) first waits until the node
+ * that answers applied them (bounded by the request timeout), so it sees its own writes on any
+ * node, a follower or read replica included. Committing an interactive transaction tells no
+ * index: the next local read after one is made linearizable instead. The new handle starts
+ * from the writes `db` made so far.
+ *
+ * On success `*session` is a new handle owned by the caller (release it with `hiqlite_close`,
+ * which leaves the node running: `db` still owns it; close the session first); on error
+ * `*session` is NULL.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `session` NULL or writable.
+ */
+int hiqlite_open_read_your_writes(const struct hiqlite_db *db, struct hiqlite_db **session);
+
+/**
+ * The highest Raft log index of the writes made through `db` (statements, `hiqlite_exec`,
+ * transactions, batches, embedded coordination writes), or 0 before the first, into `*index`.
+ * Pass it to `hiqlite_stmt_set_min_index` of a read on any node to see those writes there.
+ *
+ * # Safety
+ * `db` is NULL or a live handle; `index` NULL or writable.
+ */
+int hiqlite_last_write_index(const struct hiqlite_db *db, uint64_t *index);
+
+/**
+ * Close a handle. For an embedded node this stops the node gracefully (a handle from
+ * `hiqlite_open_read_your_writes` leaves it running) (it stays a member of the
  * cluster, seen as unreachable until it is started again); a remote client closes its
  * connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
  * handle is released even when the shutdown reports an error (returned, with its message in
@@ -1180,6 +1210,31 @@ int hiqlite_stmt_set_consistency(struct hiqlite_stmt *stmt, int level);
  * `stmt` is NULL or a live statement.
  */
 int hiqlite_stmt_set_cache(struct hiqlite_stmt *stmt, int enable, uint64_t ttl_ms);
+
+/**
+ * Reads of this statement wait until the node that answers has applied the Raft log entry
+ * `index` (a write's `hiqlite_stmt_log_index` or `hiqlite_last_write_index`, made through any
+ * node), then read locally: read-your-writes on any node without a linearizable read. The
+ * statement's consistency level does not apply then; with the query cache enabled as well,
+ * `hiqlite_step` fails with `HIQLITE_MISUSE`. 0 (the default) turns it off. The wait is bounded
+ * by the node's request timeout (`HIQLITE_TIMEOUT`). Writes are unaffected, and so are statements
+ * prepared on a transaction.
+ *
+ * # Safety
+ * `stmt` is NULL or a live statement.
+ */
+int hiqlite_stmt_set_min_index(struct hiqlite_stmt *stmt, uint64_t index);
+
+/**
+ * The Raft log index of the statement's last run if it was a write applied through the log,
+ * else 0 (a read, a statement not run yet or failed, a statement inside an interactive
+ * transaction: its commit is one later entry). Pass it to `hiqlite_stmt_set_min_index` of a
+ * read on any node to see the write there.
+ *
+ * # Safety
+ * `stmt` is NULL (returns 0) or a live statement.
+ */
+uint64_t hiqlite_stmt_log_index(const struct hiqlite_stmt *stmt);
 
 /**
  * Rows changed by the statement's last run if it was a write (SQLite's `changes()`), else 0.

@@ -47,6 +47,9 @@ pub struct hiqlite_db {
     pub(crate) closed: Arc<AtomicBool>,
     /// The interactive transactions begun on this handle, rolled back by `hiqlite_close`.
     pub(crate) txs: Mutex<Vec<Weak<TxShared>>>,
+    /// Closing the handle stops the embedded node (false for `hiqlite_open_read_your_writes`
+    /// handles, which share their database's node).
+    owns_node: bool,
 }
 
 impl hiqlite_db {
@@ -81,15 +84,16 @@ pub(crate) unsafe fn put<T>(out: *mut T, value: T) {
 
 fn open(config: NodeConfig, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
     let client = block_on(Client::start(config))??;
-    put_handle(client, db)
+    put_handle(client, true, db)
 }
 
-fn put_handle(client: Client, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
+fn put_handle(client: Client, owns_node: bool, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
     let handle = Box::new(hiqlite_db {
         id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         client,
         closed: Arc::new(AtomicBool::new(false)),
         txs: Mutex::new(Vec::new()),
+        owns_node,
     });
     // SAFETY: checked non-NULL by the callers.
     unsafe { *db = Box::into_raw(handle) };
@@ -270,6 +274,7 @@ struct RemoteOptions {
     ca_file: Option<std::path::PathBuf>,
     discover: Option<bool>,
     danger_accept_invalid_certs: bool,
+    read_your_writes: bool,
 }
 
 fn open_remote(urls: &str, options: Option<&str>, db: *mut *mut hiqlite_db) -> FfiResult<c_int> {
@@ -313,9 +318,10 @@ fn open_remote(urls: &str, options: Option<&str>, db: *mut *mut hiqlite_db) -> F
         b = b.discover(d);
     }
     b = b.danger_accept_invalid_certs(opts.danger_accept_invalid_certs);
+    b = b.read_your_writes(opts.read_your_writes);
     // Building sets up the HTTP client's connection pool on the runtime.
     let client = block_on(async move { b.build() })??;
-    put_handle(client, db)
+    put_handle(client, true, db)
 }
 
 /// Open a client of a remote hiqlite (or rqlite) cluster. `urls` lists client API URLs of one or
@@ -343,8 +349,9 @@ pub unsafe extern "C" fn hiqlite_open_remote(urls: *const c_char, db: *mut *mut 
 /// `connect_timeout_ms` (default 2000), `consistency` (`"local"`, `"leader"` (default) or
 /// `"linearizable"`, in any case: the default level of statements), `ca_file` (PEM CA
 /// certificates to trust for `https://`), `discover` (learn the other nodes from `/nodes`;
-/// default true), `danger_accept_invalid_certs` (tests only). An unknown option is
-/// `HIQLITE_CONFIG`.
+/// default true), `read_your_writes` (every `local` read first waits until the answering node
+/// applied the handle's own writes, as `hiqlite_open_read_your_writes`; default false),
+/// `danger_accept_invalid_certs` (tests only). An unknown option is `HIQLITE_CONFIG`.
 ///
 /// # Safety
 /// `urls` is NULL or NUL-terminated; `options` NULL or NUL-terminated; `db` NULL or writable.
@@ -368,7 +375,53 @@ pub unsafe extern "C" fn hiqlite_open_remote_with(
     })
 }
 
-/// Close a handle. For an embedded node this stops the node gracefully (it stays a member of the
+/// Open a second handle on `db`'s node or cluster in read-your-writes mode: it remembers the
+/// Raft log index of the writes made through it, and every read at
+/// `HIQLITE_CONSISTENCY_LOCAL` (statements, `hiqlite_query_json`) first waits until the node
+/// that answers applied them (bounded by the request timeout), so it sees its own writes on any
+/// node, a follower or read replica included. Committing an interactive transaction tells no
+/// index: the next local read after one is made linearizable instead. The new handle starts
+/// from the writes `db` made so far.
+///
+/// On success `*session` is a new handle owned by the caller (release it with `hiqlite_close`,
+/// which leaves the node running: `db` still owns it; close the session first); on error
+/// `*session` is NULL.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `session` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_open_read_your_writes(
+    db: *const hiqlite_db,
+    session: *mut *mut hiqlite_db,
+) -> c_int {
+    // SAFETY: caller's contract (NULL or writable).
+    unsafe { put(session, std::ptr::null_mut()) };
+    with_db(db, |d| {
+        out_db(session)?;
+        put_handle(d.client.read_your_writes(), false, session)
+    })
+}
+
+/// The highest Raft log index of the writes made through `db` (statements, `hiqlite_exec`,
+/// transactions, batches, embedded coordination writes), or 0 before the first, into `*index`.
+/// Pass it to `hiqlite_stmt_set_min_index` of a read on any node to see those writes there.
+///
+/// # Safety
+/// `db` is NULL or a live handle; `index` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_last_write_index(db: *const hiqlite_db, index: *mut u64) -> c_int {
+    with_db(db, |d| {
+        if index.is_null() {
+            return Err(FfiError::misuse("index out-pointer is NULL"));
+        }
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { *index = d.client.last_write_index().unwrap_or(0) };
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// Close a handle. For an embedded node this stops the node gracefully (a handle from
+/// `hiqlite_open_read_your_writes` leaves it running) (it stays a member of the
 /// cluster, seen as unreachable until it is started again); a remote client closes its
 /// connections. NULL is a harmless no-op returning `HIQLITE_OK`. The
 /// handle is released even when the shutdown reports an error (returned, with its message in
@@ -396,9 +449,11 @@ pub unsafe extern "C" fn hiqlite_close(db: *mut hiqlite_db) -> c_int {
         for tx in txs.iter().filter_map(Weak::upgrade) {
             tx.close();
         }
-        let client = handle.client.clone();
+        let (client, owns_node) = (handle.client.clone(), handle.owns_node);
         drop(handle);
-        block_on(client.shutdown())??;
+        if owns_node {
+            block_on(client.shutdown())??;
+        }
         Ok(HIQLITE_OK)
     })
 }

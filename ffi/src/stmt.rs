@@ -48,7 +48,7 @@ pub(crate) enum State {
     /// Not run since prepare or reset; bindings may change.
     Ready,
     /// Ran; the result is buffered.
-    Ran { rows: Rows, changes: u64, last_id: i64, cursor: Cursor },
+    Ran { rows: Rows, changes: u64, last_id: i64, log_index: Option<u64>, cursor: Cursor },
     /// Running failed; `hiqlite_step` reports the error again until a reset.
     Failed(c_int, String),
 }
@@ -76,6 +76,8 @@ pub struct hiqlite_stmt {
     consistency: Consistency,
     /// `Some(ttl)`: reads go through the query cache (`None` TTL = the node's default).
     cache: Option<Option<Duration>>,
+    /// Reads wait until the answering node applied this log index, then read locally.
+    min_index: Option<u64>,
     pub(crate) state: State,
     /// NUL-terminated column names of the current result (built on first use).
     pub(crate) names: Vec<Vec<u8>>,
@@ -160,6 +162,7 @@ impl hiqlite_stmt {
             kind,
             consistency,
             cache: None,
+            min_index: None,
             state: State::Ready,
             names: Vec::new(),
             cells: Vec::new(),
@@ -210,6 +213,7 @@ impl hiqlite_stmt {
                     rows: e.rows,
                     changes: e.rows_affected,
                     last_id: e.last_insert_id,
+                    log_index: e.log_index,
                     cursor: Cursor::Before,
                 }
             }
@@ -236,6 +240,7 @@ impl hiqlite_stmt {
                         rows: e.rows,
                         changes: e.rows_affected,
                         last_id: e.last_insert_id,
+                        log_index: e.log_index,
                         cursor: Cursor::Before,
                     };
                     Ok(())
@@ -249,24 +254,33 @@ impl hiqlite_stmt {
         let client = self.client.clone();
         let sql = self.sql().to_owned();
         let params = self.params_value();
-        let (kind, consistency, cache) = (self.kind, self.consistency, self.cache);
+        let (kind, consistency, cache, min_index) = (self.kind, self.consistency, self.cache, self.min_index);
+        if min_index.is_some() && cache.is_some() && kind != Kind::Write {
+            let e = FfiError::misuse(
+                "a statement with a minimum log index (hiqlite_stmt_set_min_index) reads locally, not \
+                 through the query cache (hiqlite_stmt_set_cache): set one or the other",
+            );
+            self.state = State::Failed(e.code, e.message.clone());
+            return Err(e);
+        }
         let read = |client: Client, sql: String, params: Params| async move {
-            match cache {
-                Some(ttl) => client.query_cached_with(&sql, params, consistency, ttl).await,
-                None => client.query_with(&sql, params, consistency).await,
+            match (min_index, cache) {
+                (Some(at), _) => client.query_at(&sql, params, at).await,
+                (None, Some(ttl)) => client.query_cached_with(&sql, params, consistency, ttl).await,
+                (None, None) => client.query_with(&sql, params, consistency).await,
             }
         };
         let write = |client: Client, sql: String, params: Params| async move {
             // A remote client's `execute` brings RETURNING rows back together with the counts.
             let e = client.execute(&sql, params).await?;
-            Ok((Kind::Write, e.rows, e.rows_affected, e.last_insert_id))
+            Ok((Kind::Write, e.rows, e.rows_affected, e.last_insert_id, e.log_index))
         };
         let outcome = block_on(async move {
             match kind {
-                Kind::Read => read(client, sql, params).await.map(|r| (Kind::Read, r, 0, 0)),
+                Kind::Read => read(client, sql, params).await.map(|r| (Kind::Read, r, 0, 0, None)),
                 Kind::Write => write(client, sql, params).await,
                 Kind::Auto => match read(client.clone(), sql.clone(), params.clone()).await {
-                    Ok(rows) => Ok((Kind::Read, rows, 0, 0)),
+                    Ok(rows) => Ok((Kind::Read, rows, 0, 0, None)),
                     // The read path refuses a writing statement before running it.
                     Err(Error::Sql { code: 8, .. }) => write(client, sql, params).await,
                     Err(e) => Err(e),
@@ -276,9 +290,9 @@ impl hiqlite_stmt {
         self.names.clear();
         self.cells.clear();
         match outcome {
-            Ok((learned, rows, changes, last_id)) => {
+            Ok((learned, rows, changes, last_id, log_index)) => {
                 self.kind = learned;
-                self.state = State::Ran { rows, changes, last_id, cursor: Cursor::Before };
+                self.state = State::Ran { rows, changes, last_id, log_index, cursor: Cursor::Before };
                 Ok(())
             }
             Err(e) => {
@@ -458,6 +472,42 @@ pub unsafe extern "C" fn hiqlite_stmt_set_cache(
     with_stmt(stmt, |s| {
         s.cache = (enable != 0).then(|| (ttl_ms > 0).then(|| Duration::from_millis(ttl_ms)));
         Ok(HIQLITE_OK)
+    })
+}
+
+/// Reads of this statement wait until the node that answers has applied the Raft log entry
+/// `index` (a write's `hiqlite_stmt_log_index` or `hiqlite_last_write_index`, made through any
+/// node), then read locally: read-your-writes on any node without a linearizable read. The
+/// statement's consistency level does not apply then; with the query cache enabled as well,
+/// `hiqlite_step` fails with `HIQLITE_MISUSE`. 0 (the default) turns it off. The wait is bounded
+/// by the node's request timeout (`HIQLITE_TIMEOUT`). Writes are unaffected, and so are statements
+/// prepared on a transaction.
+///
+/// # Safety
+/// `stmt` is NULL or a live statement.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_stmt_set_min_index(stmt: *mut hiqlite_stmt, index: u64) -> c_int {
+    with_stmt(stmt, |s| {
+        s.min_index = (index > 0).then_some(index);
+        Ok(HIQLITE_OK)
+    })
+}
+
+/// The Raft log index of the statement's last run if it was a write applied through the log,
+/// else 0 (a read, a statement not run yet or failed, a statement inside an interactive
+/// transaction: its commit is one later entry). Pass it to `hiqlite_stmt_set_min_index` of a
+/// read on any node to see the write there.
+///
+/// # Safety
+/// `stmt` is NULL (returns 0) or a live statement.
+#[no_mangle]
+pub unsafe extern "C" fn hiqlite_stmt_log_index(stmt: *const hiqlite_stmt) -> u64 {
+    guard_value(0, || {
+        // SAFETY: caller's contract.
+        match unsafe { stmt.as_ref() }.map(|s| &s.state) {
+            Some(State::Ran { log_index, .. }) => log_index.unwrap_or(0),
+            _ => 0,
+        }
     })
 }
 

@@ -164,6 +164,12 @@ fn c_transactions() {
 }
 
 #[test]
+fn c_read_your_writes() {
+    let out = run_checked(&compile("read_your_writes", &["ffi/tests/c/read_your_writes.c"]));
+    assert!(out.ends_with("read_your_writes: ok\n"), "{out}");
+}
+
+#[test]
 fn c_example() {
     let out = run_checked(&compile("example", &["ffi/examples/example.c"]));
     assert!(out.contains("1: write docs\n2: ship it\n"), "{out}");

@@ -89,3 +89,76 @@ async fn query_at_a_writes_index_sees_it_embedded_and_remote() {
     assert!(failed[0].is_err());
     c.stop_all().await;
 }
+
+/// Session mode: a `read_your_writes` client on a follower (embedded) and a remote one reading
+/// `Local` remember their writes' indexes, so their local reads always see them: plain and
+/// batched writes, `execute_returning`, cached reads, an interactive transaction's commit (no
+/// index: the next read is linearizable) and coordination writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_your_writes_sessions_see_their_writes_embedded_and_remote() {
+    use hiqlite::{params, Consistency::Local, Value};
+    init_logging();
+    let mut c = TestCluster::configure(3, |_| {});
+    c.start_in_order(&[0, 1, 2]).await;
+    let li = c.leader(T).await;
+    let follower = c.node((li + 1) % 3).clone();
+    let plain = follower.clone();
+    let embedded = follower.read_your_writes();
+    assert!(embedded.is_read_your_writes() && !plain.is_read_your_writes());
+    let remote = hiqlite::Client::remote([format!("http://{}", c.configs[(li + 2) % 3].api_addr)])
+        .consistency(Local)
+        .read_your_writes(true)
+        .build()
+        .expect("remote");
+    assert!(remote.is_read_your_writes());
+    plain.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", ()).await.expect("create");
+    let count = "SELECT count(*) FROM t WHERE id = ?";
+    for (name, s) in [("embedded", &embedded), ("remote", &remote)] {
+        let base = if name == "embedded" { 0 } else { 10_000 };
+        let mut last = s.last_write_index();
+        for i in base + 1..=base + 100i64 {
+            match i % 4 {
+                0 => {
+                    s.execute("INSERT INTO t (id) VALUES (?)", params![i]).await.expect("insert");
+                }
+                1 => {
+                    let r = s.batch([hiqlite::Statement::new("INSERT INTO t (id) VALUES (?)", params![i])]);
+                    assert!(r.await.expect("batch").into_iter().all(|r| r.is_ok()));
+                }
+                2 => {
+                    s.execute_returning("INSERT INTO t (id) VALUES (?) RETURNING id", params![i])
+                        .await
+                        .expect("insert returning");
+                }
+                _ => {
+                    let tx = s.begin().await.expect("begin");
+                    tx.execute("INSERT INTO t (id) VALUES (?)", params![i]).await.expect("tx insert");
+                    tx.commit().await.expect("commit");
+                }
+            }
+            let now = s.last_write_index();
+            assert!(now.is_some() && now >= last, "{name}: last_write_index went from {last:?} to {now:?}");
+            last = now;
+            let rows = if i % 3 == 0 {
+                s.query_cached_with(count, params![i], Local, None).await.expect("cached read")
+            } else {
+                s.query_with(count, params![i], Local).await.expect("read")
+            };
+            assert_eq!(rows.rows[0][0], Value::Integer(1), "{name}: write {i} not seen by its session");
+        }
+        // Coordination writes are tracked too.
+        for k in 0..20i64 {
+            s.kv_put("ryw", name, k.to_string(), None).await.expect("kv_put");
+            let v = s.kv_get("ryw", name).await.expect("kv_get");
+            assert_eq!(v, Some(k.to_string().into_bytes()), "{name}: kv write {k} not seen");
+            assert_eq!(s.counter_add(name, 1).await.expect("counter_add"), k + 1);
+            assert_eq!(s.counter_get(name).await.expect("counter_get"), k + 1, "{name}: counter");
+        }
+    }
+    // A session started from a client inherits what it knows; `query_at` takes the higher index.
+    let forked = embedded.read_your_writes();
+    assert_eq!(forked.last_write_index(), embedded.last_write_index());
+    let rows = forked.query_at(count, params![1], 1).await.expect("query_at");
+    assert_eq!(rows.rows[0][0], Value::Integer(1));
+    c.stop_all().await;
+}

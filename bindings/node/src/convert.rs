@@ -93,7 +93,7 @@ pub(crate) fn full_result<'env>(
     Ok(obj)
 }
 
-/// `{ changes, lastInsertRowid }`.
+/// `{ changes, lastInsertRowid, logIndex }`.
 pub(crate) fn run_result<'env>(
     env: &'env Env,
     r: &ExecResult,
@@ -102,7 +102,61 @@ pub(crate) fn run_result<'env>(
     let mut obj = Object::new(env)?;
     obj.set("changes", r.rows_affected as f64)?;
     obj.set("lastInsertRowid", out(Value::Integer(r.last_insert_id), safe_integers))?;
+    obj.set("logIndex", log_index_out(r.log_index, safe_integers))?;
     Ok(obj)
+}
+
+/// A Raft log index for JavaScript as INTEGERs are (`null` when there is none). Indexes
+/// count entries, so they never come near `i64::MAX`; saturating is only a formality.
+pub(crate) fn log_index_out(index: Option<u64>, safe_integers: bool) -> JsValueOut {
+    let value = index.map_or(Value::Null, |i| Value::Integer(i64::try_from(i).unwrap_or(i64::MAX)));
+    out(value, safe_integers)
+}
+
+/// A read's `minIndex`: a write's `logIndex`, a non-negative integer `number` (exact, at most
+/// 2^53 − 1) or `bigint` (at most 2^64 − 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MinIndex(pub u64);
+
+impl<'de> serde::Deserialize<'de> for MinIndex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const WANT: &str = "a log index: a non-negative integer (a write's logIndex)";
+        impl serde::de::Visitor<'_> for V {
+            type Value = MinIndex;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(WANT)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<MinIndex, E> {
+                Ok(MinIndex(v))
+            }
+            // Integral numbers (and negative bigints) arrive here; positive bigints as u64.
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<MinIndex, E> {
+                if v > MAX_SAFE {
+                    return Err(E::custom(format!(
+                        "minIndex {v} is beyond 2^53 - 1, where numbers are not exact: pass a bigint"
+                    )));
+                }
+                u64::try_from(v)
+                    .map(MinIndex)
+                    .map_err(|_| E::custom(format!("minIndex {v} is negative: {WANT}")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<MinIndex, E> {
+                if v.fract() == 0.0 && (0.0..=MAX_SAFE as f64).contains(&v) {
+                    Ok(MinIndex(v as u64))
+                } else {
+                    Err(E::custom(format!("minIndex {v} is not {WANT}")))
+                }
+            }
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<MinIndex, E> {
+                Err(E::custom(format!("minIndex {v} is not {WANT}")))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<MinIndex, E> {
+                Err(E::custom(format!("minIndex {v} does not fit 64 bits: {WANT}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A JavaScript number as SQLite sees it: integral values that are exact become INTEGER,
@@ -310,9 +364,28 @@ pub(crate) struct ReadOptions {
     pub cache: Option<bool>,
     pub cache_ttl_ms: Option<f64>,
     pub safe_integers: Option<bool>,
+    /// Read locally once the node applied this log index (`Client::query_at`).
+    pub min_index: Option<MinIndex>,
 }
 
 impl ReadOptions {
+    /// `minIndex` reads locally and uncached: these options may not ask for anything else.
+    pub(crate) fn check_min_index(&self) -> Result<(), Failure> {
+        if self.min_index.is_none() {
+            return Ok(());
+        }
+        if self.consistency.is_some_and(|c| Consistency::from(c) != Consistency::Local) {
+            return Err(Failure::invalid(
+                "minIndex reads locally: it goes with consistency 'local' only (leader and linearizable \
+                 reads see every acknowledged write already)",
+            ));
+        }
+        if self.cache == Some(true) || self.cache_ttl_ms.is_some() {
+            return Err(Failure::invalid("minIndex does not go with the query cache (cache, cacheTtlMs)"));
+        }
+        Ok(())
+    }
+
     /// `self`'s settings, falling back to `base`'s.
     pub(crate) fn over(self, base: ReadOptions) -> ReadOptions {
         ReadOptions {
@@ -320,6 +393,7 @@ impl ReadOptions {
             cache: self.cache.or(base.cache),
             cache_ttl_ms: self.cache_ttl_ms.or(base.cache_ttl_ms),
             safe_integers: self.safe_integers.or(base.safe_integers),
+            min_index: self.min_index.or(base.min_index),
         }
     }
 
@@ -348,6 +422,7 @@ pub(crate) struct OpenOptions {
     pub node: Option<serde_json::Value>,
     pub consistency: Option<JsConsistency>,
     pub safe_integers: Option<bool>,
+    pub read_your_writes: Option<bool>,
 }
 
 /// `Database.connect` options.
@@ -362,6 +437,7 @@ pub(crate) struct ConnectOptions {
     pub discover: Option<bool>,
     pub ca_cert_pem: Option<String>,
     pub safe_integers: Option<bool>,
+    pub read_your_writes: Option<bool>,
 }
 
 /// `db.batch` options.

@@ -53,13 +53,14 @@ impl Database {
                 safe_integers: o.safe_integers,
                 ..Default::default()
             };
-            Ok((convert::node_config(node)?, defaults))
+            Ok((convert::node_config(node)?, defaults, o.read_your_writes.unwrap_or(false)))
         });
         settle(
             env,
             async move {
-                let (config, defaults) = prepared?;
-                Ok((Client::start(config).await?, defaults))
+                let (config, defaults, ryw) = prepared?;
+                let client = Client::start(config).await?;
+                Ok((if ryw { client.read_your_writes() } else { client }, defaults))
             },
             |env, (client, defaults)| {
                 let shared = Shared::new(client, Some(keep_alive(env)?));
@@ -110,6 +111,7 @@ impl Database {
             if let Some(pem) = o.ca_cert_pem {
                 b = b.ca_cert_pem(pem);
             }
+            b = b.read_your_writes(o.read_your_writes.unwrap_or(false));
             let defaults = ReadOptions { safe_integers: o.safe_integers, ..Default::default() };
             Ok((b, defaults))
         })();
@@ -129,6 +131,22 @@ impl Database {
     #[napi(getter)]
     pub fn remote(&self) -> bool {
         self.remote
+    }
+
+    /// True if the database reads its own writes (`readYourWrites` when opened or connected):
+    /// its `local` reads first wait until the answering node applied its writes.
+    #[napi(getter)]
+    pub fn read_your_writes(&self) -> bool {
+        self.shared.client().is_ok_and(|c| c.is_read_your_writes())
+    }
+
+    /// The highest Raft log index of the writes made through this database (`null` before
+    /// the first, and after `close()`); a `number`, or a `bigint` with `safeIntegers`. Pass it
+    /// as `minIndex` to a read on any node to see those writes there.
+    #[napi(getter, ts_return_type = "number | bigint | null")]
+    pub fn last_write_index(&self) -> convert::JsValueOut {
+        let index = self.shared.client().ok().and_then(|c| c.last_write_index());
+        convert::log_index_out(index, self.defaults.safe_integers.unwrap_or(false))
     }
 
     /// Run SQL text through Raft: one or more statements separated by `;`, without parameters

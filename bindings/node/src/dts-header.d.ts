@@ -39,6 +39,11 @@ export interface RunResult {
   changes: number
   /** The rowid of the last inserted row: a `number`, or a `bigint` beyond ±(2^53 − 1) or with `safeIntegers`. */
   lastInsertRowid: number | bigint
+  /**
+   * The Raft log index of the write (`null` inside a transaction: its commit is one later
+   * entry). Pass it as `minIndex` to a read on any node to see the write there.
+   */
+  logIndex: number | bigint | null
 }
 
 /** Everything a statement answered (`stmt.result()`). */
@@ -51,6 +56,8 @@ export interface StatementResult {
   changes: number
   /** The rowid of the last inserted row, as `RunResult.lastInsertRowid` (0 for a read). */
   lastInsertRowid: number | bigint
+  /** The write's Raft log index, as `RunResult.logIndex` (`null` for a read). */
+  logIndex: number | bigint | null
 }
 
 /** How reads are made; per statement (`db.prepare(sql, options)`) or per call (`db.query`). */
@@ -63,6 +70,12 @@ export interface ReadOptions {
   cacheTtlMs?: number
   /** Every INTEGER as `bigint`. */
   safeIntegers?: boolean
+  /**
+   * Read locally once the node applied this Raft log index (a write's `logIndex`, made through
+   * any node): read-your-writes on any node without a linearizable read. Goes with consistency
+   * `local` only and without the cache.
+   */
+  minIndex?: number | bigint
 }
 export type StatementOptions = ReadOptions
 export type QueryOptions = ReadOptions
@@ -151,6 +164,8 @@ export interface OpenOptions {
   consistency?: Consistency
   /** Default: INTEGERs as `bigint` only when they do not fit a `number` exactly. */
   safeIntegers?: boolean
+  /** Every `local` read first waits until this node applied the database's own writes (default `false`). */
+  readYourWrites?: boolean
 }
 
 export interface ConnectOptions {
@@ -167,6 +182,8 @@ export interface ConnectOptions {
   /** PEM of a private CA to trust. */
   caCertPem?: string
   safeIntegers?: boolean
+  /** Every `local` read first waits until the answering node applied the database's own writes (default `false`). */
+  readYourWrites?: boolean
 }
 
 /** `db.lock` options. */

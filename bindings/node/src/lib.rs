@@ -133,9 +133,10 @@ pub(crate) async fn read(
     if kind.load(Ordering::Relaxed) != KIND_WRITE {
         let consistency = opts.consistency.map_or_else(|| client.default_consistency(), Consistency::from);
         let retry = (kind.load(Ordering::Relaxed) == KIND_UNKNOWN).then(|| params.clone());
-        let r = match opts.cache_ttl()? {
-            Some(ttl) => client.query_cached_with(&sql, params, consistency, ttl).await,
-            None => client.query_with(&sql, params, consistency).await,
+        let r = match (opts.min_index, opts.cache_ttl()?) {
+            (Some(at), _) => client.query_at(&sql, params, at.0).await,
+            (None, Some(ttl)) => client.query_cached_with(&sql, params, consistency, ttl).await,
+            (None, None) => client.query_with(&sql, params, consistency).await,
         };
         match (r, retry) {
             (Ok(rows), _) => {
@@ -183,6 +184,7 @@ fn prepare_on(
     let prepared = convert::string(sql, "sql").and_then(|sql| {
         let opts = convert::options::<ReadOptions>(env, options, "statement options")?;
         opts.cache_ttl()?;
+        opts.check_min_index()?;
         Ok((sql, opts))
     });
     let (sql, opts) = prepared.map_err(|f| error::to_napi(env, &f))?;
@@ -201,8 +203,10 @@ fn query_on<'env>(
     let prepared = (|| -> Result<_, Failure> {
         let sql = convert::string(sql, "sql")?;
         let params = convert::params_from_value(params)?;
-        let opts = convert::options::<ReadOptions>(env, options, "query options")?.over(defaults);
+        let opts = convert::options::<ReadOptions>(env, options, "query options")?;
         // Checked now: inside a transaction the read options are not used, but still wrong.
+        opts.check_min_index()?;
+        let opts = opts.over(defaults);
         opts.cache_ttl()?;
         let kind = initial_kind(&sql);
         Ok(Op::Read { sql: sql.into(), params, opts, kind })

@@ -69,7 +69,8 @@ describe('3-node cluster from Node', () => {
     assert.equal(remote.isLeader(), false)
     await remote.exec('CREATE TABLE r (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)')
     const r = await remote.prepare('INSERT INTO r (name) VALUES (?)').run('ada')
-    assert.deepEqual(r, { changes: 1, lastInsertRowid: 1 })
+    assert.deepEqual(r, { changes: 1, lastInsertRowid: 1, logIndex: r.logIndex })
+    assert.ok(Number.isInteger(r.logIndex) && r.logIndex > 0)
     // The default level of a remote client is `leader`: it reads its own writes.
     assert.deepEqual(await remote.prepare('SELECT * FROM r').all(), [{ id: 1, name: 'ada' }])
     const ret = await remote.prepare('INSERT INTO r (name) VALUES (@name) RETURNING id, name').get({ name: 'bob' })

@@ -56,8 +56,11 @@ export async function openSingle(extra = {}) {
   return db
 }
 
-/** `n` embedded nodes forming one cluster; resolves once they agree on a leader. */
-export async function openCluster(n = 3) {
+/**
+ * `n` embedded nodes forming one cluster; resolves once they agree on a leader. `extra`: more
+ * `Database.open` options for every node (`readYourWrites`, `safeIntegers`...).
+ */
+export async function openCluster(n = 3, extra = {}) {
   const dir = tempDir()
   const peers = []
   for (let id = 1; id <= n; id++) {
@@ -76,6 +79,7 @@ export async function openCluster(n = 3) {
           secret: 'node-test-secret',
           ...timing,
         },
+        ...extra,
       }),
     )
   }

@@ -62,6 +62,14 @@ test('examples/backups.mjs', async () => {
   assert.equal(stdout, '2\ntrue\nfirst\n')
 })
 
+test('examples/read_your_writes.mjs', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'read_your_writes.mjs')], {
+    cwd: pkg,
+    timeout: 60_000,
+  })
+  assert.equal(stdout, 'true\nhello\n')
+})
+
 test('the README shows the examples as they are', () => {
   const readme = fs.readFileSync(path.join(pkg, '..', '..', 'README.md'), 'utf8')
   let section = readme.slice(readme.indexOf('## Node.js'))
@@ -77,5 +85,6 @@ test('the README shows the examples as they are', () => {
     fs.readFileSync(path.join(pkg, 'examples', 'locks.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'listen.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'backups.mjs'), 'utf8'),
+    fs.readFileSync(path.join(pkg, 'examples', 'read_your_writes.mjs'), 'utf8'),
   ])
 })

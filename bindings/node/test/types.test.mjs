@@ -79,12 +79,13 @@ test('safeIntegers: every INTEGER as BigInt, per statement, per call and per dat
   const ins = db.prepare('INSERT INTO v (x) VALUES (1)').safeIntegers()
   const r = await ins.run()
   assert.equal(typeof r.lastInsertRowid, 'bigint')
+  assert.equal(typeof r.logIndex, 'bigint')
 })
 
 test('lastInsertRowid beyond 2^53 is a BigInt', async () => {
   const id = 2n ** 60n
   const r = await db.prepare('INSERT INTO v (id, x) VALUES (?, 1)').run(id)
-  assert.deepEqual(r, { changes: 1, lastInsertRowid: id })
+  assert.deepEqual(r, { changes: 1, lastInsertRowid: id, logIndex: r.logIndex })
   await db.prepare('DELETE FROM v WHERE id = ?').run(id)
 })
 

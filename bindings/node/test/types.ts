@@ -45,6 +45,10 @@ async function embedded(): Promise<void> {
   const add: Statement = db.prepare('INSERT INTO todo (title, done, data) VALUES (?, ?, ?)')
   const r: RunResult = await add.run('a', 0, Buffer.from('x'))
   const id: number | bigint = r.lastInsertRowid
+  const at: number | bigint | null = r.logIndex
+  if (at !== null) await db.query('SELECT count(*) FROM todo', [], { minIndex: at })
+  const last: number | bigint | null = db.lastWriteIndex
+  const ryw: boolean = db.readYourWrites
   await add.run(['b', false, new Uint8Array([1])])
   await db.prepare('INSERT INTO todo (title) VALUES (@t)').run({ t: 'c' })
   await db.prepare('SELECT ?').get(10n, null, undefined, 1.5)
@@ -84,6 +88,7 @@ async function embedded(): Promise<void> {
 
 async function remote(): Promise<void> {
   const db = await Database.connect(['http://127.0.0.1:4001'], { timeoutMs: 5000, username: 'u', password: 'p' })
+  await Database.connect('http://127.0.0.1:4001', { consistency: 'local', readYourWrites: true })
   const isRemote: boolean = db.remote
   try {
     await db.execute('INSERT INTO t VALUES (1)')
@@ -202,6 +207,8 @@ async function listenNotify(db: Database): Promise<void> {
 void Database.open({})
 // @ts-expect-error: no such consistency level
 void Database.connect('http://x', { consistency: 'strong' })
+// @ts-expect-error: a log index is a number or a bigint
+void Database.prototype.query.call(null as unknown as Database, 'x', [], { minIndex: '3' })
 // @ts-expect-error: objects other than named parameters do not bind
 void Database.prototype.prepare.call(null as unknown as Database, 'x').run(new Date())
 

@@ -119,7 +119,8 @@ impl<'py> IntoPyObject<'py> for QueryOut {
     }
 }
 
-/// A write result for Python: `(rows_affected, last_insert_id, (columns, types, rows))`.
+/// A write result for Python: `(rows_affected, last_insert_id, (columns, types, rows),
+/// log_index)`; `log_index` is the Raft log index of the write (`None` inside a transaction).
 pub struct ExecOut(pub ExecResult);
 
 impl<'py> IntoPyObject<'py> for ExecOut {
@@ -127,13 +128,14 @@ impl<'py> IntoPyObject<'py> for ExecOut {
     type Output = Bound<'py, PyTuple>;
     type Error = PyErr;
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let ExecResult { rows_affected, last_insert_id, rows, .. } = self.0;
+        let ExecResult { rows_affected, last_insert_id, rows, log_index, .. } = self.0;
         PyTuple::new(
             py,
             [
                 rows_affected.into_pyobject(py)?.into_any(),
                 last_insert_id.into_pyobject(py)?.into_any(),
                 QueryOut(rows).into_pyobject(py)?.into_any(),
+                log_index.into_pyobject(py)?.into_any(),
             ],
         )
     }

@@ -56,6 +56,36 @@ fn ttl(seconds: Option<f64>) -> PyResult<Option<Duration>> {
         .transpose()
 }
 
+/// A read's minimum log index (a write's `log_index`): a non-negative int, not a bool.
+fn min_index(o: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let Some(o) = o.filter(|o| !o.is_none()) else { return Ok(None) };
+    if o.is_instance_of::<pyo3::types::PyBool>() || !o.is_instance_of::<pyo3::types::PyInt>() {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "min_index must be an int (a write's log_index), not {}",
+            o.get_type().name()?
+        )));
+    }
+    o.extract::<u64>().map(Some).map_err(|_| {
+        PyValueError::new_err(format!("min_index must be a log index (0 ..= 2**64 - 1), not {o}"))
+    })
+}
+
+/// What a read does: `Some(index)` reads locally once the node applied `index`
+/// (`Client::query_at`), so it takes no other consistency and no cache.
+fn read_at(min_index: Option<u64>, consistency: Option<Consistency>, cached: bool) -> PyResult<Option<u64>> {
+    let Some(i) = min_index else { return Ok(None) };
+    if consistency.is_some_and(|c| c != Consistency::Local) {
+        return Err(PyValueError::new_err(
+            "min_index reads locally: it goes with consistency 'local' only (leader and linearizable \
+             reads see every acknowledged write already)",
+        ));
+    }
+    if cached {
+        return Err(PyValueError::new_err("min_index does not go with cached=True"));
+    }
+    Ok(Some(i))
+}
+
 fn seconds(s: f64, what: &str) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| PyValueError::new_err(format!("{what} must be a non-negative number of seconds")))
@@ -99,7 +129,8 @@ impl Database {
 
     /// A client of a remote cluster (no connection is made yet).
     #[staticmethod]
-    #[pyo3(signature = (urls, user=None, password=None, timeout=None, consistency=None, ca_pem=None, discover=true))]
+    #[pyo3(signature = (urls, user=None, password=None, timeout=None, consistency=None, ca_pem=None, discover=true, read_your_writes=false))]
+    #[allow(clippy::too_many_arguments)]
     fn connect(
         urls: Vec<String>,
         user: Option<String>,
@@ -108,8 +139,9 @@ impl Database {
         consistency: Option<&str>,
         ca_pem: Option<Vec<u8>>,
         discover: bool,
+        read_your_writes: bool,
     ) -> PyResult<Database> {
-        let mut b = Client::remote(urls).discover(discover);
+        let mut b = Client::remote(urls).discover(discover).read_your_writes(read_your_writes);
         if let Some(u) = user {
             b = b.basic_auth(u, password.unwrap_or_default());
         }
@@ -130,6 +162,22 @@ impl Database {
         self.client.is_remote()
     }
 
+    /// A handle on the same node or cluster in read-your-writes mode (`Client::read_your_writes`):
+    /// its local reads wait until the answering node applied its own writes.
+    fn read_your_writes(&self) -> Database {
+        Database { client: self.client.read_your_writes() }
+    }
+
+    /// True in read-your-writes mode.
+    fn is_read_your_writes(&self) -> bool {
+        self.client.is_read_your_writes()
+    }
+
+    /// The highest log index of the writes made through this handle, or `None`.
+    fn last_write_index(&self) -> Option<u64> {
+        self.client.last_write_index()
+    }
+
     /// One write through Raft: `(rows_affected, last_insert_id, (columns, types, rows))`.
     #[pyo3(signature = (sql, params=None))]
     fn execute(&self, py: Python<'_>, sql: &str, params: Option<&Bound<'_, PyAny>>) -> PyResult<ExecOut> {
@@ -137,8 +185,10 @@ impl Database {
         block(py, self.client.execute(sql, params)).map(ExecOut)
     }
 
-    /// A read: `(columns, types, rows)`.
-    #[pyo3(signature = (sql, params=None, consistency=None, cached=false, ttl=None))]
+    /// A read: `(columns, types, rows)`. `min_index`: read locally once the node applied this
+    /// log index (a write's `log_index`, made through any node).
+    #[pyo3(signature = (sql, params=None, consistency=None, cached=false, ttl=None, min_index=None))]
+    #[allow(clippy::too_many_arguments)]
     fn query(
         &self,
         py: Python<'_>,
@@ -147,13 +197,17 @@ impl Database {
         consistency: Option<&str>,
         cached: bool,
         ttl: Option<f64>,
+        min_index: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<QueryOut> {
         let params = to_params(params)?;
+        let at = read_at(self::min_index(min_index)?, level(consistency)?, cached)?;
         let c = level(consistency)?.unwrap_or(self.client.default_consistency());
         let ttl = self::ttl(ttl)?;
         let client = &self.client;
         block(py, async move {
-            if cached {
+            if let Some(i) = at {
+                client.query_at(sql, params, i).await
+            } else if cached {
                 client.query_cached_with(sql, params, c, ttl).await
             } else {
                 client.query_with(sql, params, c).await
@@ -223,7 +277,8 @@ impl Database {
     }
 
     /// [`Database::query`] as an awaitable.
-    #[pyo3(signature = (sql, params=None, consistency=None, cached=false, ttl=None))]
+    #[pyo3(signature = (sql, params=None, consistency=None, cached=false, ttl=None, min_index=None))]
+    #[allow(clippy::too_many_arguments)]
     fn query_async<'py>(
         &self,
         py: Python<'py>,
@@ -232,13 +287,17 @@ impl Database {
         consistency: Option<&str>,
         cached: bool,
         ttl: Option<f64>,
+        min_index: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = to_params(params)?;
+        let at = read_at(self::min_index(min_index)?, level(consistency)?, cached)?;
         let c = level(consistency)?.unwrap_or(self.client.default_consistency());
         let ttl = self::ttl(ttl)?;
         let client = self.client.clone();
         spawn(py, async move {
-            let rows = if cached {
+            let rows = if let Some(i) = at {
+                client.query_at(&sql, params, i).await?
+            } else if cached {
                 client.query_cached_with(&sql, params, c, ttl).await?
             } else {
                 client.query_with(&sql, params, c).await?

@@ -19,6 +19,22 @@ fn unexpected(a: CoordAnswer) -> Error {
 }
 
 impl Client {
+    /// A coordination write on the embedded node, its log index remembered.
+    #[cfg(feature = "server")]
+    async fn coord_write(&self, n: &crate::node::Node, op: CoordOp) -> Result<CoordAnswer> {
+        let (answer, index) = n.coord(op).await?;
+        self.session.note_index(index);
+        Ok(answer)
+    }
+
+    /// A remote coordination write's outcome; its answer names no log index.
+    fn remote_write<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_ok() {
+            self.session.note_unindexed();
+        }
+        r
+    }
+
     /// Set `key` in namespace `ns` to `value`, cluster-wide; with `ttl` it expires that long
     /// after the leader applies it (the leader's clock decides, identically on every node).
     pub async fn kv_put(
@@ -33,11 +49,14 @@ impl Client {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => {
                 let ttl_ms = ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-                n.coord(CoordOp::KvPut { ns: ns.into(), key: key.into(), value: value.to_vec(), ttl_ms })
-                    .await?;
+                self.coord_write(
+                    n,
+                    CoordOp::KvPut { ns: ns.into(), key: key.into(), value: value.to_vec(), ttl_ms },
+                )
+                .await?;
                 Ok(())
             }
-            Inner::Remote(r) => r.kv_put(ns, key, value, ttl).await,
+            Inner::Remote(r) => self.remote_write(r.kv_put(ns, key, value, ttl).await),
         }
     }
 
@@ -67,11 +86,13 @@ impl Client {
         key: &str,
         consistency: Consistency,
     ) -> Result<Option<Vec<u8>>> {
-        match &self.inner {
+        let plan = self.coord_read_plan(consistency).await?;
+        let r = match &self.inner {
             #[cfg(feature = "server")]
-            Inner::Embedded(n) => n.kv_get(ns, key, consistency).await,
-            Inner::Remote(r) => r.kv_get(ns, key, consistency).await,
-        }
+            Inner::Embedded(n) => n.kv_get(ns, key, plan.consistency).await,
+            Inner::Remote(r) => r.kv_get(ns, key, plan.consistency).await,
+        };
+        self.session.done(plan, r)
     }
 
     /// [`Client::kv_get`] of a value stored as JSON.
@@ -89,12 +110,12 @@ impl Client {
         match &self.inner {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => {
-                match n.coord(CoordOp::KvDelete { ns: ns.into(), key: key.into() }).await?.0 {
+                match self.coord_write(n, CoordOp::KvDelete { ns: ns.into(), key: key.into() }).await? {
                     CoordAnswer::Changed(b) => Ok(b),
                     other => Err(unexpected(other)),
                 }
             }
-            Inner::Remote(r) => r.kv_delete(ns, key).await,
+            Inner::Remote(r) => self.remote_write(r.kv_delete(ns, key).await),
         }
     }
 
@@ -103,12 +124,12 @@ impl Client {
         match &self.inner {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => {
-                match n.coord(CoordOp::KvTake { ns: ns.into(), key: key.into() }).await?.0 {
+                match self.coord_write(n, CoordOp::KvTake { ns: ns.into(), key: key.into() }).await? {
                     CoordAnswer::Value(v) => Ok(v),
                     other => Err(unexpected(other)),
                 }
             }
-            Inner::Remote(r) => r.kv_take(ns, key).await,
+            Inner::Remote(r) => self.remote_write(r.kv_take(ns, key).await),
         }
     }
 
@@ -132,12 +153,12 @@ impl Client {
                     new: new.map(<[u8]>::to_vec),
                     ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
                 };
-                match n.coord(op).await?.0 {
+                match self.coord_write(n, op).await? {
                     CoordAnswer::Changed(b) => Ok(b),
                     other => Err(unexpected(other)),
                 }
             }
-            Inner::Remote(r) => r.kv_replace(ns, key, expected, new, ttl).await,
+            Inner::Remote(r) => self.remote_write(r.kv_replace(ns, key, expected, new, ttl).await),
         }
     }
 
@@ -147,10 +168,10 @@ impl Client {
         match &self.inner {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => {
-                n.coord(CoordOp::KvLimit { ns: ns.into(), max_entries }).await?;
+                self.coord_write(n, CoordOp::KvLimit { ns: ns.into(), max_entries }).await?;
                 Ok(())
             }
-            Inner::Remote(r) => r.kv_limit(ns, max_entries).await,
+            Inner::Remote(r) => self.remote_write(r.kv_limit(ns, max_entries).await),
         }
     }
 
@@ -161,24 +182,28 @@ impl Client {
 
     /// [`Client::counter_get`] with a consistency level.
     pub async fn counter_get_with(&self, name: &str, consistency: Consistency) -> Result<i64> {
-        match &self.inner {
+        let plan = self.coord_read_plan(consistency).await?;
+        let r = match &self.inner {
             #[cfg(feature = "server")]
-            Inner::Embedded(n) => n.counter_get(name, consistency).await,
-            Inner::Remote(r) => r.counter(name, None, consistency).await,
-        }
+            Inner::Embedded(n) => n.counter_get(name, plan.consistency).await,
+            Inner::Remote(r) => r.counter(name, None, plan.consistency).await,
+        };
+        self.session.done(plan, r)
     }
 
     /// Add `delta` to a counter atomically, cluster-wide; the new value.
     pub async fn counter_add(&self, name: &str, delta: i64) -> Result<i64> {
         match &self.inner {
             #[cfg(feature = "server")]
-            Inner::Embedded(n) => match n.coord(CoordOp::CounterAdd { name: name.into(), delta }).await?.0 {
-                CoordAnswer::Counter(v) => Ok(v),
-                other => Err(unexpected(other)),
-            },
-            Inner::Remote(r) => {
-                r.counter(name, Some(serde_json::json!({ "add": delta })), Consistency::Local).await
+            Inner::Embedded(n) => {
+                match self.coord_write(n, CoordOp::CounterAdd { name: name.into(), delta }).await? {
+                    CoordAnswer::Counter(v) => Ok(v),
+                    other => Err(unexpected(other)),
+                }
             }
+            Inner::Remote(r) => self.remote_write(
+                r.counter(name, Some(serde_json::json!({ "add": delta })), Consistency::Local).await,
+            ),
         }
     }
 
@@ -186,13 +211,15 @@ impl Client {
     pub async fn counter_set(&self, name: &str, value: i64) -> Result<i64> {
         match &self.inner {
             #[cfg(feature = "server")]
-            Inner::Embedded(n) => match n.coord(CoordOp::CounterSet { name: name.into(), value }).await?.0 {
-                CoordAnswer::Counter(v) => Ok(v),
-                other => Err(unexpected(other)),
-            },
-            Inner::Remote(r) => {
-                r.counter(name, Some(serde_json::json!({ "set": value })), Consistency::Local).await
+            Inner::Embedded(n) => {
+                match self.coord_write(n, CoordOp::CounterSet { name: name.into(), value }).await? {
+                    CoordAnswer::Counter(v) => Ok(v),
+                    other => Err(unexpected(other)),
+                }
             }
+            Inner::Remote(r) => self.remote_write(
+                r.counter(name, Some(serde_json::json!({ "set": value })), Consistency::Local).await,
+            ),
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::command::Command;
 use crate::command::{ExecMode, Migration};
 #[cfg(feature = "server")]
 use crate::config::NodeConfig;
-use crate::consistency::{CacheRead, Consistency};
+use crate::consistency::Consistency;
 use crate::error::{Error, Result};
 #[cfg(feature = "server")]
 use crate::node::Node;
@@ -22,6 +22,7 @@ mod coord;
 mod lock;
 mod notify;
 mod remote;
+mod session;
 mod shared_listener;
 mod tx;
 pub use changes::{ChangeOptions, ChangeStream, Watch};
@@ -29,6 +30,7 @@ pub use lock::LockGuard;
 pub use notify::{ListenEvent, Listener, Notification};
 use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
+use session::Session;
 pub use shared_listener::SharedListener;
 pub use tx::Transaction;
 use tx::TxHolder;
@@ -39,6 +41,8 @@ use tx::TxHolder;
 #[derive(Clone)]
 pub struct Client {
     inner: Inner,
+    /// The log index of this client's writes; in read-your-writes mode, what reads wait for.
+    session: Session,
 }
 
 #[derive(Clone)]
@@ -62,7 +66,7 @@ impl Client {
     #[cfg(feature = "server")]
     /// A client for an already started node.
     pub fn from_node(node: Node) -> Client {
-        Client { inner: Inner::Embedded(node) }
+        Client { inner: Inner::Embedded(node), session: Session::default() }
     }
 
     /// A client for a remote hiqlite (or rqlite) cluster, given the API URLs of one or more of
@@ -86,8 +90,8 @@ impl Client {
         RemoteBuilder::new(urls.into_iter().map(Into::into).collect())
     }
 
-    pub(crate) fn from_remote(r: Remote) -> Client {
-        Client { inner: Inner::Remote(Arc::new(r)) }
+    pub(crate) fn from_remote(r: Remote, read_your_writes: bool) -> Client {
+        Client { inner: Inner::Remote(Arc::new(r)), session: Session::new(read_your_writes) }
     }
 
     #[cfg(feature = "server")]
@@ -126,7 +130,7 @@ impl Client {
     }
 
     async fn run(&self, stmts: Vec<Statement>, mode: ExecMode) -> Result<Vec<Result<ExecResult>>> {
-        match &self.inner {
+        let results = match &self.inner {
             #[cfg(feature = "server")]
             Inner::Embedded(n) => {
                 let resp = n.write(Command::Execute { stmts, mode, ts_ms: 0, seed: 0 }).await?;
@@ -136,10 +140,12 @@ impl Client {
                     r.rqlite_counters = None;
                     r.log_index = Some(resp.log_index);
                 }
-                Ok(results)
+                results
             }
-            Inner::Remote(r) => r.execute(&stmts, mode == ExecMode::Transaction, false).await,
-        }
+            Inner::Remote(r) => r.execute(&stmts, mode == ExecMode::Transaction, false).await?,
+        };
+        self.session.note_results(&results);
+        Ok(results)
     }
 
     /// Run one write statement through Raft; returns rows affected and the last insert id.
@@ -151,7 +157,11 @@ impl Client {
             Inner::Embedded(_) => self.run(vec![stmt], ExecMode::Transaction).await?,
             // A `RETURNING` needs `/db/request` to bring its rows back; plain writes take
             // `/db/execute`, which spares the server a read-only check per request.
-            Inner::Remote(r) => r.execute(&[stmt], false, crate::sqlkind::has_returning(sql)).await?,
+            Inner::Remote(r) => {
+                let results = r.execute(&[stmt], false, crate::sqlkind::has_returning(sql)).await?;
+                self.session.note_results(&results);
+                results
+            }
         };
         results.pop().unwrap_or_else(|| Ok(ExecResult::default()))
     }
@@ -173,10 +183,13 @@ impl Client {
     pub async fn begin(&self) -> Result<Transaction> {
         match &self.inner {
             #[cfg(feature = "server")]
-            Inner::Embedded(n) => Ok(Transaction::new(TxHolder::Embedded(n.clone()), n.tx_begin().await?)),
+            Inner::Embedded(n) => {
+                let id = n.tx_begin().await?;
+                Ok(Transaction::new(TxHolder::Embedded(n.clone()), id, self.session.clone()))
+            }
             Inner::Remote(r) => {
                 let (id, url) = r.tx_begin().await?;
-                Ok(Transaction::new(TxHolder::Remote(r.clone(), url), id))
+                Ok(Transaction::new(TxHolder::Remote(r.clone(), url), id, self.session.clone()))
             }
         }
     }
@@ -216,15 +229,7 @@ impl Client {
     /// write at `min_index` ([`ExecResult::log_index`], made through any node), without a
     /// linearizable read's quorum round. Waits up to the node's request timeout.
     pub async fn query_at(&self, sql: &str, params: impl Into<Params>, min_index: u64) -> Result<Rows> {
-        let stmt = Statement::new(sql, params);
-        match &self.inner {
-            #[cfg(feature = "server")]
-            Inner::Embedded(n) => {
-                n.wait_applied(min_index).await?;
-                n.query(&stmt.sql, &stmt.params, Consistency::Local).await
-            }
-            Inner::Remote(r) => r.query_at(&stmt, min_index).await,
-        }
+        self.read(sql, params.into(), Consistency::Local, Some(min_index), None).await
     }
 
     /// Read at the client's default consistency ([`Client::default_consistency`]).
@@ -240,11 +245,7 @@ impl Client {
         params: impl Into<Params>,
         consistency: Consistency,
     ) -> Result<Rows> {
-        match &self.inner {
-            #[cfg(feature = "server")]
-            Inner::Embedded(n) => n.query(sql, &params.into(), consistency).await,
-            Inner::Remote(r) => r.query(&Statement::new(sql, params), consistency, CacheRead::Bypass).await,
-        }
+        self.read(sql, params.into(), consistency, None, None).await
     }
 
     /// Read rows into `T` via serde, matching fields to column names.
@@ -280,13 +281,7 @@ impl Client {
         consistency: Consistency,
         ttl: Option<Duration>,
     ) -> Result<Rows> {
-        match &self.inner {
-            #[cfg(feature = "server")]
-            Inner::Embedded(n) => n.query_cached(sql, &params.into(), consistency, ttl).await,
-            Inner::Remote(r) => {
-                r.query(&Statement::new(sql, params), consistency, CacheRead::cached(ttl)).await
-            }
-        }
+        self.read(sql, params.into(), consistency, None, Some(ttl)).await
     }
 
     /// [`Client::query_as`] through the query cache.
@@ -322,10 +317,15 @@ impl Client {
             Inner::Embedded(n) => {
                 let resp =
                     n.write(Command::Migrate { migrations: migrations.to_vec(), ts_ms: 0, seed: 0 }).await?;
+                self.session.note_index(resp.log_index);
                 let results = first_error(resp.results)?;
                 Ok(results.iter().filter(|r| r.rows_affected > 0).count())
             }
-            Inner::Remote(r) => r.migrate(migrations).await,
+            Inner::Remote(r) => {
+                let n = r.migrate(migrations).await?;
+                self.session.note_unindexed();
+                Ok(n)
+            }
         }
     }
 
@@ -433,9 +433,14 @@ impl Client {
                 let resp = n
                     .write(Command::Execute { stmts, mode: ExecMode::Transaction, ts_ms: 0, seed: 0 })
                     .await?;
+                self.session.note_index(resp.log_index);
                 first_error(resp.results).map(|_| ())
             }
-            Inner::Remote(r) => r.restore(src).await,
+            Inner::Remote(r) => {
+                r.restore(src).await?;
+                self.session.note_unindexed();
+                Ok(())
+            }
         }
     }
 

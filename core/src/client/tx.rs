@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::remote::Remote;
+use super::session::Session;
 use crate::error::{Error, Result};
 #[cfg(feature = "server")]
 use crate::node::Node;
@@ -28,6 +29,8 @@ pub struct Transaction {
     holder: TxHolder,
     id: u64,
     done: bool,
+    /// The client's session: a commit is a write it must read.
+    session: Session,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -37,8 +40,8 @@ impl std::fmt::Debug for Transaction {
 }
 
 impl Transaction {
-    pub(super) fn new(holder: TxHolder, id: u64) -> Transaction {
-        Transaction { holder, id, done: false }
+    pub(super) fn new(holder: TxHolder, id: u64, session: Session) -> Transaction {
+        Transaction { holder, id, done: false, session }
     }
 
     fn check_open(&self) -> Result<()> {
@@ -86,11 +89,17 @@ impl Transaction {
     pub async fn commit(mut self) -> Result<()> {
         self.check_open()?;
         self.done = true;
-        match &self.holder {
+        let r = match &self.holder {
             #[cfg(feature = "server")]
             TxHolder::Embedded(n) => n.tx_commit(self.id).await,
             TxHolder::Remote(r, url) => r.tx_end(url, self.id, true).await,
+        };
+        // The commit's answer names no log index: the session's next local read is a
+        // linearizable one.
+        if r.is_ok() {
+            self.session.note_unindexed();
         }
+        r
     }
 
     /// Roll back: nothing of the transaction is applied.

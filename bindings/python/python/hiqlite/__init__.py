@@ -52,11 +52,13 @@ from ._shared import (
     Params,
     _migration_spec,
     Route,
+    check_min_index,
     executemany_kind,
     json_bytes,
     json_value,
     kv_bytes,
     kv_optional,
+    read_level,
 )
 from ._errors import (
     ClusterTimeoutError,
@@ -200,16 +202,18 @@ def _native_db(
     consistency: Optional[str],
     ca_pem: Optional[bytes],
     discover: bool,
+    read_your_writes: bool = False,
 ) -> "_native.Database":
     if node is not None:
         if target is not None:
             raise InterfaceError("give either node=... (embedded) or URLs (remote), not both")
-        return call(_native.Database.open_node, json.dumps(dict(node)))
+        db = call(_native.Database.open_node, json.dumps(dict(node)))
+        return db.read_your_writes() if read_your_writes else db
     if target is None:
         raise InterfaceError("connect() needs node={...} for an embedded node or the URL(s) of a cluster")
     urls = [target] if isinstance(target, str) else list(target)
     return call(
-        _native.Database.connect, urls, user, password, timeout, consistency, ca_pem, discover
+        _native.Database.connect, urls, user, password, timeout, consistency, ca_pem, discover, bool(read_your_writes)
     )
 
 
@@ -225,6 +229,7 @@ def connect(
     discover: bool = True,
     autocommit: bool = False,
     isolation_level: Optional[str] = "",
+    read_your_writes: bool = False,
 ) -> "Connection":
     """Open a connection.
 
@@ -235,8 +240,11 @@ def connect(
     ``consistency``: default read level, ``local``, ``leader`` or ``linearizable``.
     ``autocommit=True`` or ``isolation_level=None``: statements run and commit on their own
     (``BEGIN`` still opens a transaction); otherwise writes begin a transaction (PEP 249).
+    ``read_your_writes=True``: every ``local`` read of the connection first waits until the node
+    that answers applied the connection's own writes, so it sees them on any node (a follower,
+    a read replica) without a linearizable read.
     """
-    db = _native_db(target, node, user, password, timeout, consistency, ca_pem, discover)
+    db = _native_db(target, node, user, password, timeout, consistency, ca_pem, discover, read_your_writes)
     return Connection(
         db, autocommit=autocommit, consistency=consistency, owns_node=node is not None, isolation_level=isolation_level
     )
@@ -277,6 +285,12 @@ class Connection(ConnectionState):
     def cursor(self) -> "Cursor":
         self._check()
         return Cursor(self)
+
+    def read_your_writes(self) -> "Connection":
+        """A new connection to the same node or cluster in read-your-writes mode (see
+        ``connect(read_your_writes=True)``), with this one's settings and writes known so far.
+        Closing it leaves the node running (this connection owns it)."""
+        return Connection(self._check().read_your_writes(), **self._session_args())
 
     def commit(self) -> None:
         """Commit the open transaction: it is replicated as one log entry, all or nothing. No
@@ -407,9 +421,13 @@ class Connection(ConnectionState):
         consistency: Optional[str] = None,
         cached: bool = False,
         ttl: Optional[float] = None,
+        min_index: Optional[int] = None,
     ) -> List[Any]:
-        """Run a read and return all rows (``cached``: through the node's query cache)."""
-        return self.execute(sql, parameters, consistency=consistency, cached=cached, ttl=ttl).fetchall()
+        """Run a read and return all rows (``cached``: through the node's query cache;
+        ``min_index``: as in :meth:`Cursor.execute`)."""
+        return self.execute(
+            sql, parameters, consistency=consistency, cached=cached, ttl=ttl, min_index=min_index
+        ).fetchall()
 
     # -- backups and migrations
 
@@ -590,13 +608,17 @@ class Cursor(CursorState):
         consistency: Optional[str] = None,
         cached: bool = False,
         ttl: Optional[float] = None,
+        min_index: Optional[int] = None,
     ) -> "Cursor":
         """Run one statement. Inside a transaction (open, or begun now by a write outside
         autocommit mode) it runs there and sees the transaction's writes; otherwise a read runs
         on its own (``consistency``: ``local``, ``leader`` or ``linearizable``; ``cached``/``ttl``:
-        through the node's query cache) and a write commits on its own."""
+        through the node's query cache; ``min_index``: read locally once the node applied this
+        log index, a write's ``log_index`` made through any node) and a write commits on its
+        own, its log index in ``log_index``."""
         db = self._db()
         self._reset()
+        check_min_index(min_index)
         conn = self.connection
         with conn._lock:
             route = conn._route(operation)
@@ -607,8 +629,8 @@ class Cursor(CursorState):
                 conn._control(route)
                 return self
         if route.action == "read":
-            level = consistency or conn.consistency
-            self._set_rows(call(db.query, operation, parameters, level, cached, ttl))
+            level = read_level(consistency, conn.consistency, min_index)
+            self._set_rows(call(db.query, operation, parameters, level, cached, ttl, min_index))
         elif route.action == "write":
             self._set_written(operation, call(db.execute, operation, parameters))
         return self

@@ -30,7 +30,7 @@ Migrations = Union[str, "os.PathLike[str]", Sequence[Tuple[int, str, str]]]
 RowFactory = Callable[[Any, Tuple[Any, ...]], Any]
 Description = Tuple[Tuple[str, Any, None, None, None, None, None], ...]
 NativeRows = Tuple[List[str], List[str], List[Tuple[Any, ...]]]
-NativeExec = Tuple[int, int, NativeRows]
+NativeExec = Tuple[int, int, NativeRows, Optional[int]]
 #: A key/value entry's value: bytes as they are, text as UTF-8.
 KvValue = Union[bytes, bytearray, memoryview, str]
 
@@ -95,6 +95,29 @@ def is_dml(sql: str) -> bool:
     return bool(first) and first[0].upper() in _DML
 
 
+def check_min_index(min_index: Optional[int]) -> Optional[int]:
+    """A read's ``min_index``: ``None``, or a log index (an int in ``0 ..= 2**64 - 1``, a write's
+    ``cursor.log_index``); anything else raises ``ProgrammingError``."""
+    if min_index is None:
+        return None
+    if isinstance(min_index, bool) or not isinstance(min_index, int):
+        err = ProgrammingError(f"min_index must be an int (a write's log_index), not {type(min_index).__name__}")
+    elif not 0 <= min_index < 2**64:
+        err = ProgrammingError(f"min_index must be a log index (0 ..= 2**64 - 1), not {min_index}")
+    else:
+        return min_index
+    err.code = "HIQLITE_INVALID_REQUEST"
+    raise err
+
+
+def read_level(consistency: Optional[str], default: Optional[str], min_index: Optional[int]) -> Optional[str]:
+    """The consistency of a read outside a transaction: the call's, else (with ``min_index``,
+    which reads locally) ``local``, else the connection's default."""
+    if consistency:
+        return consistency
+    return "local" if min_index is not None else default
+
+
 class Route(NamedTuple):
     """What ``execute`` does with a statement."""
 
@@ -108,19 +131,25 @@ class Route(NamedTuple):
 
 
 class CursorState:
-    """Result state of a cursor: description, rowcount, lastrowid and the fetched rows."""
+    """Result state of a cursor: description, rowcount, lastrowid, log_index and the fetched
+    rows."""
 
     def __init__(self, row_factory: Optional[RowFactory]) -> None:
         self.arraysize = 1
         self.description: Optional[Description] = None
         self.rowcount = -1
         self.lastrowid: Optional[int] = None
+        #: The Raft log index of the last write this cursor ran on its own (``None`` after a
+        #: read, and for statements inside a transaction: its commit is one later entry). Pass
+        #: it as ``min_index`` to a read on any node to see the write there.
+        self.log_index: Optional[int] = None
         self.row_factory = row_factory
         self._rows: Optional[List[Tuple[Any, ...]]] = None
         self._pos = 0
 
     def _reset(self) -> None:
         self.description, self.rowcount, self.lastrowid, self._rows, self._pos = None, -1, None, None, 0
+        self.log_index = None
 
     def _set_rows(self, out: NativeRows) -> None:
         columns, types, rows = out
@@ -128,9 +157,10 @@ class CursorState:
         self._rows, self._pos = rows, 0
 
     def _set_written(self, operation: str, out: NativeExec) -> None:
-        affected, last_id, rows = out
+        affected, last_id, rows, log_index = out
         self.rowcount = affected if is_dml(operation) else -1
         self.lastrowid = last_id
+        self.log_index = log_index
         if rows[0]:
             self._set_rows(rows)
 
@@ -145,6 +175,7 @@ class CursorState:
     def _set_many(self, results: List[Any]) -> None:
         self.rowcount = sum(r[0] for r in results)
         self.lastrowid = results[-1][1] if results else None
+        self.log_index = max((r[3] for r in results if r[3] is not None), default=None)
 
     def _take(self, n: Optional[int]) -> List[Any]:
         if self._rows is None:
@@ -186,6 +217,29 @@ class ConnectionState:
         if self._db is None:
             raise ProgrammingError("cannot operate on a closed connection")
         return self._db
+
+    def _session_args(self) -> Any:
+        """The keyword arguments of a connection like this one (see ``read_your_writes``)."""
+        return dict(
+            autocommit=self._autocommit,
+            consistency=self.consistency,
+            owns_node=False,
+            isolation_level=None if self._autocommit else self._isolation,
+        )
+
+    @property
+    def is_read_your_writes(self) -> bool:
+        """True if the connection reads its own writes: its local reads wait until the node
+        that answers applied the writes made through it (``connect(read_your_writes=True)``,
+        :meth:`read_your_writes`)."""
+        return self._check().is_read_your_writes()
+
+    @property
+    def last_write_index(self) -> Optional[int]:
+        """The highest Raft log index of the writes made through this connection (``None``
+        before the first; commits of transactions carry none)."""
+        index: Optional[int] = self._check().last_write_index()
+        return index
 
     @property
     def in_transaction(self) -> bool:

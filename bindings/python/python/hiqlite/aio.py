@@ -30,11 +30,13 @@ from ._shared import (
     Params,
     Route,
     _migration_spec,
+    check_min_index,
     executemany_kind,
     json_bytes,
     json_value,
     kv_bytes,
     kv_optional,
+    read_level,
 )
 from ._errors import Error, ProgrammingError, translate
 from ._notify import Event, event
@@ -83,6 +85,10 @@ class Connection(ConnectionState):
     def cursor(self) -> "Cursor":
         self._check()
         return Cursor(self)
+
+    def read_your_writes(self) -> "Connection":
+        """As :meth:`hiqlite.Connection.read_your_writes`."""
+        return Connection(self._check().read_your_writes(), **self._session_args())
 
     async def execute(self, sql: str, parameters: Params = None, **opts: Any) -> "Cursor":
         return await self.cursor().execute(sql, parameters, **opts)
@@ -406,10 +412,12 @@ class Cursor(CursorState):
         consistency: Optional[str] = None,
         cached: bool = False,
         ttl: Optional[float] = None,
+        min_index: Optional[int] = None,
     ) -> "Cursor":
         """As :meth:`hiqlite.Cursor.execute`."""
         db = self.connection._check()
         self._reset()
+        check_min_index(min_index)
         conn = self.connection
         async with conn._lock():
             route = conn._route(operation)
@@ -420,8 +428,9 @@ class Cursor(CursorState):
                 await conn._control(route)
                 return self
         if route.action == "read":
-            level = consistency or conn.consistency
-            self._set_rows(await _await(_start(db.query_async, operation, parameters, level, cached, ttl)))
+            level = read_level(consistency, conn.consistency, min_index)
+            rows = await _await(_start(db.query_async, operation, parameters, level, cached, ttl, min_index))
+            self._set_rows(rows)
         elif route.action == "write":
             self._set_written(operation, await _await(_start(db.execute_async, operation, parameters)))
         return self
@@ -497,6 +506,7 @@ def connect(
     discover: bool = True,
     autocommit: bool = False,
     isolation_level: Optional[str] = "",
+    read_your_writes: bool = False,
 ) -> _Connecting:
     """Open an asyncio connection; the arguments are those of :func:`hiqlite.connect`. Leaving
     an ``async with`` block commits the open transaction (or, on error, rolls it back) and
@@ -507,8 +517,10 @@ def connect(
             if target is not None:
                 raise ProgrammingError("give either node=... (embedded) or URLs (remote), not both")
             db = await _await(_start(_native.open_node_async, json.dumps(dict(node))))
+            if read_your_writes:
+                db = db.read_your_writes()
         else:
-            db = _native_db(target, None, user, password, timeout, consistency, ca_pem, discover)
+            db = _native_db(target, None, user, password, timeout, consistency, ca_pem, discover, read_your_writes)
         return Connection(
             db,
             autocommit=autocommit,

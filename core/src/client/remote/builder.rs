@@ -41,6 +41,7 @@ pub struct RemoteBuilder {
     pub(super) consistency: Consistency,
     pub(super) retry: RetryPolicy,
     pub(super) discover: bool,
+    pub(super) read_your_writes: bool,
 }
 
 impl RemoteBuilder {
@@ -55,6 +56,7 @@ impl RemoteBuilder {
             consistency: Consistency::Leader,
             retry: RetryPolicy::default(),
             discover: true,
+            read_your_writes: false,
         }
     }
 
@@ -109,8 +111,18 @@ impl RemoteBuilder {
         self
     }
 
+    /// Read-your-writes mode (default off): the client remembers the log index of its writes
+    /// and sends it with every `Local` read (`min_index`), so the node that answers waits until
+    /// it applied them first. Same as [`Client::read_your_writes`](super::Client::read_your_writes)
+    /// on the built client.
+    pub fn read_your_writes(mut self, yes: bool) -> Self {
+        self.read_your_writes = yes;
+        self
+    }
+
     /// Build the client. No connection is made until the first call.
     pub fn build(self) -> Result<crate::client::Client> {
-        Ok(crate::client::Client::from_remote(Remote::new(self)?))
+        let ryw = self.read_your_writes;
+        Ok(crate::client::Client::from_remote(Remote::new(self)?, ryw))
     }
 }

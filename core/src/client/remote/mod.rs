@@ -140,12 +140,13 @@ impl Remote {
             .collect())
     }
 
-    /// Run one read.
+    /// Run one read (after the answering node applied `min_index`, if given).
     pub(crate) async fn query(
         &self,
         stmt: &Statement,
         consistency: Consistency,
         cache: CacheRead,
+        min_index: Option<u64>,
     ) -> Result<Rows> {
         let target = match consistency {
             Consistency::Local => Target::Nearest,
@@ -153,15 +154,12 @@ impl Remote {
         };
         let level = format!("level={}", rqlite::Level::from(consistency).as_str());
         let cache = rqlite::cache_param(cache);
+        // Read-your-writes: the answering node first waits until it applied `min_index`.
+        let at = min_index.map(|i| format!("min_index={i}"));
         let mut extra = vec![level.as_str()];
         extra.extend(cache.as_deref());
+        extra.extend(at.as_deref());
         self.read_one(stmt, &extra, target).await
-    }
-
-    /// A local read on the nearest node once it applied `min_index`.
-    pub(crate) async fn query_at(&self, stmt: &Statement, min_index: u64) -> Result<Rows> {
-        let at = format!("min_index={min_index}");
-        self.read_one(stmt, &["level=none", &at], Target::Nearest).await
     }
 
     /// One statement through `/db/query` with the flags `extra`.
