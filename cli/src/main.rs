@@ -125,6 +125,9 @@ struct ServeArgs {
     /// Row changes of the last N log entries kept for change streams (0: no capture).
     #[arg(long, value_name = "N")]
     change_retention: Option<u64>,
+    /// POST committed row changes to this URL (the leader sends, retries, at least once).
+    #[arg(long, value_name = "URL")]
+    change_webhook: Option<String>,
     /// Cluster secret shared by all nodes.
     #[arg(long)]
     secret: Option<String>,
@@ -218,6 +221,9 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<NodeConfig> {
     cfg.learner |= a.learner;
     if let Some(v) = a.change_retention {
         cfg.change_retention = v;
+    }
+    if let Some(v) = a.change_webhook {
+        cfg.change_webhook = Some(v);
     }
     if let Some(v) = a.secret {
         cfg.secret = v;

@@ -71,6 +71,34 @@ impl Change {
         self.new.as_ref()?.get(i)
     }
 
+    /// The change as plain JSON: `{"index", "seq", "table", "op", "rowid", "key", "new", "old"}`
+    /// with rows as objects by column name and blobs as base64 (`new`/`old` only when present).
+    pub fn to_json(&self) -> serde_json::Value {
+        use base64::Engine as _;
+        use serde_json::{json, Value as J};
+        let plain = |v: &Value| match v {
+            Value::Null => J::Null,
+            Value::Integer(i) => json!(i),
+            Value::Real(f) => json!(f),
+            Value::Text(s) => json!(s),
+            Value::Blob(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+        };
+        let row = |vals: &[Value]| {
+            J::Object(self.columns.iter().zip(vals).map(|(k, v)| (k.clone(), plain(v))).collect())
+        };
+        let mut o = json!({
+            "index": self.index, "seq": self.seq, "table": self.table, "op": self.op.as_str(),
+            "rowid": self.rowid, "key": self.key.iter().map(plain).collect::<Vec<_>>(),
+        });
+        if let Some(n) = &self.new {
+            o["new"] = row(n);
+        }
+        if let Some(old) = &self.old {
+            o["old"] = row(old);
+        }
+        o
+    }
+
     /// The old row's value of `column`, if the change has old values and such a column.
     pub fn old_value(&self, column: &str) -> Option<&Value> {
         let i = self.columns.iter().position(|c| c == column)?;

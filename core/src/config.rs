@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// streams (`Client::changes`, `/db/changes`); a cursor older than that is "too old".
     /// 0 turns capture off on this node.
     pub change_retention: u64,
+    /// Deliver committed row changes to this URL (`http://` or `https://`): the leader POSTs
+    /// them in log order, in batches, retrying until the receiver answers 2xx (at least once).
+    pub change_webhook: Option<String>,
     /// Shared secret every peer request must carry.
     pub secret: String,
     /// Take a snapshot every this many applied log entries.
@@ -132,6 +135,7 @@ impl Default for NodeConfig {
             join: Vec::new(),
             learner: false,
             change_retention: 10_000,
+            change_webhook: None,
             secret: "hiqlite-insecure-default-secret".into(),
             snapshot_every: 10_000,
             log_keep_after_snapshot: 1_000,
@@ -266,6 +270,9 @@ impl NodeConfig {
         if let Some(v) = get("HIQLITE_CHANGE_RETENTION") {
             self.change_retention = num("HIQLITE_CHANGE_RETENTION", &v)?;
         }
+        if let Some(v) = get("HIQLITE_CHANGE_WEBHOOK") {
+            self.change_webhook = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = get("HIQLITE_LEARNER") {
             self.learner = flag("HIQLITE_LEARNER", &v)?;
         }
@@ -318,6 +325,18 @@ impl NodeConfig {
         }
         if let Some(b) = &self.backup {
             b.validate()?;
+        }
+        if let Some(u) = &self.change_webhook {
+            if !(u.starts_with("http://") || u.starts_with("https://")) || reqwest::Url::parse(u).is_err() {
+                return Err(Error::Config(format!(
+                    "change_webhook must be an http:// or https:// URL, not `{u}`"
+                )));
+            }
+            if self.change_retention == 0 {
+                return Err(Error::Config(
+                    "change_webhook needs change capture: set change_retention above 0".into(),
+                ));
+            }
         }
         if self.learner && (self.join.is_empty() || self.peers.len() > 1 || self.restore_from.is_some()) {
             return Err(Error::Config(

@@ -17,48 +17,12 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use serde_json::{json, Map, Value as J};
+use serde_json::{json, Value as J};
 
 use super::api::{bad, service_error, Api, Flags};
-use crate::changes::{Change, ChangeCursor};
+use crate::changes::ChangeCursor;
 use crate::error::Error;
 use crate::node::ChangeFilter;
-use crate::value::Value;
-
-fn plain(v: &Value) -> J {
-    match v {
-        Value::Null => J::Null,
-        Value::Integer(i) => json!(i),
-        Value::Real(f) => json!(f),
-        Value::Text(s) => json!(s),
-        Value::Blob(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
-    }
-}
-
-fn row(c: &Change, vals: &Option<Vec<Value>>) -> J {
-    match vals {
-        None => J::Null,
-        Some(vals) => {
-            J::Object(c.columns.iter().zip(vals).map(|(k, v)| (k.clone(), plain(v))).collect::<Map<_, _>>())
-        }
-    }
-}
-
-/// A change as plain JSON (columns by name).
-pub(crate) fn change_json(c: &Change) -> J {
-    let mut o = json!({
-        "index": c.index, "seq": c.seq, "table": c.table, "op": c.op.as_str(), "rowid": c.rowid,
-        "key": c.key.iter().map(plain).collect::<Vec<_>>(),
-    });
-    if c.new.is_some() {
-        o["new"] = row(c, &c.new);
-    }
-    if c.old.is_some() {
-        o["old"] = row(c, &c.old);
-    }
-    o
-}
 
 fn error_event(e: &Error) -> Event {
     Event::default().event("error").data(json!({ "error": e.to_string(), "hiqlite_error": e }).to_string())
@@ -96,7 +60,7 @@ pub(super) async fn changes_get(
         match s.next().await {
             Ok(c) => {
                 let data =
-                    if exact { serde_json::to_string(&c) } else { serde_json::to_string(&change_json(&c)) };
+                    if exact { serde_json::to_string(&c) } else { serde_json::to_string(&c.to_json()) };
                 let ev = Event::default()
                     .event("change")
                     .id(c.cursor().to_string())

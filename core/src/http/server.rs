@@ -38,6 +38,7 @@ impl Node {
         node.spawn_compaction();
         node.spawn_backups();
         node.spawn_expiry();
+        node.spawn_change_webhook();
         node.spawn_series();
         tracing::info!(node = node.id(), took_ms = started.elapsed().as_millis() as u64, "node started");
         Ok(node)

@@ -39,6 +39,13 @@ impl ChangeFilter {
 }
 
 impl Node {
+    /// The lowest log index from which this node keeps every change (`None`: capture is off).
+    pub(crate) fn changes_kept_from(&self) -> Result<Option<u64>> {
+        let (_, from) =
+            self.inner.state_reads.with(|c| changes::read(c, ChangeCursor::from_index(u64::MAX), 0))?;
+        Ok(from)
+    }
+
     /// Follow committed row changes from `from` on (`None`: from now on).
     pub(crate) fn changes(&self, from: Option<ChangeCursor>, filter: ChangeFilter) -> Result<NodeChanges> {
         // Subscribed first, so that nothing committed from here on is missed.
@@ -129,9 +136,7 @@ impl NodeChanges {
     /// The oldest change this node keeps, checked against the cursor.
     fn check_kept(&self) -> Result<()> {
         let cursor = self.cursor;
-        let (_, complete) =
-            self.node.inner.state_reads.with(|c| changes::read(c, ChangeCursor::from_index(u64::MAX), 0))?;
-        match complete {
+        match self.node.changes_kept_from()? {
             None => {
                 Err(Error::Config("change streams are off on this node (its change_retention is 0)".into()))
             }

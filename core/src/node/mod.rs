@@ -23,6 +23,7 @@ mod rpc;
 mod series;
 mod tx;
 mod watchdog;
+mod webhook;
 
 use std::fs::File;
 use std::path::PathBuf;
