@@ -49,9 +49,11 @@ pub struct NodeConfig {
     /// Join as a read replica: a learner that replicates, serves reads and forwards writes, but
     /// never votes and is never promoted, so it does not weigh on the quorum. Needs `join`.
     pub learner: bool,
-    /// Change data capture: row changes of the last this many log entries are kept for change
-    /// streams (`Client::changes`, `/db/changes`); a cursor older than that is "too old".
-    /// 0 turns capture off on this node.
+    /// Change data capture: about this many of the latest row changes are kept for change
+    /// streams (`Client::changes`, `/db/changes`; whole log entries, pruned in steps of a
+    /// sixteenth); a cursor older than what is kept is "too old". 0 (the default) captures nothing:
+    /// capture costs about a fifth of the write rate at concurrency 16 and a third of bulk
+    /// transactions' rows/s (ARCHITECTURE.md).
     pub change_retention: u64,
     /// Deliver committed row changes to this URL (`http://` or `https://`): the leader POSTs
     /// them in log order, in batches, retrying until the receiver answers 2xx (at least once).
@@ -134,7 +136,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             join: Vec::new(),
             learner: false,
-            change_retention: 10_000,
+            change_retention: 0,
             change_webhook: None,
             secret: "hiqlite-insecure-default-secret".into(),
             snapshot_every: 10_000,

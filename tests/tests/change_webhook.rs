@@ -102,7 +102,10 @@ fn delivered_ids(r: &Received) -> (Vec<i64>, usize) {
 async fn every_change_reaches_the_webhook_across_refusals_and_a_leader_change() {
     init_logging();
     let (url, got) = receiver(3).await;
-    let mut c = TestCluster::configure(3, |cfg| cfg.change_webhook = Some(url.clone()));
+    let mut c = TestCluster::configure(3, |cfg| {
+        cfg.change_retention = 100_000;
+        cfg.change_webhook = Some(url.clone());
+    });
     c.start_in_order(&[0, 1, 2]).await;
     let li = c.leader(T).await;
     let db = c.node(li).clone();

@@ -212,7 +212,14 @@ async fn consume(clients: Vec<Client>, drop_every: u64, log: Arc<std::sync::Mute
         let mut s = db.changes(ChangeOptions::new().from(cursor).old_values(true)).await.expect("stream");
         let mut read = 0;
         while read < drop_every {
-            let c = tokio::time::timeout(T, s.next()).await.expect("a change in time").expect("change");
+            let c = match tokio::time::timeout(T, s.next()).await {
+                Ok(c) => c.expect("change"),
+                Err(_) => panic!(
+                    "no change in {T:?} from client {} (remote: {}) at cursor {cursor}, stream {s:?}",
+                    (turn - 1) % clients.len(),
+                    db.is_remote()
+                ),
+            };
             model.apply(&c);
             cursor = c.cursor();
             read += 1;

@@ -61,7 +61,12 @@ enum StreamInner {
 
 impl std::fmt::Debug for ChangeStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChangeStream").field("cursor", &self.cursor()).finish_non_exhaustive()
+        let state = match &self.inner {
+            #[cfg(feature = "server")]
+            StreamInner::Embedded(s) => s.describe(),
+            StreamInner::Remote(s) => s.describe(),
+        };
+        f.debug_struct("ChangeStream").field("state", &state).finish()
     }
 }
 

@@ -92,6 +92,18 @@ impl NodeChanges {
         self.cursor
     }
 
+    /// Where the stream stands, for diagnostics.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "embedded on node {}: cursor {}, catching up {}, {} queued, {} in the broadcast",
+            self.node.inner.id,
+            self.cursor,
+            self.catching_up,
+            self.backlog.len(),
+            self.rx.len()
+        )
+    }
+
     /// The next change, waiting for one.
     pub(crate) async fn next(&mut self) -> Result<Change> {
         loop {

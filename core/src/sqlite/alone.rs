@@ -49,7 +49,7 @@ impl State {
             // in between replays the entry from the last base record, as for its statements).
             self.pending_changes.end_entry(pos.index);
             self.ctl("BEGIN")?;
-            match self.pending_changes.store(&self.conn, pos.index, self.change_retention) {
+            match self.pending_changes.store(&self.conn, self.change_retention) {
                 Ok(f) => {
                     self.ctl("COMMIT")?;
                     feed = f;

@@ -317,7 +317,7 @@ impl State {
                 continue;
             }
             let feed = if self.change_retention > 0 {
-                match self.pending_changes.store(&self.conn, last_pos.index, self.change_retention) {
+                match self.pending_changes.store(&self.conn, self.change_retention) {
                     Ok(f) => f,
                     Err(e) => {
                         let _ = self.ctl("ROLLBACK");

@@ -34,7 +34,7 @@ pub(crate) enum Feed {
 /// A row change as the hook saw it, before its table's columns are known.
 #[derive(Debug)]
 struct Raw {
-    table: String,
+    table: Arc<str>,
     op: ChangeOp,
     rowid: i64,
     old: Option<Vec<Value>>,
@@ -149,7 +149,13 @@ unsafe extern "C" fn on_preupdate(
             if CStr::from_ptr(schema).to_bytes() != b"main" {
                 return;
             }
-            let table = CStr::from_ptr(table).to_string_lossy().into_owned();
+            let name = CStr::from_ptr(table).to_bytes();
+            let mut buf = cap.raw();
+            // Rows of one table come in runs: share the name rather than allocate it per row.
+            let table: Arc<str> = match buf.last() {
+                Some(r) if r.table.as_bytes() == name => r.table.clone(),
+                _ => Arc::from(String::from_utf8_lossy(name).as_ref()),
+            };
             let raw = match op {
                 ffi::SQLITE_INSERT => Raw {
                     table,
@@ -174,7 +180,7 @@ unsafe extern "C" fn on_preupdate(
                 },
                 _ => return,
             };
-            cap.raw().push(raw);
+            buf.push(raw);
         });
     }
 }
@@ -230,12 +236,13 @@ pub(crate) struct Pending {
     entries: Vec<(u64, Vec<Resolved>)>,
     tables: HashMap<String, Arc<TableInfo>>,
     schema_version: i64,
+    /// Changes stored in the state file (`None`: not counted since it was opened or replaced).
+    stored: Option<u64>,
 }
 
 #[derive(Debug)]
 struct Resolved {
     table: Arc<TableInfo>,
-    name: String,
     raw: Raw,
 }
 
@@ -272,15 +279,15 @@ impl Pending {
             self.schema_version = version;
         }
         for raw in raws {
-            let info = match self.tables.get(&raw.table) {
+            let info = match self.tables.get(&*raw.table) {
                 Some(i) => i.clone(),
                 None => {
                     let i = Arc::new(table_info(conn, &raw.table)?);
-                    self.tables.insert(raw.table.clone(), i.clone());
+                    self.tables.insert(raw.table.to_string(), i.clone());
                     i
                 }
             };
-            self.current.push(Resolved { name: raw.table.clone(), table: info, raw });
+            self.current.push(Resolved { table: info, raw });
         }
         Ok(())
     }
@@ -308,25 +315,41 @@ impl Pending {
         self.entries.clear();
     }
 
-    /// Store the run's changes in the state file (inside the run's transaction) and prune what
-    /// is older than `retention` entries; the changes to broadcast once the run commits.
-    pub(crate) fn store(
-        &mut self,
-        conn: &Connection,
-        last_index: u64,
-        retention: u64,
-    ) -> Result<Vec<Change>> {
-        let mut out = Vec::new();
-        for (index, changes) in self.entries.drain(..) {
-            let stored = encode(&changes);
-            let blob = postcard::to_stdvec(&stored).map_err(Error::storage)?;
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO hiqlite_state._hiqlite_changes (idx, data) VALUES (?1, ?2)",
-            )?
-            .execute(rusqlite::params![index as i64, blob])?;
-            out.extend(decode(index, stored));
+    /// Forget the count of stored changes (the state was replaced).
+    pub(crate) fn recount(&mut self) {
+        self.stored = None;
+    }
+
+    /// Store the run's changes in the state file (inside the run's transaction) and prune the
+    /// oldest entries beyond `retention` changes; the changes to broadcast once the run commits.
+    pub(crate) fn store(&mut self, conn: &Connection, retention: u64) -> Result<Vec<Change>> {
+        if self.entries.is_empty() {
+            return Ok(Vec::new());
         }
-        prune(conn, last_index, retention)?;
+        let mut stored = match self.stored {
+            Some(n) => n,
+            None => conn
+                .prepare_cached("SELECT coalesce(sum(n), 0) FROM hiqlite_state._hiqlite_changes")?
+                .query_row([], |r| r.get::<_, i64>(0))? as u64,
+        };
+        // Counted as unknown until this store is done (an error leaves the count unknown).
+        self.stored = None;
+        let mut out = Vec::new();
+        for (index, changes) in std::mem::take(&mut self.entries) {
+            let n = changes.len() as u64;
+            let entry = encode(changes);
+            let blob = postcard::to_stdvec(&entry).map_err(Error::storage)?;
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO hiqlite_state._hiqlite_changes (idx, n, data) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(rusqlite::params![index as i64, n as i64, blob])?;
+            stored += n;
+            out.extend(decode(index, entry));
+        }
+        if stored > retention.saturating_add((retention / 16).max(1)) {
+            stored = prune(conn, retention)?;
+        }
+        self.stored = Some(stored);
         Ok(out)
     }
 }
@@ -345,22 +368,26 @@ type StoredChange = (u32, ChangeOp, i64, Option<Vec<Value>>, Option<Vec<Value>>)
 /// A table's name, columns, primary key positions and whether it has rowids.
 type Shape = (String, Arc<[String]>, Vec<u32>, bool);
 
-fn encode(changes: &[Resolved]) -> Stored {
+fn encode(changes: Vec<Resolved>) -> Stored {
     let mut tables: Vec<(String, Vec<String>, Vec<u32>, bool)> = Vec::new();
-    let mut at: HashMap<&str, u32> = HashMap::new();
+    let mut at: HashMap<Arc<str>, u32> = HashMap::new();
     let mut out = Vec::with_capacity(changes.len());
-    for c in changes {
-        let t = *at.entry(c.name.as_str()).or_insert_with(|| {
-            let info = &c.table;
-            tables.push((
-                c.name.clone(),
-                info.columns.to_vec(),
-                info.pk.iter().map(|&i| i as u32).collect(),
-                info.rowid,
-            ));
-            (tables.len() - 1) as u32
-        });
-        out.push((t, c.raw.op, c.raw.rowid, c.raw.old.clone(), c.raw.new.clone()));
+    for Resolved { table: info, raw } in changes {
+        let t = match at.get(&raw.table) {
+            Some(&t) => t,
+            None => {
+                tables.push((
+                    raw.table.to_string(),
+                    info.columns.to_vec(),
+                    info.pk.iter().map(|&i| i as u32).collect(),
+                    info.rowid,
+                ));
+                let t = (tables.len() - 1) as u32;
+                at.insert(raw.table.clone(), t);
+                t
+            }
+        };
+        out.push((t, raw.op, raw.rowid, raw.old, raw.new));
     }
     Stored { tables, changes: out }
 }
@@ -412,17 +439,25 @@ fn write_from(conn: &Connection, from: u64) -> Result<()> {
     Ok(())
 }
 
-/// Drop changes older than `retention` entries before `last_index`, in steps of a sixteenth of
-/// it (so a run rarely pays for a delete).
-fn prune(conn: &Connection, last_index: u64, retention: u64) -> Result<()> {
-    let cut = last_index.saturating_add(1).saturating_sub(retention);
-    let from = read_from(conn, "hiqlite_state")?.unwrap_or(0);
-    if cut > from.saturating_add((retention / 16).max(1)) {
-        conn.prepare_cached("DELETE FROM hiqlite_state._hiqlite_changes WHERE idx < ?1")?
-            .execute([cut as i64])?;
-        write_from(conn, cut)?;
+/// Drop the oldest entries until at most `retention` changes are left (the newest entry always
+/// stays); the changes left.
+fn prune(conn: &Connection, retention: u64) -> Result<u64> {
+    let cut: Option<i64> = conn
+        .prepare_cached(
+            "SELECT idx FROM (SELECT idx, sum(n) OVER (ORDER BY idx DESC) AS s, \
+             row_number() OVER (ORDER BY idx DESC) AS r FROM hiqlite_state._hiqlite_changes) \
+             WHERE s > ?1 AND r > 1 ORDER BY idx DESC LIMIT 1",
+        )?
+        .query_row([retention as i64], |r| r.get(0))
+        .optional()?;
+    if let Some(cut) = cut {
+        conn.prepare_cached("DELETE FROM hiqlite_state._hiqlite_changes WHERE idx <= ?1")?.execute([cut])?;
+        write_from(conn, cut as u64 + 1)?;
     }
-    Ok(())
+    let left: i64 = conn
+        .prepare_cached("SELECT coalesce(sum(n), 0) FROM hiqlite_state._hiqlite_changes")?
+        .query_row([], |r| r.get(0))?;
+    Ok(left as u64)
 }
 
 /// At open and after an install: with capture on, changes are complete from the next entry on
@@ -464,18 +499,19 @@ pub(crate) fn read(
     Ok((out, complete))
 }
 
-/// The stored rows (index, postcard) for the state of a snapshot or backup.
-pub(crate) fn dump(conn: &Connection) -> Result<Vec<(i64, Vec<u8>)>> {
-    let mut st = conn.prepare("SELECT idx, data FROM hiqlite_state._hiqlite_changes ORDER BY idx")?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+/// The stored rows (index, changes, postcard) for the state of a snapshot or backup.
+pub(crate) fn dump(conn: &Connection) -> Result<Vec<(i64, i64, Vec<u8>)>> {
+    let mut st = conn.prepare("SELECT idx, n, data FROM hiqlite_state._hiqlite_changes ORDER BY idx")?;
+    let rows =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<_>>()?;
     Ok(rows)
 }
 
 /// Put rows of [`dump`] back (inside the caller's transaction, the table emptied before).
-pub(crate) fn load(conn: &Connection, rows: &[(i64, Vec<u8>)]) -> Result<()> {
-    for (idx, data) in rows {
-        conn.prepare_cached("INSERT INTO hiqlite_state._hiqlite_changes (idx, data) VALUES (?1, ?2)")?
-            .execute(rusqlite::params![idx, data])?;
+pub(crate) fn load(conn: &Connection, rows: &[(i64, i64, Vec<u8>)]) -> Result<()> {
+    for (idx, n, data) in rows {
+        conn.prepare_cached("INSERT INTO hiqlite_state._hiqlite_changes (idx, n, data) VALUES (?1, ?2, ?3)")?
+            .execute(rusqlite::params![idx, n, data])?;
     }
     Ok(())
 }

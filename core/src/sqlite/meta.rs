@@ -41,7 +41,7 @@ const STATE_DDL: &str = "CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_state
      payload BLOB NOT NULL);\
      CREATE INDEX IF NOT EXISTS hiqlite_state._hiqlite_notifications_channel ON _hiqlite_notifications (channel, id);\
      CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_notify_dropped (channel TEXT PRIMARY KEY, upto INTEGER NOT NULL);\
-     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_changes (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);";
+     CREATE TABLE IF NOT EXISTS hiqlite_state._hiqlite_changes (idx INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);";
 
 /// The key of the cluster's foreign-key setting in `meta` (`"1"` / `"0"`; absent: never set,
 /// which means off).
@@ -246,9 +246,9 @@ pub(crate) struct StateData {
     /// Per channel, the id up to which notifications were dropped.
     #[serde(default)]
     notify_dropped: Vec<(String, i64)>,
-    /// Captured row changes kept for change streams: log index, stored changes (base64).
+    /// Captured row changes kept for change streams: log index, how many, stored (base64).
     #[serde(default)]
-    changes: Vec<(i64, String)>,
+    changes: Vec<(i64, i64, String)>,
 }
 
 impl StateData {
@@ -300,7 +300,7 @@ pub(crate) fn read_state(conn: &Connection) -> Result<StateData> {
     use base64::Engine as _;
     let changes = super::changes::dump(conn)?
         .into_iter()
-        .map(|(i, b)| (i, base64::engine::general_purpose::STANDARD.encode(b)))
+        .map(|(i, n, b)| (i, n, base64::engine::general_purpose::STANDARD.encode(b)))
         .collect();
     Ok(StateData {
         meta,
@@ -329,8 +329,8 @@ pub(crate) fn load_state(conn: &Connection, data: &StateData) -> Result<()> {
     {
         use base64::Engine as _;
         let mut rows = Vec::with_capacity(data.changes.len());
-        for (i, b) in &data.changes {
-            rows.push((*i, base64::engine::general_purpose::STANDARD.decode(b).map_err(Error::storage)?));
+        for (i, n, b) in &data.changes {
+            rows.push((*i, *n, base64::engine::general_purpose::STANDARD.decode(b).map_err(Error::storage)?));
         }
         super::changes::load(&tx, &rows)?;
     }

@@ -280,13 +280,14 @@ impl Writer {
         }))
     }
 
-    /// Capture row changes for change streams from the next applied entry on, keeping those of
-    /// the last `retention` log entries (0: capture nothing, keep nothing).
+    /// Capture row changes for change streams from the next applied entry on, keeping the last
+    /// `retention` changes or so (whole entries; 0: capture nothing, keep nothing).
     pub(crate) async fn capture_changes(&self, retention: u64) -> Result<()> {
         self.with(Expect::Long, |s| {
             let next = s.applied.0.map_or(1, |p| p.index + 1);
             super::changes::prepare(&s.conn, retention > 0, next)?;
             s.change_retention = retention;
+            s.pending_changes.recount();
             Ok(())
         })
     }
@@ -517,6 +518,7 @@ impl State {
         self.kv_mirror.load(&self.conn, "hiqlite_state")?;
         self.lock_epoch.send_modify(|e| *e += 1);
         super::changes::prepare(&self.conn, self.change_retention > 0, applied.0.map_or(1, |p| p.index + 1))?;
+        self.pending_changes.recount();
         // No receiver is not an error: nobody follows changes on this node.
         let _ = self.change_feed.send(super::changes::Feed::Reloaded);
         let _ = self.table_feed.send(Arc::new(TablesChanged { tables: Vec::new(), all: true }));

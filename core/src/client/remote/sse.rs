@@ -146,6 +146,11 @@ impl RemoteChanges {
         self.cursor
     }
 
+    /// Where the stream stands, for diagnostics.
+    pub(crate) fn describe(&self) -> String {
+        format!("remote from {}: cursor {:?}, connected {}", self.node, self.cursor, self.sse.is_some())
+    }
+
     pub(crate) async fn next(&mut self) -> Result<Change> {
         let mut attempts = 0u32;
         loop {
