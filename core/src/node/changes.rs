@@ -6,8 +6,6 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use tokio::sync::broadcast::error::RecvError;
-
 use super::Node;
 use crate::changes::{Change, ChangeCursor};
 use crate::error::{Error, Result};
@@ -117,23 +115,15 @@ impl NodeChanges {
                 self.catch_up()?;
                 continue;
             }
-            let received = tokio::select! {
-                r = self.rx.recv() => r,
-                changed = self.stop.changed() => match changed {
-                    Ok(()) => continue,
-                    Err(_) => return Err(Error::ShutDown),
-                },
-            };
-            match received {
-                Ok(Feed::Run(run)) => {
+            match super::recv_or_stop(&mut self.rx, &mut self.stop).await? {
+                Some(Feed::Run(run)) => {
                     for c in run.iter() {
                         if (c.index, c.seq) >= (self.cursor.index, self.cursor.seq) {
                             self.take(c.clone());
                         }
                     }
                 }
-                Ok(Feed::Reloaded) | Err(RecvError::Lagged(_)) => self.catching_up = true,
-                Err(RecvError::Closed) => return Err(Error::ShutDown),
+                Some(Feed::Reloaded) | None => self.catching_up = true,
             }
         }
     }

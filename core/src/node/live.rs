@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::TryRecvError;
 
 use super::Node;
 use crate::error::{Error, Result};
@@ -76,20 +76,10 @@ impl NodeWatch {
     /// change already queued (they are covered by the one run that follows).
     async fn wait_for_change(&mut self) -> Result<()> {
         loop {
-            if *self.stop.borrow() {
-                return Err(Error::ShutDown);
-            }
-            let received = tokio::select! {
-                r = self.rx.recv() => r,
-                changed = self.stop.changed() => match changed {
-                    Ok(()) => continue,
-                    Err(_) => return Err(Error::ShutDown),
-                },
-            };
-            let hit = match received {
-                Ok(t) => self.touches(&t),
-                Err(RecvError::Lagged(_)) => true,
-                Err(RecvError::Closed) => return Err(Error::ShutDown),
+            let hit = match super::recv_or_stop(&mut self.rx, &mut self.stop).await? {
+                Some(t) => self.touches(&t),
+                // Fell behind: something changed.
+                None => true,
             };
             if hit {
                 loop {

@@ -50,6 +50,32 @@ pub(crate) use live::NodeWatch;
 pub(crate) use notify::NodeListener;
 pub use recover::{recover, Recovered};
 
+/// The next message of a node's broadcast, or `Error::ShutDown` once the node stops (its
+/// broadcasts never close while the node's handle keeps a sender, so the stop signal is what
+/// ends a waiting reader). `Ok(None)`: the reader fell behind the bounded buffer.
+pub(crate) async fn recv_or_stop<T: Clone>(
+    rx: &mut tokio::sync::broadcast::Receiver<T>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<T>> {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        if *stop.borrow() {
+            return Err(Error::ShutDown);
+        }
+        tokio::select! {
+            r = rx.recv() => return match r {
+                Ok(m) => Ok(Some(m)),
+                Err(RecvError::Lagged(_)) => Ok(None),
+                Err(RecvError::Closed) => Err(Error::ShutDown),
+            },
+            // Turned true: checked at the top of the loop.
+            changed = stop.changed() => if changed.is_err() {
+                return Err(Error::ShutDown);
+            },
+        }
+    }
+}
+
 struct NodeInner {
     id: u64,
     config: NodeConfig,

@@ -8,8 +8,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::broadcast::error::RecvError;
-
 use super::Node;
 use crate::client::{ListenEvent, Notification};
 use crate::coord::{CoordAnswer, CoordOp};
@@ -76,25 +74,13 @@ impl NodeListener {
             if let Some(e) = self.backlog.pop_front() {
                 return Ok(e);
             }
-            if *self.stop.borrow() {
-                return Err(Error::ShutDown);
-            }
-            let received = tokio::select! {
-                r = self.rx.recv() => r,
-                // Turned true: checked at the top of the loop.
-                changed = self.stop.changed() => match changed {
-                    Ok(()) => continue,
-                    Err(_) => return Err(Error::ShutDown),
-                },
-            };
-            match received {
-                Ok(n) if n.channel == self.channel && n.id > self.last => {
+            match super::recv_or_stop(&mut self.rx, &mut self.stop).await? {
+                Some(n) if n.channel == self.channel && n.id > self.last => {
                     self.last = n.id;
                     return Ok(event(&n));
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => self.catch_up(true)?,
-                Err(RecvError::Closed) => return Err(Error::ShutDown),
+                Some(_) => {}
+                None => self.catch_up(true)?,
             }
         }
     }
