@@ -23,6 +23,7 @@ mod lock;
 mod notify;
 mod remote;
 mod shared_listener;
+mod shared_stream;
 mod tx;
 pub use changes::{ChangeOptions, ChangeStream, Watch};
 pub use lock::LockGuard;
@@ -30,6 +31,7 @@ pub use notify::{ListenEvent, Listener, Notification};
 use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
 pub use shared_listener::SharedListener;
+pub use shared_stream::{SharedChanges, SharedStream, SharedWatch, StreamSource};
 pub use tx::Transaction;
 use tx::TxHolder;
 
