@@ -26,6 +26,17 @@
 #include <stdint.h>
 
 /**
+ * `hiqlite_stream_event.kind`: one committed row change (`hiqlite_changes`).
+ */
+#define HIQLITE_EVENT_CHANGE 4
+
+/**
+ * `hiqlite_stream_event.kind`: the rows of a live query (`hiqlite_watch`), at once and after
+ * each change of them.
+ */
+#define HIQLITE_EVENT_ROWS 5
+
+/**
  * Storage class of a value: a 64-bit signed integer (as SQLite's `SQLITE_INTEGER`).
  */
 #define HIQLITE_INTEGER 1
@@ -185,6 +196,12 @@
 #define HIQLITE_SERVER 1014
 
 /**
+ * A change stream's cursor is older than the changes the node keeps: changes after it are gone.
+ * Reload the state the stream follows, then follow it from now on (hiqlite code).
+ */
+#define HIQLITE_CURSOR_TOO_OLD 1015
+
+/**
  * `after` of `hiqlite_listen`: only notifications published from now on.
  */
 #define HIQLITE_LISTEN_FROM_NOW -1
@@ -247,7 +264,8 @@ typedef struct hiqlite_config hiqlite_config;
 typedef struct hiqlite_db hiqlite_db;
 
 /**
- * A running listener (`hiqlite_listen`), released by `hiqlite_listener_close`. Errors of calls
+ * A running listener (`hiqlite_listen`), change stream (`hiqlite_changes`) or live query
+ * (`hiqlite_watch`), released by `hiqlite_listener_close`. Errors of calls
  * on it are reported on the database it came from.
  */
 typedef struct hiqlite_listener hiqlite_listener;
@@ -281,6 +299,71 @@ typedef struct hiqlite_stmt hiqlite_stmt;
  * `hiqlite_commit` or `hiqlite_rollback`, which end the transaction and release the handle.
  */
 typedef struct hiqlite_tx hiqlite_tx;
+
+/**
+ * What the callback of `hiqlite_changes` and `hiqlite_watch` is given. Every pointer in it is
+ * owned by the library and valid only during the callback: copy what you keep.
+ */
+typedef struct hiqlite_stream_event {
+  /**
+   * `HIQLITE_EVENT_CHANGE`, `HIQLITE_EVENT_ROWS` or `HIQLITE_EVENT_ERROR` (as for listeners).
+   */
+  int kind;
+  /**
+   * CHANGE: the Raft log index of the entry that made the change. Else 0.
+   */
+  uint64_t index;
+  /**
+   * CHANGE: its place among that entry's changes, from 0. Else 0.
+   */
+  uint32_t seq;
+  /**
+   * CHANGE: the cursor after this change (`"index.seq"`), to resume at. ERROR of a change
+   * stream: the cursor to resume at (after the last change delivered, else the `from` given;
+   * NULL when neither). Else NULL.
+   */
+  const char *cursor;
+  /**
+   * CHANGE: the table, as its schema names it. Else NULL.
+   */
+  const char *table;
+  /**
+   * CHANGE: `"insert"`, `"update"` or `"delete"`. Else NULL.
+   */
+  const char *op;
+  /**
+   * CHANGE: the rowid (after the change; before it for a delete) when `has_rowid`.
+   */
+  int64_t rowid;
+  /**
+   * CHANGE: 1 when the table has rowids, 0 for a `WITHOUT ROWID` table.
+   */
+  int has_rowid;
+  /**
+   * CHANGE: the change as JSON, `{"index", "seq", "cursor", "table", "op", "rowid", "key",
+   * "new", "old"}`: `key` the primary key's values (an array), `new`/`old` the row by column
+   * name (`null` when absent: no new row for a delete, old values only when asked for).
+   * ROWS: the rows as `hiqlite_query_json` gives them. BLOBs base64. Else NULL.
+   */
+  const char *json;
+  /**
+   * ERROR: the result code (e.g. `HIQLITE_CURSOR_TOO_OLD`). Else `HIQLITE_OK`.
+   */
+  int error_code;
+  /**
+   * ERROR: the message. Else NULL.
+   */
+  const char *error_message;
+} hiqlite_stream_event;
+
+/**
+ * The callback of `hiqlite_changes` and `hiqlite_watch`: `user_data` as given, and the event.
+ * Return 0 to go on, anything else to stop (no further callback; the handle must still be
+ * closed). It runs on a thread of the library, one event at a time, in order; it may call other
+ * hiqlite functions (not `hiqlite_close` of the stream's database), and it must not unwind out
+ * of the call.
+ */
+typedef int (*hiqlite_stream_callback)(void *user_data, const struct hiqlite_stream_event *event);
 
 /**
  * Counters of a node's query cache (`hiqlite_cache_stats`).
@@ -594,6 +677,58 @@ int hiqlite_batch(const struct hiqlite_db *db,
                   struct hiqlite_stmt *const *stmts,
                   size_t n,
                   int *codes);
+
+/**
+ * Follow committed row changes (inserts, updates, deletes; triggers and foreign-key actions
+ * included) in log order, the same on every node: `callback(user_data, event)` is called with a
+ * `HIQLITE_EVENT_CHANGE` event for each.
+ *
+ * `from_cursor`: NULL for the changes committed from now on, else a cursor (`"index.seq"` as an
+ * event's `cursor` gives it, resuming right after that change without gaps or repeats, or just
+ * `"index"`: the changes of log index `index` and later). A cursor older than the changes the
+ * node keeps fails with `HIQLITE_CURSOR_TOO_OLD` (here, or as the stream's error event);
+ * text that is no cursor with `HIQLITE_INVALID_REQUEST`. `tables_csv`: NULL or `""` for every
+ * table, else table names separated by commas (case-insensitive; blanks around names are
+ * ignored). `old_values`: nonzero to also get the old row of updates and deletes.
+ *
+ * When this returns `HIQLITE_OK`, `*handle` is a new handle; release it with
+ * `hiqlite_listener_close`, also after the stream stopped by itself. The callback runs as a
+ * listener's does (`hiqlite_listen`): on a thread of the library, one event at a time, until it
+ * returns nonzero, the stream fails (a last `HIQLITE_EVENT_ERROR` event whose `cursor` is where
+ * to resume), or `hiqlite_listener_close`.
+ *
+ * # Safety
+ * `db` NULL or a live handle; `from_cursor` and `tables_csv` NULL or NUL-terminated; `callback`
+ * NULL or a function as `hiqlite_stream_callback` describes; `user_data` is passed to it as is,
+ * from the stream's thread, until `hiqlite_listener_close` returns; `handle` writable.
+ */
+int hiqlite_changes(const struct hiqlite_db *db,
+                    const char *from_cursor,
+                    const char *tables_csv,
+                    int old_values,
+                    hiqlite_stream_callback callback,
+                    void *user_data,
+                    struct hiqlite_listener **handle);
+
+/**
+ * A live query: `callback(user_data, event)` is called with a `HIQLITE_EVENT_ROWS` event whose
+ * `json` holds the rows of `sql` (as `hiqlite_query_json` gives them) at once, then again each
+ * time a committed write changed them (writes that arrive together give one event). Reads on
+ * this node (remote: the node the client reaches). `params_json` as for `hiqlite_query_json`.
+ *
+ * When this returns `HIQLITE_OK`, `*handle` is a new handle, released with
+ * `hiqlite_listener_close`; the callback runs as a listener's does (see `hiqlite_changes`).
+ *
+ * # Safety
+ * `db` NULL or a live handle; `sql` and `params_json` NULL or NUL-terminated; `callback`,
+ * `user_data` and `handle` as for `hiqlite_changes`.
+ */
+int hiqlite_watch(const struct hiqlite_db *db,
+                  const char *sql,
+                  const char *params_json,
+                  hiqlite_stream_callback callback,
+                  void *user_data,
+                  struct hiqlite_listener **handle);
 
 /**
  * `*is_leader` = 1 when the node behind the handle is the cluster's leader (for a remote
@@ -1019,7 +1154,7 @@ int hiqlite_listen(const struct hiqlite_db *db,
                    struct hiqlite_listener **listener);
 
 /**
- * Stop the listener and release the handle. From any other thread it returns once no callback
+ * Stop the listener (or change stream, or watch) and release the handle. From any other thread it returns once no callback
  * runs any more (waiting for a running one to return), and none runs afterwards. Called from
  * inside the listener's own callback, it cannot wait for that callback: it releases the handle,
  * returns `HIQLITE_OK`, and no further callback follows the current one.

@@ -143,6 +143,8 @@ export interface NodeOptions {
   busyTimeoutMs?: number
   /** An open transaction idle this long is rolled back (default 30000). */
   transactionIdleTimeoutMs?: number
+  /** Row changes of the last this many log entries are kept for change streams (default 10000; 0: off). */
+  changeRetention?: number
   maxBodyBytes?: number
   /** Start a new cluster from this backup file. */
   restoreFrom?: string
@@ -229,6 +231,37 @@ export interface Lagged {
 /** What a `Listener` yields. */
 export type ListenEvent = Notification | Lagged
 
+/** `db.changes` options. */
+export interface ChangesOptions {
+  /** Resume right after the change whose `cursor` this is (`"index.seq"`, or `"index"`: from that log index on); default: from now on. */
+  from?: string | null
+  /** Only changes of these tables (case-insensitive); default: every table. */
+  tables?: string[] | null
+  /** Also deliver the old row of updates and deletes (default false). */
+  oldValues?: boolean | null
+}
+
+/** One committed row change, as a `ChangeStream` yields it. */
+export interface Change {
+  /** The Raft log index of the entry that made it. */
+  index: number | bigint
+  /** Its place among that entry's changes, from 0. */
+  seq: number
+  /** Where a stream resumes to deliver the changes after this one: `db.changes({ from: change.cursor })`. */
+  cursor: string
+  /** The table, as its schema names it. */
+  table: string
+  op: 'insert' | 'update' | 'delete'
+  /** The rowid (after the change; before it for a delete); `null` for a `WITHOUT ROWID` table. */
+  rowid: number | bigint | null
+  /** The primary key's values. */
+  key: SqlValue[]
+  /** The row after the change (insert, update), else `null`. */
+  new: Row | null
+  /** The row before the change (update, delete) when `oldValues` was asked for, else `null`. */
+  old: Row | null
+}
+
 /** Codes of the engine's own errors; SQL errors carry SQLite's name (`SQLITE_CONSTRAINT_UNIQUE`). */
 export type HiqliteErrorCode =
   | 'HIQLITE_NOT_LEADER'
@@ -244,6 +277,7 @@ export type HiqliteErrorCode =
   | 'HIQLITE_INVALID_REQUEST'
   | 'HIQLITE_DECODE'
   | 'HIQLITE_SHUTDOWN'
+  | 'HIQLITE_CURSOR_TOO_OLD'
   | `SQLITE_${string}`
 
 /** Every error the package throws or rejects with. */
@@ -287,6 +321,21 @@ export interface Lock {
   [Symbol.asyncDispose](): Promise<void>
 }
 
+// Declared here and merged into the generated classes: `src/prelude.js` defines them in JavaScript.
+export interface ChangeStream {
+  /** `for await (const change of stream)`; leaving the loop closes the stream. */
+  [Symbol.asyncIterator](): AsyncIterator<Change, undefined>
+  /** `await using stream = await db.changes()` closes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+export interface Watch {
+  /** `for await (const rows of watch)`; leaving the loop closes the watch. */
+  [Symbol.asyncIterator](): AsyncIterator<Row[], undefined>
+  /** `await using watch = await db.watch(sql)` closes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
 // Declared here and merged into the generated class: `src/prelude.js` defines them in JavaScript.
 export interface Listener {
   /** `for await (const ev of listener)`; leaving the loop closes the listener. */
@@ -304,11 +353,49 @@ export interface Listener {
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * A change stream (`await db.changes(options)`): every committed row change after its cursor,
+ * in log order, as `for await (const change of stream)`. Breaking out of the loop (or
+ * `close()`) stops it; a pending `next()` keeps the process alive until a change comes or the
+ * stream is closed.
+ */
+export declare class ChangeStream {
+  /** Whether `close()` (or `return()`) was called. */
+  get closed(): boolean
+  /**
+   * The next change: `{ done: false, value }`, or `{ done: true }` once closed. Rejects once
+   * if the stream fails (a remote node went away: `HIQLITE_UNREACHABLE`; its embedded node
+   * was closed: `HIQLITE_SHUTDOWN`); resume with `db.changes({ from: lastChange.cursor })`.
+   */
+  next(): Promise<IteratorResult<Change, undefined>>
+  /**
+   * Stop: a `next()` that waits resolves as done, and so do later ones. Does not wait;
+   * closing again does nothing.
+   */
+  close(): void
+  /** `close()`, as the async iterator protocol calls it when a `for await` loop is left. */
+  return(): Promise<IteratorResult<Change, undefined>>
+}
+
+/**
  * A hiqlite database: an embedded node of a cluster (`Database.open`) or a client of a
  * remote cluster (`Database.connect`). Every call returns a Promise; none blocks the event
  * loop. Close it with `close()` so that an embedded node stops cleanly.
  */
 export declare class Database {
+  /**
+   * Follow committed row changes (inserts, updates, deletes; triggers and foreign-key
+   * actions included) in log order, the same on every node: resolves, once subscribed, to a
+   * `ChangeStream`. `from`: a change's `cursor` to resume right after it without gaps or
+   * repeats (default: from now on); older than the node keeps rejects with
+   * `HIQLITE_CURSOR_TOO_OLD`. `tables`: only these (case-insensitive). `oldValues`: also the
+   * old row of updates and deletes.
+   */
+  changes(options?: ChangesOptions | null): Promise<ChangeStream>
+  /**
+   * A live query: resolves to a `Watch` yielding the rows of `sql` at once, then again each
+   * time a committed write changed them (writes that arrive together give one result).
+   */
+  watch(sql: string, params?: BindValue[] | NamedParameters | null): Promise<Watch>
   /**
    * Set `key` in namespace `ns` to `value` (a string is stored as UTF-8), cluster-wide; with
    * `ttlMs` it expires that long after the leader applies it (the leader's clock decides).
@@ -592,6 +679,25 @@ export declare class Transaction {
   commit(): Promise<void>
   /** Roll back: nothing of the transaction is applied. */
   rollback(): Promise<void>
+}
+
+/**
+ * A live query (`await db.watch(sql, params)`): the query's rows (an array of row objects, as
+ * `db.query` gives them) at once, then each time a committed write changed them, as
+ * `for await (const rows of watch)`. Closing as for `ChangeStream`.
+ */
+export declare class Watch {
+  /** Whether `close()` (or `return()`) was called. */
+  get closed(): boolean
+  /**
+   * The rows: `{ done: false, value }`, or `{ done: true }` once closed. Rejects once if the
+   * watch fails.
+   */
+  next(): Promise<IteratorResult<Row[], undefined>>
+  /** Stop: a `next()` that waits resolves as done, and so do later ones. Does not wait. */
+  close(): void
+  /** `close()`, as the async iterator protocol calls it when a `for await` loop is left. */
+  return(): Promise<IteratorResult<Row[], undefined>>
 }
 
 /** A cluster member's addresses. */

@@ -835,10 +835,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.ChangeStream = nativeBinding.ChangeStream
 module.exports.Database = nativeBinding.Database
 module.exports.Listener = nativeBinding.Listener
 module.exports.Lock = nativeBinding.Lock
 module.exports.RowIterator = nativeBinding.RowIterator
 module.exports.Statement = nativeBinding.Statement
 module.exports.Transaction = nativeBinding.Transaction
+module.exports.Watch = nativeBinding.Watch
 module.exports.HiqliteError = nativeBinding.HiqliteError

@@ -76,7 +76,7 @@ pub use cache::{CacheConfig, CacheStats};
 pub use changes::{Change, ChangeCursor, ChangeOp};
 pub use client::{
     ChangeOptions, ChangeStream, Client, ListenEvent, Listener, LockGuard, Notification, RemoteBuilder,
-    RetryPolicy, SharedListener, Transaction, Watch,
+    RetryPolicy, SharedChanges, SharedListener, SharedStream, SharedWatch, StreamSource, Transaction, Watch,
 };
 pub use command::{ExecMode, Member, Migration};
 #[cfg(feature = "server")]

@@ -65,6 +65,9 @@ pub const HIQLITE_INVALID_UTF8: c_int = 1013;
 /// A remote server failed the request (an HTTP 5xx without a more precise error); local storage
 /// is `HIQLITE_STORAGE` (hiqlite code).
 pub const HIQLITE_SERVER: c_int = 1014;
+/// A change stream's cursor is older than the changes the node keeps: changes after it are gone.
+/// Reload the state the stream follows, then follow it from now on (hiqlite code).
+pub const HIQLITE_CURSOR_TOO_OLD: c_int = 1015;
 
 /// An error on its way to C: a code and a message.
 #[derive(Debug)]
@@ -107,6 +110,7 @@ impl From<Error> for FfiError {
             Error::InvalidRequest(_) => HIQLITE_INVALID_REQUEST,
             Error::Decode(_) => HIQLITE_DECODE,
             Error::ShutDown => HIQLITE_SHUTDOWN,
+            Error::CursorTooOld(_) => HIQLITE_CURSOR_TOO_OLD,
             // `Error` is non-exhaustive: a variant newer than this library is a generic error
             // until it gets its own code.
             _ => HIQLITE_ERROR,
@@ -257,6 +261,7 @@ pub(crate) fn code_str(code: c_int) -> &'static CStr {
         HIQLITE_SHUTDOWN => c"node is shut down",
         HIQLITE_PANIC => c"internal error",
         HIQLITE_INVALID_UTF8 => c"invalid UTF-8",
+        HIQLITE_CURSOR_TOO_OLD => c"change cursor too old",
         // SQLite's primary codes (an extended code's low byte), with SQLite's wording.
         c => match c & 0xff {
             1 => c"SQL logic error",
@@ -339,6 +344,7 @@ mod tests {
             HIQLITE_PANIC,
             HIQLITE_INVALID_UTF8,
             HIQLITE_SERVER,
+            HIQLITE_CURSOR_TOO_OLD,
         ];
         for c in own {
             assert!((1000..=1023).contains(&c), "{c}");

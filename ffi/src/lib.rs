@@ -16,10 +16,12 @@
 //!   and are freed with `hiqlite_free`; `const char *` results belong to the library.
 //! - `hiqlite_db` is thread-safe; `hiqlite_stmt`, `hiqlite_tx` and `hiqlite_config` are used by
 //!   one thread at a time.
-//! - A listener (`hiqlite_listen`) calls its C callback on a thread of the library.
+//! - A listener (`hiqlite_listen`), change stream (`hiqlite_changes`) and live query
+//!   (`hiqlite_watch`) call their C callback on a thread of the library.
 
 mod bind;
 mod calls;
+mod changes;
 mod cluster;
 mod column;
 mod coord;
@@ -42,10 +44,10 @@ pub use cluster::*;
 pub use column::*;
 pub use db::*;
 pub use error::{
-    HIQLITE_CONFIG, HIQLITE_DECODE, HIQLITE_DONE, HIQLITE_ERROR, HIQLITE_INVALID_REQUEST,
-    HIQLITE_INVALID_UTF8, HIQLITE_MISUSE, HIQLITE_NOT_LEADER, HIQLITE_NO_LEADER, HIQLITE_OK,
-    HIQLITE_OUTCOME_UNKNOWN, HIQLITE_PANIC, HIQLITE_RAFT, HIQLITE_RANGE, HIQLITE_READONLY, HIQLITE_ROW,
-    HIQLITE_SERVER, HIQLITE_SHUTDOWN, HIQLITE_STORAGE, HIQLITE_TIMEOUT, HIQLITE_UNAUTHORIZED,
+    HIQLITE_CONFIG, HIQLITE_CURSOR_TOO_OLD, HIQLITE_DECODE, HIQLITE_DONE, HIQLITE_ERROR,
+    HIQLITE_INVALID_REQUEST, HIQLITE_INVALID_UTF8, HIQLITE_MISUSE, HIQLITE_NOT_LEADER, HIQLITE_NO_LEADER,
+    HIQLITE_OK, HIQLITE_OUTCOME_UNKNOWN, HIQLITE_PANIC, HIQLITE_RAFT, HIQLITE_RANGE, HIQLITE_READONLY,
+    HIQLITE_ROW, HIQLITE_SERVER, HIQLITE_SHUTDOWN, HIQLITE_STORAGE, HIQLITE_TIMEOUT, HIQLITE_UNAUTHORIZED,
     HIQLITE_UNREACHABLE,
 };
 pub use stmt::*;

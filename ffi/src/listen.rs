@@ -63,24 +63,35 @@ pub struct hiqlite_listen_event {
 pub type hiqlite_listen_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const hiqlite_listen_event) -> c_int>;
 
-/// A running listener (`hiqlite_listen`), released by `hiqlite_listener_close`. Errors of calls
+/// A running listener (`hiqlite_listen`), change stream (`hiqlite_changes`) or live query
+/// (`hiqlite_watch`), released by `hiqlite_listener_close`. Errors of calls
 /// on it are reported on the database it came from.
 #[allow(non_camel_case_types)]
 pub struct hiqlite_listener {
-    db: u64,
-    stop: Arc<Stop>,
-    thread: JoinHandle<FfiResult<()>>,
+    pub(crate) db: u64,
+    pub(crate) stop: Arc<Stop>,
+    pub(crate) thread: JoinHandle<FfiResult<()>>,
 }
 
 /// How `hiqlite_listener_close` stops the listener's thread.
-struct Stop {
-    requested: AtomicBool,
-    wake: tokio::sync::Notify,
+pub(crate) struct Stop {
+    pub(crate) requested: AtomicBool,
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+impl Stop {
+    pub(crate) fn new() -> Arc<Stop> {
+        Arc::new(Stop { requested: AtomicBool::new(false), wake: tokio::sync::Notify::new() })
+    }
+
+    pub(crate) fn requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
 }
 
 /// The caller's `user_data`: the caller vouches that the callback may use it from the
-/// listener's thread (`hiqlite_listen`'s contract).
-struct UserData(*mut c_void);
+/// listener's thread (`hiqlite_listen`'s contract, and `hiqlite_changes`'/`hiqlite_watch`'s).
+pub(crate) struct UserData(pub(crate) *mut c_void);
 
 // SAFETY: see `UserData`; the library never dereferences it.
 unsafe impl Send for UserData {}
@@ -244,7 +255,7 @@ pub unsafe extern "C" fn hiqlite_listen(
     })
 }
 
-/// Stop the listener and release the handle. From any other thread it returns once no callback
+/// Stop the listener (or change stream, or watch) and release the handle. From any other thread it returns once no callback
 /// runs any more (waiting for a running one to return), and none runs afterwards. Called from
 /// inside the listener's own callback, it cannot wait for that callback: it releases the handle,
 /// returns `HIQLITE_OK`, and no further callback follows the current one.

@@ -152,6 +152,12 @@ fn c_maintenance() {
 }
 
 #[test]
+fn c_changes() {
+    let out = run_checked(&compile("changes", &["ffi/tests/c/changes.c"]));
+    assert!(out.ends_with("changes: ok\n"), "{out}");
+}
+
+#[test]
 fn c_listen() {
     let out = run_checked(&compile("listen", &["ffi/tests/c/listen.c"]));
     assert!(out.ends_with("listen: ok\n"), "{out}");

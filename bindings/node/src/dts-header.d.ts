@@ -143,6 +143,8 @@ export interface NodeOptions {
   busyTimeoutMs?: number
   /** An open transaction idle this long is rolled back (default 30000). */
   transactionIdleTimeoutMs?: number
+  /** Row changes of the last this many log entries are kept for change streams (default 10000; 0: off). */
+  changeRetention?: number
   maxBodyBytes?: number
   /** Start a new cluster from this backup file. */
   restoreFrom?: string
@@ -229,6 +231,37 @@ export interface Lagged {
 /** What a `Listener` yields. */
 export type ListenEvent = Notification | Lagged
 
+/** `db.changes` options. */
+export interface ChangesOptions {
+  /** Resume right after the change whose `cursor` this is (`"index.seq"`, or `"index"`: from that log index on); default: from now on. */
+  from?: string | null
+  /** Only changes of these tables (case-insensitive); default: every table. */
+  tables?: string[] | null
+  /** Also deliver the old row of updates and deletes (default false). */
+  oldValues?: boolean | null
+}
+
+/** One committed row change, as a `ChangeStream` yields it. */
+export interface Change {
+  /** The Raft log index of the entry that made it. */
+  index: number | bigint
+  /** Its place among that entry's changes, from 0. */
+  seq: number
+  /** Where a stream resumes to deliver the changes after this one: `db.changes({ from: change.cursor })`. */
+  cursor: string
+  /** The table, as its schema names it. */
+  table: string
+  op: 'insert' | 'update' | 'delete'
+  /** The rowid (after the change; before it for a delete); `null` for a `WITHOUT ROWID` table. */
+  rowid: number | bigint | null
+  /** The primary key's values. */
+  key: SqlValue[]
+  /** The row after the change (insert, update), else `null`. */
+  new: Row | null
+  /** The row before the change (update, delete) when `oldValues` was asked for, else `null`. */
+  old: Row | null
+}
+
 /** Codes of the engine's own errors; SQL errors carry SQLite's name (`SQLITE_CONSTRAINT_UNIQUE`). */
 export type HiqliteErrorCode =
   | 'HIQLITE_NOT_LEADER'
@@ -244,6 +277,7 @@ export type HiqliteErrorCode =
   | 'HIQLITE_INVALID_REQUEST'
   | 'HIQLITE_DECODE'
   | 'HIQLITE_SHUTDOWN'
+  | 'HIQLITE_CURSOR_TOO_OLD'
   | `SQLITE_${string}`
 
 /** Every error the package throws or rejects with. */
@@ -284,6 +318,21 @@ export interface Database {
 // Declared here and merged into the generated class: `src/prelude.js` defines it in JavaScript.
 export interface Lock {
   /** `await using lock = await db.lock('job')` releases it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+// Declared here and merged into the generated classes: `src/prelude.js` defines them in JavaScript.
+export interface ChangeStream {
+  /** `for await (const change of stream)`; leaving the loop closes the stream. */
+  [Symbol.asyncIterator](): AsyncIterator<Change, undefined>
+  /** `await using stream = await db.changes()` closes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+export interface Watch {
+  /** `for await (const rows of watch)`; leaving the loop closes the watch. */
+  [Symbol.asyncIterator](): AsyncIterator<Row[], undefined>
+  /** `await using watch = await db.watch(sql)` closes it at the end of the block. */
   [Symbol.asyncDispose](): Promise<void>
 }
 

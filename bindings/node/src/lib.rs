@@ -9,6 +9,7 @@
 //! errors to `HiqliteError` codes, and runs every call of the core's `Client` on the library's
 //! Tokio runtime. The JavaScript thread only converts arguments and results; it never waits.
 
+mod changes;
 mod convert;
 mod coord;
 mod database;

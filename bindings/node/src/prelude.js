@@ -96,23 +96,26 @@
     })
   }
 
-  // A Listener is its own async iterator (`for await (const ev of listener)`); leaving the loop
-  // calls `return()`, which closes it. `await using` closes it at the end of the block.
-  Object.defineProperty(exports.Listener.prototype, Symbol.asyncIterator, {
-    value() {
-      return this
-    },
-    writable: true,
-    configurable: true,
-  })
-  if (typeof Symbol.asyncDispose === 'symbol') {
-    Object.defineProperty(exports.Listener.prototype, Symbol.asyncDispose, {
-      async value() {
-        this.close()
+  // A Listener, a ChangeStream and a Watch are their own async iterators (`for await (const ev
+  // of listener)`); leaving the loop calls `return()`, which closes them. `await using` closes
+  // them at the end of the block.
+  for (const cls of [exports.Listener, exports.ChangeStream, exports.Watch]) {
+    Object.defineProperty(cls.prototype, Symbol.asyncIterator, {
+      value() {
+        return this
       },
       writable: true,
       configurable: true,
     })
+    if (typeof Symbol.asyncDispose === 'symbol') {
+      Object.defineProperty(cls.prototype, Symbol.asyncDispose, {
+        async value() {
+          this.close()
+        },
+        writable: true,
+        configurable: true,
+      })
+    }
   }
 
   exports.HiqliteError = HiqliteError

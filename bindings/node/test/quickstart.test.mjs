@@ -54,6 +54,17 @@ test('examples/listen.mjs', async () => {
   assert.equal(stdout, 'true {"order":42}\nfalse shipped\nshipped\n')
 })
 
+test('examples/changes.mjs', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'changes.mjs')], {
+    cwd: pkg,
+    timeout: 60_000,
+  })
+  assert.equal(
+    stdout,
+    'open orders: 0\ninsert [ 1 ] null -> 1\ninsert [ 2 ] null -> 1\nupdate [ 1 ] 1 -> 0\nopen orders: 1\ndelete [ 2 ]\n',
+  )
+})
+
 test('examples/backups.mjs', async () => {
   const { stdout } = await promisify(execFile)(process.execPath, [path.join(pkg, 'examples', 'backups.mjs')], {
     cwd: pkg,
@@ -84,6 +95,7 @@ test('the README shows the examples as they are', () => {
     fs.readFileSync(path.join(pkg, 'examples', 'coordination.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'locks.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'listen.mjs'), 'utf8'),
+    fs.readFileSync(path.join(pkg, 'examples', 'changes.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'backups.mjs'), 'utf8'),
     fs.readFileSync(path.join(pkg, 'examples', 'read_your_writes.mjs'), 'utf8'),
   ])

@@ -2,7 +2,10 @@
 import {
   Database,
   HiqliteError,
+  type Change,
+  type ChangeStream,
   type Lock,
+  type Watch,
   type Lagged,
   type ListenEvent,
   type Listener,
@@ -203,6 +206,37 @@ async function listenNotify(db: Database): Promise<void> {
   void db.listen('orders', { since: 1 })
 }
 
+async function changesWatch(db: Database): Promise<void> {
+  const stream: ChangeStream = await db.changes({ from: '12.3', tables: ['orders'], oldValues: true })
+  await db.changes()
+  await db.changes(null)
+  for await (const c of stream) {
+    const op: 'insert' | 'update' | 'delete' = c.op
+    const cursor: string = c.cursor
+    const rowid: number | bigint | null = c.rowid
+    const row: Row | null = c.new ?? c.old
+    const key: SqlValue[] = c.key
+    void [op, cursor, rowid, row, key, c.index, c.seq, c.table]
+  }
+  const step: IteratorResult<Change, undefined> = await stream.next()
+  void step
+  stream.close()
+  await stream.return()
+  await stream[Symbol.asyncDispose]()
+  const w: Watch = await db.watch('SELECT * FROM orders WHERE id = ?', [1])
+  for await (const rows of w) {
+    const first: Row | undefined = rows[0]
+    void first
+  }
+  await w[Symbol.asyncDispose]()
+  const closed: boolean = w.closed || stream.closed
+  void closed
+  // @ts-expect-error: a cursor is text
+  void db.changes({ from: 12 })
+  // @ts-expect-error: no such option
+  void db.changes({ since: '1' })
+}
+
 // @ts-expect-error: options need `node`
 void Database.open({})
 // @ts-expect-error: no such consistency level
@@ -212,4 +246,4 @@ void Database.prototype.query.call(null as unknown as Database, 'x', [], { minIn
 // @ts-expect-error: objects other than named parameters do not bind
 void Database.prototype.prepare.call(null as unknown as Database, 'x').run(new Date())
 
-export { coordination, embedded, listenNotify, locks, remote }
+export { changesWatch, coordination, embedded, listenNotify, locks, remote }

@@ -85,7 +85,7 @@ pub fn to_params(p: Option<&Bound<'_, PyAny>>) -> PyResult<Params> {
     Ok(Params::Positional(out))
 }
 
-fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+pub fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Null => py.None().into_bound(py),
         Value::Integer(i) => i.into_pyobject(py)?.into_any(),

@@ -1,10 +1,11 @@
 //! The native part of the Python package `hiqlite`: a `Database` handle over `hiqlite::Client`
 //! (embedded node or remote cluster), a `Transaction` handle over `hiqlite::Transaction`, and the
-//! handles of locks (lock.rs) and listeners (notify.rs).
+//! handles of locks (lock.rs), listeners (notify.rs), change streams and live queries (changes.rs).
 //! Every blocking call releases the GIL and runs on the one Tokio runtime of the library; every
 //! `*_async` call returns an asyncio awaitable driven by that same runtime (no thread per call).
 //! The DB-API and asyncio layers are Python, in `python/hiqlite`.
 
+mod changes;
 mod convert;
 mod error;
 mod lock;
@@ -623,6 +624,81 @@ impl Database {
             Ok(notify::Listener::new(core, channel))
         })
     }
+
+    // -- change streams and live queries (the core's `Client::changes` and `Client::watch`).
+
+    /// Follow committed row changes from `from_cursor` (`"index.seq"` or `"index"`; `None`:
+    /// from now on), of `tables` only (`None`: every table), with old values if asked.
+    #[pyo3(signature = (from_cursor=None, tables=None, old_values=false))]
+    fn changes(
+        &self,
+        py: Python<'_>,
+        from_cursor: Option<&str>,
+        tables: Option<Vec<String>>,
+        old_values: bool,
+    ) -> PyResult<changes::ChangeStream> {
+        let opts = change_options(from_cursor, tables, old_values)?;
+        Ok(changes::ChangeStream::new(block(py, self.client.changes(opts))?))
+    }
+
+    /// [`Database::changes`] as an awaitable.
+    #[pyo3(signature = (from_cursor=None, tables=None, old_values=false))]
+    fn changes_async<'py>(
+        &self,
+        py: Python<'py>,
+        from_cursor: Option<&str>,
+        tables: Option<Vec<String>>,
+        old_values: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = change_options(from_cursor, tables, old_values)?;
+        let client = self.client.clone();
+        spawn(py, async move { Ok(changes::ChangeStream::new(client.changes(opts).await?)) })
+    }
+
+    /// A live query: its rows at once, then each time a committed write changed them.
+    #[pyo3(signature = (sql, params=None))]
+    fn watch(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        params: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<changes::WatchStream> {
+        let params = to_params(params)?;
+        Ok(changes::WatchStream::new(block(py, self.client.watch(sql, params))?))
+    }
+
+    /// [`Database::watch`] as an awaitable.
+    #[pyo3(signature = (sql, params=None))]
+    fn watch_async<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = to_params(params)?;
+        let client = self.client.clone();
+        spawn(py, async move { Ok(changes::WatchStream::new(client.watch(&sql, params).await?)) })
+    }
+}
+
+/// The options of a change stream; a bad cursor or an empty table name is the core's
+/// `HIQLITE_INVALID_REQUEST`.
+fn change_options(
+    from_cursor: Option<&str>,
+    tables: Option<Vec<String>>,
+    old_values: bool,
+) -> PyResult<hiqlite::ChangeOptions> {
+    let mut opts = hiqlite::ChangeOptions::new().old_values(old_values);
+    if let Some(c) = from_cursor {
+        opts = opts.from(c.parse::<hiqlite::ChangeCursor>().map_err(error::to_py)?);
+    }
+    if let Some(t) = tables {
+        if t.iter().any(|n| n.trim().is_empty()) {
+            return Err(error::to_py(hiqlite::Error::InvalidRequest("a table name is empty".into())));
+        }
+        opts = opts.tables(t);
+    }
+    Ok(opts)
 }
 
 /// What a statement is, from its text: `read`, `write`, `begin`, `commit`, `rollback`,
@@ -655,6 +731,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tx::Transaction>()?;
     m.add_class::<lock::Lock>()?;
     m.add_class::<notify::Listener>()?;
+    m.add_class::<changes::ChangeStream>()?;
+    m.add_class::<changes::WatchStream>()?;
     m.add_function(wrap_pyfunction!(statement_kind, m)?)?;
     m.add_function(wrap_pyfunction!(open_node_async, m)?)?;
     m.add("NativeError", m.py().get_type::<error::NativeError>())?;

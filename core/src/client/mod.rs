@@ -24,6 +24,7 @@ mod notify;
 mod remote;
 mod session;
 mod shared_listener;
+mod shared_stream;
 mod tx;
 pub use changes::{ChangeOptions, ChangeStream, Watch};
 pub use lock::LockGuard;
@@ -32,6 +33,7 @@ use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
 use session::Session;
 pub use shared_listener::SharedListener;
+pub use shared_stream::{SharedChanges, SharedStream, SharedWatch, StreamSource};
 pub use tx::Transaction;
 use tx::TxHolder;
 

@@ -192,10 +192,25 @@ impl Capture {
 
     /// Install the preupdate hook on the writer connection.
     pub(crate) fn install(self: &Arc<Self>, conn: &mut Connection) -> Result<()> {
-        // The connection may outlive this handle's owner in odd shutdown orders; the hook owns
-        // a reference of its own (one small allocation per opened writer connection).
+        // The connection may outlive this handle's owner in odd shutdown orders, so the hook
+        // owns a reference of its own, held as the connection's client data: SQLite releases it
+        // when the connection closes, after which the hook never runs.
+        unsafe extern "C" fn release(p: *mut std::ffi::c_void) {
+            // SAFETY: made by `Arc::into_raw` below, released once, by SQLite at close.
+            drop(unsafe { Arc::from_raw(p as *const Capture) });
+        }
         let arg = Arc::into_raw(self.clone()) as *mut std::ffi::c_void;
-        // SAFETY: the handle is this open connection's; `arg` stays valid (never freed).
+        // SAFETY: the handle is this open connection's; `arg` stays valid until the connection
+        // closes (it owns it from here, also on failure: SQLite then calls `release` at once).
+        let rc = unsafe {
+            ffi::sqlite3_set_clientdata(conn.handle(), c"hiqlite_capture".as_ptr(), arg, Some(release))
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(Error::storage(format!(
+                "cannot keep the change capture on the connection (code {rc})"
+            )));
+        }
+        // SAFETY: as above.
         unsafe { sqlite3_preupdate_hook(conn.handle(), Some(on_preupdate), arg) };
         Ok(())
     }

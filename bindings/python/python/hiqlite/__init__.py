@@ -62,6 +62,7 @@ from ._shared import (
 )
 from ._errors import (
     ClusterTimeoutError,
+    CursorTooOldError,
     DatabaseError,
     DataError,
     Error,
@@ -78,6 +79,7 @@ from ._errors import (
     Warning,
     call,
 )
+from ._changes import Change, ChangeStream, Watch, tables_arg
 from ._notify import Event, Lagged, Listener, Notification
 
 __all__ = [
@@ -85,6 +87,7 @@ __all__ = [
     "Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
     "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError", "NoLeaderError",
     "UnreachableError", "ClusterTimeoutError", "OutcomeUnknownError", "UnauthorizedError",
+    "CursorTooOldError", "Change", "ChangeStream", "Watch",
     "Binary", "Date", "Time", "Timestamp", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks",
     "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "statement_kind", "Lock",
     "Listener", "Notification", "Lagged", "Event",
@@ -546,6 +549,29 @@ class Connection(ConnectionState):
         nothing missed). The cluster keeps the last 10,000 notifications per channel to resume
         from."""
         return Listener(call(self._check().listen, channel, after))
+
+    # -- change streams and live queries.
+
+    def changes(
+        self,
+        from_cursor: Optional[str] = None,
+        tables: Union[None, str, Iterable[str]] = None,
+        old_values: bool = False,
+    ) -> ChangeStream:
+        """Follow committed row changes (inserts, updates, deletes; triggers and foreign-key
+        actions included) in log order, the same on every node: a :class:`ChangeStream` of
+        :class:`Change` objects. ``from_cursor``: ``None`` for the changes from now on
+        (subscribed when this returns), else a change's ``cursor`` to resume right after it
+        without gaps or repeats (or ``"index"``: from that log index on); older than the node
+        keeps: :class:`CursorTooOldError`. ``tables``: only these tables (case-insensitive).
+        ``old_values``: also the old row of updates and deletes."""
+        native = call(self._check().changes, from_cursor, tables_arg(tables), old_values)
+        return ChangeStream(native)
+
+    def watch(self, sql: str, parameters: Params = None) -> Watch:
+        """A live query: a :class:`Watch` yielding the rows of ``sql`` (a list of tuples) at
+        once, then again each time a committed write changed them."""
+        return Watch(call(self._check().watch, sql, parameters))
 
 
 class Lock:

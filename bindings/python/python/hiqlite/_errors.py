@@ -78,6 +78,11 @@ class UnauthorizedError(OperationalError):
     """The server refused the credentials."""
 
 
+class CursorTooOldError(OperationalError):
+    """A change stream's cursor is older than the changes the node keeps: changes after it are
+    gone. Reload the state the stream follows, then follow the changes from now on."""
+
+
 # As the standard library's sqlite3 module classifies SQLite's primary codes.
 _BY_PRIMARY: Dict[int, type] = {
     2: InternalError, 11: DatabaseError, 26: DatabaseError, 23: DatabaseError,
@@ -88,6 +93,7 @@ _BY_NAME: Dict[str, type] = {
     "HIQLITE_NO_LEADER": NoLeaderError, "HIQLITE_NOT_LEADER": NoLeaderError,
     "HIQLITE_UNREACHABLE": UnreachableError, "HIQLITE_TIMEOUT": ClusterTimeoutError,
     "HIQLITE_OUTCOME_UNKNOWN": OutcomeUnknownError, "HIQLITE_UNAUTHORIZED": UnauthorizedError,
+    "HIQLITE_CURSOR_TOO_OLD": CursorTooOldError,
     "HIQLITE_CONFIG": InterfaceError, "HIQLITE_SHUTDOWN": InterfaceError,
     "HIQLITE_INVALID_REQUEST": ProgrammingError, "HIQLITE_DECODE": DataError,
     "HIQLITE_STORAGE": InternalError, "HIQLITE_RAFT": InternalError, "HIQLITE_SERVER": InternalError,

@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import (
+    Any, AsyncIterator, Awaitable, Dict, Generator, Iterable, List, Mapping, Optional, Sequence, Tuple, Union,
+)
 
 from . import _native, _native_db
 from ._shared import (
@@ -39,9 +41,13 @@ from ._shared import (
     read_level,
 )
 from ._errors import Error, ProgrammingError, translate
+from ._changes import Change, change, rows, tables_arg
 from ._notify import Event, event
 
-__all__ = ["connect", "Connection", "Cursor", "Lock", "LockRequest", "Listener", "ListenRequest"]
+__all__ = [
+    "connect", "Connection", "Cursor", "Lock", "LockRequest", "Listener", "ListenRequest", "ChangeStream",
+    "ChangesRequest", "Watch", "WatchRequest",
+]
 
 
 async def _await(aw: Awaitable[Any]) -> Any:
@@ -257,6 +263,24 @@ class Connection(ConnectionState):
         ``async with conn.listen("orders") as listener:`` to close it when the block ends."""
         return ListenRequest(self._check(), channel, after)
 
+    # -- change streams and live queries: as on :class:`hiqlite.Connection`, awaitable.
+
+    def changes(
+        self,
+        from_cursor: Optional[str] = None,
+        tables: Union[None, str, Iterable[str]] = None,
+        old_values: bool = False,
+    ) -> "ChangesRequest":
+        """Follow committed row changes (see :meth:`hiqlite.Connection.changes`): ``stream = await
+        conn.changes(...)`` (subscribed once awaited), then ``async for change in stream``; or
+        ``async with conn.changes(...) as stream:`` to close it when the block ends."""
+        return ChangesRequest(self._check(), from_cursor, tables_arg(tables), old_values)
+
+    def watch(self, sql: str, parameters: Any = None) -> "WatchRequest":
+        """A live query (see :meth:`hiqlite.Connection.watch`): ``w = await conn.watch(sql)``,
+        then ``async for rows in w``; or ``async with conn.watch(sql) as w:``."""
+        return WatchRequest(self._check(), sql, parameters)
+
     async def __aenter__(self) -> "Connection":
         return self
 
@@ -395,6 +419,134 @@ class ListenRequest:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
+
+
+class ChangeStream:
+    """Committed row changes (see :class:`hiqlite.ChangeStream`): ``async for change in stream``
+    yields :class:`hiqlite.Change` objects in log order without blocking the event loop. The
+    iteration ends once :meth:`close` is called (also while a step waits); an error of the
+    stream is raised once, then the iteration ends."""
+
+    def __init__(self, native: "_native.ChangeStream") -> None:
+        self._native = native
+        self.cursor: Optional[str] = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.is_closed()
+
+    async def close(self) -> None:
+        """Stop; a waiting step ends the iteration."""
+        self._native.close()
+
+    def __aiter__(self) -> AsyncIterator[Change]:
+        return self
+
+    async def __anext__(self) -> Change:
+        c = change(await _await(_start(self._native.next_async)))
+        if c is None:
+            raise StopAsyncIteration
+        self.cursor = c.cursor
+        return c
+
+    async def __aenter__(self) -> "ChangeStream":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<hiqlite.aio.ChangeStream at {self.cursor}{' closed' if self.closed else ''}>"
+
+
+class ChangesRequest:
+    """What :meth:`Connection.changes` returns: await it for the :class:`ChangeStream`, or use
+    it with ``async with`` (subscribes on entry, closes on exit)."""
+
+    def __init__(
+        self, db: "_native.Database", from_cursor: Optional[str], tables: Optional[List[str]], old: bool
+    ) -> None:
+        self._args = (db, from_cursor, tables, old)
+        self._stream: Optional[ChangeStream] = None
+
+    async def _open(self) -> ChangeStream:
+        db, from_cursor, tables, old = self._args
+        return ChangeStream(await _await(_start(db.changes_async, from_cursor, tables, old)))
+
+    def __await__(self) -> Generator[Any, None, ChangeStream]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> ChangeStream:
+        self._stream = await self._open()
+        return self._stream
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.close()
+
+
+class Watch:
+    """A live query (see :class:`hiqlite.Watch`): ``async for rows in w`` yields the rows (a
+    list of tuples) at once, then each time they changed, without blocking the event loop."""
+
+    def __init__(self, native: "_native.WatchStream") -> None:
+        self._native = native
+        self.columns: Sequence[str] = ()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.is_closed()
+
+    async def close(self) -> None:
+        """Stop; a waiting step ends the iteration."""
+        self._native.close()
+
+    def __aiter__(self) -> AsyncIterator[List[Tuple[Any, ...]]]:
+        return self
+
+    async def __anext__(self) -> List[Tuple[Any, ...]]:
+        got = rows(await _await(_start(self._native.next_async)))
+        if got is None:
+            raise StopAsyncIteration
+        self.columns, values = got
+        return values
+
+    async def __aenter__(self) -> "Watch":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<hiqlite.aio.Watch{' closed' if self.closed else ''}>"
+
+
+class WatchRequest:
+    """What :meth:`Connection.watch` returns: await it for the :class:`Watch`, or use it with
+    ``async with`` (starts on entry, closes on exit)."""
+
+    def __init__(self, db: "_native.Database", sql: str, parameters: Any) -> None:
+        self._args = (db, sql, parameters)
+        self._watch: Optional[Watch] = None
+
+    async def _open(self) -> Watch:
+        db, sql, parameters = self._args
+        return Watch(await _await(_start(db.watch_async, sql, parameters)))
+
+    def __await__(self) -> Generator[Any, None, Watch]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Watch:
+        self._watch = await self._open()
+        return self._watch
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._watch is not None:
+            w, self._watch = self._watch, None
+            await w.close()
 
 
 class Cursor(CursorState):
