@@ -4,7 +4,9 @@ import path from 'node:path'
 import { Database } from 'hiqlite'
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hiqlite-changes-'))
-const db = await Database.open({ node: { dataDir, raftAddr: '127.0.0.1:0', apiAddr: '127.0.0.1:0' } })
+// changeRetention turns change capture on (about the latest 10,000 row changes are kept).
+const node = { dataDir, raftAddr: '127.0.0.1:0', apiAddr: '127.0.0.1:0', changeRetention: 10_000 }
+const db = await Database.open({ node })
 try {
   await db.execute('CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT, open INTEGER)')
   // A live query: the rows at once, then each time a write changed them.

@@ -214,7 +214,7 @@ describe('change streams and watches on one node', () => {
 })
 
 test('a process exits by itself once its stream and watch are closed', async () => {
-  const db = await openSingle()
+  const db = await openSingle({}, { changeRetention: 1000 })
   try {
     await db.execute('CREATE TABLE t (x)')
     const url = `http://${(await db.status()).apiAddr}`

@@ -47,9 +47,9 @@ const timing = {
 }
 
 /** A single-node cluster (ports picked by the OS). */
-export async function openSingle(extra = {}) {
+export async function openSingle(extra = {}, node = {}) {
   const db = await Database.open({
-    node: { dataDir: tempDir(), raftAddr: '127.0.0.1:0', apiAddr: '127.0.0.1:0', secret: 'node-test-secret', ...timing },
+    node: { dataDir: tempDir(), raftAddr: '127.0.0.1:0', apiAddr: '127.0.0.1:0', secret: 'node-test-secret', ...timing, ...node },
     ...extra,
   })
   await db.waitForLeader(60_000)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 
@@ -73,8 +73,18 @@ def ids(changes: List[hiqlite.Change]) -> List[int]:
     return [c.new["id"] for c in changes if c.new is not None]
 
 
+@pytest.fixture
+def db(tmp_path) -> Iterator[hiqlite.Connection]:
+    """A one-node embedded database that captures changes (capture is off by default)."""
+    conn = hiqlite.connect(node=dict(node_config(tmp_path), change_retention=100_000))
+    conn.wait_for_leader(60)
+    yield conn
+    if not conn.closed:
+        conn.close()
+
+
 def test_resume_at_cursor_without_gaps_or_duplicates(tmp_path):
-    cfg = node_config(tmp_path)
+    cfg = dict(node_config(tmp_path), change_retention=100_000)
     conn = hiqlite.connect(node=cfg, autocommit=True)
     conn.wait_for_leader(60)
     conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)")
@@ -205,7 +215,8 @@ def test_watch_yields_rows_at_once_and_after_writes(db):
 
 def test_asyncio_changes_and_watch(tmp_path):
     async def main() -> None:
-        async with hiqlite.aio.connect(node=node_config(tmp_path), autocommit=True) as conn:
+        cfg = dict(node_config(tmp_path), change_retention=100_000)
+        async with hiqlite.aio.connect(node=cfg, autocommit=True) as conn:
             await conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT)")
             stream = await conn.changes(tables=["items"], old_values=True)
             async with conn.watch("SELECT count(*) FROM items") as w:
