@@ -10,6 +10,7 @@ Waits poll for conditions with generous deadlines; nothing sleeps for a fixed ti
 """
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -190,9 +190,11 @@ def leader_of(cluster):
     return next(n for n in cluster if n.id == ids.pop()) if len(ids) == 1 and None not in ids else None
 
 
-def test_scheduled_s3_backups_are_pruned_and_auto_restored(s3, nodes):
+def test_scheduled_s3_backups_are_pruned_and_auto_restored(s3, nodes, tmp_path):
     client = bucket(s3, "backups")
-    with tempfile.TemporaryDirectory(prefix="hiqlite-backup-") as root:
+    # pytest's tmp_path outlives the test, so the node processes (stopped by the `nodes`
+    # fixture afterwards) never write into a directory being removed.
+    with contextlib.nullcontext(str(tmp_path)) as root:
         config = s3_config(s3, "prod", interval_secs=1, keep=2)
         cluster = [Node(root, i, config) for i in (1, 2, 3)]
         peers = ",".join(f"{n.id}=127.0.0.1:{n.raft}/127.0.0.1:{n.api}" for n in cluster)
@@ -232,9 +234,11 @@ def test_scheduled_s3_backups_are_pruned_and_auto_restored(s3, nodes):
         assert fresh.status()["startup"] == "restored"
 
 
-def test_encrypted_backups_need_their_key(s3, nodes):
+def test_encrypted_backups_need_their_key(s3, nodes, tmp_path):
     client = bucket(s3, "sealed")
-    with tempfile.TemporaryDirectory(prefix="hiqlite-backup-") as root:
+    # pytest's tmp_path outlives the test, so the node processes (stopped by the `nodes`
+    # fixture afterwards) never write into a directory being removed.
+    with contextlib.nullcontext(str(tmp_path)) as root:
         config = s3_config(s3, "enc", interval_secs=1, keep=3, encryption_key=KEY).replace("s3://backups/", "s3://sealed/")
         node = Node(root, 1, config)
         nodes.append(node)
@@ -281,8 +285,10 @@ def test_encrypted_backups_need_their_key(s3, nodes):
         assert set(listed) & {k.split("/")[-1] for k in objects(client, "sealed", "enc/")}, listing.stdout
 
 
-def test_directory_destination(nodes):
-    with tempfile.TemporaryDirectory(prefix="hiqlite-backup-") as root:
+def test_directory_destination(nodes, tmp_path):
+    # pytest's tmp_path outlives the test, so the node processes (stopped by the `nodes`
+    # fixture afterwards) never write into a directory being removed.
+    with contextlib.nullcontext(str(tmp_path)) as root:
         dest = os.path.join(root, "backups")
         node = Node(root, 1, "", extra=["--backup-to", dest, "--backup-interval-secs", "1", "--backup-keep", "1"])
         nodes.append(node)
@@ -301,11 +307,13 @@ def test_directory_destination(nodes):
         wait_for("the restored node serving the row", lambda: rows(fresh) == [[1, "x"]])
 
 
-def test_point_in_time_restore_from_s3_with_the_cli(s3, nodes):
+def test_point_in_time_restore_from_s3_with_the_cli(s3, nodes, tmp_path):
     """Encrypted backups and archived log segments in the bucket; `hiqlite restore --to-time`
     rebuilds the database as of a moment between two writes; a new cluster starts from it."""
     bucket(s3, "pitr")
-    with tempfile.TemporaryDirectory(prefix="hiqlite-backup-") as root:
+    # pytest's tmp_path outlives the test, so the node processes (stopped by the `nodes`
+    # fixture afterwards) never write into a directory being removed.
+    with contextlib.nullcontext(str(tmp_path)) as root:
         config = ("snapshot_every = 40\nlog_keep_after_snapshot = 0\nlog_segment_bytes = 4096\n" +
                   s3_config(s3, "db", interval_secs=1, keep=0, encryption_key=KEY).replace("s3://backups/", "s3://pitr/"))
         node = Node(root, 1, config)
@@ -346,10 +354,12 @@ def test_point_in_time_restore_from_s3_with_the_cli(s3, nodes):
         assert rows(fresh) == [[i, f"row {i}"] for i in range(1, 301)]
 
 
-def test_failed_uploads_are_reported_and_retried_without_slowing_writes(s3, nodes):
+def test_failed_uploads_are_reported_and_retried_without_slowing_writes(s3, nodes, tmp_path):
     """The bucket does not exist yet: every attempt fails, status and /metrics say so, writes go
     on; once the bucket exists the retries succeed and the failure streak resets."""
-    with tempfile.TemporaryDirectory(prefix="hiqlite-backup-") as root:
+    # pytest's tmp_path outlives the test, so the node processes (stopped by the `nodes`
+    # fixture afterwards) never write into a directory being removed.
+    with contextlib.nullcontext(str(tmp_path)) as root:
         node = Node(root, 1, s3_config(s3, "late", interval_secs=1).replace("s3://backups/", "s3://not-yet/"))
         nodes.append(node)
         node.start()
