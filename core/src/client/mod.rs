@@ -23,7 +23,6 @@ mod lock;
 mod notify;
 mod remote;
 mod session;
-mod shared_listener;
 mod shared_stream;
 mod tx;
 pub use changes::{ChangeOptions, ChangeStream, Watch};
@@ -32,8 +31,7 @@ pub use notify::{ListenEvent, Listener, Notification};
 use remote::Remote;
 pub use remote::{RemoteBuilder, RetryPolicy};
 use session::Session;
-pub use shared_listener::SharedListener;
-pub use shared_stream::{SharedChanges, SharedStream, SharedWatch, StreamSource};
+pub use shared_stream::{SharedChanges, SharedListener, SharedStream, SharedWatch, StreamSource};
 pub use tx::Transaction;
 use tx::TxHolder;
 

@@ -1,13 +1,15 @@
-//! [`SharedStream`]: a change stream or a live query ([`SharedChanges`], [`SharedWatch`]) that
-//! several tasks or threads hold at once, read in turn and closed from any of them, which ends a
-//! read that waits — what [`super::SharedListener`] is for a listener, for the faces that hand
-//! these streams to a host language (Python, Node).
+//! [`SharedStream`]: a listener, change stream or live query ([`SharedListener`],
+//! [`SharedChanges`], [`SharedWatch`]) that several tasks or threads hold at once, read in turn
+//! and closed from any of them, which ends a read that waits. The shape the Python, Node and C
+//! faces need (a handle the host language may close or collect on any thread); they only map
+//! what it yields.
 
 use std::future::Future;
 
 use tokio::sync::{watch, Mutex};
 
 use super::changes::{ChangeStream, Watch};
+use super::notify::{ListenEvent, Listener};
 use crate::changes::Change;
 use crate::error::Result;
 use crate::value::Rows;
@@ -27,6 +29,13 @@ impl StreamSource for ChangeStream {
     }
 }
 
+impl StreamSource for Listener {
+    type Item = ListenEvent;
+    fn next_item(&mut self) -> impl Future<Output = Result<ListenEvent>> + Send {
+        self.next()
+    }
+}
+
 impl StreamSource for Watch {
     type Item = Rows;
     fn next_item(&mut self) -> impl Future<Output = Result<Rows>> + Send {
@@ -34,6 +43,8 @@ impl StreamSource for Watch {
     }
 }
 
+/// A [`Listener`] shared between tasks and threads.
+pub type SharedListener = SharedStream<Listener>;
 /// A [`ChangeStream`] shared between tasks and threads.
 pub type SharedChanges = SharedStream<ChangeStream>;
 /// A [`Watch`] shared between tasks and threads.

@@ -39,9 +39,7 @@ impl ChangeFilter {
 impl Node {
     /// The lowest log index from which this node keeps every change (`None`: capture is off).
     pub(crate) fn changes_kept_from(&self) -> Result<Option<u64>> {
-        let (_, from) =
-            self.inner.state_reads.with(|c| changes::read(c, ChangeCursor::from_index(u64::MAX), 0))?;
-        Ok(from)
+        self.inner.state_reads.with(changes::kept_from)
     }
 
     /// Follow committed row changes from `from` on (`None`: from now on).
@@ -137,8 +135,12 @@ impl NodeChanges {
 
     /// The oldest change this node keeps, checked against the cursor.
     fn check_kept(&self) -> Result<()> {
+        self.check_against(self.node.changes_kept_from()?)
+    }
+
+    fn check_against(&self, kept_from: Option<u64>) -> Result<()> {
         let cursor = self.cursor;
-        match self.node.changes_kept_from()? {
+        match kept_from {
             None => {
                 Err(Error::Config("change streams are off on this node (its change_retention is 0)".into()))
             }
@@ -152,9 +154,11 @@ impl NodeChanges {
 
     /// Read the next stored changes after the cursor; caught up when there are none.
     fn catch_up(&mut self) -> Result<()> {
-        self.check_kept()?;
         let cursor = self.cursor;
-        let (stored, _) = self.node.inner.state_reads.with(|c| changes::read(c, cursor, CHUNK_ENTRIES))?;
+        let (stored, kept_from) =
+            self.node.inner.state_reads.with(|c| changes::read(c, cursor, CHUNK_ENTRIES))?;
+        // The mark and the rows come from one read transaction.
+        self.check_against(kept_from)?;
         if stored.is_empty() {
             self.catching_up = false;
         }

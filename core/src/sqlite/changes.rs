@@ -491,21 +491,30 @@ pub(crate) fn prepare(conn: &Connection, on: bool, next_index: u64) -> Result<()
     Ok(())
 }
 
-/// Stored changes at `from` (index, seq) or later, of up to `entries` entries, in order (on a
-/// connection to the state file); and the index from which stored changes are complete (`None`:
-/// this node keeps none).
+/// The index from which the stored changes are complete (`None`: this node keeps none), on a
+/// connection to the state file.
+pub(crate) fn kept_from(conn: &Connection) -> Result<Option<u64>> {
+    read_from(conn, "main")
+}
+
+/// Stored changes at `from` (index, seq) or later, of up to `entries` entries, in order, and the
+/// index from which stored changes are complete (`None`: this node keeps none), both read in one
+/// transaction on a connection to the state file: a prune between the two could otherwise hide
+/// a gap behind a mark read before it.
 pub(crate) fn read(
     conn: &Connection,
     from: crate::changes::ChangeCursor,
     entries: i64,
 ) -> Result<(Vec<Change>, Option<u64>)> {
-    let complete = read_from(conn, "main")?;
-    let mut st = conn.prepare_cached(
-        "SELECT idx, data FROM main._hiqlite_changes WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
-    )?;
-    let rows: Vec<(i64, Vec<u8>)> = st
-        .query_map(rusqlite::params![from.index as i64, entries], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let tx = conn.unchecked_transaction()?;
+    let complete = read_from(&tx, "main")?;
+    let rows: Vec<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT idx, data FROM main._hiqlite_changes WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?
+        .query_map(rusqlite::params![i64::try_from(from.index).unwrap_or(i64::MAX), entries], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    tx.commit()?;
     let mut out = Vec::new();
     for (idx, blob) in rows {
         let s: Stored = postcard::from_bytes(&blob).map_err(Error::storage)?;
