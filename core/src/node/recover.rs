@@ -92,6 +92,7 @@ async fn rewrite(log: &LogStore, voters: &[Peer], ids: &BTreeSet<u64>) -> Result
         Box::new(move |r| {
             let _ = tx.send(r);
         }),
+        false,
     )
     .map_err(Error::storage)?;
     rx.await.map_err(|_| Error::Storage("the log closed before the entry was written".into()))??;

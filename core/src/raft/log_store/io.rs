@@ -1,6 +1,7 @@
-//! The log's file I/O, done by the caller: openraft 0.9's core waits for every append's flush
-//! anyway, so a writer thread only added two cross-thread wake-ups (≈ 40 µs each here) to every
-//! write's critical path, on the leader and again on the follower.
+//! The log's file I/O, done by the caller: openraft's core waits for a follower's flushes, so a
+//! writer thread only added two cross-thread wake-ups (≈ 40 µs each here) to every write's
+//! critical path. Only the leader's own flush, which the core does not wait for, goes to the
+//! flush thread (`flusher.rs`).
 //!
 //! Segments are preallocated with zeros in [`PREALLOC`] steps: `fdatasync` after overwriting
 //! blocks that already exist needs no journal commit for a size change, which cuts a flush from
@@ -11,6 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::flusher::Dirty;
 use super::{fsync_dir, io_err, write_atomic, LogId, Vote};
 
 /// Bytes a segment grows by at once (zero-filled).
@@ -61,10 +63,11 @@ impl Io {
         Ok(())
     }
 
-    /// Write and flush one append's records. On failure the store refuses further writes.
-    pub(super) fn write(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>) -> std::io::Result<()> {
+    /// Write one append's records, and flush them unless `defer`: then the files left to flush
+    /// are returned (see `flusher.rs`). On failure the store refuses further writes.
+    pub(super) fn write(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>, defer: bool) -> std::io::Result<Dirty> {
         self.check()?;
-        let r = self.write_inner(dir, buf, writes);
+        let r = self.write_inner(dir, buf, writes, defer);
         if let Err(e) = &r {
             let msg = format!("write to the log failed: {e}");
             tracing::error!("{msg}: the log store refuses further writes");
@@ -73,7 +76,7 @@ impl Io {
         r
     }
 
-    fn write_inner(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>) -> std::io::Result<()> {
+    fn write_inner(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>, defer: bool) -> std::io::Result<Dirty> {
         let mut dirty: Vec<Arc<File>> = Vec::new();
         let mut dir_dirty = false;
         for w in writes {
@@ -115,13 +118,12 @@ impl Io {
                 }
             }
         }
-        for f in &dirty {
-            f.sync_data()?;
+        let left = Dirty { files: dirty, dir: dir_dirty };
+        if defer {
+            return Ok(left);
         }
-        if dir_dirty {
-            fsync_dir(dir)?;
-        }
-        Ok(())
+        left.sync(dir)?;
+        Ok(Dirty { files: Vec::new(), dir: false })
     }
 
     /// Cut the log at `len` bytes of `file` (None: it was the first segment and is gone) after

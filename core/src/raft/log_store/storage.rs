@@ -52,6 +52,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        // A node elected again counts its whole log as flushed (see `LogFlushed::is_deferred`).
+        self.drain_flushes();
         let v = *vote;
         let mut io = self.io();
         crate::blocking::run(crate::blocking::Expect::Long, || io.vote(&self.shared.dir, &v))
@@ -73,12 +75,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         use crate::breakdown::{mark, Stage};
         let id = self.trace_id();
         mark(Stage::Append, id);
+        let defer = callback.is_deferred();
         self.append_with(
             entries,
             Box::new(move |r| {
                 mark(Stage::Flushed, id);
                 callback.log_io_completed(r)
             }),
+            defer,
         )
     }
 

@@ -10,6 +10,11 @@ fn ent(term: u64, index: u64) -> Entry {
 }
 
 async fn append(store: &mut LogStore, entries: Vec<Entry>) {
+    append_deferred(store, entries, false).await
+}
+
+/// `defer`: flushed on the flush thread, as the leader's own appends are.
+async fn append_deferred(store: &mut LogStore, entries: Vec<Entry>, defer: bool) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     store
         .append_with(
@@ -17,6 +22,7 @@ async fn append(store: &mut LogStore, entries: Vec<Entry>) {
             Box::new(move |r| {
                 let _ = tx.send(r);
             }),
+            defer,
         )
         .expect("append");
     rx.await.expect("flushed").expect("flush ok");
@@ -26,8 +32,8 @@ async fn append(store: &mut LogStore, entries: Vec<Entry>) {
 async fn segments_roll_purge_and_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = LogStore::open(dir.path(), 1024).expect("open");
-    for chunk in (1..=300u64).collect::<Vec<_>>().chunks(7) {
-        append(&mut store, chunk.iter().map(|i| ent(1, *i)).collect()).await;
+    for (n, chunk) in (1..=300u64).collect::<Vec<_>>().chunks(7).enumerate() {
+        append_deferred(&mut store, chunk.iter().map(|i| ent(1, *i)).collect(), n % 2 == 0).await;
     }
     assert!(store.segment_count() > 1, "small segments must roll");
     store.purge(LogId::new(CommittedLeaderId::new(1, 1), 200)).await.expect("purge");

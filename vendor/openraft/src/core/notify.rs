@@ -42,6 +42,15 @@ where C: RaftTypeConfig
     /// Result of executing a command sent from state machine worker.
     StateMachine { command_result: sm::CommandResult<C> },
 
+    /// hiqlite patch: the leader's own deferred log flush completed (or failed).
+    LocalLogFlushed {
+        /// The leader's vote the entries were appended under.
+        vote: Vote<C::NodeId>,
+        /// The last entry the flush covers.
+        log_id: crate::LogId<C::NodeId>,
+        result: Result<(), crate::StorageError<C::NodeId>>,
+    },
+
     /// A tick event to wake up RaftCore to check timeout etc.
     Tick {
         /// ith tick
@@ -84,6 +93,9 @@ where C: RaftTypeConfig
             }
             Self::StateMachine { command_result } => {
                 format!("StateMachine command done: {:?}", command_result)
+            }
+            Self::LocalLogFlushed { vote, log_id, result } => {
+                format!("LocalLogFlushed: vote: {}, log_id: {}, ok: {}", vote, log_id, result.is_ok())
             }
             Self::Tick { i } => {
                 format!("Tick {}", i)

@@ -17,6 +17,8 @@ where C: RaftTypeConfig
 {
     log_io_id: LogIOId<C::NodeId>,
     tx: OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>,
+    // hiqlite patch: see `is_deferred`.
+    deferred: bool,
 }
 
 impl<C> LogFlushed<C>
@@ -26,7 +28,39 @@ where C: RaftTypeConfig
         log_io_id: LogIOId<C::NodeId>,
         tx: OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>,
     ) -> Self {
-        Self { log_io_id, tx }
+        Self {
+            log_io_id,
+            tx,
+            deferred: false,
+        }
+    }
+
+    /// hiqlite patch: a callback the Raft core does not wait for.
+    pub(crate) fn new_deferred(
+        log_io_id: LogIOId<C::NodeId>,
+        tx: OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>,
+    ) -> Self {
+        Self {
+            log_io_id,
+            tx,
+            deferred: true,
+        }
+    }
+
+    /// hiqlite patch: `true` when the Raft core does not wait for this flush.
+    ///
+    /// That is the leader's own append in a cluster of more than one voter: replication to the
+    /// followers proceeds while the leader flushes (Raft thesis, §10.2.1), and the leader counts
+    /// itself towards the commit quorum only once this callback reports the flush. A store may
+    /// then return from `append` as soon as the entries are readable and report the flush from
+    /// another thread. When `false`, the core blocks on the callback, so flushing inline is
+    /// cheapest.
+    ///
+    /// A store that reports a deferred flush later must keep its flushes in order, and must make
+    /// `save_vote` wait for every flush still pending: a node that becomes leader again counts its
+    /// whole log as flushed, and that starts with saving its vote.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
     }
 
     /// Report log io completion event.
