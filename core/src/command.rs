@@ -72,6 +72,7 @@ pub enum Command {
     /// Run statements.
     Execute {
         /// The statements, in order.
+        #[serde(with = "crate::stmts_wire")]
         stmts: Vec<Statement>,
         /// Atomic or independent.
         mode: ExecMode,
@@ -99,6 +100,7 @@ pub enum Command {
     /// transaction open after a failed statement; savepoints are allowed.
     Session {
         /// The statements, in the order the client ran them (failed ones included).
+        #[serde(with = "crate::stmts_wire")]
         stmts: Vec<Statement>,
         /// The transaction's `'now'`, fixed when it began.
         ts_ms: i64,

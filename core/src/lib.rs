@@ -70,6 +70,8 @@ mod peer;
 mod raft;
 #[cfg(feature = "server")]
 mod sqlite;
+#[cfg(feature = "server")]
+mod stmts_wire;
 
 #[cfg(feature = "server")]
 pub use cache::{CacheConfig, CacheStats};

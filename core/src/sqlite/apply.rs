@@ -432,6 +432,8 @@ impl State {
 
     fn run_statements(&mut self, stmts: &[crate::value::Statement], mode: ExecMode) -> Result<Response> {
         let mut resp = Response::default();
+        // One allocation, not a doubling series (fresh memory is zeroed by the kernel).
+        resp.results.reserve_exact(stmts.len());
         let independent = mode == ExecMode::Independent && stmts.len() > 1;
         for s in stmts {
             let mark = self.pending_changes.mark();

@@ -76,7 +76,8 @@ impl Flusher {
         if !q.started {
             q.started = true;
             let inner = self.inner.clone();
-            let spawned = std::thread::Builder::new().name("hiqlite-log-flush".into()).spawn(move || run(&inner));
+            let spawned =
+                std::thread::Builder::new().name("hiqlite-log-flush".into()).spawn(move || run(&inner));
             if let Err(e) = spawned {
                 // Without a thread, flush every queued job here.
                 q.started = false;

@@ -65,7 +65,13 @@ impl Io {
 
     /// Write one append's records, and flush them unless `defer`: then the files left to flush
     /// are returned (see `flusher.rs`). On failure the store refuses further writes.
-    pub(super) fn write(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>, defer: bool) -> std::io::Result<Dirty> {
+    pub(super) fn write(
+        &mut self,
+        dir: &Path,
+        buf: &[u8],
+        writes: Vec<Write>,
+        defer: bool,
+    ) -> std::io::Result<Dirty> {
         self.check()?;
         let r = self.write_inner(dir, buf, writes, defer);
         if let Err(e) = &r {
@@ -76,7 +82,13 @@ impl Io {
         r
     }
 
-    fn write_inner(&mut self, dir: &Path, buf: &[u8], writes: Vec<Write>, defer: bool) -> std::io::Result<Dirty> {
+    fn write_inner(
+        &mut self,
+        dir: &Path,
+        buf: &[u8],
+        writes: Vec<Write>,
+        defer: bool,
+    ) -> std::io::Result<Dirty> {
         let mut dirty: Vec<Arc<File>> = Vec::new();
         let mut dir_dirty = false;
         for w in writes {
