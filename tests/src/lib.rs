@@ -20,8 +20,33 @@ pub fn free_port() -> u16 {
 /// A port that was free on `ip` a moment ago. No port is handed out twice in this process, on
 /// any address: the OS may give a just-released port to the next caller, and concurrent tests
 /// (clusters on the same loopback addresses) would then collide.
+///
+/// Ports come from below the kernel's ephemeral range when it leaves room there: a port the OS
+/// chose for `bind(0)` is in that range, and so is the local port of every outgoing connection,
+/// so between this call and the node's own bind any connection on the machine could take it (a
+/// CI run failed on "Address already in use" that way). Below the range only an explicit bind
+/// can, and other test processes bind port 0.
 pub fn free_port_on(ip: std::net::Ipv4Addr) -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let low = ephemeral_low();
+    let span = u32::from(low.saturating_sub(PORT_FLOOR));
+    for _ in 0..4 * span.min(4096) {
+        // A stride through the span from a per-process start keeps two test processes that
+        // run at once (cargo runs test binaries one by one, but other suites may overlap)
+        // apart, and each free-port check cheap.
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = std::process::id().wrapping_mul(2_654_435_761);
+        let port = PORT_FLOOR + ((start.wrapping_add(k.wrapping_mul(7_919))) % span.max(1)) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
     loop {
         let port = std::net::TcpListener::bind((ip, 0))
             .and_then(|l| l.local_addr())
@@ -33,6 +58,17 @@ pub fn free_port_on(ip: std::net::Ipv4Addr) -> u16 {
             return port;
         }
     }
+}
+
+/// Lowest port handed out by [`free_port_on`] below the ephemeral range.
+const PORT_FLOOR: u16 = 20_000;
+
+/// The first port of the kernel's ephemeral range (Linux default 32768).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(32_768)
 }
 
 /// Log to the test output when `RUST_LOG` is set.
