@@ -133,9 +133,7 @@ impl Inner {
         }
         let r = Dirty { files, dir }.sync(&self.dir);
         if let Err(e) = &r {
-            let msg = format!("flush of the log failed: {e}");
-            tracing::error!("{msg}: the log store refuses further writes");
-            self.io.lock().unwrap_or_else(|p| p.into_inner()).failed = Some(msg);
+            self.io.lock().unwrap_or_else(|p| p.into_inner()).fail(format!("flush of the log failed: {e}"));
         }
         for (_, done) in jobs {
             done(match &r {

@@ -75,11 +75,16 @@ impl Io {
         self.check()?;
         let r = self.write_inner(dir, buf, writes, defer);
         if let Err(e) = &r {
-            let msg = format!("write to the log failed: {e}");
-            tracing::error!("{msg}: the log store refuses further writes");
-            self.failed = Some(msg);
+            self.fail(format!("write to the log failed: {e}"));
         }
         r
+    }
+
+    /// Refuse every write from now on: the disk lost something the log reported durable or
+    /// was about to.
+    pub(super) fn fail(&mut self, msg: String) {
+        tracing::error!("{msg}: the log store refuses further writes");
+        self.failed = Some(msg);
     }
 
     fn write_inner(
