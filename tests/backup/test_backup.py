@@ -13,9 +13,9 @@ import base64
 import contextlib
 import json
 import os
+import pathlib
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +24,9 @@ import urllib.request
 
 import boto3
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+from ports import free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("HIQLITE_BIN", os.path.join(ROOT, "target", "debug", "hiqlite"))
@@ -36,12 +39,6 @@ TIMINGS = {
     "HIQLITE_REQUEST_TIMEOUT_MS": "60000",
 }
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method, url, body=None):

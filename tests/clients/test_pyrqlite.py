@@ -1,8 +1,9 @@
 """pyrqlite (the rqlite DB-API client from PyPI), unchanged, against a real hiqlite node."""
 
 import os
-import socket
+import pathlib
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -10,11 +11,8 @@ import urllib.request
 import pyrqlite.dbapi2 as dbapi2
 import pytest
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+from ports import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")

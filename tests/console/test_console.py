@@ -10,9 +10,10 @@ as a PNG (the directory is printed). Waits have generous deadlines; there are no
 import base64
 import json
 import os
+import pathlib
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -24,6 +25,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+from ports import free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEADLINE = 60  # seconds: a loaded 2-core machine is slow, never this slow
@@ -39,12 +43,6 @@ TIMINGS = {
     "HIQLITE_ELECTION_TIMEOUT_MAX_MS": "4000",
     "HIQLITE_REQUEST_TIMEOUT_MS": "60000",
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method, url, body=None, user=("admin", "admin-secret")):

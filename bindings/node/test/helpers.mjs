@@ -8,9 +8,39 @@ import path from 'node:path'
 import { Database } from '../index.js'
 
 const given = new Set()
+const FLOOR = 20000
 
-/** A port that was free a moment ago; never the same one twice in this process. */
+function ephemeralLow() {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]) || 32768
+  } catch {
+    return 32768
+  }
+}
+
+function bindable(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
+}
+
+/**
+ * A port that was free a moment ago; never the same one twice in this process. Chosen below the
+ * kernel's ephemeral range: a port from `listen(0)` is in that range, as is the local port of every
+ * outgoing connection, so any connection could take it before the node binds it.
+ */
 export async function freePort() {
+  const span = ephemeralLow() - FLOOR
+  const start = (process.pid * 104729) % Math.max(span, 1)
+  for (let k = 0; k < 4 * Math.min(span, 4096); k++) {
+    const port = FLOOR + ((start + k * 7919) % span)
+    if (!given.has(port) && (await bindable(port))) {
+      given.add(port)
+      return port
+    }
+  }
   for (;;) {
     const port = await new Promise((resolve, reject) => {
       const srv = net.createServer()

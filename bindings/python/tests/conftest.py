@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import socket
+import pathlib
+import sys
 from typing import Iterator, List
 
 import pytest
 
 import hiqlite
 
-_given: set = set()
-
-
-def free_port() -> int:
-    """A port the OS says is free, never handed out twice in this process."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _given:
-            _given.add(port)
-            return port
+# One free-port policy for every Python suite (see tests/support/ports.py).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "tests" / "support"))
+from ports import free_port  # noqa: E402,F401  (also imported by tests from here)
 
 
 def node_config(tmp_path, node_id: int = 1, peers=None, raft=None, api=None) -> dict:
