@@ -95,6 +95,17 @@ fn snapshot_id(applied: &Applied) -> String {
     format!("{term}-{index}-{nanos:x}")
 }
 
+/// Flush the WAL if there is one (ahead of [`sync_wal`], outside the writer's lock).
+pub(super) fn presync_wal(db: &Path) -> Result<()> {
+    match std::fs::File::open(base::sibling(db, "-wal")) {
+        Ok(f) => {
+            f.sync_data().map_err(|e| Error::Storage(format!("syncing the WAL of {}: {e}", db.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Storage(format!("opening the WAL of {}: {e}", db.display()))),
+    }
+}
+
 fn sync_wal(db: &Path) -> Result<()> {
     let wal = base::sibling(db, "-wal");
     std::fs::File::open(&wal)
