@@ -1,8 +1,10 @@
 //! Blocking work (file I/O, SQLite) called from async code on the thread that asks for it.
 //!
 //! Every thread or task hop on the write path costs ≈ 40 µs across the two cores of the machines
-//! this runs on, and openraft 0.9 waits for log flushes and applies anyway, so the log store and
-//! the SQLite writer do their work on the calling thread instead of on threads of their own.
+//! this runs on, and openraft waits for a follower's log flushes and for applies anyway, so the
+//! log store and the SQLite writer do their work on the calling thread instead of on threads of
+//! their own. (The leader's own flush, which the patched core does not wait for, is the one
+//! exception: `raft/log_store/flusher.rs`.)
 
 /// How long the work may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
