@@ -7,10 +7,11 @@
 //!
 //! `append` writes and `fdatasync`s on the calling thread (see `io.rs` for why) and tells openraft
 //! the entries are durable only after that flush; the leader's own appends are flushed on a
-//! thread of their own while they replicate (`flusher.rs`). Record positions are computed under the state
-//! lock; the file I/O happens under a second lock taken before the first is let go, so appends
-//! reach the disk in index order while readers, who only need the state lock, never wait for a
-//! flush: entries are readable from the in-memory tail cache as soon as their positions are known.
+//! thread of their own while they replicate (`flusher.rs`). Record positions are computed under
+//! the state lock; the file I/O happens under a second lock taken before the first is let go, so
+//! appends reach the disk in index order while readers, who only need the state lock, never wait
+//! for a flush: entries are readable from the in-memory tail cache as soon as their positions are
+//! known.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
