@@ -65,7 +65,8 @@ pub struct NodeConfig {
     /// Log entries kept behind a snapshot (lets slightly lagging followers catch up from the log).
     pub log_keep_after_snapshot: u64,
     /// Also take a snapshot when the WAL, or the log since the last snapshot, grows past this
-    /// many bytes (a snapshot's cost follows what changed, see ARCHITECTURE.md).
+    /// many bytes (a snapshot's cost follows what changed, see ARCHITECTURE.md). Nodes stretch
+    /// it by 0–3 eighths (by id), so that replicas do not all snapshot at the same entry.
     pub snapshot_bytes: u64,
     /// Bytes of log kept behind a snapshot at most (with `log_keep_after_snapshot`, whichever
     /// keeps less).
