@@ -119,8 +119,8 @@ pub mod storage {
 /// secret).
 #[doc(hidden)]
 #[cfg(feature = "server")]
-pub fn peer_paths() -> &'static [&'static str] {
-    peer::PATHS
+pub fn peer_paths() -> Vec<&'static str> {
+    peer::PATHS.iter().copied().chain([peer::stream::PATH]).collect()
 }
 
 /// Compiles the README's Rust example as a doctest so that it cannot go stale.

@@ -12,6 +12,8 @@ use crate::routing::{transport_failure, Failure};
 #[derive(Clone)]
 pub(crate) struct PeerClient {
     http: reqwest::Client,
+    /// HTTP/1.1 only: upgrades (`stream.rs`) do not exist in HTTP/2, which TLS would negotiate.
+    http1: reqwest::Client,
     secret: String,
     scheme: &'static str,
 }
@@ -34,21 +36,23 @@ impl PeerClient {
     ) -> crate::Result<Self> {
         crate::tls::install_crypto_provider();
         let cfg_err = |e: reqwest::Error| Error::Config(format!("cannot build HTTP client: {e}"));
-        let mut b = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .local_address(source)
-            .connect_timeout(Duration::from_secs(2));
-        let scheme = match ca_pem {
-            None => "http",
-            Some(pem) => {
+        let build = |http1: bool| {
+            let mut b = reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .tcp_nodelay(true)
+                .local_address(source)
+                .connect_timeout(Duration::from_secs(2));
+            if http1 {
+                b = b.http1_only();
+            }
+            if let Some(pem) = ca_pem {
                 let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(cfg_err)?;
                 b = b.tls_certs_only(certs).tls_danger_accept_invalid_certs(insecure);
-                "https"
             }
+            b.build().map_err(cfg_err)
         };
-        let http = b.build().map_err(cfg_err)?;
-        Ok(PeerClient { http, secret: secret.to_owned(), scheme })
+        let scheme = if ca_pem.is_some() { "https" } else { "http" };
+        Ok(PeerClient { http: build(false)?, http1: build(true)?, secret: secret.to_owned(), scheme })
     }
 
     /// `http` or `https`.
@@ -63,10 +67,7 @@ impl PeerClient {
         req: &R::Req,
         timeout: Duration,
     ) -> Result<R::Resp, Failure> {
-        // Sized first: growing the body of a big append step by step cost more than the extra
-        // pass over it.
-        let body = postcard::experimental::serialized_size(req)
-            .and_then(|n| postcard::to_extend(req, Vec::with_capacity(n)))
+        let body = super::stream::encode(req)
             .map_err(|e| Failure::Answer(Error::InvalidRequest(format!("cannot encode the request: {e}"))))?;
         let resp = self
             .http
@@ -85,6 +86,42 @@ impl PeerClient {
             return Err(Failure::Status(status.as_u16(), status_error(status.as_u16(), msg)));
         }
         postcard::from_bytes(&bytes).map_err(|e| Failure::Decode(format!("answer of {addr}: {e}")))
+    }
+}
+
+impl PeerClient {
+    /// Switch a new connection to the node at `addr` over to `protocol` (an HTTP/1.1 upgrade at
+    /// `path`, with the cluster secret), within `timeout`.
+    pub(crate) async fn upgrade(
+        &self,
+        addr: &str,
+        path: &str,
+        protocol: &'static str,
+        timeout: Duration,
+    ) -> Result<reqwest::Upgraded, Failure> {
+        use reqwest::header::{CONNECTION, UPGRADE};
+        let open = async {
+            let resp = self
+                .http1
+                .get(format!("{}://{addr}{path}", self.scheme))
+                .header(SECRET_HEADER, &self.secret)
+                .header(CONNECTION, "upgrade")
+                .header(UPGRADE, protocol)
+                .send()
+                .await
+                .map_err(|e| transport_failure(addr, &e))?;
+            let status = resp.status();
+            if status != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+                let body = resp.bytes().await.unwrap_or_default();
+                let msg = format!("{addr}: {}", String::from_utf8_lossy(&body).trim());
+                return Err(Failure::Status(status.as_u16(), status_error(status.as_u16(), msg)));
+            }
+            resp.upgrade().await.map_err(|e| transport_failure(addr, &e))
+        };
+        match tokio::time::timeout(timeout, open).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::ConnectTimeout(format!("{addr}: no upgrade to {protocol} within {timeout:?}"))),
+        }
     }
 }
 

@@ -1,15 +1,14 @@
 //! The peer protocol: every route between nodes is declared here once — its path, its request
 //! type and its answer type — together with the types only peers exchange. The axum server
 //! (`http/peer.rs`) and the peer client ([`client::PeerClient`]) both use these declarations,
-//! so a path is written in this file and nowhere else.
+//! so a path is written in this file and nowhere else. Log entries (and heartbeats) travel on
+//! append streams instead ([`stream`]).
 
 pub(crate) mod client;
+pub(crate) mod stream;
 
 use openraft::error::{InstallSnapshotError, RaftError};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
-};
+use openraft::raft::{InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +49,6 @@ macro_rules! routes {
 }
 
 routes! {
-    /// Raft: replicate log entries (and heartbeats).
-    Append = "/raft/append": AppendEntriesRequest<TypeConfig> => Result<AppendEntriesResponse<u64>, RaftError<u64>>;
     /// Raft: ask for a vote.
     Vote = "/raft/vote": VoteRequest<u64> => Result<VoteResponse<u64>, RaftError<u64>>;
     /// Raft: one chunk of a snapshot.

@@ -1,5 +1,6 @@
-//! openraft's network over the peer protocol: Raft RPCs are the `Append`, `Vote` and
-//! `Snapshot` routes of [`crate::peer`], and peer failures become openraft's `RPCError`s.
+//! openraft's network over the peer protocol: appends travel on a stream per follower
+//! ([`crate::peer::stream`]), votes and snapshots on the `Vote` and `Snapshot` routes of
+//! [`crate::peer`], and peer failures become openraft's `RPCError`s.
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -10,6 +11,7 @@ use openraft::raft::{
 
 use super::{Member, TypeConfig};
 use crate::peer::client::PeerClient;
+use crate::peer::stream::AppendStream;
 use crate::peer::{self, Route};
 use crate::routing::Failure;
 
@@ -26,13 +28,21 @@ pub(crate) struct Connection {
     target: u64,
     addr: String,
     me: u64,
+    /// The open append stream, if any.
+    stream: Option<AppendStream>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &Member) -> Self::Network {
-        Connection { client: self.client.clone(), target, addr: node.raft_addr.clone(), me: self.me }
+        Connection {
+            client: self.client.clone(),
+            target,
+            addr: node.raft_addr.clone(),
+            me: self.me,
+            stream: None,
+        }
     }
 }
 
@@ -57,7 +67,17 @@ impl Connection {
         R: Route<Resp = Result<T, RaftError<u64, E>>>,
         E: std::error::Error,
     {
-        match self.client.call::<R>(&self.addr, req, option.hard_ttl()).await {
+        self.answer(self.client.call::<R>(&self.addr, req, option.hard_ttl()).await)
+    }
+
+    fn answer<T, E>(
+        &self,
+        r: Result<Result<T, RaftError<u64, E>>, Failure>,
+    ) -> Result<T, RPCError<u64, Member, RaftError<u64, E>>>
+    where
+        E: std::error::Error,
+    {
+        match r {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             // Never sent: openraft backs off from an unreachable node.
@@ -66,6 +86,32 @@ impl Connection {
             }
             Err(f) => Err(RPCError::Network(NetworkError::new(&Why(f.to_string())))),
         }
+    }
+
+    /// An append on the stream (opened first when there is none), within `ttl`; any failure
+    /// closes the stream.
+    async fn append_on_stream(
+        &mut self,
+        req: &AppendEntriesRequest<TypeConfig>,
+        ttl: std::time::Duration,
+    ) -> Result<crate::peer::stream::Resp, Failure> {
+        let call = async {
+            if self.stream.is_none() {
+                self.stream = Some(AppendStream::open(&self.client, &self.addr, ttl).await?);
+            }
+            match self.stream.as_mut() {
+                Some(s) => s.call(&self.addr, req).await,
+                None => Err(Failure::ConnectionLost(format!("{}: no append stream", self.addr))),
+            }
+        };
+        let r = match tokio::time::timeout(ttl, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::TimedOut(format!("{}: no answer to an append within {ttl:?}", self.addr))),
+        };
+        if r.is_err() {
+            self.stream = None;
+        }
+        r
     }
 }
 
@@ -80,7 +126,8 @@ impl RaftNetwork<TypeConfig> for Connection {
         if traced {
             mark(Stage::ReplicaSend, self.me);
         }
-        let r = self.rpc::<peer::Append, _, _>(&rpc, &option).await;
+        let r = self.append_on_stream(&rpc, option.hard_ttl()).await;
+        let r = self.answer(r);
         if traced {
             mark(Stage::ReplicaDone, self.me);
         }
