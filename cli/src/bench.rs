@@ -183,7 +183,7 @@ async fn run_in(a: &BenchArgs) -> anyhow::Result<()> {
     };
 
     println!(
-        "hiqlite bench: {} node(s) in one process, peers over loopback HTTP; data in {}",
+        "hiqlite bench: {} node(s) in one process, peers over loopback HTTP (appends on upgraded streams); data in {}",
         a.nodes,
         a.dir.display()
     );

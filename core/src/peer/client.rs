@@ -120,7 +120,9 @@ impl PeerClient {
         };
         match tokio::time::timeout(timeout, open).await {
             Ok(r) => r,
-            Err(_) => Err(Failure::ConnectTimeout(format!("{addr}: no upgrade to {protocol} within {timeout:?}"))),
+            Err(_) => {
+                Err(Failure::ConnectTimeout(format!("{addr}: no upgrade to {protocol} within {timeout:?}")))
+            }
         }
     }
 }
