@@ -319,6 +319,22 @@ async fn basic_auth_permissions_and_peer_secret() {
             .expect("send");
         assert_eq!(r.status().as_u16(), 401, "{path}");
     }
+    // Append streams: the secret first, then the protocol the upgrade names.
+    let secret = c.configs[0].secret.clone();
+    let upgrade = |secret: String, proto: &'static str| {
+        http.get(format!("http://{raft}/raft/stream"))
+            .header("x-hiqlite-secret", secret)
+            .header("connection", "upgrade")
+            .header("upgrade", proto)
+            .send()
+    };
+    let r = upgrade("wrong-secret".into(), "hiqlite-append/1").await.expect("send");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = upgrade(secret.clone(), "websocket").await.expect("send");
+    assert_eq!(r.status().as_u16(), 426);
+    assert_eq!(r.headers().get("upgrade").map(|v| v.as_bytes()), Some(&b"hiqlite-append/1"[..]));
+    let r = upgrade(secret, "hiqlite-append/1").await.expect("send");
+    assert_eq!(r.status().as_u16(), 101);
     c.stop_all().await;
 }
 
